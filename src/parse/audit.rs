@@ -1,0 +1,455 @@
+//! WAU audit logs: CSV with a header row, RFC 4180 quoting (embedded commas, quotes and
+//! newlines), optional UTF-8 BOM, LF or CRLF.
+//!
+//! The header names the columns (normalised like CloudFront names: `Source IP` → `source_ip`).
+//! `timestamp` is required and becomes `ts`; an optional `customer` column is emitted as
+//! `customer` for [`crate::transform`] to check against the path; every other column is a
+//! string column in header order. Empty fields are null. Tables take the union of the headers of
+//! their files in first-seen order: see [`HeaderUnion`].
+
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, RecordBatch, StringBuilder};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use csv_core::{ReadRecordResult, Reader};
+
+use super::column::PrefixBuilders;
+use super::timestamp::parse_timestamp;
+use super::{
+    reject_text, Decoded, Decoder, Reject, RejectReason, RowCounts, DEFAULT_BATCH_SIZE, UTF8_BOM,
+};
+use crate::error::FileError;
+use crate::schema::{column_name, parsed_prefix, CUSTOMER};
+
+/// The header column that holds the event time.
+pub const TIMESTAMP: &str = "timestamp";
+
+/// Options of the audit decoder.
+#[derive(Debug, Clone)]
+pub struct AuditOptions {
+    /// Rows per batch.
+    pub batch_size: usize,
+    /// Longest record accepted, in bytes. A longer one is almost always an unbalanced quote
+    /// swallowing the rest of the file, so the file is failed rather than guessed at.
+    pub max_record: usize,
+}
+
+impl Default for AuditOptions {
+    fn default() -> Self {
+        Self {
+            batch_size: DEFAULT_BATCH_SIZE,
+            max_record: 16 << 20,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Target {
+    Ts,
+    Customer,
+    Column(usize),
+}
+
+#[derive(Debug)]
+struct Header {
+    targets: Vec<Target>,
+    /// Every header name, normalised, in file order (for messages).
+    names: Vec<String>,
+    /// The names of the emitted string columns.
+    columns: Vec<String>,
+    schema: SchemaRef,
+}
+
+impl Header {
+    fn parse(fields: &[&[u8]]) -> Result<Header, FileError> {
+        let mut targets = Vec::with_capacity(fields.len());
+        let mut names: Vec<String> = Vec::with_capacity(fields.len());
+        let mut columns = Vec::new();
+        for (i, raw) in fields.iter().enumerate() {
+            let mut name = column_name(&String::from_utf8_lossy(raw));
+            if name.is_empty() {
+                name = format!("column_{}", i + 1);
+            }
+            if names.contains(&name) {
+                let base = name.clone();
+                let mut n = 2;
+                while names.contains(&name) {
+                    name = format!("{base}_{n}");
+                    n += 1;
+                }
+            }
+            let target = match name.as_str() {
+                TIMESTAMP => Target::Ts,
+                CUSTOMER => Target::Customer,
+                _ => {
+                    columns.push(name.clone());
+                    Target::Column(columns.len() - 1)
+                }
+            };
+            names.push(name);
+            targets.push(target);
+        }
+        if !targets.contains(&Target::Ts) {
+            return Err(FileError::NotFormat {
+                format: "an audit CSV",
+                reason: format!("the header has no `timestamp` column (it has {names:?})"),
+            });
+        }
+        let mut schema_fields: Vec<Field> = parsed_prefix().into();
+        if targets.contains(&Target::Customer) {
+            schema_fields.push(Field::new(CUSTOMER, DataType::Utf8, true));
+        }
+        schema_fields.extend(columns.iter().map(|c| Field::new(c, DataType::Utf8, true)));
+        Ok(Header {
+            targets,
+            names,
+            columns,
+            schema: Arc::new(Schema::new(schema_fields)),
+        })
+    }
+}
+
+/// Push decoder for audit CSV files.
+#[derive(Debug)]
+pub struct AuditDecoder {
+    options: AuditOptions,
+    reader: Reader,
+    /// Bytes at the very start of the input held back until a BOM is ruled in or out.
+    head: Vec<u8>,
+    started: bool,
+    header: Option<Header>,
+    out: Vec<u8>,
+    ends: Vec<usize>,
+    nout: usize,
+    nend: usize,
+    /// Newlines consumed so far, and the last byte consumed: they place each record's line.
+    newlines: u64,
+    last_byte: u8,
+    prefix: PrefixBuilders,
+    customer: StringBuilder,
+    columns: Vec<StringBuilder>,
+    rejects: Vec<Reject>,
+    counts: RowCounts,
+}
+
+impl AuditDecoder {
+    /// A decoder with `options`.
+    pub fn new(options: AuditOptions) -> Self {
+        let rows = options.batch_size.max(1);
+        Self {
+            options: AuditOptions {
+                batch_size: rows,
+                ..options
+            },
+            reader: Reader::new(),
+            head: Vec::with_capacity(3),
+            started: false,
+            header: None,
+            out: vec![0; 4096],
+            ends: vec![0; 64],
+            nout: 0,
+            nend: 0,
+            newlines: 0,
+            last_byte: 0,
+            prefix: PrefixBuilders::new(rows),
+            customer: StringBuilder::new(),
+            columns: Vec::new(),
+            rejects: Vec::new(),
+            counts: RowCounts::default(),
+        }
+    }
+
+    /// The file's header names, normalised, once the header has been read.
+    pub fn header(&self) -> Option<&[String]> {
+        self.header.as_ref().map(|h| h.names.as_slice())
+    }
+
+    /// The string columns this file contributes (header order, without `timestamp` and
+    /// `customer`), once the header has been read.
+    pub fn columns(&self) -> Option<&[String]> {
+        self.header.as_ref().map(|h| h.columns.as_slice())
+    }
+
+    /// Feed bytes to csv-core until the input is used up or the batch is full.
+    fn pump(&mut self, mut input: &[u8]) -> Result<usize, FileError> {
+        let total = input.len();
+        loop {
+            if self.capacity() == 0 {
+                return Ok(total - input.len());
+            }
+            let (res, nin, nout, nend) = self.reader.read_record(
+                input,
+                &mut self.out[self.nout..],
+                &mut self.ends[self.nend..],
+            );
+            let consumed = &input[..nin];
+            self.newlines += memchr::memchr_iter(b'\n', consumed).count() as u64;
+            if let Some(&b) = consumed.last() {
+                self.last_byte = b;
+            }
+            input = &input[nin..];
+            self.nout += nout;
+            self.nend += nend;
+            match res {
+                ReadRecordResult::InputEmpty => return Ok(total),
+                ReadRecordResult::End => return Ok(total),
+                ReadRecordResult::OutputFull => {
+                    if self.out.len() >= self.options.max_record {
+                        return Err(FileError::NotFormat {
+                            format: "an audit CSV",
+                            reason: format!(
+                                "record at line {} is longer than {} bytes (an unbalanced quote?)",
+                                self.newlines + 1
+                                    - self.out.iter().filter(|&&b| b == b'\n').count() as u64,
+                                self.options.max_record
+                            ),
+                        });
+                    }
+                    let len = self.out.len() * 2;
+                    self.out.resize(len, 0);
+                }
+                ReadRecordResult::OutputEndsFull => {
+                    let len = self.ends.len() * 2;
+                    self.ends.resize(len, 0);
+                }
+                ReadRecordResult::Record => {
+                    // The record's last line: the newline that ended it is already counted,
+                    // unless it ended at `\r` (CRLF, whose `\n` comes next) or at end of input.
+                    let ended_by_newline = nin > 0 && self.last_byte == b'\n';
+                    let end_line = self.newlines + u64::from(!ended_by_newline);
+                    let embedded = memchr::memchr_iter(b'\n', &self.out[..self.nout]).count();
+                    let line = end_line - embedded as u64;
+                    self.record(line)?;
+                    self.nout = 0;
+                    self.nend = 0;
+                }
+            }
+        }
+    }
+
+    fn record(&mut self, line: u64) -> Result<(), FileError> {
+        let out = &self.out[..self.nout];
+        let ends = &self.ends[..self.nend];
+        let field = |i: usize| -> &[u8] {
+            let start = if i == 0 { 0 } else { ends[i - 1] };
+            &out[start..ends[i]]
+        };
+        let Some(header) = &self.header else {
+            let fields: Vec<&[u8]> = (0..ends.len()).map(field).collect();
+            let header = Header::parse(&fields)?;
+            self.columns = header
+                .columns
+                .iter()
+                .map(|_| StringBuilder::with_capacity(self.options.batch_size, 0))
+                .collect();
+            self.header = Some(header);
+            return Ok(());
+        };
+        self.counts.rows_read += 1;
+        let reason = match Self::check(header, out, ends, field) {
+            Ok(ts) => {
+                self.prefix.append(ts, line);
+                for (i, target) in header.targets.iter().enumerate() {
+                    // Checked UTF-8 above; empty is null.
+                    let text = std::str::from_utf8(field(i)).unwrap_or_default();
+                    let value = (!text.is_empty()).then_some(text);
+                    match *target {
+                        Target::Ts => {}
+                        Target::Customer => self.customer.append_option(value),
+                        Target::Column(c) => self.columns[c].append_option(value),
+                    }
+                }
+                self.counts.rows_ok += 1;
+                return Ok(());
+            }
+            Err(reason) => reason,
+        };
+        let raw = render_csv((0..ends.len()).map(field));
+        self.counts.rows_rejected += 1;
+        self.rejects.push(Reject {
+            line,
+            reason,
+            raw: reject_text(raw.as_bytes()),
+        });
+        Ok(())
+    }
+
+    /// Validate one record against the header; its `ts` if good.
+    fn check<'a>(
+        header: &Header,
+        out: &'a [u8],
+        ends: &[usize],
+        field: impl Fn(usize) -> &'a [u8],
+    ) -> Result<i64, RejectReason> {
+        if ends.len() != header.targets.len() {
+            return Err(RejectReason::FieldCount {
+                expected: header.targets.len(),
+                found: ends.len(),
+            });
+        }
+        if let Err(e) = std::str::from_utf8(out) {
+            let bad = ends
+                .iter()
+                .position(|&end| end > e.valid_up_to())
+                .unwrap_or(0);
+            return Err(RejectReason::InvalidUtf8 {
+                column: header.names[bad].clone(),
+            });
+        }
+        let ts_idx = header
+            .targets
+            .iter()
+            .position(|t| *t == Target::Ts)
+            .unwrap_or_default();
+        let text = std::str::from_utf8(field(ts_idx)).unwrap_or_default();
+        parse_timestamp(text).ok_or_else(|| RejectReason::BadTimestamp {
+            value: reject_text(text.as_bytes()),
+        })
+    }
+}
+
+/// Fields back to one CSV line, quoting where needed (for reject records).
+fn render_csv<'a>(fields: impl Iterator<Item = &'a [u8]>) -> String {
+    let mut out = String::new();
+    for (i, f) in fields.enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        let f = String::from_utf8_lossy(f);
+        if f.contains([',', '"', '\n', '\r']) {
+            out.push('"');
+            out.push_str(&f.replace('"', "\"\""));
+            out.push('"');
+        } else {
+            out.push_str(&f);
+        }
+    }
+    out
+}
+
+impl Default for AuditDecoder {
+    fn default() -> Self {
+        Self::new(AuditOptions::default())
+    }
+}
+
+impl Decoder for AuditDecoder {
+    fn decode(&mut self, buf: &[u8]) -> Result<usize, FileError> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        if !self.started {
+            // Hold back up to three bytes to see whether the input starts with a BOM, however
+            // the input is chunked.
+            let take = (3 - self.head.len()).min(buf.len());
+            self.head.extend_from_slice(&buf[..take]);
+            if self.head.len() < 3 && UTF8_BOM.starts_with(&self.head) {
+                return Ok(take);
+            }
+            self.started = true;
+            let head = std::mem::take(&mut self.head);
+            let head = head.strip_prefix(UTF8_BOM).unwrap_or(&head);
+            let used = self.pump(head)?;
+            debug_assert_eq!(used, head.len(), "a header never fills a batch");
+            return Ok(take);
+        }
+        self.pump(buf)
+    }
+
+    fn finish(&mut self) -> Result<(), FileError> {
+        if !self.started {
+            self.started = true;
+            let head = std::mem::take(&mut self.head);
+            if head.as_slice() != UTF8_BOM {
+                self.pump(&head)?;
+            }
+        }
+        // An empty input tells csv-core the stream has ended: it yields a last record with
+        // no newline. Called until End, as a full batch may interrupt it.
+        self.pump(&[])?;
+        Ok(())
+    }
+
+    fn capacity(&self) -> usize {
+        self.options.batch_size - self.prefix.len()
+    }
+
+    fn flush(&mut self) -> Result<Option<Decoded>, FileError> {
+        if self.prefix.is_empty() && self.rejects.is_empty() {
+            return Ok(None);
+        }
+        let schema = self.schema();
+        let mut arrays: Vec<ArrayRef> = Vec::with_capacity(schema.fields().len());
+        arrays.extend(self.prefix.finish());
+        if schema.fields().len() > arrays.len() + self.columns.len() {
+            arrays.push(Arc::new(self.customer.finish()));
+        }
+        arrays.extend(
+            self.columns
+                .iter_mut()
+                .map(|b| Arc::new(b.finish()) as ArrayRef),
+        );
+        let batch = RecordBatch::try_new(schema, arrays).map_err(|e| FileError::NotFormat {
+            format: "an audit CSV",
+            reason: format!("internal error building a batch: {e}"),
+        })?;
+        Ok(Some(Decoded {
+            batch,
+            rejects: std::mem::take(&mut self.rejects),
+        }))
+    }
+
+    fn schema(&self) -> SchemaRef {
+        match &self.header {
+            Some(h) => h.schema.clone(),
+            None => Arc::new(Schema::new(parsed_prefix().to_vec())),
+        }
+    }
+
+    fn counts(&self) -> RowCounts {
+        self.counts
+    }
+}
+
+/// The union of audit headers across a table's files, in first-seen order. Used to fix one
+/// table schema before a run writes anything; the catalog only ever appends to it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HeaderUnion {
+    columns: Vec<String>,
+}
+
+impl HeaderUnion {
+    /// Start from the columns a table already has.
+    pub fn from_columns(columns: Vec<String>) -> Self {
+        Self { columns }
+    }
+
+    /// Add one file's columns; returns the names that were new.
+    pub fn add<'a>(&mut self, columns: impl IntoIterator<Item = &'a String>) -> Vec<String> {
+        let mut added = Vec::new();
+        for c in columns {
+            if !self.columns.contains(c) {
+                self.columns.push(c.clone());
+                added.push(c.clone());
+            }
+        }
+        added
+    }
+
+    /// The columns so far.
+    pub fn columns(&self) -> &[String] {
+        &self.columns
+    }
+
+    /// The parsed-batch schema of the union (what [`crate::transform`] aligns every file to).
+    pub fn parsed_schema(&self) -> SchemaRef {
+        let mut fields: Vec<Field> = parsed_prefix().into();
+        fields.push(Field::new(CUSTOMER, DataType::Utf8, true));
+        fields.extend(
+            self.columns
+                .iter()
+                .map(|c| Field::new(c, DataType::Utf8, true)),
+        );
+        Arc::new(Schema::new(fields))
+    }
+}

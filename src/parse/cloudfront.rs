@@ -1,0 +1,471 @@
+//! CloudFront standard access logs (W3C extended format, tab separated).
+//!
+//! The layout of each row comes from the last `#Fields:` directive before it, so 19-, 23-, 24-,
+//! 26- and 33-field files load into the one table layout: fields the file lacks are null,
+//! fields the table does not know go to the trailing `extra` column as a JSON object, `-` is
+//! null. Directive lines may use spaces or tabs; rows may end in CRLF or a stray trailing tab;
+//! the last line needs no newline.
+
+use std::sync::{Arc, LazyLock};
+
+use arrow::array::{RecordBatch, StringBuilder};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use memchr::memchr;
+
+use super::column::{parse_cell, Cell, ColumnBuilder, Kind, PrefixBuilders};
+use super::timestamp::parse_date_time;
+use super::{
+    reject_text, Decoded, Decoder, Reject, RejectReason, RowCounts, DEFAULT_BATCH_SIZE, UTF8_BOM,
+};
+use crate::error::FileError;
+use crate::schema::{column_name, parsed_prefix, EXTRA};
+
+/// The standard fields in AWS order (after `date` and `time`, which fold into `ts`), with the
+/// type each is stored as.
+pub const STANDARD_FIELDS: [(&str, Kind); 31] = [
+    ("x-edge-location", Kind::Str),
+    ("sc-bytes", Kind::I64),
+    ("c-ip", Kind::Str),
+    ("cs-method", Kind::Str),
+    ("cs(Host)", Kind::Str),
+    ("cs-uri-stem", Kind::Str),
+    ("sc-status", Kind::I32),
+    ("cs(Referer)", Kind::Str),
+    ("cs(User-Agent)", Kind::Str),
+    ("cs-uri-query", Kind::Str),
+    ("cs(Cookie)", Kind::Str),
+    ("x-edge-result-type", Kind::Str),
+    ("x-edge-request-id", Kind::Str),
+    ("x-host-header", Kind::Str),
+    ("cs-protocol", Kind::Str),
+    ("cs-bytes", Kind::I64),
+    ("time-taken", Kind::F64),
+    ("x-forwarded-for", Kind::Str),
+    ("ssl-protocol", Kind::Str),
+    ("ssl-cipher", Kind::Str),
+    ("x-edge-response-result-type", Kind::Str),
+    ("cs-protocol-version", Kind::Str),
+    ("fle-status", Kind::Str),
+    ("fle-encrypted-fields", Kind::Str),
+    ("c-port", Kind::I32),
+    ("time-to-first-byte", Kind::F64),
+    ("x-edge-detailed-result-type", Kind::Str),
+    ("sc-content-type", Kind::Str),
+    ("sc-content-len", Kind::I64),
+    ("sc-range-start", Kind::I64),
+    ("sc-range-end", Kind::I64),
+];
+
+const N_COLS: usize = STANDARD_FIELDS.len();
+
+/// The columns masked in every CloudFront table.
+pub const MASKED_COLUMNS: [&str; 2] = ["c_ip", "x_forwarded_for"];
+
+/// Column names of the standard fields, in order.
+static COLUMN_NAMES: LazyLock<Vec<String>> = LazyLock::new(|| {
+    STANDARD_FIELDS
+        .iter()
+        .map(|(w3c, _)| column_name(w3c))
+        .collect()
+});
+
+static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+    let mut fields: Vec<Field> = parsed_prefix().into();
+    for ((_, kind), name) in STANDARD_FIELDS.iter().zip(COLUMN_NAMES.iter()) {
+        fields.push(Field::new(name, kind.data_type(), true));
+    }
+    fields.push(Field::new(EXTRA, DataType::Utf8, true));
+    Arc::new(Schema::new(fields))
+});
+
+/// The schema of the batches the CloudFront decoder emits.
+pub fn parsed_schema() -> SchemaRef {
+    SCHEMA.clone()
+}
+
+/// Where one position of a `#Fields` layout goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Slot {
+    Date,
+    Time,
+    Column(usize),
+    Extra(usize),
+}
+
+#[derive(Debug, Clone)]
+struct Layout {
+    slots: Vec<Slot>,
+    extra_names: Vec<String>,
+}
+
+impl Layout {
+    fn parse(directive: &[u8]) -> Result<(Layout, Vec<String>), FileError> {
+        let text = String::from_utf8_lossy(directive);
+        let names: Vec<String> = text.split_ascii_whitespace().map(str::to_owned).collect();
+        let mut slots = Vec::with_capacity(names.len());
+        let mut extra_names = Vec::new();
+        let mut used = [false; N_COLS];
+        for name in &names {
+            let col = column_name(name);
+            let slot = match col.as_str() {
+                "date" => Slot::Date,
+                "time" => Slot::Time,
+                _ => match COLUMN_NAMES.iter().position(|c| *c == col) {
+                    Some(i) if !used[i] => {
+                        used[i] = true;
+                        Slot::Column(i)
+                    }
+                    _ => {
+                        extra_names.push(name.clone());
+                        Slot::Extra(extra_names.len() - 1)
+                    }
+                },
+            };
+            slots.push(slot);
+        }
+        if !slots.contains(&Slot::Date) || !slots.contains(&Slot::Time) {
+            return Err(FileError::NotFormat {
+                format: "a CloudFront log",
+                reason: "#Fields directive has no date and time fields".into(),
+            });
+        }
+        Ok((Layout { slots, extra_names }, names))
+    }
+}
+
+/// Options of the CloudFront decoder.
+#[derive(Debug, Clone)]
+pub struct CloudFrontOptions {
+    /// Rows per batch.
+    pub batch_size: usize,
+    /// Longest line accepted, in bytes; longer lines are rejected.
+    pub max_line: usize,
+}
+
+impl Default for CloudFrontOptions {
+    fn default() -> Self {
+        Self {
+            batch_size: DEFAULT_BATCH_SIZE,
+            max_line: 1 << 20,
+        }
+    }
+}
+
+/// Push decoder for CloudFront standard logs. See the module docs for what it accepts.
+#[derive(Debug)]
+pub struct CloudFrontDecoder {
+    options: CloudFrontOptions,
+    layout: Option<Layout>,
+    layouts_seen: Vec<Vec<String>>,
+    prefix: PrefixBuilders,
+    columns: Vec<ColumnBuilder>,
+    extra: StringBuilder,
+    /// Bytes of a line that started in an earlier chunk.
+    partial: Vec<u8>,
+    /// Inside a line that is already rejected as too long; bytes are dropped up to its newline.
+    skipping: bool,
+    /// Lines completed so far (the next line is `line + 1`).
+    line: u64,
+    seen_content: bool,
+    fields: Vec<(usize, usize)>,
+    rejects: Vec<Reject>,
+    counts: RowCounts,
+}
+
+impl CloudFrontDecoder {
+    /// A decoder with `options`.
+    pub fn new(options: CloudFrontOptions) -> Self {
+        let rows = options.batch_size.max(1);
+        Self {
+            layout: None,
+            layouts_seen: Vec::new(),
+            prefix: PrefixBuilders::new(rows),
+            columns: STANDARD_FIELDS
+                .iter()
+                .map(|(_, k)| ColumnBuilder::new(*k, rows))
+                .collect(),
+            extra: StringBuilder::new(),
+            partial: Vec::new(),
+            skipping: false,
+            line: 0,
+            seen_content: false,
+            fields: Vec::with_capacity(40),
+            rejects: Vec::new(),
+            counts: RowCounts::default(),
+            options: CloudFrontOptions {
+                batch_size: rows,
+                max_line: options.max_line.max(256),
+            },
+        }
+    }
+
+    /// Every distinct `#Fields` layout seen so far, as the names the file gave.
+    pub fn layouts(&self) -> &[Vec<String>] {
+        &self.layouts_seen
+    }
+
+    fn reject(&mut self, line: u64, reason: RejectReason, raw: &[u8]) {
+        self.counts.rows_rejected += 1;
+        self.rejects.push(Reject {
+            line,
+            reason,
+            raw: reject_text(raw),
+        });
+    }
+
+    /// Decode one complete line (without its `\n`).
+    fn line(&mut self, mut line: &[u8]) -> Result<(), FileError> {
+        self.line += 1;
+        let line_no = self.line;
+        if line_no == 1 {
+            line = line.strip_prefix(UTF8_BOM).unwrap_or(line);
+        }
+        if let [rest @ .., b'\r'] = line {
+            line = rest;
+        }
+        if line.trim_ascii().is_empty() {
+            return Ok(());
+        }
+        if !self.seen_content {
+            self.seen_content = true;
+            if line[0] != b'#' {
+                return Err(FileError::NotFormat {
+                    format: "a CloudFront log",
+                    reason: "the first line is not a #Version or #Fields directive".into(),
+                });
+            }
+        }
+        if line[0] == b'#' {
+            if let Some(names) = line.strip_prefix(b"#Fields:") {
+                let (layout, names) = Layout::parse(names)?;
+                if !self.layouts_seen.contains(&names) {
+                    self.layouts_seen.push(names);
+                }
+                self.layout = Some(layout);
+            }
+            return Ok(());
+        }
+        self.counts.rows_read += 1;
+        if line.len() > self.options.max_line {
+            let limit = self.options.max_line;
+            self.reject(line_no, RejectReason::TooLong { limit }, &line[..256]);
+            return Ok(());
+        }
+        let Some(layout) = self.layout.take() else {
+            self.reject(line_no, RejectReason::NoFieldsDirective, line);
+            return Ok(());
+        };
+        let result = self.row(line_no, line, &layout);
+        self.layout = Some(layout);
+        if let Err(reason) = result {
+            self.reject(line_no, reason, line);
+        }
+        Ok(())
+    }
+
+    /// Decode one data row under `layout`, or say why it is rejected. Nothing is appended
+    /// unless the whole row is good.
+    fn row(&mut self, line_no: u64, line: &[u8], layout: &Layout) -> Result<(), RejectReason> {
+        self.fields.clear();
+        let mut start = 0;
+        for end in memchr::memchr_iter(b'\t', line) {
+            self.fields.push((start, end));
+            start = end + 1;
+        }
+        self.fields.push((start, line.len()));
+        let expected = layout.slots.len();
+        let found = self.fields.len();
+        // A stray trailing tab (seen in AWS's own example) adds one empty field.
+        let trailing_tab = found == expected + 1 && start == line.len();
+        if found != expected && !trailing_tab {
+            return Err(RejectReason::FieldCount { expected, found });
+        }
+        let text = match std::str::from_utf8(line) {
+            Ok(t) => t,
+            Err(e) => {
+                let bad = self
+                    .fields
+                    .iter()
+                    .position(|&(_, end)| end > e.valid_up_to())
+                    .unwrap_or(0);
+                return Err(RejectReason::InvalidUtf8 {
+                    column: self.slot_name(layout, bad),
+                });
+            }
+        };
+        let mut cells = [Cell::Null; N_COLS];
+        let (mut date, mut time) = ("", "");
+        let mut has_extra = false;
+        for (slot, &(s, e)) in layout.slots.iter().zip(&self.fields) {
+            let value = &text[s..e];
+            match *slot {
+                Slot::Date => date = value,
+                Slot::Time => time = value,
+                Slot::Extra(_) => has_extra = true,
+                Slot::Column(i) => {
+                    if value == "-" {
+                        continue;
+                    }
+                    let kind = STANDARD_FIELDS[i].1;
+                    if kind != Kind::Str && value.is_empty() {
+                        continue;
+                    }
+                    cells[i] = parse_cell(kind, value).ok_or_else(|| RejectReason::BadNumber {
+                        column: COLUMN_NAMES[i].clone(),
+                        value: reject_text(value.as_bytes()),
+                    })?;
+                }
+            }
+        }
+        let ts = parse_date_time(date.as_bytes(), time.as_bytes()).ok_or_else(|| {
+            RejectReason::BadTimestamp {
+                value: reject_text(format!("{date} {time}").as_bytes()),
+            }
+        })?;
+        self.prefix.append(ts, line_no);
+        for (builder, cell) in self.columns.iter_mut().zip(cells) {
+            builder.append(cell);
+        }
+        if has_extra {
+            let mut map = serde_json::Map::new();
+            for (slot, &(s, e)) in layout.slots.iter().zip(&self.fields) {
+                if let Slot::Extra(j) = *slot {
+                    let v = &text[s..e];
+                    let v = if v == "-" {
+                        serde_json::Value::Null
+                    } else {
+                        v.into()
+                    };
+                    map.insert(layout.extra_names[j].clone(), v);
+                }
+            }
+            self.extra
+                .append_value(serde_json::Value::Object(map).to_string());
+        } else {
+            self.extra.append_null();
+        }
+        self.counts.rows_ok += 1;
+        Ok(())
+    }
+
+    fn slot_name(&self, layout: &Layout, i: usize) -> String {
+        match layout.slots.get(i) {
+            Some(Slot::Date) => "date".into(),
+            Some(Slot::Time) => "time".into(),
+            Some(Slot::Column(c)) => COLUMN_NAMES[*c].clone(),
+            Some(Slot::Extra(j)) => layout.extra_names[*j].clone(),
+            None => format!("field {}", i + 1),
+        }
+    }
+
+    /// Add `bytes` (no newline among them) to the pending partial line.
+    fn push_partial(&mut self, bytes: &[u8]) {
+        if self.skipping {
+            return;
+        }
+        if self.partial.len() + bytes.len() > self.options.max_line {
+            let keep = 256usize.saturating_sub(self.partial.len()).min(bytes.len());
+            self.partial.extend_from_slice(&bytes[..keep]);
+            let limit = self.options.max_line;
+            let head = std::mem::take(&mut self.partial);
+            self.counts.rows_read += 1;
+            self.reject(self.line + 1, RejectReason::TooLong { limit }, &head[..256]);
+            self.skipping = true;
+            return;
+        }
+        self.partial.extend_from_slice(bytes);
+    }
+
+    /// The line that ends at a newline just seen: the partial line, or one already rejected.
+    fn end_partial(&mut self, tail: &[u8]) -> Result<(), FileError> {
+        if self.skipping {
+            self.skipping = false;
+            self.line += 1;
+            return Ok(());
+        }
+        self.push_partial(tail);
+        if self.skipping {
+            self.skipping = false;
+            self.line += 1;
+            return Ok(());
+        }
+        let mut line = std::mem::take(&mut self.partial);
+        let result = self.line(&line);
+        line.clear();
+        self.partial = line;
+        result
+    }
+}
+
+impl Default for CloudFrontDecoder {
+    fn default() -> Self {
+        Self::new(CloudFrontOptions::default())
+    }
+}
+
+impl Decoder for CloudFrontDecoder {
+    fn decode(&mut self, buf: &[u8]) -> Result<usize, FileError> {
+        let mut at = 0;
+        while at < buf.len() && self.capacity() > 0 {
+            let rest = &buf[at..];
+            match memchr(b'\n', rest) {
+                Some(nl) => {
+                    if self.partial.is_empty() && !self.skipping {
+                        self.line(&rest[..nl])?;
+                    } else {
+                        self.end_partial(&rest[..nl])?;
+                    }
+                    at += nl + 1;
+                }
+                None => {
+                    self.push_partial(rest);
+                    at = buf.len();
+                }
+            }
+        }
+        Ok(at)
+    }
+
+    fn finish(&mut self) -> Result<(), FileError> {
+        if self.skipping {
+            self.skipping = false;
+            self.line += 1;
+        } else if !self.partial.is_empty() {
+            self.end_partial(&[])?;
+        }
+        Ok(())
+    }
+
+    fn capacity(&self) -> usize {
+        self.options.batch_size - self.prefix.len()
+    }
+
+    fn flush(&mut self) -> Result<Option<Decoded>, FileError> {
+        if self.prefix.is_empty() && self.rejects.is_empty() {
+            return Ok(None);
+        }
+        let mut arrays = Vec::with_capacity(N_COLS + 3);
+        arrays.extend(self.prefix.finish());
+        arrays.extend(self.columns.iter_mut().map(ColumnBuilder::finish));
+        arrays.push(Arc::new(self.extra.finish()));
+        let batch = RecordBatch::try_new(self.schema(), arrays).map_err(|e| {
+            // Builders are appended in lock step; a length mismatch is a bug, not bad input.
+            FileError::NotFormat {
+                format: "a CloudFront log",
+                reason: format!("internal error building a batch: {e}"),
+            }
+        })?;
+        Ok(Some(Decoded {
+            batch,
+            rejects: std::mem::take(&mut self.rejects),
+        }))
+    }
+
+    fn schema(&self) -> SchemaRef {
+        parsed_schema()
+    }
+
+    fn counts(&self) -> RowCounts {
+        self.counts
+    }
+}

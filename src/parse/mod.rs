@@ -1,0 +1,365 @@
+//! Bytes to Arrow record batches: one push decoder per input format.
+//!
+//! A [`Decoder`] takes byte chunks of any size (a whole file, a line, one byte) and gives the
+//! same batches whatever the chunking, so local files, gzip streams and S3 bodies share one
+//! parser. Rows that cannot be parsed become [`Reject`]s; they never stop the file. Decoders
+//! emit `ts`, `row_num`, then the format's own columns; lineage and masking are added by
+//! [`crate::transform`]. This module does not know about customers, partitions or storage.
+
+pub mod audit;
+pub mod cloudfront;
+pub mod column;
+pub mod timestamp;
+
+use std::fmt;
+use std::io::{self, BufRead};
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+
+use crate::error::FileError;
+
+/// Default rows per batch.
+pub const DEFAULT_BATCH_SIZE: usize = 8192;
+
+/// The input formats citrine reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// CloudFront standard access logs (W3C, tab separated).
+    CloudFront,
+    /// WAU audit logs (CSV with a header row).
+    Audit,
+}
+
+impl Format {
+    /// The name used in config files and messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::CloudFront => "cloudfront",
+            Format::Audit => "audit",
+        }
+    }
+
+    /// Guess the format from the first bytes of a (decompressed) input: CloudFront logs start
+    /// with a `#Version` or `#Fields` directive, anything else is taken for CSV.
+    pub fn sniff(head: &[u8]) -> Format {
+        let head = head.strip_prefix(UTF8_BOM).unwrap_or(head);
+        let first = head
+            .split(|&b| b == b'\n')
+            .map(|l| l.trim_ascii())
+            .find(|l| !l.is_empty())
+            .unwrap_or_default();
+        if first.starts_with(b"#Version") || first.starts_with(b"#Fields") {
+            Format::CloudFront
+        } else {
+            Format::Audit
+        }
+    }
+}
+
+/// The byte order mark some tools put at the start of UTF-8 files.
+pub const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// Why one row was rejected. The text never contains a full IP address: values are scrubbed
+/// before they are put here.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RejectReason {
+    /// The row has a different number of fields than its header or `#Fields` line.
+    FieldCount {
+        /// Fields the layout has.
+        expected: usize,
+        /// Fields the row has.
+        found: usize,
+    },
+    /// A numeric column holds something that is not a number.
+    BadNumber {
+        /// The column.
+        column: String,
+        /// The value, scrubbed.
+        value: String,
+    },
+    /// The timestamp is missing or not a recognised form.
+    BadTimestamp {
+        /// The value, scrubbed.
+        value: String,
+    },
+    /// A string column is not valid UTF-8.
+    InvalidUtf8 {
+        /// The column.
+        column: String,
+    },
+    /// A CloudFront data row came before any `#Fields` directive.
+    NoFieldsDirective,
+    /// A line longer than the decoder accepts.
+    TooLong {
+        /// The limit in bytes.
+        limit: usize,
+    },
+    /// The row's `customer` value disagrees with the customer in its path.
+    CustomerMismatch {
+        /// The row's value.
+        row: String,
+        /// The path's value.
+        path: String,
+    },
+    /// Neither the path nor the row names a customer.
+    MissingCustomer,
+}
+
+impl fmt::Display for RejectReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::FieldCount { expected, found } => {
+                write!(f, "expected {expected} fields, found {found}")
+            }
+            Self::BadNumber { column, value } => write!(f, "{column}: not a number: {value:?}"),
+            Self::BadTimestamp { value } => write!(f, "timestamp: not recognised: {value:?}"),
+            Self::InvalidUtf8 { column } => write!(f, "{column}: invalid UTF-8"),
+            Self::NoFieldsDirective => write!(f, "data row before any #Fields directive"),
+            Self::TooLong { limit } => write!(f, "line longer than {limit} bytes"),
+            Self::CustomerMismatch { row, path } => {
+                write!(
+                    f,
+                    "customer {row:?} in the row disagrees with {path:?} in the path"
+                )
+            }
+            Self::MissingCustomer => write!(f, "no customer in the row or the input path"),
+        }
+    }
+}
+
+/// A rejected row: where it was, why, and its text (IPs masked, possibly shortened).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reject {
+    /// 1-based line of the row in its file.
+    pub line: u64,
+    /// Why it was rejected.
+    pub reason: RejectReason,
+    /// The row's text with every IP address masked.
+    pub raw: String,
+}
+
+/// The most bytes of a rejected row's text that are kept.
+pub const REJECT_RAW_LIMIT: usize = 4096;
+
+/// Row counts of one decoder. `rows_read = rows_ok + rows_rejected` at all times.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RowCounts {
+    /// Records seen (directives and blank lines are not records).
+    pub rows_read: u64,
+    /// Records decoded into a batch.
+    pub rows_ok: u64,
+    /// Records rejected.
+    pub rows_rejected: u64,
+}
+
+/// What a flush gives back: the rows decoded since the last flush and the rows rejected.
+#[derive(Debug)]
+pub struct Decoded {
+    /// The decoded rows (`ts`, `row_num`, then the format's columns).
+    pub batch: RecordBatch,
+    /// The rejected rows, in line order.
+    pub rejects: Vec<Reject>,
+}
+
+/// A push decoder: bytes in, record batches out.
+pub trait Decoder {
+    /// Decode from `buf`, returning the bytes consumed. Fewer than `buf.len()` are consumed only
+    /// when the batch is full ([`Decoder::capacity`] is 0): flush, then call again with the rest.
+    fn decode(&mut self, buf: &[u8]) -> Result<usize, FileError>;
+
+    /// The input has ended: decode what is left (a last line without a newline).
+    fn finish(&mut self) -> Result<(), FileError>;
+
+    /// Rows that can still be decoded before a flush is needed.
+    fn capacity(&self) -> usize;
+
+    /// Take the rows and rejects decoded since the last flush, `None` if there are none.
+    fn flush(&mut self) -> Result<Option<Decoded>, FileError>;
+
+    /// The schema of the batches this decoder emits.
+    fn schema(&self) -> SchemaRef;
+
+    /// Counts so far.
+    fn counts(&self) -> RowCounts;
+}
+
+/// A decoder for either format, chosen at run time.
+#[derive(Debug)]
+pub enum FormatDecoder {
+    /// CloudFront logs.
+    CloudFront(cloudfront::CloudFrontDecoder),
+    /// Audit CSV.
+    Audit(audit::AuditDecoder),
+}
+
+impl FormatDecoder {
+    /// A decoder for `format` emitting batches of `batch_size` rows.
+    pub fn new(format: Format, batch_size: usize) -> Self {
+        match format {
+            Format::CloudFront => Self::CloudFront(cloudfront::CloudFrontDecoder::new(
+                cloudfront::CloudFrontOptions {
+                    batch_size,
+                    ..Default::default()
+                },
+            )),
+            Format::Audit => Self::Audit(audit::AuditDecoder::new(audit::AuditOptions {
+                batch_size,
+                ..Default::default()
+            })),
+        }
+    }
+
+    /// The field layouts seen so far: every `#Fields` line, or the CSV header.
+    pub fn layouts(&self) -> Vec<Vec<String>> {
+        match self {
+            Self::CloudFront(d) => d.layouts().to_vec(),
+            Self::Audit(d) => d.header().map(|h| vec![h.to_vec()]).unwrap_or_default(),
+        }
+    }
+}
+
+macro_rules! delegate {
+    ($self:ident, $d:ident => $call:expr) => {
+        match $self {
+            FormatDecoder::CloudFront($d) => $call,
+            FormatDecoder::Audit($d) => $call,
+        }
+    };
+}
+
+impl Decoder for FormatDecoder {
+    fn decode(&mut self, buf: &[u8]) -> Result<usize, FileError> {
+        delegate!(self, d => d.decode(buf))
+    }
+    fn finish(&mut self) -> Result<(), FileError> {
+        delegate!(self, d => d.finish())
+    }
+    fn capacity(&self) -> usize {
+        delegate!(self, d => d.capacity())
+    }
+    fn flush(&mut self) -> Result<Option<Decoded>, FileError> {
+        delegate!(self, d => d.flush())
+    }
+    fn schema(&self) -> SchemaRef {
+        delegate!(self, d => d.schema())
+    }
+    fn counts(&self) -> RowCounts {
+        delegate!(self, d => d.counts())
+    }
+}
+
+/// Drive `decoder` over everything `reader` yields, handing each flushed batch to `sink`.
+/// `on_io` turns read errors into file errors (it knows whether the stream was gzip).
+pub fn decode_stream<R, D, S>(
+    mut reader: R,
+    decoder: &mut D,
+    on_io: impl Fn(io::Error) -> FileError,
+    mut sink: S,
+) -> Result<(), FileError>
+where
+    R: BufRead,
+    D: Decoder + ?Sized,
+    S: FnMut(Decoded) -> Result<(), FileError>,
+{
+    loop {
+        let buf = match reader.fill_buf() {
+            Ok(buf) => buf,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(on_io(e)),
+        };
+        if buf.is_empty() {
+            break;
+        }
+        let len = buf.len();
+        let mut at = 0;
+        while at < len {
+            at += decoder.decode(&buf[at..])?;
+            if decoder.capacity() == 0 {
+                if let Some(d) = decoder.flush()? {
+                    sink(d)?;
+                }
+            }
+        }
+        reader.consume(len);
+    }
+    decoder.finish()?;
+    if let Some(d) = decoder.flush()? {
+        sink(d)?;
+    }
+    Ok(())
+}
+
+/// Decode a byte slice fed in chunks of `chunk` bytes; the test harness for split invariance,
+/// also handy for `inspect`.
+pub fn decode_chunked<D: Decoder + ?Sized>(
+    data: &[u8],
+    chunk: usize,
+    decoder: &mut D,
+) -> Result<Vec<Decoded>, FileError> {
+    let mut out = Vec::new();
+    for piece in data.chunks(chunk.max(1)) {
+        let mut at = 0;
+        while at < piece.len() {
+            at += decoder.decode(&piece[at..])?;
+            if decoder.capacity() == 0 {
+                out.extend(decoder.flush()?);
+            }
+        }
+    }
+    decoder.finish()?;
+    out.extend(decoder.flush()?);
+    Ok(out)
+}
+
+/// Cut `s` to at most `limit` bytes on a UTF-8 boundary.
+pub fn cut_at_boundary(s: &str, limit: usize) -> &str {
+    if s.len() <= limit {
+        return s;
+    }
+    let mut end = limit;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+/// The text of a rejected row as it may be stored: lossy UTF-8, IPs masked, bounded length.
+pub fn reject_text(raw: &[u8]) -> String {
+    let text = String::from_utf8_lossy(raw);
+    let scrubbed = crate::transform::mask::scrub_text(&text);
+    cut_at_boundary(&scrubbed, REJECT_RAW_LIMIT).to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sniff_formats() {
+        assert_eq!(
+            Format::sniff(b"#Version: 1.0\n#Fields: date"),
+            Format::CloudFront
+        );
+        assert_eq!(
+            Format::sniff(b"\xEF\xBB\xBF\n#Fields: date"),
+            Format::CloudFront
+        );
+        assert_eq!(Format::sniff(b"timestamp,user\n"), Format::Audit);
+        assert_eq!(Format::sniff(b""), Format::Audit);
+    }
+
+    #[test]
+    fn cut_respects_utf8() {
+        assert_eq!(cut_at_boundary("héllo", 2), "h");
+        assert_eq!(cut_at_boundary("héllo", 3), "hé");
+        assert_eq!(cut_at_boundary("abc", 10), "abc");
+    }
+
+    #[test]
+    fn reject_text_masks_ips() {
+        let t = reject_text(b"2019-12-04\t21:02:31\tLAX1\t192.0.2.100\tGET");
+        assert!(!t.contains("192.0.2.100"), "{t}");
+        assert!(t.contains("192.0.2.0/24"), "{t}");
+    }
+}

@@ -1,0 +1,284 @@
+//! Timestamps to microseconds since the Unix epoch, UTC. Hand-written for the hot path: no
+//! allocation, no locale, and exact about what it accepts.
+
+const MICROS_PER_SEC: i64 = 1_000_000;
+const SECS_PER_DAY: i64 = 86_400;
+
+/// Microseconds per day, for deriving `dt` from `ts`.
+pub const MICROS_PER_DAY: i64 = SECS_PER_DAY * MICROS_PER_SEC;
+
+/// Days since 1970-01-01 of a proleptic Gregorian date, or `None` if the date does not exist.
+pub fn days_from_civil(year: i64, month: u32, day: u32) -> Option<i64> {
+    if !(1..=12).contains(&month) || day == 0 || day > days_in_month(year, month) {
+        return None;
+    }
+    // Howard Hinnant's days_from_civil.
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let m = i64::from(month);
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(day) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    Some(era * 146_097 + doe - 719_468)
+}
+
+fn days_in_month(year: i64, month: u32) -> u32 {
+    match month {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        _ if (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 => 29,
+        _ => 28,
+    }
+}
+
+/// A cursor over ASCII bytes with the few reads a timestamp needs.
+struct Cursor<'a> {
+    b: &'a [u8],
+    i: usize,
+}
+
+impl Cursor<'_> {
+    fn digits(&mut self, n: usize) -> Option<u32> {
+        let s = self.b.get(self.i..self.i + n)?;
+        let mut v = 0u32;
+        for &c in s {
+            if !c.is_ascii_digit() {
+                return None;
+            }
+            v = v * 10 + u32::from(c - b'0');
+        }
+        self.i += n;
+        Some(v)
+    }
+
+    fn eat(&mut self, c: u8) -> bool {
+        if self.b.get(self.i) == Some(&c) {
+            self.i += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    fn peek(&self) -> Option<u8> {
+        self.b.get(self.i).copied()
+    }
+
+    fn done(&self) -> bool {
+        self.i == self.b.len()
+    }
+
+    /// `HH:MM[:SS[.fraction]]` as microseconds into the day.
+    fn time_of_day(&mut self, seconds_required: bool) -> Option<i64> {
+        let h = self.digits(2)?;
+        if !self.eat(b':') {
+            return None;
+        }
+        let m = self.digits(2)?;
+        let mut s = 0;
+        let mut frac = 0i64;
+        if self.eat(b':') {
+            s = self.digits(2)?;
+            if self.eat(b'.') || self.eat(b',') {
+                let start = self.i;
+                let mut scale = 100_000i64;
+                while let Some(c) = self.peek().filter(u8::is_ascii_digit) {
+                    frac += i64::from(c - b'0') * scale;
+                    scale /= 10;
+                    self.i += 1;
+                }
+                if self.i == start {
+                    return None;
+                }
+            }
+        } else if seconds_required {
+            return None;
+        }
+        // 60 admits a leap second, folded into the next second as most systems do.
+        if h > 23 || m > 59 || s > 60 {
+            return None;
+        }
+        Some((i64::from(h) * 3600 + i64::from(m) * 60 + i64::from(s)) * MICROS_PER_SEC + frac)
+    }
+
+    fn date(&mut self) -> Option<i64> {
+        let y = self.digits(4)?;
+        if !self.eat(b'-') {
+            return None;
+        }
+        let mo = self.digits(2)?;
+        if !self.eat(b'-') {
+            return None;
+        }
+        let d = self.digits(2)?;
+        days_from_civil(i64::from(y), mo, d)
+    }
+}
+
+/// A CloudFront `date` (`YYYY-MM-DD`) and `time` (`HH:MM:SS`, UTC) as microseconds.
+pub fn parse_date_time(date: &[u8], time: &[u8]) -> Option<i64> {
+    let mut d = Cursor { b: date, i: 0 };
+    let days = d.date()?;
+    let mut t = Cursor { b: time, i: 0 };
+    let tod = t.time_of_day(true)?;
+    (d.done() && t.done()).then_some(days * MICROS_PER_DAY + tod)
+}
+
+/// An audit `timestamp`: ISO 8601 (`T` or space, optional seconds and fraction, `Z`, `±HH:MM`,
+/// `±HHMM`, `±HH`, or no offset meaning UTC; a bare date means midnight UTC) or epoch seconds or
+/// milliseconds (an integer of 12 or more digits is milliseconds; a fraction is allowed).
+pub fn parse_timestamp(s: &str) -> Option<i64> {
+    let b = s.trim().as_bytes();
+    if b.is_empty() {
+        return None;
+    }
+    if b.len() >= 10 && b[4] == b'-' {
+        return parse_iso(b);
+    }
+    parse_epoch(b)
+}
+
+fn parse_iso(b: &[u8]) -> Option<i64> {
+    let mut c = Cursor { b, i: 0 };
+    let days = c.date()?;
+    if c.done() {
+        return Some(days * MICROS_PER_DAY);
+    }
+    if !(c.eat(b'T') || c.eat(b't') || c.eat(b' ')) {
+        return None;
+    }
+    let tod = c.time_of_day(false)?;
+    let offset_secs = match c.peek() {
+        None => 0,
+        Some(b'Z' | b'z') => {
+            c.i += 1;
+            0
+        }
+        Some(sign @ (b'+' | b'-')) => {
+            c.i += 1;
+            let h = c.digits(2)?;
+            let m = if c.eat(b':') {
+                c.digits(2)?
+            } else if c.done() {
+                0
+            } else {
+                c.digits(2)?
+            };
+            if h > 23 || m > 59 {
+                return None;
+            }
+            let off = i64::from(h * 3600 + m * 60);
+            if sign == b'+' {
+                off
+            } else {
+                -off
+            }
+        }
+        Some(_) => return None,
+    };
+    if !c.done() {
+        return None;
+    }
+    Some(days * MICROS_PER_DAY + tod - offset_secs * MICROS_PER_SEC)
+}
+
+fn parse_epoch(b: &[u8]) -> Option<i64> {
+    let (neg, b) = match b.first() {
+        Some(b'-') => (true, &b[1..]),
+        _ => (false, b),
+    };
+    let (int, frac) = match b.iter().position(|&c| c == b'.') {
+        Some(p) => (&b[..p], &b[p + 1..]),
+        None => (b, &b[..0]),
+    };
+    if int.is_empty() || int.len() > 16 || !int.iter().chain(frac).all(u8::is_ascii_digit) {
+        return None;
+    }
+    if b.len() != int.len() && frac.is_empty() {
+        return None;
+    }
+    let whole: i64 = std::str::from_utf8(int).ok()?.parse().ok()?;
+    let millis = int.len() >= 12;
+    let unit = if millis { 1_000 } else { MICROS_PER_SEC };
+    let mut micros = whole.checked_mul(unit)?;
+    let mut scale = unit / 10;
+    for &c in frac.iter().take(if millis { 3 } else { 6 }) {
+        micros += i64::from(c - b'0') * scale;
+        scale /= 10;
+    }
+    Some(if neg { -micros } else { micros })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T2019: i64 = 1_575_493_351_000_000; // 2019-12-04T21:02:31Z
+
+    #[test]
+    fn civil_days() {
+        assert_eq!(days_from_civil(1970, 1, 1), Some(0));
+        assert_eq!(days_from_civil(2000, 2, 29), Some(11_016));
+        assert_eq!(days_from_civil(1969, 12, 31), Some(-1));
+        assert_eq!(days_from_civil(2023, 2, 29), None);
+        assert_eq!(days_from_civil(2023, 13, 1), None);
+        assert_eq!(days_from_civil(2023, 4, 31), None);
+    }
+
+    #[test]
+    fn cloudfront_date_time() {
+        assert_eq!(parse_date_time(b"2019-12-04", b"21:02:31"), Some(T2019));
+        assert_eq!(parse_date_time(b"2019-12-04", b"21:02"), None);
+        assert_eq!(parse_date_time(b"2019-12-32", b"21:02:31"), None);
+        assert_eq!(parse_date_time(b"2019-12-04", b"24:00:00"), None);
+        assert_eq!(parse_date_time(b"-", b"21:02:31"), None);
+        assert_eq!(parse_date_time(b"2019-12-04x", b"21:02:31"), None);
+    }
+
+    #[test]
+    fn iso_forms() {
+        let cases: &[(&str, Option<i64>)] = &[
+            ("2019-12-04T21:02:31Z", Some(T2019)),
+            ("2019-12-04T21:02:31z", Some(T2019)),
+            ("2019-12-04 21:02:31", Some(T2019)),
+            ("2019-12-04T21:02:31+00:00", Some(T2019)),
+            ("2019-12-04T23:02:31+02:00", Some(T2019)),
+            ("2019-12-04T23:02:31+0200", Some(T2019)),
+            ("2019-12-04T23:02:31+02", Some(T2019)),
+            ("2019-12-04T16:02:31-05:00", Some(T2019)),
+            ("2019-12-04T21:02:31.5Z", Some(T2019 + 500_000)),
+            ("2019-12-04T21:02:31.123456789Z", Some(T2019 + 123_456)),
+            ("2019-12-04T21:02Z", Some(T2019 - 31_000_000)),
+            ("2019-12-04", Some(T2019 - 75_751_000_000)),
+            ("  2019-12-04T21:02:31Z ", Some(T2019)),
+            ("2019-12-04T21:02:31.Z", None),
+            ("2019-12-04T21:02:31Zjunk", None),
+            ("2019-12-04X21:02:31", None),
+            ("2019-02-30T00:00:00Z", None),
+            ("2019-12-04T21:02:31+25:00", None),
+        ];
+        for (s, want) in cases {
+            assert_eq!(parse_timestamp(s), *want, "{s}");
+        }
+    }
+
+    #[test]
+    fn epoch_forms() {
+        let cases: &[(&str, Option<i64>)] = &[
+            ("1575493351", Some(T2019)),
+            ("1575493351000", Some(T2019)),
+            ("1575493351.25", Some(T2019 + 250_000)),
+            ("1575493351123.9", Some(T2019 + 123_900)),
+            ("0", Some(0)),
+            ("-1", Some(-1_000_000)),
+            ("", None),
+            ("abc", None),
+            ("15754x3351", None),
+            ("1575493351.", None),
+            (".5", None),
+        ];
+        for (s, want) in cases {
+            assert_eq!(parse_timestamp(s), *want, "{s}");
+        }
+    }
+}

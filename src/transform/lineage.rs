@@ -1,0 +1,242 @@
+//! Lineage: who a row belongs to and where it came from. Adds `customer`, `dt` and
+//! `source_file`, rejects rows whose own `customer` disagrees with their path, and lays the
+//! batch out in table-schema order (columns a file lacks are null).
+
+use std::sync::Arc;
+
+use arrow::array::{
+    new_null_array, Array, ArrayRef, AsArray, BooleanArray, Date32Array, RecordBatch, StringArray,
+};
+use arrow::compute::{cast, filter_record_batch};
+use arrow::datatypes::{Int64Type, SchemaRef, TimestampMicrosecondType};
+use arrow::util::display::{ArrayFormatter, FormatOptions};
+
+use crate::error::Result;
+use crate::parse::timestamp::MICROS_PER_DAY;
+use crate::parse::{reject_text, Reject, RejectReason};
+use crate::schema::{CUSTOMER, DT, ROW_NUM, SOURCE_FILE, TS};
+
+/// Where the rows of one input file come from.
+#[derive(Debug, Clone)]
+pub struct Lineage {
+    /// The input's uri, stored in `source_file`.
+    pub source_file: String,
+    /// The customer captured from the input path by `{customer}`, if the pattern has one.
+    pub path_customer: Option<String>,
+}
+
+impl Lineage {
+    /// Lineage of `source_file` with an optional path customer.
+    pub fn new(source_file: impl Into<String>, path_customer: Option<String>) -> Self {
+        Self {
+            source_file: source_file.into(),
+            path_customer: path_customer.filter(|c| !c.is_empty()),
+        }
+    }
+
+    /// Decide each row's customer: its own non-empty value, else the path's; a row value that
+    /// disagrees with the path, or no value at all, rejects the row.
+    fn customers(&self, batch: &RecordBatch) -> (Vec<Option<String>>, Vec<RejectReason>) {
+        let own = batch
+            .column_by_name(CUSTOMER)
+            .and_then(|c| c.as_string_opt::<i32>().cloned());
+        let path = self.path_customer.as_deref();
+        let mut out = Vec::with_capacity(batch.num_rows());
+        let mut reasons = Vec::new();
+        for i in 0..batch.num_rows() {
+            let row = own
+                .as_ref()
+                .filter(|c| c.is_valid(i) && !c.value(i).is_empty())
+                .map(|c| c.value(i));
+            let decided = match (row, path) {
+                (Some(r), Some(p)) if r != p => Err(RejectReason::CustomerMismatch {
+                    row: reject_text(r.as_bytes()),
+                    path: p.to_owned(),
+                }),
+                (Some(r), _) => Ok(r),
+                (None, Some(p)) => Ok(p),
+                (None, None) => Err(RejectReason::MissingCustomer),
+            };
+            match decided {
+                Ok(c) => out.push(Some(c.to_owned())),
+                Err(reason) => {
+                    out.push(None);
+                    reasons.push(reason);
+                }
+            }
+        }
+        (out, reasons)
+    }
+
+    /// Attach lineage and align `batch` (decoder columns, masked) to `table`.
+    pub fn attach(
+        &self,
+        batch: RecordBatch,
+        table: &SchemaRef,
+    ) -> Result<(RecordBatch, Vec<Reject>)> {
+        let (customers, reasons) = self.customers(&batch);
+        let mut rejects = Vec::with_capacity(reasons.len());
+        let (batch, customers) = if reasons.is_empty() {
+            (batch, customers)
+        } else {
+            let keep = BooleanArray::from(
+                customers
+                    .iter()
+                    .map(|c| Some(c.is_some()))
+                    .collect::<Vec<_>>(),
+            );
+            let row_nums = batch
+                .column_by_name(ROW_NUM)
+                .map(|c| c.as_primitive::<Int64Type>().clone());
+            let mut reasons = reasons.into_iter();
+            for (i, c) in customers.iter().enumerate() {
+                if c.is_none() {
+                    let line = row_nums.as_ref().map_or(0, |r| r.value(i) as u64);
+                    rejects.push(Reject {
+                        line,
+                        reason: reasons.next().unwrap_or(RejectReason::MissingCustomer),
+                        raw: reject_text(render_row(&batch, i).as_bytes()),
+                    });
+                }
+            }
+            let kept = filter_record_batch(&batch, &keep)?;
+            (kept, customers.into_iter().flatten().map(Some).collect())
+        };
+
+        let rows = batch.num_rows();
+        let ts = batch
+            .column_by_name(TS)
+            .map(|c| c.as_primitive::<TimestampMicrosecondType>().clone());
+        let dt: Date32Array = match &ts {
+            Some(ts) => ts
+                .values()
+                .iter()
+                .map(|&us| Some(us.div_euclid(MICROS_PER_DAY) as i32))
+                .collect(),
+            None => Date32Array::from(vec![None; rows]),
+        };
+        let mut columns: Vec<ArrayRef> = Vec::with_capacity(table.fields().len());
+        for field in table.fields() {
+            let col: ArrayRef = match field.name().as_str() {
+                CUSTOMER => Arc::new(StringArray::from(customers.clone())),
+                DT => Arc::new(dt.clone()),
+                SOURCE_FILE => Arc::new(StringArray::from_iter_values(std::iter::repeat_n(
+                    self.source_file.as_str(),
+                    rows,
+                ))),
+                name => match batch.column_by_name(name) {
+                    Some(c) if c.data_type() == field.data_type() => c.clone(),
+                    Some(c) => cast(c, field.data_type())?,
+                    None => new_null_array(field.data_type(), rows),
+                },
+            };
+            columns.push(col);
+        }
+        Ok((RecordBatch::try_new(table.clone(), columns)?, rejects))
+    }
+}
+
+/// One row as comma-separated display values (for reject records).
+fn render_row(batch: &RecordBatch, row: usize) -> String {
+    let opts = FormatOptions::default().with_null("");
+    let mut out = String::new();
+    for (i, col) in batch.columns().iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        if let Ok(f) = ArrayFormatter::try_new(col.as_ref(), &opts) {
+            out.push_str(&f.value(row).to_string());
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::parse::audit::HeaderUnion;
+    use crate::schema::table_schema;
+    use arrow::array::{Int64Array, TimestampMicrosecondArray};
+
+    fn parsed(customers: Vec<Option<&str>>, extra: &str) -> (RecordBatch, SchemaRef) {
+        let mut union = HeaderUnion::default();
+        union.add(&["action".to_string(), "zone".to_string()]);
+        let parsed_schema = union.parsed_schema();
+        let n = customers.len();
+        let file_schema = Arc::new(arrow::datatypes::Schema::new(vec![
+            parsed_schema.field(0).clone(),
+            parsed_schema.field(1).clone(),
+            parsed_schema.field(2).clone(),
+            parsed_schema.field(3).clone(),
+        ]));
+        let batch = RecordBatch::try_new(
+            file_schema,
+            vec![
+                Arc::new(
+                    TimestampMicrosecondArray::from(vec![MICROS_PER_DAY - 1; n])
+                        .with_timezone("UTC"),
+                ),
+                Arc::new(Int64Array::from_iter_values(2..2 + n as i64)),
+                Arc::new(StringArray::from(customers)),
+                Arc::new(StringArray::from(vec![extra; n])),
+            ],
+        )
+        .unwrap();
+        (batch, table_schema(&parsed_schema))
+    }
+
+    #[test]
+    fn path_customer_fills_empty_values_and_mismatch_rejects() {
+        let (batch, table) = parsed(vec![Some("acme"), None, Some(""), Some("evil")], "login");
+        let lineage = Lineage::new("logs/audit/acme/a.csv", Some("acme".into()));
+        let (out, rejects) = lineage.attach(batch, &table).unwrap();
+        assert_eq!(out.num_rows(), 3);
+        let c = out.column_by_name(CUSTOMER).unwrap().as_string::<i32>();
+        assert_eq!(c.iter().collect::<Vec<_>>(), [Some("acme"); 3]);
+        assert_eq!(rejects.len(), 1);
+        assert_eq!(rejects[0].line, 5);
+        assert_eq!(
+            rejects[0].reason,
+            RejectReason::CustomerMismatch {
+                row: "evil".into(),
+                path: "acme".into()
+            }
+        );
+        // Columns the file lacks are null; order follows the table.
+        let names: Vec<_> = out
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "ts",
+                "customer",
+                "dt",
+                "source_file",
+                "row_num",
+                "action",
+                "zone"
+            ]
+        );
+        assert_eq!(out.column_by_name("zone").unwrap().null_count(), 3);
+        let dt = out
+            .column_by_name(DT)
+            .unwrap()
+            .as_primitive::<arrow::datatypes::Date32Type>();
+        assert_eq!(dt.value(0), 0);
+    }
+
+    #[test]
+    fn no_customer_anywhere_rejects() {
+        let (batch, table) = parsed(vec![Some("acme"), None], "login");
+        let lineage = Lineage::new("x.csv", None);
+        let (out, rejects) = lineage.attach(batch, &table).unwrap();
+        assert_eq!(out.num_rows(), 1);
+        assert_eq!(rejects.len(), 1);
+        assert_eq!(rejects[0].reason, RejectReason::MissingCustomer);
+        assert_eq!(rejects[0].line, 3);
+    }
+}

@@ -1,0 +1,362 @@
+//! IP masking: the only place addresses are read, and nothing leaves it unmasked.
+//!
+//! A masked address is written in CIDR form, `192.0.2.0/24` or `2001:db8:85a3::/48`, so it can
+//! never be mistaken for (or equal) a client address. IPv4-mapped IPv6 addresses are masked as
+//! IPv4. Lists (`x-forwarded-for`) keep their separators, with or without spaces or `%20`;
+//! ports and brackets are dropped. A token that is not an IP becomes `-` and is counted.
+//! [`scrub_text`] masks every address-looking token in free text (reject records, messages).
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, RecordBatch, StringArray, StringBuilder};
+use arrow::datatypes::DataType;
+
+use crate::error::ConfigError;
+
+/// How much of an address is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MaskOptions {
+    /// Leading bits of an IPv4 address kept (default 24).
+    pub ipv4_prefix: u8,
+    /// Leading bits of an IPv6 address kept (default 48).
+    pub ipv6_prefix: u8,
+}
+
+impl Default for MaskOptions {
+    fn default() -> Self {
+        Self {
+            ipv4_prefix: 24,
+            ipv6_prefix: 48,
+        }
+    }
+}
+
+impl MaskOptions {
+    /// Check the prefixes: a full-length prefix would keep whole addresses.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.ipv4_prefix > 31 {
+            return Err(ConfigError::new(
+                "mask.ipv4_prefix",
+                format!("expected 0..=31 bits, got {}", self.ipv4_prefix),
+            ));
+        }
+        if self.ipv6_prefix > 127 {
+            return Err(ConfigError::new(
+                "mask.ipv6_prefix",
+                format!("expected 0..=127 bits, got {}", self.ipv6_prefix),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Write the masked form of `addr` to `out`.
+pub fn mask_addr(addr: IpAddr, opts: MaskOptions, out: &mut String) {
+    use std::fmt::Write;
+    let addr = match addr {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(addr, IpAddr::V4),
+        v4 => v4,
+    };
+    // Writing to a String cannot fail.
+    let _ = match addr {
+        IpAddr::V4(v4) => {
+            let bits = u32::from(v4) & prefix_mask_u32(opts.ipv4_prefix);
+            write!(out, "{}/{}", Ipv4Addr::from(bits), opts.ipv4_prefix)
+        }
+        IpAddr::V6(v6) => {
+            let bits = u128::from(v6) & prefix_mask_u128(opts.ipv6_prefix);
+            write!(out, "{}/{}", Ipv6Addr::from(bits), opts.ipv6_prefix)
+        }
+    };
+}
+
+fn prefix_mask_u32(prefix: u8) -> u32 {
+    u32::MAX
+        .checked_shl(32 - u32::from(prefix.min(32)))
+        .unwrap_or(0)
+}
+
+fn prefix_mask_u128(prefix: u8) -> u128 {
+    u128::MAX
+        .checked_shl(128 - u32::from(prefix.min(128)))
+        .unwrap_or(0)
+}
+
+/// Parse one list element as an address: `1.2.3.4`, `1.2.3.4:443`, `2001:db8::1`,
+/// `[2001:db8::1]`, `[2001:db8::1]:443`.
+pub fn parse_token(token: &str) -> Option<IpAddr> {
+    if let Ok(ip) = token.parse::<IpAddr>() {
+        return Some(ip);
+    }
+    if let Some(rest) = token.strip_prefix('[') {
+        let (inner, after) = rest.split_once(']')?;
+        let port_ok = after.is_empty()
+            || after
+                .strip_prefix(':')
+                .is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+        return port_ok
+            .then(|| inner.parse::<Ipv6Addr>().ok().map(IpAddr::V6))
+            .flatten();
+    }
+    let (host, port) = token.split_once(':')?;
+    if port.is_empty() || !port.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    host.parse::<Ipv4Addr>().ok().map(IpAddr::V4)
+}
+
+/// Split `piece` into (leading separator, token, trailing separator), where separators are
+/// spaces, tabs and `%20`.
+fn split_padding(piece: &str) -> (&str, &str, &str) {
+    let mut start = 0;
+    let b = piece.as_bytes();
+    loop {
+        if b.get(start).is_some_and(|c| *c == b' ' || *c == b'\t') {
+            start += 1;
+        } else if b[start..].starts_with(b"%20") {
+            start += 3;
+        } else {
+            break;
+        }
+    }
+    let mut end = b.len();
+    loop {
+        if end > start && (b[end - 1] == b' ' || b[end - 1] == b'\t') {
+            end -= 1;
+        } else if end >= start + 3 && b[..end].ends_with(b"%20") {
+            end -= 3;
+        } else {
+            break;
+        }
+    }
+    (&piece[..start], &piece[start..end], &piece[end..])
+}
+
+/// Mask a value that holds one address or a comma list of them, appending the result to
+/// `out`. Returns how many tokens were not addresses (each became `-`).
+pub fn mask_value(value: &str, opts: MaskOptions, out: &mut String) -> u64 {
+    let mut invalid = 0;
+    for (i, piece) in value.split(',').enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        let (lead, token, trail) = split_padding(piece);
+        out.push_str(lead);
+        match parse_token(token) {
+            Some(ip) => mask_addr(ip, opts, out),
+            None => {
+                // An empty slot or CloudFront's own `-` placeholder is not a bad token.
+                if !token.is_empty() && token != "-" {
+                    invalid += 1;
+                }
+                if !token.is_empty() {
+                    out.push('-');
+                }
+            }
+        }
+        out.push_str(trail);
+    }
+    invalid
+}
+
+/// Mask every address-looking token in free text with the default prefixes. Errs on the side
+/// of masking: any substring that parses as an address is masked.
+pub fn scrub_text(text: &str) -> String {
+    const SHORTEST: usize = 2; // "::"
+    const LONGEST: usize = 45; // the longest textual IPv6 address
+    let opts = MaskOptions::default();
+    let b = text.as_bytes();
+    let is_addr_byte = |c: u8| c.is_ascii_hexdigit() || c == b':' || c == b'.';
+    let mut out = String::with_capacity(text.len());
+    let mut copied = 0;
+    let mut i = 0;
+    while i < b.len() {
+        if !is_addr_byte(b[i]) {
+            i += 1;
+            continue;
+        }
+        let run_end = b[i..]
+            .iter()
+            .position(|&c| !is_addr_byte(c))
+            .map_or(b.len(), |p| i + p);
+        let mut start = i;
+        while start + SHORTEST <= run_end {
+            let longest = (start + LONGEST).min(run_end);
+            let found = (start + SHORTEST..=longest)
+                .rev()
+                .find_map(|end| text[start..end].parse::<IpAddr>().ok().map(|ip| (end, ip)));
+            match found {
+                Some((end, ip)) => {
+                    out.push_str(&text[copied..start]);
+                    mask_addr(ip, opts, &mut out);
+                    copied = end;
+                    start = end;
+                }
+                None => start += 1,
+            }
+        }
+        i = run_end;
+    }
+    out.push_str(&text[copied..]);
+    out
+}
+
+/// Masks the named columns of a batch. Columns that are absent or not strings are left alone
+/// (configuration is validated against the table schema before a run).
+#[derive(Debug, Clone)]
+pub struct Masker {
+    columns: Vec<String>,
+    options: MaskOptions,
+}
+
+impl Masker {
+    /// A masker for `columns`.
+    pub fn new(columns: Vec<String>, options: MaskOptions) -> Self {
+        Self { columns, options }
+    }
+
+    /// The columns this masker rewrites.
+    pub fn columns(&self) -> &[String] {
+        &self.columns
+    }
+
+    /// Mask the batch; returns it with the count of tokens that were not addresses.
+    pub fn apply(&self, batch: RecordBatch) -> (RecordBatch, u64) {
+        let mut invalid = 0;
+        let schema = batch.schema();
+        let mut arrays: Vec<ArrayRef> = batch.columns().to_vec();
+        for (idx, field) in schema.fields().iter().enumerate() {
+            if field.data_type() != &DataType::Utf8 || !self.columns.contains(field.name()) {
+                continue;
+            }
+            let Some(values) = arrays[idx].as_any().downcast_ref::<StringArray>() else {
+                continue;
+            };
+            let mut builder = StringBuilder::with_capacity(values.len(), values.len() * 16);
+            let mut buf = String::with_capacity(64);
+            for v in values.iter() {
+                match v {
+                    None => builder.append_null(),
+                    Some(v) => {
+                        buf.clear();
+                        invalid += mask_value(v, self.options, &mut buf);
+                        builder.append_value(&buf);
+                    }
+                }
+            }
+            arrays[idx] = Arc::new(builder.finish());
+        }
+        // Same schema, same lengths: cannot fail.
+        let batch = RecordBatch::try_new(schema, arrays).expect("masking keeps the schema");
+        (batch, invalid)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn masked(v: &str) -> (String, u64) {
+        let mut out = String::new();
+        let n = mask_value(v, MaskOptions::default(), &mut out);
+        (out, n)
+    }
+
+    #[test]
+    fn single_addresses() {
+        let cases = [
+            ("192.0.2.100", "192.0.2.0/24"),
+            ("128.92.136.19", "128.92.136.0/24"),
+            ("2001:db8:85a3:8d3:1319:8a2e:370:7348", "2001:db8:85a3::/48"),
+            ("::ffff:203.0.113.9", "203.0.113.0/24"),
+            ("203.0.113.9:8080", "203.0.113.0/24"),
+            ("[2001:db8::1]:443", "2001:db8::/48"),
+            ("[2001:db8::1]", "2001:db8::/48"),
+        ];
+        for (input, want) in cases {
+            assert_eq!(masked(input), (want.to_string(), 0), "{input}");
+        }
+    }
+
+    #[test]
+    fn forwarded_for_lists() {
+        let cases = [
+            (
+                "203.0.113.5,198.51.100.7",
+                "203.0.113.0/24,198.51.100.0/24",
+                0,
+            ),
+            (
+                "203.0.113.5, 198.51.100.7",
+                "203.0.113.0/24, 198.51.100.0/24",
+                0,
+            ),
+            (
+                "203.0.113.5,%20198.51.100.7",
+                "203.0.113.0/24,%20198.51.100.0/24",
+                0,
+            ),
+            ("unknown, [2001:db8::7]:80", "-, 2001:db8::/48", 1),
+            ("not-an-ip", "-", 1),
+            ("-", "-", 0),
+            ("1.2.3.4,", "1.2.3.0/24,", 0),
+        ];
+        for (input, want, bad) in cases {
+            assert_eq!(masked(input), (want.to_string(), bad), "{input}");
+        }
+    }
+
+    #[test]
+    fn prefixes_are_configurable() {
+        let opts = MaskOptions {
+            ipv4_prefix: 16,
+            ipv6_prefix: 32,
+        };
+        let mut out = String::new();
+        mask_value("192.0.2.100, 2001:db8:85a3::1", opts, &mut out);
+        assert_eq!(out, "192.0.0.0/16, 2001:db8::/32");
+        out.clear();
+        mask_addr(
+            "10.1.2.3".parse().unwrap(),
+            MaskOptions {
+                ipv4_prefix: 0,
+                ipv6_prefix: 0,
+            },
+            &mut out,
+        );
+        assert_eq!(out, "0.0.0.0/0");
+    }
+
+    #[test]
+    fn full_length_prefixes_are_refused() {
+        let err = MaskOptions {
+            ipv4_prefix: 32,
+            ipv6_prefix: 48,
+        }
+        .validate()
+        .unwrap_err();
+        assert_eq!(err.key, "mask.ipv4_prefix");
+        assert!(MaskOptions {
+            ipv4_prefix: 24,
+            ipv6_prefix: 128
+        }
+        .validate()
+        .is_err());
+        assert!(MaskOptions::default().validate().is_ok());
+    }
+
+    #[test]
+    fn scrub_masks_addresses_in_text() {
+        let cases = [
+            ("ip 192.0.2.100 here", "ip 192.0.2.0/24 here"),
+            ("x=%2015.6.7.8", "x=%2015.6.7.0/24"),
+            ("[2001:db8::1]:443", "[2001:db8::/48]:443"),
+            ("2019-12-04\t21:02:31", "2019-12-04\t21:02:31"),
+            ("a1.2.3.4b", "a1.2.3.0/24b"),
+        ];
+        for (input, want) in cases {
+            assert_eq!(scrub_text(input), want, "{input}");
+        }
+    }
+}
