@@ -411,6 +411,31 @@ impl Decoder for AuditDecoder {
     }
 }
 
+/// Read just enough of an audit file to know its header: the columns it contributes to its
+/// table (see [`HeaderUnion`]). An empty file contributes none.
+pub fn read_columns<R: std::io::BufRead>(
+    mut reader: R,
+    on_io: impl Fn(std::io::Error) -> FileError,
+) -> Result<Vec<String>, FileError> {
+    let mut decoder = AuditDecoder::new(AuditOptions {
+        batch_size: 1,
+        ..Default::default()
+    });
+    while decoder.columns().is_none() {
+        let buf = reader.fill_buf().map_err(&on_io)?;
+        if buf.is_empty() {
+            decoder.finish()?;
+            break;
+        }
+        let used = decoder.decode(buf)?;
+        reader.consume(used);
+        if used == 0 {
+            break;
+        }
+    }
+    Ok(decoder.columns().map(<[String]>::to_vec).unwrap_or_default())
+}
+
 /// The union of audit headers across a table's files, in first-seen order. Used to fix one
 /// table schema before a run writes anything; the catalog only ever appends to it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -451,5 +476,171 @@ impl HeaderUnion {
                 .map(|c| Field::new(c, DataType::Utf8, true)),
         );
         Arc::new(Schema::new(fields))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::parse::decode_chunked;
+    use arrow::array::AsArray;
+    use arrow::compute::concat_batches;
+    use arrow::datatypes::{Int64Type, TimestampMicrosecondType};
+
+    struct Out {
+        batch: RecordBatch,
+        rejects: Vec<Reject>,
+        counts: RowCounts,
+        columns: Vec<String>,
+    }
+
+    fn decode_with(input: &[u8], chunk: usize) -> Out {
+        let mut d = AuditDecoder::default();
+        let out = decode_chunked(input, chunk, &mut d).unwrap();
+        let batches: Vec<_> = out.iter().map(|o| o.batch.clone()).collect();
+        Out {
+            batch: concat_batches(&d.schema(), &batches).unwrap(),
+            rejects: out.into_iter().flat_map(|o| o.rejects).collect(),
+            counts: d.counts(),
+            columns: d.columns().unwrap_or_default().to_vec(),
+        }
+    }
+
+    fn decode(input: &str) -> Out {
+        decode_with(input.as_bytes(), input.len().max(1))
+    }
+
+    fn col(b: &RecordBatch, name: &str) -> Vec<Option<String>> {
+        b.column_by_name(name)
+            .unwrap()
+            .as_string::<i32>()
+            .iter()
+            .map(|v| v.map(str::to_owned))
+            .collect()
+    }
+
+    fn row_nums(b: &RecordBatch) -> Vec<i64> {
+        b.column_by_name("row_num").unwrap().as_primitive::<Int64Type>().values().to_vec()
+    }
+
+    #[test]
+    fn rfc4180_quoting_and_line_numbers() {
+        let input = "timestamp,user,action,Source IP\n\
+            2024-03-01T10:00:00Z,alice,\"login, then logout\",192.0.2.1\n\
+            2024-03-01T10:00:01Z,bob,\"said \"\"hi\"\"\",192.0.2.2\n\
+            2024-03-01T10:00:02Z,carol,\"two\nlines\",192.0.2.3\n\
+            2024-03-01T10:00:03Z,dave,,\n";
+        let out = decode(input);
+        assert!(out.rejects.is_empty(), "{:?}", out.rejects);
+        assert_eq!(out.columns, ["user", "action", "source_ip"]);
+        assert_eq!(
+            col(&out.batch, "action"),
+            [
+                Some("login, then logout".into()),
+                Some("said \"hi\"".into()),
+                Some("two\nlines".into()),
+                None
+            ]
+        );
+        assert_eq!(col(&out.batch, "source_ip")[3], None);
+        // The record after the two-line record starts on line 6.
+        assert_eq!(row_nums(&out.batch), [2, 3, 4, 6]);
+    }
+
+    #[test]
+    fn crlf_and_bom_and_no_final_newline() {
+        let input = "\u{feff}timestamp,user\r\n2024-03-01T10:00:00Z,alice\r\n\"2024-03-01T10:00:01Z\",\"b\r\nob\"\r\n2024-03-01T10:00:02Z,carol";
+        let out = decode(input);
+        assert!(out.rejects.is_empty(), "{:?}", out.rejects);
+        assert_eq!(out.columns, ["user"]);
+        assert_eq!(col(&out.batch, "user")[1], Some("b\r\nob".into()));
+        assert_eq!(row_nums(&out.batch), [2, 3, 5]);
+    }
+
+    #[test]
+    fn blank_lines_do_not_shift_line_numbers() {
+        let out = decode("timestamp,user\n\n2024-03-01T10:00:00Z,alice\n\n\n2024-03-01T10:00:01Z,bob\n");
+        assert_eq!(row_nums(&out.batch), [3, 6]);
+        assert_eq!(out.counts.rows_read, 2);
+    }
+
+    #[test]
+    fn timestamp_forms_become_ts() {
+        let input = "timestamp,n\n2019-12-04T21:02:31Z,a\n2019-12-04T23:02:31+02:00,b\n1575493351,c\n1575493351000,d\n2019-12-04 21:02:31.250,e\n";
+        let out = decode(input);
+        let ts = out.batch.column_by_name("ts").unwrap().as_primitive::<TimestampMicrosecondType>();
+        let t = 1_575_493_351_000_000;
+        assert_eq!(ts.values().to_vec(), [t, t, t, t, t + 250_000]);
+    }
+
+    #[test]
+    fn customer_column_is_emitted_for_the_transform() {
+        let out = decode("customer,timestamp,user\nacme,2024-03-01T10:00:00Z,alice\n,2024-03-01T10:00:00Z,bob\n");
+        assert_eq!(col(&out.batch, CUSTOMER), [Some("acme".into()), None]);
+        assert_eq!(out.columns, ["user"]);
+    }
+
+    #[test]
+    fn bad_rows_are_rejected_with_exact_reasons() {
+        let mut input = b"timestamp,user,ip\n\
+            2024-03-01T10:00:00Z,alice\n\
+            yesterday,bob,192.0.2.9\n\
+            ,carol,192.0.2.9\n\
+            2024-03-01T10:00:00Z,dave,192.0.2.9,extra\n"
+            .to_vec();
+        input.extend_from_slice(b"2024-03-01T10:00:00Z,\xffve,192.0.2.9\n2024-03-01T10:00:00Z,ok,192.0.2.9\n");
+        let out = decode_with(&input, input.len());
+        let reasons: Vec<_> = out.rejects.iter().map(|r| (r.line, r.reason.to_string())).collect();
+        assert_eq!(
+            reasons,
+            [
+                (2, "expected 3 fields, found 2".to_string()),
+                (3, "timestamp: not recognised: \"yesterday\"".to_string()),
+                (4, "timestamp: not recognised: \"\"".to_string()),
+                (5, "expected 3 fields, found 4".to_string()),
+                (6, "user: invalid UTF-8".to_string()),
+            ]
+        );
+        assert_eq!(out.counts, RowCounts { rows_read: 6, rows_ok: 1, rows_rejected: 5 });
+        assert_eq!(out.rejects[1].raw, "yesterday,bob,192.0.2.0/24");
+    }
+
+    #[test]
+    fn header_without_timestamp_is_not_an_audit_file() {
+        let mut d = AuditDecoder::default();
+        let err = decode_chunked(b"time,user\n1,2\n", 100, &mut d).unwrap_err();
+        assert!(err.to_string().contains("no `timestamp` column"), "{err}");
+    }
+
+    #[test]
+    fn empty_file_has_no_rows() {
+        let mut d = AuditDecoder::default();
+        assert!(decode_chunked(b"", 100, &mut d).unwrap().is_empty());
+        let mut d = AuditDecoder::default();
+        assert!(decode_chunked(b"timestamp,user\n", 100, &mut d).unwrap().is_empty());
+    }
+
+    #[test]
+    fn duplicate_and_empty_header_names_are_made_unique() {
+        let out = decode("timestamp,user,User,\n2024-03-01T10:00:00Z,a,b,c\n");
+        assert_eq!(out.columns, ["user", "user_2", "column_4"]);
+    }
+
+    #[test]
+    fn read_columns_stops_after_the_header() {
+        let data = b"\xef\xbb\xbftimestamp,User,customer,zone\r\n2024-03-01T10:00:00Z,a,b,c\r\n";
+        let cols = read_columns(&data[..], |source| FileError::Io { source }).unwrap();
+        assert_eq!(cols, ["user", "zone"]);
+        assert!(read_columns(&b""[..], |source| FileError::Io { source }).unwrap().is_empty());
+    }
+
+    #[test]
+    fn header_union_keeps_first_seen_order() {
+        let mut u = HeaderUnion::default();
+        assert_eq!(u.add(&["user".to_string(), "action".to_string()]), ["user", "action"]);
+        assert_eq!(u.add(&["zone".to_string(), "user".to_string()]), ["zone"]);
+        assert_eq!(u.columns(), ["user", "action", "zone"]);
+        let names: Vec<_> = u.parsed_schema().fields().iter().map(|f| f.name().clone()).collect();
+        assert_eq!(names, ["ts", "row_num", "customer", "user", "action", "zone"]);
     }
 }

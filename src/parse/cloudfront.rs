@@ -469,3 +469,206 @@ impl Decoder for CloudFrontDecoder {
         self.counts
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::parse::decode_chunked;
+    use arrow::array::{Array, AsArray};
+    use arrow::compute::concat_batches;
+    use arrow::datatypes::{Float64Type, Int32Type, Int64Type, TimestampMicrosecondType};
+
+    const F19: &str = "date time x-edge-location sc-bytes c-ip cs-method cs(Host) cs-uri-stem sc-status cs(Referer) cs(User-Agent) cs-uri-query cs(Cookie) x-edge-result-type x-edge-request-id x-host-header cs-protocol cs-bytes time-taken";
+    const EXTRA26: &str = " x-forwarded-for ssl-protocol ssl-cipher x-edge-response-result-type cs-protocol-version fle-status fle-encrypted-fields";
+
+    fn row19(ip: &str, bytes: &str) -> String {
+        format!("2020-01-02\t03:04:05\tLAX1\t{bytes}\t{ip}\tGET\th.net\t/a\t200\t-\tUA\t-\t-\tHit\tid==\th.net\thttps\t23\t0.5")
+    }
+
+    struct Out {
+        batch: RecordBatch,
+        rejects: Vec<Reject>,
+        counts: RowCounts,
+    }
+
+    fn decode(input: &str) -> Out {
+        decode_bytes(input.as_bytes())
+    }
+
+    fn decode_bytes(input: &[u8]) -> Out {
+        let mut d = CloudFrontDecoder::default();
+        let out = decode_chunked(input, input.len().max(1), &mut d).unwrap();
+        let batches: Vec<_> = out.iter().map(|o| o.batch.clone()).collect();
+        Out {
+            batch: concat_batches(&parsed_schema(), &batches).unwrap(),
+            rejects: out.into_iter().flat_map(|o| o.rejects).collect(),
+            counts: d.counts(),
+        }
+    }
+
+    fn strs(b: &RecordBatch, col: &str) -> Vec<Option<String>> {
+        b.column_by_name(col)
+            .unwrap()
+            .as_string::<i32>()
+            .iter()
+            .map(|v| v.map(str::to_owned))
+            .collect()
+    }
+
+    #[test]
+    fn nineteen_field_file_loads_with_later_fields_null() {
+        let input = format!("#Version: 1.0\n#Fields: {F19}\n{}\n", row19("192.0.2.1", "392"));
+        let out = decode(&input);
+        assert_eq!(out.batch.num_rows(), 1);
+        assert_eq!(out.counts, RowCounts { rows_read: 1, rows_ok: 1, rows_rejected: 0 });
+        let b = &out.batch;
+        assert_eq!(b.column_by_name("sc_bytes").unwrap().as_primitive::<Int64Type>().value(0), 392);
+        assert_eq!(b.column_by_name("sc_status").unwrap().as_primitive::<Int32Type>().value(0), 200);
+        assert_eq!(b.column_by_name("time_taken").unwrap().as_primitive::<Float64Type>().value(0), 0.5);
+        assert!(b.column_by_name("x_forwarded_for").unwrap().is_null(0));
+        assert!(b.column_by_name("sc_range_end").unwrap().is_null(0));
+        assert_eq!(
+            b.column_by_name("ts").unwrap().as_primitive::<TimestampMicrosecondType>().value(0),
+            1_577_934_245_000_000
+        );
+        assert_eq!(strs(b, "cs_referer"), [None]);
+        assert_eq!(strs(b, EXTRA), [None]);
+        assert_eq!(b.column_by_name("row_num").unwrap().as_primitive::<Int64Type>().value(0), 3);
+    }
+
+    #[test]
+    fn twenty_six_field_file_and_repeated_directive_blocks() {
+        let r26 = format!("{}\t198.51.100.1, 203.0.113.9\tTLSv1.2\tECDHE\tHit\tHTTP/2.0\t-\t-", row19("192.0.2.1", "1"));
+        let input = format!(
+            "#Version: 1.0\n#Fields: {F19}{EXTRA26}\n{r26}\n#Version: 1.0\n#Fields: {F19}\n{}\n",
+            row19("192.0.2.2", "2")
+        );
+        let out = decode(&input);
+        assert_eq!(out.batch.num_rows(), 2, "{:?}", out.rejects);
+        assert_eq!(
+            strs(&out.batch, "x_forwarded_for"),
+            [Some("198.51.100.1, 203.0.113.9".into()), None]
+        );
+        assert_eq!(strs(&out.batch, "cs_protocol_version"), [Some("HTTP/2.0".into()), None]);
+        let rows = out.batch.column_by_name("row_num").unwrap().as_primitive::<Int64Type>();
+        assert_eq!(rows.values().to_vec(), [3, 6]);
+    }
+
+    #[test]
+    fn tab_separated_directives_crlf_trailing_tab_and_no_final_newline() {
+        let fields = F19.replace(' ', "\t");
+        let input = format!(
+            "#Version:\t1.0\r\n#Fields:\t{fields}\r\n{}\t\r\n{}",
+            row19("192.0.2.1", "1"),
+            row19("192.0.2.2", "2")
+        );
+        let out = decode(&input);
+        assert!(out.rejects.is_empty(), "{:?}", out.rejects);
+        assert_eq!(out.batch.num_rows(), 2);
+        assert_eq!(strs(&out.batch, "c_ip"), [Some("192.0.2.1".into()), Some("192.0.2.2".into())]);
+    }
+
+    #[test]
+    fn dash_is_null_for_strings_and_numbers() {
+        let line = row19("-", "-");
+        let out = decode(&format!("#Fields: {F19}\n{line}\n"));
+        assert!(out.batch.column_by_name("c_ip").unwrap().is_null(0));
+        assert!(out.batch.column_by_name("sc_bytes").unwrap().is_null(0));
+        assert!(out.batch.column_by_name("cs_uri_query").unwrap().is_null(0));
+    }
+
+    #[test]
+    fn unknown_fields_go_to_extra_as_json() {
+        let input = format!(
+            "#Fields: {F19} c-country x-new-thing\n{}\tDE\t-\n",
+            row19("192.0.2.1", "1")
+        );
+        let out = decode(&input);
+        assert_eq!(strs(&out.batch, EXTRA), [Some(r#"{"c-country":"DE","x-new-thing":null}"#.into())]);
+    }
+
+    #[test]
+    fn bad_rows_are_rejected_with_exact_reasons() {
+        let good = row19("192.0.2.1", "1");
+        let input = [
+            "#Version: 1.0".to_string(),
+            format!("#Fields: {F19}"),
+            good.clone(),
+            good.replace("\t392\t", "\t").replace("\tLAX1\t1\t", "\tLAX1\t"), // 18 fields
+            row19("192.0.2.3", "12x"),
+            good.replace("2020-01-02", "2020-13-02"),
+            good.replace("\t200\t", "\t99999999999\t"),
+            String::new(),
+            good.clone(),
+        ]
+        .join("\n");
+        // A last row with invalid UTF-8 in the user agent.
+        let mut bytes = format!("{input}\n").into_bytes();
+        bytes.extend(good.replace("\tUA\t", "\tU~A\t").bytes().map(|b| if b == b'~' { 0xff } else { b }));
+        let out = decode_bytes(&bytes);
+        let reasons: Vec<_> = out.rejects.iter().map(|r| (r.line, r.reason.to_string())).collect();
+        assert_eq!(
+            reasons,
+            [
+                (4, "expected 19 fields, found 18".to_string()),
+                (5, "sc_bytes: not a number: \"12x\"".to_string()),
+                (6, "timestamp: not recognised: \"2020-13-02 03:04:05\"".to_string()),
+                (7, "sc_status: not a number: \"99999999999\"".to_string()),
+                (10, "cs_user_agent: invalid UTF-8".to_string()),
+            ]
+        );
+        assert_eq!(out.batch.num_rows(), 2);
+        assert_eq!(out.counts, RowCounts { rows_read: 7, rows_ok: 2, rows_rejected: 5 });
+        // Reject text is the row with its IP masked.
+        assert!(out.rejects[1].raw.contains("\t192.0.2.0/24\t"), "{}", out.rejects[1].raw);
+        assert!(!out.rejects.iter().any(|r| r.raw.contains("192.0.2.3")));
+    }
+
+    #[test]
+    fn data_before_any_directive_is_not_a_cloudfront_file() {
+        let mut d = CloudFrontDecoder::default();
+        let err = decode_chunked(row19("192.0.2.1", "1").as_bytes(), 1000, &mut d).unwrap_err();
+        assert!(matches!(err, FileError::NotFormat { .. }), "{err}");
+    }
+
+    #[test]
+    fn data_row_before_fields_line_is_rejected() {
+        let out = decode(&format!("#Version: 1.0\n{}\n", row19("192.0.2.1", "1")));
+        assert_eq!(out.rejects.len(), 1);
+        assert_eq!(out.rejects[0].reason, RejectReason::NoFieldsDirective);
+        assert_eq!(out.rejects[0].line, 2);
+    }
+
+    #[test]
+    fn fields_line_without_date_and_time_fails_the_file() {
+        let mut d = CloudFrontDecoder::default();
+        let err = decode_chunked(b"#Fields: c-ip sc-bytes\n1.2.3.4\t5\n", 1000, &mut d).unwrap_err();
+        assert!(err.to_string().contains("no date and time"), "{err}");
+    }
+
+    #[test]
+    fn over_long_line_is_rejected_whatever_the_chunking() {
+        let long = format!("{}{}", row19("192.0.2.1", "1"), "x".repeat(2000));
+        let input = format!("#Fields: {F19}\n{long}\n{}\n", row19("192.0.2.2", "2"));
+        for chunk in [1, 7, 100, input.len()] {
+            let mut d = CloudFrontDecoder::new(CloudFrontOptions { batch_size: 10, max_line: 1000 });
+            let out = decode_chunked(input.as_bytes(), chunk, &mut d).unwrap();
+            let rejects: Vec<_> = out.iter().flat_map(|o| o.rejects.clone()).collect();
+            assert_eq!(rejects.len(), 1, "chunk {chunk}");
+            assert_eq!(rejects[0].reason, RejectReason::TooLong { limit: 1000 });
+            assert_eq!(rejects[0].line, 2);
+            assert!(!rejects[0].raw.contains("192.0.2.1"));
+            assert_eq!(d.counts(), RowCounts { rows_read: 2, rows_ok: 1, rows_rejected: 1 });
+        }
+    }
+
+    #[test]
+    fn batches_are_cut_at_batch_size() {
+        let rows: Vec<String> = (0..5).map(|i| row19("192.0.2.1", &i.to_string())).collect();
+        let input = format!("#Fields: {F19}\n{}\n", rows.join("\n"));
+        let mut d = CloudFrontDecoder::new(CloudFrontOptions { batch_size: 2, ..Default::default() });
+        let out = decode_chunked(input.as_bytes(), input.len(), &mut d).unwrap();
+        let sizes: Vec<_> = out.iter().map(|o| o.batch.num_rows()).collect();
+        assert_eq!(sizes, [2, 2, 1]);
+    }
+}

@@ -145,7 +145,7 @@ mod tests {
     use std::io::Write;
 
     fn gz(data: &[u8]) -> Vec<u8> {
-        let mut e = GzEncoder::new(Vec::new(), Compression::fast());
+        let mut e = GzEncoder::new(Vec::new(), Compression::best());
         e.write_all(data).unwrap();
         e.finish().unwrap()
     }

@@ -190,7 +190,12 @@ pub fn scrub_text(text: &str) -> String {
                 Some((end, ip)) => {
                     out.push_str(&text[copied..start]);
                     mask_addr(ip, opts, &mut out);
-                    copied = end;
+                    // An address already written as a network (`192.0.2.0/24`, as masked
+                    // values are) keeps one prefix, the masked one.
+                    let digits = b[end..]
+                        .strip_prefix(b"/")
+                        .map_or(0, |r| r.iter().take_while(|c| c.is_ascii_digit()).count());
+                    copied = if digits > 0 { end + 1 + digits } else { end };
                     start = end;
                 }
                 None => start += 1,
@@ -354,6 +359,8 @@ mod tests {
             ("[2001:db8::1]:443", "[2001:db8::/48]:443"),
             ("2019-12-04\t21:02:31", "2019-12-04\t21:02:31"),
             ("a1.2.3.4b", "a1.2.3.0/24b"),
+            ("already 192.0.2.0/24 masked", "already 192.0.2.0/24 masked"),
+            ("cidr 10.1.2.3/32", "cidr 10.1.2.0/24"),
         ];
         for (input, want) in cases {
             assert_eq!(scrub_text(input), want, "{input}");
