@@ -16,6 +16,25 @@
 //! - [`inspect`] runs the first three on one file for a person to look at.
 //!
 //! The contract (lake layout, run protocol, table schemas, masking) is `DESIGN.md`.
+//!
+//! ```
+//! use citrine::parse::{decode_chunked, Format, FormatDecoder};
+//! use citrine::schema::table_schema;
+//! use citrine::transform::{Lineage, MaskOptions, Masker, Transform};
+//!
+//! let log = b"#Version: 1.0\n#Fields: date time c-ip sc-status\n2019-12-04\t21:02:31\t192.0.2.100\t200\n";
+//! let mut decoder = FormatDecoder::new(Format::CloudFront, 8192);
+//! let decoded = decode_chunked(log, 4096, &mut decoder)?;
+//! let table = table_schema(&citrine::parse::cloudfront::parsed_schema());
+//! let masker = Masker::new(vec!["c_ip".into()], MaskOptions::default());
+//! let lineage = Lineage::new("logs/cloudfront/acme/E1.2019-12-04-21.a1.gz", Some("acme".into()));
+//! let out = Transform::new(table, masker).apply(decoded[0].batch.clone(), &lineage)?;
+//! assert_eq!(out.batch.num_rows(), 1);
+//! let c_ip = out.batch.column_by_name("c_ip").unwrap();
+//! let c_ip = c_ip.as_any().downcast_ref::<arrow::array::StringArray>().unwrap();
+//! assert_eq!(c_ip.value(0), "192.0.2.0/24");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 #![warn(missing_docs)]
 
 pub mod error;

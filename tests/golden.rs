@@ -21,7 +21,9 @@ fn inspect(rel: &str) -> String {
     };
     let report = inspect_path(&fixture(rel), &options).unwrap();
     // Paths differ between machines; the snapshot keeps the part under fixtures/.
-    report.to_string().replace(fixture("").to_str().unwrap(), "fixtures/")
+    report
+        .to_string()
+        .replace(fixture("").to_str().unwrap(), "fixtures/")
 }
 
 macro_rules! golden_inspect {
@@ -45,8 +47,12 @@ golden_inspect! {
 
 #[test]
 fn gzip_sample_gives_the_same_batches_as_its_plain_twin() {
-    let plain = std::fs::read(fixture("cloudfront/aws-log-parser-cloudfront-multiple.log")).unwrap();
-    let gz = File::open(fixture("cloudfront/aws-log-parser-cloudfront-multiple.log.gz")).unwrap();
+    let plain =
+        std::fs::read(fixture("cloudfront/aws-log-parser-cloudfront-multiple.log")).unwrap();
+    let gz = File::open(fixture(
+        "cloudfront/aws-log-parser-cloudfront-multiple.log.gz",
+    ))
+    .unwrap();
     let gz = decompress::read_all(gz, 1 << 20).unwrap();
     let a = decode_pieces(Format::CloudFront, 8192, [plain.as_slice()]);
     let b = decode_pieces(Format::CloudFront, 8192, [gz.as_slice()]);
@@ -72,7 +78,8 @@ fn audit_table_rows() {
     let mut union = HeaderUnion::default();
     for rel in files {
         let data = std::fs::read(fixture(rel)).unwrap();
-        let columns = audit::read_columns(&data[..], |source| citrine::FileError::Io { source }).unwrap();
+        let columns =
+            audit::read_columns(&data[..], |source| citrine::FileError::Io { source }).unwrap();
         union.add(&columns);
     }
     let table = table_schema(&union.parsed_schema());
@@ -87,18 +94,26 @@ fn audit_table_rows() {
         let lineage = Lineage::new(format!("fixtures/{rel}"), customer);
         let reader = Decompressed::new(File::open(fixture(rel)).unwrap(), 1 << 20).unwrap();
         let mut d = FormatDecoder::new(Format::Audit, 8192);
-        decode_stream(decompress::buffered(reader), &mut d, |e| decompress::classify(e, decompress::Encoding::Plain), |decoded| {
-            let out = transform.apply(decoded.batch, &lineage).unwrap();
-            batches.push(out.batch);
-            rejects.extend(decoded.rejects.into_iter().map(|r| (rel, r)));
-            rejects.extend(out.rejects.into_iter().map(|r| (rel, r)));
-            Ok(())
-        })
+        decode_stream(
+            decompress::buffered(reader),
+            &mut d,
+            |e| decompress::classify(e, decompress::Encoding::Plain),
+            |decoded| {
+                let out = transform.apply(decoded.batch, &lineage).unwrap();
+                batches.push(out.batch);
+                rejects.extend(decoded.rejects.into_iter().map(|r| (rel, r)));
+                rejects.extend(out.rejects.into_iter().map(|r| (rel, r)));
+                Ok(())
+            },
+        )
         .unwrap();
     }
     let mut text = pretty_format_batches(&batches).unwrap().to_string();
     for (rel, r) in &rejects {
-        text.push_str(&format!("\nreject {rel}:{}: {}: {}", r.line, r.reason, r.raw));
+        text.push_str(&format!(
+            "\nreject {rel}:{}: {}: {}",
+            r.line, r.reason, r.raw
+        ));
     }
     insta::assert_snapshot!("audit_table_rows", text);
 }

@@ -12,11 +12,20 @@ fn assert_split_invariant(format: Format, data: &[u8], batch_size: usize) {
     let check = |how: &str, got: Decoding| {
         assert_eq!(got, whole, "{how} differs from whole input");
     };
-    check("line by line", decode_pieces(format, batch_size, lines(data)));
-    check("byte by byte", decode_pieces(format, batch_size, data.chunks(1)));
+    check(
+        "line by line",
+        decode_pieces(format, batch_size, lines(data)),
+    );
+    check(
+        "byte by byte",
+        decode_pieces(format, batch_size, data.chunks(1)),
+    );
     for at in 0..=data.len() {
         let (a, b) = data.split_at(at);
-        check(&format!("split at byte {at}"), decode_pieces(format, batch_size, [a, b]));
+        check(
+            &format!("split at byte {at}"),
+            decode_pieces(format, batch_size, [a, b]),
+        );
     }
 }
 

@@ -433,7 +433,10 @@ pub fn read_columns<R: std::io::BufRead>(
             break;
         }
     }
-    Ok(decoder.columns().map(<[String]>::to_vec).unwrap_or_default())
+    Ok(decoder
+        .columns()
+        .map(<[String]>::to_vec)
+        .unwrap_or_default())
 }
 
 /// The union of audit headers across a table's files, in first-seen order. Used to fix one
@@ -520,7 +523,11 @@ mod tests {
     }
 
     fn row_nums(b: &RecordBatch) -> Vec<i64> {
-        b.column_by_name("row_num").unwrap().as_primitive::<Int64Type>().values().to_vec()
+        b.column_by_name("row_num")
+            .unwrap()
+            .as_primitive::<Int64Type>()
+            .values()
+            .to_vec()
     }
 
     #[test]
@@ -559,7 +566,8 @@ mod tests {
 
     #[test]
     fn blank_lines_do_not_shift_line_numbers() {
-        let out = decode("timestamp,user\n\n2024-03-01T10:00:00Z,alice\n\n\n2024-03-01T10:00:01Z,bob\n");
+        let out =
+            decode("timestamp,user\n\n2024-03-01T10:00:00Z,alice\n\n\n2024-03-01T10:00:01Z,bob\n");
         assert_eq!(row_nums(&out.batch), [3, 6]);
         assert_eq!(out.counts.rows_read, 2);
     }
@@ -568,14 +576,20 @@ mod tests {
     fn timestamp_forms_become_ts() {
         let input = "timestamp,n\n2019-12-04T21:02:31Z,a\n2019-12-04T23:02:31+02:00,b\n1575493351,c\n1575493351000,d\n2019-12-04 21:02:31.250,e\n";
         let out = decode(input);
-        let ts = out.batch.column_by_name("ts").unwrap().as_primitive::<TimestampMicrosecondType>();
+        let ts = out
+            .batch
+            .column_by_name("ts")
+            .unwrap()
+            .as_primitive::<TimestampMicrosecondType>();
         let t = 1_575_493_351_000_000;
         assert_eq!(ts.values().to_vec(), [t, t, t, t, t + 250_000]);
     }
 
     #[test]
     fn customer_column_is_emitted_for_the_transform() {
-        let out = decode("customer,timestamp,user\nacme,2024-03-01T10:00:00Z,alice\n,2024-03-01T10:00:00Z,bob\n");
+        let out = decode(
+            "customer,timestamp,user\nacme,2024-03-01T10:00:00Z,alice\n,2024-03-01T10:00:00Z,bob\n",
+        );
         assert_eq!(col(&out.batch, CUSTOMER), [Some("acme".into()), None]);
         assert_eq!(out.columns, ["user"]);
     }
@@ -588,9 +602,15 @@ mod tests {
             ,carol,192.0.2.9\n\
             2024-03-01T10:00:00Z,dave,192.0.2.9,extra\n"
             .to_vec();
-        input.extend_from_slice(b"2024-03-01T10:00:00Z,\xffve,192.0.2.9\n2024-03-01T10:00:00Z,ok,192.0.2.9\n");
+        input.extend_from_slice(
+            b"2024-03-01T10:00:00Z,\xffve,192.0.2.9\n2024-03-01T10:00:00Z,ok,192.0.2.9\n",
+        );
         let out = decode_with(&input, input.len());
-        let reasons: Vec<_> = out.rejects.iter().map(|r| (r.line, r.reason.to_string())).collect();
+        let reasons: Vec<_> = out
+            .rejects
+            .iter()
+            .map(|r| (r.line, r.reason.to_string()))
+            .collect();
         assert_eq!(
             reasons,
             [
@@ -601,7 +621,14 @@ mod tests {
                 (6, "user: invalid UTF-8".to_string()),
             ]
         );
-        assert_eq!(out.counts, RowCounts { rows_read: 6, rows_ok: 1, rows_rejected: 5 });
+        assert_eq!(
+            out.counts,
+            RowCounts {
+                rows_read: 6,
+                rows_ok: 1,
+                rows_rejected: 5
+            }
+        );
         assert_eq!(out.rejects[1].raw, "yesterday,bob,192.0.2.0/24");
     }
 
@@ -617,7 +644,9 @@ mod tests {
         let mut d = AuditDecoder::default();
         assert!(decode_chunked(b"", 100, &mut d).unwrap().is_empty());
         let mut d = AuditDecoder::default();
-        assert!(decode_chunked(b"timestamp,user\n", 100, &mut d).unwrap().is_empty());
+        assert!(decode_chunked(b"timestamp,user\n", 100, &mut d)
+            .unwrap()
+            .is_empty());
     }
 
     #[test]
@@ -631,16 +660,29 @@ mod tests {
         let data = b"\xef\xbb\xbftimestamp,User,customer,zone\r\n2024-03-01T10:00:00Z,a,b,c\r\n";
         let cols = read_columns(&data[..], |source| FileError::Io { source }).unwrap();
         assert_eq!(cols, ["user", "zone"]);
-        assert!(read_columns(&b""[..], |source| FileError::Io { source }).unwrap().is_empty());
+        assert!(read_columns(&b""[..], |source| FileError::Io { source })
+            .unwrap()
+            .is_empty());
     }
 
     #[test]
     fn header_union_keeps_first_seen_order() {
         let mut u = HeaderUnion::default();
-        assert_eq!(u.add(&["user".to_string(), "action".to_string()]), ["user", "action"]);
+        assert_eq!(
+            u.add(&["user".to_string(), "action".to_string()]),
+            ["user", "action"]
+        );
         assert_eq!(u.add(&["zone".to_string(), "user".to_string()]), ["zone"]);
         assert_eq!(u.columns(), ["user", "action", "zone"]);
-        let names: Vec<_> = u.parsed_schema().fields().iter().map(|f| f.name().clone()).collect();
-        assert_eq!(names, ["ts", "row_num", "customer", "user", "action", "zone"]);
+        let names: Vec<_> = u
+            .parsed_schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect();
+        assert_eq!(
+            names,
+            ["ts", "row_num", "customer", "user", "action", "zone"]
+        );
     }
 }

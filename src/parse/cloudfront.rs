@@ -517,28 +517,68 @@ mod tests {
 
     #[test]
     fn nineteen_field_file_loads_with_later_fields_null() {
-        let input = format!("#Version: 1.0\n#Fields: {F19}\n{}\n", row19("192.0.2.1", "392"));
+        let input = format!(
+            "#Version: 1.0\n#Fields: {F19}\n{}\n",
+            row19("192.0.2.1", "392")
+        );
         let out = decode(&input);
         assert_eq!(out.batch.num_rows(), 1);
-        assert_eq!(out.counts, RowCounts { rows_read: 1, rows_ok: 1, rows_rejected: 0 });
+        assert_eq!(
+            out.counts,
+            RowCounts {
+                rows_read: 1,
+                rows_ok: 1,
+                rows_rejected: 0
+            }
+        );
         let b = &out.batch;
-        assert_eq!(b.column_by_name("sc_bytes").unwrap().as_primitive::<Int64Type>().value(0), 392);
-        assert_eq!(b.column_by_name("sc_status").unwrap().as_primitive::<Int32Type>().value(0), 200);
-        assert_eq!(b.column_by_name("time_taken").unwrap().as_primitive::<Float64Type>().value(0), 0.5);
+        assert_eq!(
+            b.column_by_name("sc_bytes")
+                .unwrap()
+                .as_primitive::<Int64Type>()
+                .value(0),
+            392
+        );
+        assert_eq!(
+            b.column_by_name("sc_status")
+                .unwrap()
+                .as_primitive::<Int32Type>()
+                .value(0),
+            200
+        );
+        assert_eq!(
+            b.column_by_name("time_taken")
+                .unwrap()
+                .as_primitive::<Float64Type>()
+                .value(0),
+            0.5
+        );
         assert!(b.column_by_name("x_forwarded_for").unwrap().is_null(0));
         assert!(b.column_by_name("sc_range_end").unwrap().is_null(0));
         assert_eq!(
-            b.column_by_name("ts").unwrap().as_primitive::<TimestampMicrosecondType>().value(0),
+            b.column_by_name("ts")
+                .unwrap()
+                .as_primitive::<TimestampMicrosecondType>()
+                .value(0),
             1_577_934_245_000_000
         );
         assert_eq!(strs(b, "cs_referer"), [None]);
         assert_eq!(strs(b, EXTRA), [None]);
-        assert_eq!(b.column_by_name("row_num").unwrap().as_primitive::<Int64Type>().value(0), 3);
+        assert_eq!(
+            b.column_by_name("row_num")
+                .unwrap()
+                .as_primitive::<Int64Type>()
+                .value(0),
+            3
+        );
     }
 
     #[test]
     fn twenty_six_field_file_and_repeated_directive_blocks() {
-        let r26 = format!("{}\t198.51.100.1, 203.0.113.9\tTLSv1.2\tECDHE\tHit\tHTTP/2.0\t-\t-", row19("192.0.2.1", "1"));
+        let r26 = format!(
+            "{}\t198.51.100.1, 203.0.113.9\tTLSv1.2\tECDHE\tHit\tHTTP/2.0\t-\t-",
+            row19("192.0.2.1", "1")
+        );
         let input = format!(
             "#Version: 1.0\n#Fields: {F19}{EXTRA26}\n{r26}\n#Version: 1.0\n#Fields: {F19}\n{}\n",
             row19("192.0.2.2", "2")
@@ -549,8 +589,15 @@ mod tests {
             strs(&out.batch, "x_forwarded_for"),
             [Some("198.51.100.1, 203.0.113.9".into()), None]
         );
-        assert_eq!(strs(&out.batch, "cs_protocol_version"), [Some("HTTP/2.0".into()), None]);
-        let rows = out.batch.column_by_name("row_num").unwrap().as_primitive::<Int64Type>();
+        assert_eq!(
+            strs(&out.batch, "cs_protocol_version"),
+            [Some("HTTP/2.0".into()), None]
+        );
+        let rows = out
+            .batch
+            .column_by_name("row_num")
+            .unwrap()
+            .as_primitive::<Int64Type>();
         assert_eq!(rows.values().to_vec(), [3, 6]);
     }
 
@@ -565,7 +612,10 @@ mod tests {
         let out = decode(&input);
         assert!(out.rejects.is_empty(), "{:?}", out.rejects);
         assert_eq!(out.batch.num_rows(), 2);
-        assert_eq!(strs(&out.batch, "c_ip"), [Some("192.0.2.1".into()), Some("192.0.2.2".into())]);
+        assert_eq!(
+            strs(&out.batch, "c_ip"),
+            [Some("192.0.2.1".into()), Some("192.0.2.2".into())]
+        );
     }
 
     #[test]
@@ -584,7 +634,10 @@ mod tests {
             row19("192.0.2.1", "1")
         );
         let out = decode(&input);
-        assert_eq!(strs(&out.batch, EXTRA), [Some(r#"{"c-country":"DE","x-new-thing":null}"#.into())]);
+        assert_eq!(
+            strs(&out.batch, EXTRA),
+            [Some(r#"{"c-country":"DE","x-new-thing":null}"#.into())]
+        );
     }
 
     #[test]
@@ -594,7 +647,8 @@ mod tests {
             "#Version: 1.0".to_string(),
             format!("#Fields: {F19}"),
             good.clone(),
-            good.replace("\t392\t", "\t").replace("\tLAX1\t1\t", "\tLAX1\t"), // 18 fields
+            good.replace("\t392\t", "\t")
+                .replace("\tLAX1\t1\t", "\tLAX1\t"), // 18 fields
             row19("192.0.2.3", "12x"),
             good.replace("2020-01-02", "2020-13-02"),
             good.replace("\t200\t", "\t99999999999\t"),
@@ -604,23 +658,47 @@ mod tests {
         .join("\n");
         // A last row with invalid UTF-8 in the user agent.
         let mut bytes = format!("{input}\n").into_bytes();
-        bytes.extend(good.replace("\tUA\t", "\tU~A\t").bytes().map(|b| if b == b'~' { 0xff } else { b }));
+        bytes.extend(good.replace("\tUA\t", "\tU~A\t").bytes().map(|b| {
+            if b == b'~' {
+                0xff
+            } else {
+                b
+            }
+        }));
         let out = decode_bytes(&bytes);
-        let reasons: Vec<_> = out.rejects.iter().map(|r| (r.line, r.reason.to_string())).collect();
+        let reasons: Vec<_> = out
+            .rejects
+            .iter()
+            .map(|r| (r.line, r.reason.to_string()))
+            .collect();
         assert_eq!(
             reasons,
             [
                 (4, "expected 19 fields, found 18".to_string()),
                 (5, "sc_bytes: not a number: \"12x\"".to_string()),
-                (6, "timestamp: not recognised: \"2020-13-02 03:04:05\"".to_string()),
+                (
+                    6,
+                    "timestamp: not recognised: \"2020-13-02 03:04:05\"".to_string()
+                ),
                 (7, "sc_status: not a number: \"99999999999\"".to_string()),
                 (10, "cs_user_agent: invalid UTF-8".to_string()),
             ]
         );
         assert_eq!(out.batch.num_rows(), 2);
-        assert_eq!(out.counts, RowCounts { rows_read: 7, rows_ok: 2, rows_rejected: 5 });
+        assert_eq!(
+            out.counts,
+            RowCounts {
+                rows_read: 7,
+                rows_ok: 2,
+                rows_rejected: 5
+            }
+        );
         // Reject text is the row with its IP masked.
-        assert!(out.rejects[1].raw.contains("\t192.0.2.0/24\t"), "{}", out.rejects[1].raw);
+        assert!(
+            out.rejects[1].raw.contains("\t192.0.2.0/24\t"),
+            "{}",
+            out.rejects[1].raw
+        );
         assert!(!out.rejects.iter().any(|r| r.raw.contains("192.0.2.3")));
     }
 
@@ -642,7 +720,8 @@ mod tests {
     #[test]
     fn fields_line_without_date_and_time_fails_the_file() {
         let mut d = CloudFrontDecoder::default();
-        let err = decode_chunked(b"#Fields: c-ip sc-bytes\n1.2.3.4\t5\n", 1000, &mut d).unwrap_err();
+        let err =
+            decode_chunked(b"#Fields: c-ip sc-bytes\n1.2.3.4\t5\n", 1000, &mut d).unwrap_err();
         assert!(err.to_string().contains("no date and time"), "{err}");
     }
 
@@ -651,14 +730,24 @@ mod tests {
         let long = format!("{}{}", row19("192.0.2.1", "1"), "x".repeat(2000));
         let input = format!("#Fields: {F19}\n{long}\n{}\n", row19("192.0.2.2", "2"));
         for chunk in [1, 7, 100, input.len()] {
-            let mut d = CloudFrontDecoder::new(CloudFrontOptions { batch_size: 10, max_line: 1000 });
+            let mut d = CloudFrontDecoder::new(CloudFrontOptions {
+                batch_size: 10,
+                max_line: 1000,
+            });
             let out = decode_chunked(input.as_bytes(), chunk, &mut d).unwrap();
             let rejects: Vec<_> = out.iter().flat_map(|o| o.rejects.clone()).collect();
             assert_eq!(rejects.len(), 1, "chunk {chunk}");
             assert_eq!(rejects[0].reason, RejectReason::TooLong { limit: 1000 });
             assert_eq!(rejects[0].line, 2);
             assert!(!rejects[0].raw.contains("192.0.2.1"));
-            assert_eq!(d.counts(), RowCounts { rows_read: 2, rows_ok: 1, rows_rejected: 1 });
+            assert_eq!(
+                d.counts(),
+                RowCounts {
+                    rows_read: 2,
+                    rows_ok: 1,
+                    rows_rejected: 1
+                }
+            );
         }
     }
 
@@ -666,7 +755,10 @@ mod tests {
     fn batches_are_cut_at_batch_size() {
         let rows: Vec<String> = (0..5).map(|i| row19("192.0.2.1", &i.to_string())).collect();
         let input = format!("#Fields: {F19}\n{}\n", rows.join("\n"));
-        let mut d = CloudFrontDecoder::new(CloudFrontOptions { batch_size: 2, ..Default::default() });
+        let mut d = CloudFrontDecoder::new(CloudFrontOptions {
+            batch_size: 2,
+            ..Default::default()
+        });
         let out = decode_chunked(input.as_bytes(), input.len(), &mut d).unwrap();
         let sizes: Vec<_> = out.iter().map(|o| o.batch.num_rows()).collect();
         assert_eq!(sizes, [2, 2, 1]);

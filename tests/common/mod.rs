@@ -8,7 +8,9 @@ use citrine::parse::{Decoder, Format, FormatDecoder, Reject, RowCounts};
 
 /// A fixture's path.
 pub fn fixture(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(rel)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(rel)
 }
 
 /// Every decoded batch, every reject and the counts of one decode.

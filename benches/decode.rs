@@ -1,0 +1,117 @@
+//! Decoder and masking throughput on seeded, CloudFront- and audit-shaped data.
+//! `cargo bench --bench decode`; figures are bytes of uncompressed input per second.
+
+use std::hint::black_box;
+
+use citrine::parse::{cloudfront, decode_chunked, Format, FormatDecoder};
+use citrine::schema::table_schema;
+use citrine::transform::{Lineage, MaskOptions, Masker, Transform};
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+
+const FIELDS: &str = "#Fields: date time x-edge-location sc-bytes c-ip cs-method cs(Host) cs-uri-stem sc-status cs(Referer) cs(User-Agent) cs-uri-query cs(Cookie) x-edge-result-type x-edge-request-id x-host-header cs-protocol cs-bytes time-taken x-forwarded-for ssl-protocol ssl-cipher x-edge-response-result-type cs-protocol-version fle-status fle-encrypted-fields c-port time-to-first-byte x-edge-detailed-result-type sc-content-type sc-content-len sc-range-start sc-range-end";
+
+/// A small xorshift so the data is the same on every run without a rand dependency.
+struct Seeded(u64);
+
+impl Seeded {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+fn cloudfront_log(rows: usize) -> Vec<u8> {
+    let mut r = Seeded(0x5eed);
+    let mut out = format!("#Version: 1.0\n{FIELDS}\n");
+    for _ in 0..rows {
+        let n = r.next();
+        let ip = format!(
+            "{}.{}.{}.{}",
+            n & 0xff,
+            (n >> 8) & 0xff,
+            (n >> 16) & 0xff,
+            (n >> 24) & 0xff
+        );
+        let xff = if n.is_multiple_of(5) {
+            format!("{ip}, 10.0.0.{}", n % 250)
+        } else {
+            "-".into()
+        };
+        out.push_str(&format!(
+            "2019-12-{:02}\t{:02}:{:02}:{:02}\tLAX1\t{}\t{ip}\tGET\td111111abcdef8.cloudfront.net\t/p/{}.html\t200\t-\tMozilla/5.0%20(Windows%20NT%2010.0;%20Win64;%20x64)\t-\t-\tHit\tSOX4xwn4XV6Q4rgb7XiVGOHms_BGlTAC4KyHmureZmBNrjGdRLiNIQ==\td111111abcdef8.cloudfront.net\thttps\t23\t0.001\t{xff}\tTLSv1.2\tECDHE-RSA-AES128-GCM-SHA256\tHit\tHTTP/2.0\t-\t-\t11040\t0.001\tHit\ttext/html\t78\t-\t-\n",
+            1 + n % 28, (n >> 5) % 24, (n >> 10) % 60, (n >> 16) % 60, n % 100_000, n % 1000
+        ));
+    }
+    out.into_bytes()
+}
+
+fn audit_csv(rows: usize) -> Vec<u8> {
+    let mut r = Seeded(0xa0d17);
+    let mut out = String::from("timestamp,user,action,source_ip,detail\n");
+    for i in 0..rows {
+        let n = r.next();
+        out.push_str(&format!(
+            "2024-03-01T{:02}:{:02}:{:02}Z,user{}@acme.test,login,203.0.{}.{},\"note, {i}\"\n",
+            n % 24,
+            (n >> 8) % 60,
+            (n >> 16) % 60,
+            n % 5000,
+            (n >> 3) & 0xff,
+            (n >> 11) & 0xff
+        ));
+    }
+    out.into_bytes()
+}
+
+fn decode(c: &mut Criterion) {
+    let mut g = c.benchmark_group("decode");
+    for (name, format, data) in [
+        ("cloudfront", Format::CloudFront, cloudfront_log(20_000)),
+        ("audit_csv", Format::Audit, audit_csv(20_000)),
+    ] {
+        g.throughput(Throughput::Bytes(data.len() as u64));
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                let mut d = FormatDecoder::new(format, 8192);
+                black_box(decode_chunked(&data, 256 * 1024, &mut d).unwrap())
+            })
+        });
+    }
+    g.finish();
+}
+
+fn transform(c: &mut Criterion) {
+    let data = cloudfront_log(20_000);
+    let mut d = FormatDecoder::new(Format::CloudFront, 8192);
+    let batches: Vec<_> = decode_chunked(&data, data.len(), &mut d)
+        .unwrap()
+        .into_iter()
+        .map(|o| o.batch)
+        .collect();
+    let t = Transform::new(
+        table_schema(&cloudfront::parsed_schema()),
+        Masker::new(
+            cloudfront::MASKED_COLUMNS.map(String::from).to_vec(),
+            MaskOptions::default(),
+        ),
+    );
+    let lineage = Lineage::new(
+        "s3://bucket/logs/acme/E1.2019-12-04-21.abc.gz",
+        Some("acme".into()),
+    );
+    let mut g = c.benchmark_group("transform");
+    g.throughput(Throughput::Bytes(data.len() as u64));
+    g.bench_function("cloudfront_mask_and_lineage", |b| {
+        b.iter(|| {
+            for batch in &batches {
+                black_box(t.apply(batch.clone(), &lineage).unwrap());
+            }
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, decode, transform);
+criterion_main!(benches);
