@@ -61,6 +61,11 @@ pub fn table_schema(parsed: &Schema) -> SchemaRef {
     Arc::new(Schema::new(fields))
 }
 
+/// The column names of `schema`, in order.
+pub fn names(schema: &Schema) -> Vec<&str> {
+    schema.fields().iter().map(|f| f.name().as_str()).collect()
+}
+
 /// True for the names the lineage columns own.
 pub fn is_lineage(name: &str) -> bool {
     matches!(name, TS | CUSTOMER | DT | SOURCE_FILE | ROW_NUM)
@@ -108,13 +113,8 @@ mod tests {
             Field::new(CUSTOMER, DataType::Utf8, true),
             Field::new("b", DataType::Int32, true),
         ]);
-        let names: Vec<_> = table_schema(&parsed)
-            .fields()
-            .iter()
-            .map(|f| f.name().clone())
-            .collect();
         assert_eq!(
-            names,
+            names(&table_schema(&parsed)),
             ["ts", "customer", "dt", "source_file", "row_num", "a", "b"]
         );
     }

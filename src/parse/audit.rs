@@ -674,14 +674,8 @@ mod tests {
         );
         assert_eq!(u.add(&["zone".to_string(), "user".to_string()]), ["zone"]);
         assert_eq!(u.columns(), ["user", "action", "zone"]);
-        let names: Vec<_> = u
-            .parsed_schema()
-            .fields()
-            .iter()
-            .map(|f| f.name().clone())
-            .collect();
         assert_eq!(
-            names,
+            crate::schema::names(&u.parsed_schema()),
             ["ts", "row_num", "customer", "user", "action", "zone"]
         );
     }
