@@ -24,11 +24,18 @@ fn inspect_help_is_stable() {
 fn truncated_gzip_fails_that_file_only_with_exit_code_1() {
     let dir = std::env::temp_dir().join(format!("citrine-cli-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let gz = std::fs::read(fixture("cloudfront/aws-log-parser-cloudfront-multiple.log.gz")).unwrap();
+    let gz = std::fs::read(fixture(
+        "cloudfront/aws-log-parser-cloudfront-multiple.log.gz",
+    ))
+    .unwrap();
     let truncated = dir.join("E2.2019-12-04-21.cut.gz");
     std::fs::write(&truncated, &gz[..gz.len() / 2]).unwrap();
     let good = fixture("cloudfront/webreadr-log-aws.log");
-    let out = citrine(&["inspect", truncated.to_str().unwrap(), good.to_str().unwrap()]);
+    let out = citrine(&[
+        "inspect",
+        truncated.to_str().unwrap(),
+        good.to_str().unwrap(),
+    ]);
     std::fs::remove_dir_all(&dir).unwrap();
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8(out.stderr).unwrap();
@@ -36,15 +43,26 @@ fn truncated_gzip_fails_that_file_only_with_exit_code_1() {
     assert!(stderr.contains("truncated or corrupt gzip"), "{stderr}");
     // The good file after it is still inspected.
     let stdout = String::from_utf8(out.stdout).unwrap();
-    assert!(stdout.contains("rows:     2 read, 2 ok, 0 rejected"), "{stdout}");
+    assert!(
+        stdout.contains("rows:     2 read, 2 ok, 0 rejected"),
+        "{stdout}"
+    );
 }
 
 #[test]
 fn no_full_address_reaches_the_terminal() {
-    let out = citrine(&["inspect", fixture("audit/acme/2024-03-01.csv").to_str().unwrap()]);
+    let out = citrine(&[
+        "inspect",
+        fixture("audit/acme/2024-03-01.csv").to_str().unwrap(),
+    ]);
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
-    for ip in ["203.0.113.17", "198.51.100.23", "2001:db8:4:5::9", "203.0.113.18"] {
+    for ip in [
+        "203.0.113.17",
+        "198.51.100.23",
+        "2001:db8:4:5::9",
+        "203.0.113.18",
+    ] {
         assert!(!text.contains(ip), "{ip} leaked:\n{text}");
     }
 }
