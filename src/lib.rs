@@ -13,6 +13,7 @@
 //!   ([`parse::cloudfront`], [`parse::audit`]); bad rows become [`parse::Reject`]s.
 //! - [`transform`] masks IPs, cuts over-long strings, attaches lineage (`customer`, `dt`,
 //!   `source_file`) and lays batches out in the table schema ([`schema`]).
+//! - [`partition`] splits table batches by (`customer`, `dt`) and names their folders.
 //! - [`inspect`] runs the first three on one file for a person to look at.
 //!
 //! The contract (lake layout, run protocol, table schemas, masking) is `DESIGN.md`.
@@ -40,6 +41,7 @@
 pub mod error;
 pub mod inspect;
 pub mod parse;
+pub mod partition;
 pub mod read;
 pub mod schema;
 pub mod transform;

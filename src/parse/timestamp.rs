@@ -22,6 +22,21 @@ pub fn days_from_civil(year: i64, month: u32, day: u32) -> Option<i64> {
     Some(era * 146_097 + doe - 719_468)
 }
 
+/// The proleptic Gregorian (year, month, day) of a count of days since 1970-01-01.
+pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
 fn days_in_month(year: i64, month: u32) -> u32 {
     match month {
         1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
@@ -223,6 +238,15 @@ mod tests {
         assert_eq!(days_from_civil(2023, 2, 29), None);
         assert_eq!(days_from_civil(2023, 13, 1), None);
         assert_eq!(days_from_civil(2023, 4, 31), None);
+    }
+
+    #[test]
+    fn civil_round_trips() {
+        for days in [-800_000, -1, 0, 1, 11_016, 18_234, 2_932_896] {
+            let (y, m, d) = civil_from_days(days);
+            assert_eq!(days_from_civil(y, m, d), Some(days), "{days}");
+        }
+        assert_eq!(civil_from_days(18_234), (2019, 12, 4));
     }
 
     #[test]
