@@ -92,4 +92,54 @@ pub enum Error {
     /// An Arrow kernel failed; this is a bug in citrine, not bad input.
     #[error("internal arrow error: {0}")]
     Arrow(#[from] arrow::error::ArrowError),
+    /// Reading or writing the lake failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file or folder.
+        path: String,
+        /// What the OS said.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Encoding Parquet failed.
+    #[error("{path}: parquet: {source}")]
+    Parquet {
+        /// The file being written.
+        path: String,
+        /// What the encoder said.
+        #[source]
+        source: parquet::errors::ParquetError,
+    },
+    /// Another run holds the table lock.
+    #[error("table {table} is locked by run {holder} (pid {pid} on {host}) until {expires}; try again later")]
+    Locked {
+        /// The table.
+        table: String,
+        /// The run holding it.
+        holder: String,
+        /// Its process id.
+        pid: u32,
+        /// Its host.
+        host: String,
+        /// When its lease expires (RFC 3339).
+        expires: String,
+    },
+    /// Lake metadata (report, catalog, lock) is not what citrine wrote.
+    #[error("{path}: unreadable lake metadata: {message}")]
+    Corrupt {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+impl Error {
+    /// An I/O error on `path`.
+    pub fn io(path: impl AsRef<std::path::Path>, source: std::io::Error) -> Self {
+        Self::Io {
+            path: path.as_ref().display().to_string(),
+            source,
+        }
+    }
 }

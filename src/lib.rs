@@ -38,12 +38,15 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod config;
 pub mod error;
 pub mod inspect;
+pub mod lake;
 pub mod parse;
 pub mod partition;
 pub mod read;
 pub mod schema;
 pub mod transform;
+pub mod write;
 
 pub use error::{ConfigError, Error, FileError, InputError, Result};

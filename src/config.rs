@@ -1,0 +1,523 @@
+//! Configuration in two steps: serde structs that mirror `citrine.toml` (unknown keys are
+//! rejected, every field has a documented default), then [`ConfigFile::validate`] into an
+//! immutable [`Job`] that the pipeline runs. Every problem is reported before any work starts,
+//! naming the key and what was expected.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::error::ConfigError;
+use crate::parse::Format;
+use crate::read::pattern::InputPattern;
+use crate::transform::MaskOptions;
+
+/// The file `citrine.toml` as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    /// Where the lake lives and how files are written.
+    pub lake: LakeConfig,
+    /// Which catalog partitions are registered in.
+    #[serde(default)]
+    pub catalog: CatalogConfig,
+    /// IP masking.
+    #[serde(default)]
+    pub mask: MaskConfig,
+    /// Run tuning.
+    #[serde(default)]
+    pub run: RunConfig,
+    /// The tables, each with its inputs.
+    #[serde(rename = "table", default)]
+    pub tables: Vec<TableConfig>,
+}
+
+/// `[lake]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LakeConfig {
+    /// Lake root: a local folder (relative to the config file), e.g. `"lake"`.
+    pub root: String,
+    /// Parquet codec: `snappy` (default), `zstd`, `gzip` or `none`.
+    #[serde(default = "default_compression")]
+    pub compression: String,
+    /// Roll a data file once it reaches this many MiB (default 256).
+    #[serde(default = "default_target_file_mb")]
+    pub target_file_mb: u64,
+    /// Rows per Parquet row group (default 131072).
+    #[serde(default = "default_row_group_rows")]
+    pub row_group_rows: usize,
+    /// Most data files open at once; the least recently used is closed past it (default 64).
+    #[serde(default = "default_max_open_files")]
+    pub max_open_files: usize,
+    /// MiB of encoded-but-unflushed data the writers may hold; the largest row group is
+    /// flushed past it (default 128).
+    #[serde(default = "default_memory_budget_mb")]
+    pub memory_budget_mb: u64,
+}
+
+/// `[catalog]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CatalogConfig {
+    /// `local` (default): a JSON file under `<root>/_citrine/`.
+    #[serde(default = "default_catalog_kind")]
+    pub kind: String,
+    /// The database name (Glue; recorded in the local catalog too). Default `citrine`.
+    #[serde(default = "default_database")]
+    pub database: String,
+}
+
+impl Default for CatalogConfig {
+    fn default() -> Self {
+        Self {
+            kind: default_catalog_kind(),
+            database: default_database(),
+        }
+    }
+}
+
+/// `[mask]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MaskConfig {
+    /// Leading IPv4 bits kept (default 24, at most 31).
+    #[serde(default = "default_ipv4_prefix")]
+    pub ipv4_prefix: u8,
+    /// Leading IPv6 bits kept (default 48, at most 127).
+    #[serde(default = "default_ipv6_prefix")]
+    pub ipv6_prefix: u8,
+}
+
+impl Default for MaskConfig {
+    fn default() -> Self {
+        Self {
+            ipv4_prefix: default_ipv4_prefix(),
+            ipv6_prefix: default_ipv6_prefix(),
+        }
+    }
+}
+
+/// `[run]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunConfig {
+    /// Worker threads (default: the machine's cores).
+    pub threads: Option<usize>,
+    /// Rows per decoded batch (default 8192).
+    #[serde(default = "default_batch_size")]
+    pub batch_size: usize,
+    /// Seconds a table lock is valid without renewal; a later run may take over an expired
+    /// lock (default 600).
+    #[serde(default = "default_lock_lease_secs")]
+    pub lock_lease_secs: u64,
+    /// Cap on one input's decompressed size, in MiB (default 16384).
+    #[serde(default = "default_max_decompressed_mb")]
+    pub max_decompressed_mb: u64,
+    /// Inputs up to this many MiB on disk are decoded whole before any row is written, so a
+    /// bad one is dropped cleanly; larger gzip inputs are verified in a first pass (default 32).
+    #[serde(default = "default_buffer_file_mb")]
+    pub buffer_file_mb: u64,
+}
+
+impl Default for RunConfig {
+    fn default() -> Self {
+        Self {
+            threads: None,
+            batch_size: default_batch_size(),
+            lock_lease_secs: default_lock_lease_secs(),
+            max_decompressed_mb: default_max_decompressed_mb(),
+            buffer_file_mb: default_buffer_file_mb(),
+        }
+    }
+}
+
+/// `[[table]]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TableConfig {
+    /// Table name: lower case letters, digits and `_`.
+    pub name: String,
+    /// `cloudfront` or `audit`.
+    pub format: String,
+    /// Input patterns relative to the config file: `{customer}` captures one path segment,
+    /// `*` and `?` match within a segment, `**` any depth, a trailing `/` everything below.
+    pub inputs: Vec<String>,
+    /// Audit columns holding IP addresses to mask (CloudFront always masks `c_ip` and
+    /// `x_forwarded_for`).
+    #[serde(default)]
+    pub mask_ips: Vec<String>,
+}
+
+fn default_compression() -> String {
+    "snappy".into()
+}
+fn default_target_file_mb() -> u64 {
+    256
+}
+fn default_row_group_rows() -> usize {
+    128 * 1024
+}
+fn default_max_open_files() -> usize {
+    64
+}
+fn default_memory_budget_mb() -> u64 {
+    128
+}
+fn default_catalog_kind() -> String {
+    "local".into()
+}
+fn default_database() -> String {
+    "citrine".into()
+}
+fn default_ipv4_prefix() -> u8 {
+    24
+}
+fn default_ipv6_prefix() -> u8 {
+    48
+}
+fn default_batch_size() -> usize {
+    crate::parse::DEFAULT_BATCH_SIZE
+}
+fn default_lock_lease_secs() -> u64 {
+    600
+}
+fn default_max_decompressed_mb() -> u64 {
+    16 * 1024
+}
+fn default_buffer_file_mb() -> u64 {
+    32
+}
+
+/// Parquet codecs citrine writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Codec {
+    /// Snappy (the default: fast, what Redshift and Athena expect).
+    Snappy,
+    /// Zstandard.
+    Zstd,
+    /// Gzip.
+    Gzip,
+    /// No compression.
+    None,
+}
+
+/// How the writers behave.
+#[derive(Debug, Clone)]
+pub struct WriteOptions {
+    /// Codec.
+    pub codec: Codec,
+    /// Roll files at this many bytes.
+    pub target_file_bytes: u64,
+    /// Rows per row group.
+    pub row_group_rows: usize,
+    /// Most files open at once.
+    pub max_open_files: usize,
+    /// Bytes of unflushed row groups allowed across writers.
+    pub memory_budget_bytes: u64,
+}
+
+impl Default for WriteOptions {
+    fn default() -> Self {
+        Self {
+            codec: Codec::Snappy,
+            target_file_bytes: default_target_file_mb() << 20,
+            row_group_rows: default_row_group_rows(),
+            max_open_files: default_max_open_files(),
+            memory_budget_bytes: default_memory_budget_mb() << 20,
+        }
+    }
+}
+
+/// One validated table.
+#[derive(Debug, Clone)]
+pub struct TableSpec {
+    /// Name.
+    pub name: String,
+    /// Input format.
+    pub format: Format,
+    /// Input patterns, resolved against the config folder.
+    pub inputs: Vec<InputPattern>,
+    /// Columns masked.
+    pub mask_columns: Vec<String>,
+}
+
+/// A validated configuration: everything a run needs, nothing left to check.
+#[derive(Debug, Clone)]
+pub struct Job {
+    /// Lake root folder.
+    pub root: PathBuf,
+    /// Catalog database name.
+    pub database: String,
+    /// Writer settings.
+    pub write: WriteOptions,
+    /// Masking.
+    pub mask: MaskOptions,
+    /// Worker threads.
+    pub threads: usize,
+    /// Rows per batch.
+    pub batch_size: usize,
+    /// Lock lease.
+    pub lock_lease: std::time::Duration,
+    /// Decompressed cap per input, bytes.
+    pub max_decompressed_bytes: u64,
+    /// Inputs up to this size are decoded whole before writing.
+    pub buffer_file_bytes: u64,
+    /// Tables in config order.
+    pub tables: Vec<TableSpec>,
+}
+
+impl ConfigFile {
+    /// Parse TOML text; `origin` names the file in errors.
+    pub fn parse(text: &str, origin: &str) -> Result<Self, ConfigError> {
+        toml::from_str(text).map_err(|e| {
+            let key = e
+                .span()
+                .map(|s| format!("{origin}:{}", line_of(text, s.start)))
+                .unwrap_or_else(|| origin.to_owned());
+            ConfigError::new(key, e.message().to_owned())
+        })
+    }
+
+    /// Read and parse a config file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigError::new("--config", format!("cannot read {}: {e}", path.display()))
+        })?;
+        Self::parse(&text, &path.display().to_string())
+    }
+
+    /// Check every value and resolve paths against `base` (the config file's folder).
+    pub fn validate(&self, base: &Path) -> Result<Job, ConfigError> {
+        let lake = &self.lake;
+        if lake.root.starts_with("s3://") {
+            return Err(ConfigError::new(
+                "lake.root",
+                "s3:// lakes are not supported by this build yet; use a local folder",
+            ));
+        }
+        if lake.root.trim().is_empty() {
+            return Err(ConfigError::new("lake.root", "expected a folder, got \"\""));
+        }
+        let codec = match lake.compression.as_str() {
+            "snappy" => Codec::Snappy,
+            "zstd" => Codec::Zstd,
+            "gzip" => Codec::Gzip,
+            "none" | "uncompressed" => Codec::None,
+            other => {
+                return Err(ConfigError::new(
+                    "lake.compression",
+                    format!("expected snappy, zstd, gzip or none, got {other:?}"),
+                ))
+            }
+        };
+        positive("lake.target_file_mb", lake.target_file_mb)?;
+        positive("lake.row_group_rows", lake.row_group_rows as u64)?;
+        positive("lake.max_open_files", lake.max_open_files as u64)?;
+        positive("lake.memory_budget_mb", lake.memory_budget_mb)?;
+        if self.catalog.kind != "local" {
+            return Err(ConfigError::new(
+                "catalog.kind",
+                format!(
+                    "expected \"local\" (glue is not supported by this build yet), got {:?}",
+                    self.catalog.kind
+                ),
+            ));
+        }
+        let mask = MaskOptions {
+            ipv4_prefix: self.mask.ipv4_prefix,
+            ipv6_prefix: self.mask.ipv6_prefix,
+        };
+        mask.validate()?;
+        let run = &self.run;
+        positive("run.batch_size", run.batch_size as u64)?;
+        positive("run.lock_lease_secs", run.lock_lease_secs)?;
+        positive("run.max_decompressed_mb", run.max_decompressed_mb)?;
+        let threads = match run.threads {
+            Some(0) => return Err(ConfigError::new("run.threads", "expected at least 1")),
+            Some(n) => n,
+            None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        };
+        if self.tables.is_empty() {
+            return Err(ConfigError::new("table", "expected at least one [[table]]"));
+        }
+        let mut tables: Vec<TableSpec> = Vec::new();
+        for (i, t) in self.tables.iter().enumerate() {
+            let key = |k: &str| format!("table[{i}].{k}");
+            let valid_name = !t.name.is_empty()
+                && t.name
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+                && !t.name.starts_with('_');
+            if !valid_name {
+                return Err(ConfigError::new(
+                    key("name"),
+                    format!(
+                        "expected lower case letters, digits and `_`, got {:?}",
+                        t.name
+                    ),
+                ));
+            }
+            if tables.iter().any(|o| o.name == t.name) {
+                return Err(ConfigError::new(
+                    key("name"),
+                    format!("table {:?} is defined twice", t.name),
+                ));
+            }
+            let format = match t.format.as_str() {
+                "cloudfront" => Format::CloudFront,
+                "audit" => Format::Audit,
+                other => {
+                    return Err(ConfigError::new(
+                        key("format"),
+                        format!("expected \"cloudfront\" or \"audit\", got {other:?}"),
+                    ))
+                }
+            };
+            if t.inputs.is_empty() {
+                return Err(ConfigError::new(
+                    key("inputs"),
+                    "expected at least one pattern",
+                ));
+            }
+            let inputs = t
+                .inputs
+                .iter()
+                .map(|p| {
+                    InputPattern::parse(p, base).map_err(|m| ConfigError::new(key("inputs"), m))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let mut mask_columns: Vec<String> = match format {
+                Format::CloudFront => crate::parse::cloudfront::MASKED_COLUMNS
+                    .map(String::from)
+                    .to_vec(),
+                Format::Audit => Vec::new(),
+            };
+            for c in &t.mask_ips {
+                let name = crate::schema::column_name(c);
+                if crate::schema::is_lineage(&name) || name.is_empty() {
+                    return Err(ConfigError::new(
+                        key("mask_ips"),
+                        format!("{c:?} is not a data column"),
+                    ));
+                }
+                if !mask_columns.contains(&name) {
+                    mask_columns.push(name);
+                }
+            }
+            tables.push(TableSpec {
+                name: t.name.clone(),
+                format,
+                inputs,
+                mask_columns,
+            });
+        }
+        Ok(Job {
+            root: base.join(&lake.root),
+            database: self.catalog.database.clone(),
+            write: WriteOptions {
+                codec,
+                target_file_bytes: lake.target_file_mb << 20,
+                row_group_rows: lake.row_group_rows,
+                max_open_files: lake.max_open_files,
+                memory_budget_bytes: lake.memory_budget_mb << 20,
+            },
+            mask,
+            threads,
+            batch_size: run.batch_size,
+            lock_lease: std::time::Duration::from_secs(run.lock_lease_secs),
+            max_decompressed_bytes: run.max_decompressed_mb << 20,
+            buffer_file_bytes: run.buffer_file_mb << 20,
+            tables,
+        })
+    }
+}
+
+fn positive(key: &str, v: u64) -> Result<(), ConfigError> {
+    if v == 0 {
+        return Err(ConfigError::new(key, "expected a positive number, got 0"));
+    }
+    Ok(())
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].matches('\n').count() + 1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EXAMPLE: &str = r#"
+[lake]
+root = "lake"
+compression = "snappy"
+[catalog]
+kind = "local"
+[[table]]
+name = "cloudfront_logs"
+format = "cloudfront"
+inputs = ["logs/cloudfront/{customer}/"]
+[[table]]
+name = "wau_audit_logs"
+format = "audit"
+inputs = ["logs/audit/{customer}/*.csv"]
+mask_ips = ["source_ip"]
+"#;
+
+    fn job(text: &str) -> Result<Job, ConfigError> {
+        ConfigFile::parse(text, "citrine.toml")?.validate(Path::new("/base"))
+    }
+
+    #[test]
+    fn the_design_example_validates() {
+        let job = job(EXAMPLE).unwrap();
+        assert_eq!(job.root, Path::new("/base/lake"));
+        assert_eq!(job.tables.len(), 2);
+        assert_eq!(job.tables[0].mask_columns, ["c_ip", "x_forwarded_for"]);
+        assert_eq!(job.tables[1].mask_columns, ["source_ip"]);
+        assert_eq!(job.write.codec, Codec::Snappy);
+        assert_eq!(job.write.target_file_bytes, 256 << 20);
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let cases = [
+            (
+                EXAMPLE.replace("compression = \"snappy\"", "compression = \"lz4\""),
+                "lake.compression",
+            ),
+            (
+                EXAMPLE.replace("format = \"audit\"", "format = \"csv\""),
+                "table[1].format",
+            ),
+            (
+                EXAMPLE.replace("name = \"wau_audit_logs\"", "name = \"Bad Name\""),
+                "table[1].name",
+            ),
+            (
+                EXAMPLE.replace("kind = \"local\"", "kind = \"glue\""),
+                "catalog.kind",
+            ),
+            (
+                format!("{EXAMPLE}\n[mask]\nipv4_prefix = 32\n"),
+                "mask.ipv4_prefix",
+            ),
+            (
+                EXAMPLE.replace("root = \"lake\"", "root = \"lake\"\nbogus = 1"),
+                "citrine.toml:4",
+            ),
+            (
+                EXAMPLE.replace("logs/audit/{customer}/*.csv", "logs/{customer}/{customer}/"),
+                "table[1].inputs",
+            ),
+        ];
+        for (text, key) in cases {
+            let err = job(&text).unwrap_err();
+            assert_eq!(err.key, key, "{err}");
+        }
+        let err =
+            job(&EXAMPLE.replace("root = \"lake\"", "root = \"lake\"\nbogus = 1")).unwrap_err();
+        assert!(err.message.contains("unknown field `bogus`"), "{err}");
+    }
+}

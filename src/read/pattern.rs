@@ -1,0 +1,285 @@
+//! Input patterns: `logs/cloudfront/{customer}/` or `logs/audit/{customer}/*.csv`.
+//!
+//! `{customer}` captures one whole path segment; `*` and `?` match within a segment; `**`
+//! matches any number of segments; a trailing `/` means everything below. Names starting with
+//! `.` or `_` (temporary and hidden files) are never inputs.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// The placeholder that captures the customer.
+pub const CUSTOMER_PLACEHOLDER: &str = "{customer}";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Seg {
+    Glob(String),
+    Customer,
+    AnyDepth,
+}
+
+/// A parsed input pattern.
+#[derive(Debug, Clone)]
+pub struct InputPattern {
+    text: String,
+    /// The literal folder the pattern starts in, and the same as written (for uris).
+    root: PathBuf,
+    root_text: String,
+    segs: Vec<Seg>,
+}
+
+/// One input file a pattern matched.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MatchedInput {
+    /// Where to open it.
+    pub path: PathBuf,
+    /// Its uri as recorded in `source_file`, reports and the ledger: the path as the pattern
+    /// spells it (relative to the config folder when the pattern is relative).
+    pub uri: String,
+    /// The `{customer}` segment, if the pattern has one.
+    pub customer: Option<String>,
+}
+
+impl InputPattern {
+    /// Parse `text`, resolving a relative pattern against `base`.
+    pub fn parse(text: &str, base: &Path) -> Result<Self, String> {
+        if text.contains("://") {
+            return Err(format!(
+                "{text:?}: only local paths are supported by this build"
+            ));
+        }
+        let trailing = text.ends_with('/');
+        let parts: Vec<&str> = text
+            .split('/')
+            .filter(|s| !s.is_empty() && *s != ".")
+            .collect();
+        if parts.iter().any(|p| *p == "..") {
+            return Err(format!("{text:?}: `..` is not allowed in a pattern"));
+        }
+        let is_literal = |p: &str| !p.contains(['*', '?', '{', '}', '[']);
+        let literal = parts.iter().take_while(|p| is_literal(p)).count();
+        // With no trailing slash the last segment names files, so it is never the root.
+        let literal = if trailing {
+            literal
+        } else {
+            literal.min(parts.len().saturating_sub(1))
+        };
+        let mut root_text = parts[..literal].join("/");
+        if text.starts_with('/') {
+            root_text.insert(0, '/');
+        }
+        let mut segs = Vec::new();
+        for p in &parts[literal..] {
+            let seg = match *p {
+                CUSTOMER_PLACEHOLDER => Seg::Customer,
+                "**" => Seg::AnyDepth,
+                p if p.contains(['{', '}']) => {
+                    return Err(format!(
+                        "{text:?}: {CUSTOMER_PLACEHOLDER} must be a whole path segment"
+                    ))
+                }
+                p => Seg::Glob(p.to_owned()),
+            };
+            segs.push(seg);
+        }
+        if segs.iter().filter(|s| **s == Seg::Customer).count() > 1 {
+            return Err(format!("{text:?}: {CUSTOMER_PLACEHOLDER} may appear once"));
+        }
+        if trailing {
+            segs.push(Seg::AnyDepth);
+        }
+        if segs.is_empty() {
+            // A single literal file.
+            segs.push(Seg::Glob(
+                parts.last().copied().unwrap_or_default().to_owned(),
+            ));
+        }
+        Ok(Self {
+            text: text.to_owned(),
+            root: base.join(&root_text),
+            root_text,
+            segs,
+        })
+    }
+
+    /// The pattern as written.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    /// Every file the pattern matches, sorted by uri. A missing root folder matches nothing.
+    pub fn list(&self) -> io::Result<Vec<MatchedInput>> {
+        let mut out = Vec::new();
+        if !self.root.exists() {
+            return Ok(out);
+        }
+        let mut stack = vec![(self.root.clone(), Vec::<String>::new())];
+        while let Some((dir, rel)) = stack.pop() {
+            for entry in std::fs::read_dir(&dir)? {
+                let entry = entry?;
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if name.starts_with('.') || name.starts_with('_') {
+                    continue;
+                }
+                let mut rel = rel.clone();
+                rel.push(name);
+                let kind = entry.file_type()?;
+                if kind.is_dir() {
+                    stack.push((entry.path(), rel));
+                } else if kind.is_file() {
+                    let segs: Vec<&str> = rel.iter().map(String::as_str).collect();
+                    let mut customer = None;
+                    if match_segs(&self.segs, &segs, &mut customer) {
+                        let mut uri = self.root_text.clone();
+                        for s in &rel {
+                            if !uri.is_empty() {
+                                uri.push('/');
+                            }
+                            uri.push_str(s);
+                        }
+                        out.push(MatchedInput {
+                            path: entry.path(),
+                            uri,
+                            customer: customer.map(str::to_owned),
+                        });
+                    }
+                }
+            }
+        }
+        out.sort_by(|a, b| a.uri.cmp(&b.uri));
+        Ok(out)
+    }
+}
+
+fn match_segs<'a>(pat: &[Seg], path: &[&'a str], customer: &mut Option<&'a str>) -> bool {
+    match (pat.first(), path.first()) {
+        (None, None) => true,
+        (None, Some(_)) => false,
+        (Some(Seg::AnyDepth), _) => {
+            (0..=path.len()).any(|skip| match_segs(&pat[1..], &path[skip..], customer))
+        }
+        (Some(_), None) => false,
+        (Some(Seg::Customer), Some(p)) => {
+            let before = *customer;
+            *customer = Some(p);
+            if match_segs(&pat[1..], &path[1..], customer) {
+                return true;
+            }
+            *customer = before;
+            false
+        }
+        (Some(Seg::Glob(g)), Some(p)) => {
+            glob(g.as_bytes(), p.as_bytes()) && match_segs(&pat[1..], &path[1..], customer)
+        }
+    }
+}
+
+/// `*` and `?` wildcard match of one segment.
+fn glob(pat: &[u8], s: &[u8]) -> bool {
+    let (mut p, mut i) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while i < s.len() {
+        if p < pat.len() && (pat[p] == b'?' || pat[p] == s[i]) {
+            p += 1;
+            i += 1;
+        } else if p < pat.len() && pat[p] == b'*' {
+            star = Some((p, i));
+            p += 1;
+        } else if let Some((sp, si)) = star {
+            p = sp + 1;
+            i = si + 1;
+            star = Some((sp, si + 1));
+        } else {
+            return false;
+        }
+    }
+    pat[p..].iter().all(|&c| c == b'*')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs() {
+        assert!(glob(b"*.csv", b"a.csv"));
+        assert!(glob(b"E*.gz", b"E1.2019-12-04-21.abc.gz"));
+        assert!(!glob(b"*.csv", b"a.csv.gz"));
+        assert!(glob(b"a?c", b"abc"));
+        assert!(glob(b"*", b""));
+    }
+
+    fn tree() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        for f in [
+            "logs/cloudfront/acme/E1.2019-12-04-21.a.gz",
+            "logs/cloudfront/acme/2019/E1.2019-12-05-01.b.gz",
+            "logs/cloudfront/globex/E2.2019-12-04-21.c.gz",
+            "logs/cloudfront/globex/.E2.partial",
+            "logs/cloudfront/_tmp/x.gz",
+            "logs/audit/acme/2024-03-01.csv",
+            "logs/audit/acme/notes.txt",
+            "logs/audit/top.csv",
+        ] {
+            let p = dir.path().join(f);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, b"x").unwrap();
+        }
+        dir
+    }
+
+    fn listed(pattern: &str, base: &Path) -> Vec<(String, Option<String>)> {
+        InputPattern::parse(pattern, base)
+            .unwrap()
+            .list()
+            .unwrap()
+            .into_iter()
+            .map(|m| (m.uri, m.customer))
+            .collect()
+    }
+
+    #[test]
+    fn customer_folder_with_everything_below() {
+        let dir = tree();
+        let got = listed("logs/cloudfront/{customer}/", dir.path());
+        let c = |s: &str| Some(s.to_string());
+        assert_eq!(
+            got,
+            [
+                (
+                    "logs/cloudfront/acme/2019/E1.2019-12-05-01.b.gz".into(),
+                    c("acme")
+                ),
+                (
+                    "logs/cloudfront/acme/E1.2019-12-04-21.a.gz".into(),
+                    c("acme")
+                ),
+                (
+                    "logs/cloudfront/globex/E2.2019-12-04-21.c.gz".into(),
+                    c("globex")
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn glob_in_the_last_segment() {
+        let dir = tree();
+        let got = listed("logs/audit/{customer}/*.csv", dir.path());
+        assert_eq!(
+            got,
+            [("logs/audit/acme/2024-03-01.csv".into(), Some("acme".into()))]
+        );
+        let got = listed("logs/audit/**/*.csv", dir.path());
+        assert_eq!(got.len(), 2);
+        assert!(listed("missing/{customer}/", dir.path()).is_empty());
+    }
+
+    #[test]
+    fn bad_patterns_are_refused() {
+        let base = Path::new("/b");
+        assert!(InputPattern::parse("logs/{customer}-x/", base).is_err());
+        assert!(InputPattern::parse("logs/{customer}/{customer}/", base).is_err());
+        assert!(InputPattern::parse("../logs/", base).is_err());
+        assert!(InputPattern::parse("s3://b/logs/", base).is_err());
+    }
+}

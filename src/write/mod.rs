@@ -1,0 +1,6 @@
+//! Parquet encoding and publishing. Writers return what they wrote ([`WrittenFile`]);
+//! committing is a separate step that reads only that list.
+
+pub mod parquet;
+
+pub use self::parquet::{PartitionedWriter, WrittenFile};
