@@ -38,13 +38,17 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod commit;
 pub mod config;
 pub mod error;
 pub mod inspect;
 pub mod lake;
+pub mod ledger;
+pub mod lock;
 pub mod parse;
 pub mod partition;
 pub mod read;
+pub mod register;
 pub mod schema;
 pub mod transform;
 pub mod write;

@@ -52,7 +52,7 @@ impl InputPattern {
             .split('/')
             .filter(|s| !s.is_empty() && *s != ".")
             .collect();
-        if parts.iter().any(|p| *p == "..") {
+        if parts.contains(&"..") {
             return Err(format!("{text:?}: `..` is not allowed in a pattern"));
         }
         let is_literal = |p: &str| !p.contains(['*', '?', '{', '}', '[']);

@@ -1,0 +1,62 @@
+//! Catalogs: where tables and their partitions are registered so engines find them without
+//! a crawler. Partitions are registered only after their data files have landed, and
+//! registering one twice is success.
+
+pub mod local;
+
+use arrow::datatypes::{DataType, Schema, TimeUnit};
+
+use crate::commit::report::ColumnRecord;
+use crate::error::Result;
+use crate::partition::PartitionKey;
+
+pub use local::LocalCatalog;
+
+/// What the pipeline needs from a catalog.
+pub trait Catalog {
+    /// The table's registered data columns (partition keys excluded), if it exists.
+    fn columns(&self, table: &str) -> Result<Option<Vec<ColumnRecord>>>;
+
+    /// Create the table, or grow its schema at the end to `columns`. Returns the schema
+    /// version after the change. Reordering or retyping an existing column is refused.
+    fn ensure_table(
+        &mut self,
+        table: &str,
+        columns: &[ColumnRecord],
+        location: &str,
+    ) -> Result<u64>;
+
+    /// Register partitions; those already present are success. Returns how many were new.
+    fn add_partitions(
+        &mut self,
+        table: &str,
+        partitions: &[(PartitionKey, String)],
+    ) -> Result<usize>;
+}
+
+/// The Hive / Glue type name of an Arrow type citrine writes.
+pub fn hive_type(t: &DataType) -> String {
+    match t {
+        DataType::Utf8 | DataType::LargeUtf8 => "string".into(),
+        DataType::Int64 => "bigint".into(),
+        DataType::Int32 => "int".into(),
+        DataType::Float64 => "double".into(),
+        DataType::Date32 => "date".into(),
+        DataType::Timestamp(TimeUnit::Microsecond, _) => "timestamp".into(),
+        DataType::Boolean => "boolean".into(),
+        other => other.to_string().to_lowercase(),
+    }
+}
+
+/// The catalog columns of a table schema (all columns; `customer` and `dt` are both data
+/// columns in the files and partition keys in the catalog).
+pub fn columns_of(schema: &Schema) -> Vec<ColumnRecord> {
+    schema
+        .fields()
+        .iter()
+        .map(|f| ColumnRecord {
+            name: f.name().clone(),
+            kind: hive_type(f.data_type()),
+        })
+        .collect()
+}
