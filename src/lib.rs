@@ -47,6 +47,7 @@ pub mod ledger;
 pub mod lock;
 pub mod parse;
 pub mod partition;
+pub mod pipeline;
 pub mod read;
 pub mod register;
 pub mod schema;

@@ -1,23 +1,52 @@
 //! The `citrine` command line.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 
+use citrine::config::{ConfigFile, Job};
 use citrine::inspect::{inspect_path, InspectOptions};
+use citrine::lake::Lake;
+use citrine::ledger::Ledger;
 use citrine::parse::Format;
+use citrine::pipeline;
+use citrine::register::LocalCatalog;
 
 /// Streams customer log files into a masked, Hive-partitioned Parquet lake.
 #[derive(Debug, Parser)]
 #[command(name = "citrine", version, about)]
 struct Cli {
+    /// Configuration file.
+    #[arg(long, global = true, default_value = "citrine.toml")]
+    config: PathBuf,
+    /// Log format on standard error: `text`, or `json` for log shippers.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
 }
 
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Process new inputs of every table (or one) and commit each table's run with a marker.
+    Run {
+        /// Only this table.
+        #[arg(long)]
+        table: Option<String>,
+        /// Print the summary as JSON on standard output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Tables, partitions, committed runs and ledger size.
+    Status,
     /// Show how files parse: format, field layout, row and reject counts, first rows (masked).
     Inspect {
         /// Files to inspect (plain or gzip).
@@ -56,6 +85,7 @@ const EXIT_FAILED: u8 = 2;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    init_logs(cli.log_format);
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
@@ -65,8 +95,81 @@ fn main() -> ExitCode {
     }
 }
 
+fn init_logs(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CITRINE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn load_job(path: &Path) -> anyhow::Result<Job> {
+    let file = ConfigFile::load(path)?;
+    let base = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    Ok(file.validate(base)?)
+}
+
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Command::Run { table, json } => {
+            let job = load_job(&cli.config)?;
+            if let Some(t) = &table {
+                anyhow::ensure!(
+                    job.tables.iter().any(|s| &s.name == t),
+                    "--table {t}: no such table in {}",
+                    cli.config.display()
+                );
+            }
+            let summaries = pipeline::run(&job, table.as_deref()).context("run failed")?;
+            let failed: usize = summaries.iter().map(|s| s.inputs_failed.len()).sum();
+            if json {
+                println!("{}", serde_json::to_string_pretty(&summaries)?);
+            } else {
+                for s in &summaries {
+                    println!("{s}");
+                    for f in &s.inputs_failed {
+                        eprintln!("citrine: {}: {}", f.uri, f.error);
+                    }
+                }
+            }
+            Ok(if failed > 0 {
+                ExitCode::from(EXIT_PARTIAL)
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
+        Command::Status => {
+            let job = load_job(&cli.config)?;
+            let lake = Lake::new(&job.root);
+            let catalog = LocalCatalog::new(&lake, &job.database);
+            println!("lake: {}", job.root.display());
+            for t in &job.tables {
+                let runs = lake.committed_runs(&t.name)?;
+                let ledger = Ledger::load(&lake, &t.name)?;
+                let registered = catalog.table(&t.name)?;
+                let (columns, partitions, version) = registered
+                    .map(|r| (r.columns.len(), r.partitions.len(), r.version))
+                    .unwrap_or_default();
+                let locked = lake.lock_path(&t.name).exists();
+                println!(
+                    "{}: {} format, {columns} columns (schema v{version}), {partitions} partitions, {} runs (last {}), {} inputs in the ledger{}",
+                    t.name,
+                    t.format.name(),
+                    runs.len(),
+                    runs.last().map_or("-", String::as_str),
+                    ledger.len(),
+                    if locked { ", locked by a run" } else { "" }
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Inspect {
             files,
             format,

@@ -170,15 +170,12 @@ impl Catalog for LocalCatalog {
         };
         let mut added = 0;
         for (key, location) in partitions {
-            let name = key.path();
-            if !t.partitions.contains_key(&name) {
-                t.partitions.insert(
-                    name,
-                    PartitionRecord {
-                        values: vec![key.customer.clone(), key.date()],
-                        location: location.clone(),
-                    },
-                );
+            if let std::collections::btree_map::Entry::Vacant(slot) = t.partitions.entry(key.path())
+            {
+                slot.insert(PartitionRecord {
+                    values: vec![key.customer.clone(), key.date()],
+                    location: location.clone(),
+                });
                 added += 1;
             }
         }

@@ -1,0 +1,786 @@
+//! The only module that knows the order of things: lock → recover → plan → stream → publish →
+//! register → report → marker (DESIGN.md section 2).
+//!
+//! Streaming runs the CPU work (decompress, decode, transform, split) on a rayon pool of
+//! `threads` workers, one input file per task, and the Parquet encoding on `threads` writer
+//! threads, each owning the partitions that hash to it. Between them are bounded channels of
+//! [`CHANNEL_BATCHES`] partition batches each, so memory is bounded by: workers × one decoded
+//! batch (or one buffered small file) + writers × channel bound + the writers' own budget.
+//!
+//! A bad input must never leave rows behind. Inputs up to `buffer_file_bytes` on disk are
+//! decoded whole before any of their rows is sent, so a failure drops them cleanly; larger
+//! gzip inputs are first verified (decompressed once, checked against the cap) and then
+//! streamed. A failure after rows were sent fails the whole run before its marker: nothing of
+//! it is committed, and the next run deletes its files.
+
+use std::collections::BTreeSet;
+use std::fs::File;
+use std::hash::{Hash, Hasher};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicU64;
+use std::sync::mpsc::{sync_channel, SyncSender};
+use std::sync::Arc;
+use std::time::Instant;
+
+use arrow::datatypes::SchemaRef;
+use rayon::prelude::*;
+use serde::Serialize;
+use xxhash_rust::xxh3::Xxh3;
+
+use crate::commit::report::{now_rfc3339, REPORT_VERSION};
+use crate::commit::{manifest_json, FailedInput, InputRecord, RunReport, WrittenRecord};
+use crate::config::{Job, TableSpec, WriteOptions};
+use crate::error::{Error, FileError, InputError, Result};
+use crate::lake::{new_run_id, write_atomic, Lake};
+use crate::ledger::{Decision, Ledger};
+use crate::lock::TableLock;
+use crate::parse::audit::{read_columns, HeaderUnion};
+use crate::parse::{cloudfront, decode_stream, Decoder, Format, FormatDecoder, Reject, RowCounts};
+use crate::partition::{split, PartitionBatch};
+use crate::read::decompress::{self, Decompressed, Encoding};
+use crate::read::pattern::MatchedInput;
+use crate::register::{columns_of, Catalog, LocalCatalog};
+use crate::schema::{is_lineage, table_schema};
+use crate::transform::{Lineage, Masker, Transform, TransformCounts};
+use crate::write::{PartitionedWriter, WrittenFile};
+
+/// Partition batches each writer's channel holds.
+pub const CHANNEL_BATCHES: usize = 8;
+
+/// Environment variable naming a stage at which a run stops and waits (tests kill it there).
+pub const STALL_ENV: &str = "CITRINE_TEST_STALL";
+
+/// What one table's run did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct TableSummary {
+    /// The table.
+    pub table: String,
+    /// The run id, when the run committed.
+    pub run_id: Option<String>,
+    /// Inputs the patterns matched.
+    pub inputs_listed: usize,
+    /// Inputs the ledger already held.
+    pub inputs_skipped: usize,
+    /// Inputs consumed.
+    pub inputs_consumed: usize,
+    /// Inputs consumed that had changed since an earlier run.
+    pub inputs_changed: Vec<String>,
+    /// Inputs that failed (left unconsumed).
+    pub inputs_failed: Vec<FailedInput>,
+    /// Rows read, written and rejected (`read = written + rejected`).
+    pub rows_read: u64,
+    /// Rows written.
+    pub rows_written: u64,
+    /// Rows rejected.
+    pub rows_rejected: u64,
+    /// Input bytes on disk.
+    pub bytes_in: u64,
+    /// Data files written.
+    pub files_written: usize,
+    /// Bytes written.
+    pub bytes_out: u64,
+    /// Partitions the run wrote to.
+    pub partitions: usize,
+    /// Partitions new to the catalog.
+    pub partitions_new: usize,
+    /// Files of crashed runs removed.
+    pub orphans_removed: usize,
+    /// Masked tokens that were not addresses.
+    pub ips_invalid: u64,
+    /// Strings cut to the Redshift limit.
+    pub strings_truncated: u64,
+    /// Wall time.
+    pub seconds: f64,
+}
+
+impl TableSummary {
+    /// Input megabytes per second.
+    pub fn mb_per_sec(&self) -> f64 {
+        if self.seconds > 0.0 {
+            self.bytes_in as f64 / 1e6 / self.seconds
+        } else {
+            0.0
+        }
+    }
+}
+
+impl std::fmt::Display for TableSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}: {} files in ({} skipped, {} failed), rows {} in / {} out / {} rejected, {} files out ({} bytes), {} partitions ({} new), {:.2} s, {:.1} MB/s",
+            self.table,
+            self.inputs_consumed,
+            self.inputs_skipped,
+            self.inputs_failed.len(),
+            self.rows_read,
+            self.rows_written,
+            self.rows_rejected,
+            self.files_written,
+            self.bytes_out,
+            self.partitions,
+            self.partitions_new,
+            self.seconds,
+            self.mb_per_sec()
+        )?;
+        match &self.run_id {
+            Some(r) => write!(f, ", run {r}"),
+            None => write!(f, ", nothing new: no marker"),
+        }
+    }
+}
+
+/// One input the plan will process.
+#[derive(Debug, Clone)]
+struct Planned {
+    input: MatchedInput,
+    size: u64,
+    mtime_ns: i128,
+    changed: bool,
+}
+
+/// What processing one input gave.
+struct Outcome {
+    planned: Planned,
+    result: std::result::Result<Consumed, InputError>,
+}
+
+struct Consumed {
+    hash: String,
+    counts: RowCounts,
+    rows_written: u64,
+    rows_rejected: u64,
+    rejects: Vec<Reject>,
+    transform: TransformCounts,
+}
+
+/// Stop here if the test hook names `stage`.
+fn stall_point(stage: &str) {
+    if std::env::var(STALL_ENV).is_ok_and(|s| s == stage) {
+        eprintln!("citrine: stalled at {stage} ({STALL_ENV})");
+        std::thread::sleep(std::time::Duration::from_secs(300));
+    }
+}
+
+/// Run every table of `job` (or just `only`), one after another.
+pub fn run(job: &Job, only: Option<&str>) -> Result<Vec<TableSummary>> {
+    let mut out = Vec::new();
+    for table in &job.tables {
+        if only.is_some_and(|t| t != table.name) {
+            continue;
+        }
+        out.push(run_table(job, table)?);
+    }
+    Ok(out)
+}
+
+/// Process the new inputs of one table and commit them as one run.
+pub fn run_table(job: &Job, table: &TableSpec) -> Result<TableSummary> {
+    let started = Instant::now();
+    let started_at = now_rfc3339();
+    let lake = Lake::new(&job.root);
+    let run_id = new_run_id();
+    let lock = TableLock::acquire(&lake, &table.name, &run_id, job.lock_lease)?;
+    let mut summary = TableSummary {
+        table: table.name.clone(),
+        ..Default::default()
+    };
+    summary.orphans_removed = recover(&lake, &table.name)?;
+    stall_point("after_lock");
+
+    let (planned, listed, skipped) = plan(job, table, &lake)?;
+    summary.inputs_listed = listed;
+    summary.inputs_skipped = skipped;
+    tracing::info!(table = %table.name, listed, skipped, planned = planned.len(), "planned");
+    if planned.is_empty() {
+        lock.release();
+        summary.seconds = started.elapsed().as_secs_f64();
+        return Ok(summary);
+    }
+
+    let mut catalog = LocalCatalog::new(&lake, &job.database);
+    let schema = resolve_schema(job, table, &planned, &catalog)?;
+    let transform = Transform::new(
+        schema.clone(),
+        Masker::new(table.mask_columns.clone(), job.mask),
+    );
+    let (outcomes, files) = stream(job, table, &lake, &run_id, &schema, &transform, &planned)?;
+    stall_point("before_commit");
+
+    // Commit: everything below reads only `outcomes` and `files`.
+    let mut inputs = Vec::new();
+    let mut rejects: Vec<(String, Reject)> = Vec::new();
+    for o in outcomes {
+        summary.bytes_in += o.planned.size;
+        match o.result {
+            Ok(c) => {
+                summary.rows_read += c.counts.rows_read;
+                summary.rows_written += c.rows_written;
+                summary.rows_rejected += c.rows_rejected;
+                summary.ips_invalid += c.transform.ips_invalid;
+                summary.strings_truncated += c.transform.strings_truncated;
+                if o.planned.changed {
+                    summary.inputs_changed.push(o.planned.input.uri.clone());
+                }
+                rejects.extend(
+                    c.rejects
+                        .into_iter()
+                        .map(|r| (o.planned.input.uri.clone(), r)),
+                );
+                inputs.push(InputRecord {
+                    uri: o.planned.input.uri,
+                    size: o.planned.size,
+                    mtime_ns: o.planned.mtime_ns,
+                    hash: c.hash,
+                    rows_read: c.counts.rows_read,
+                    rows_written: c.rows_written,
+                    rows_rejected: c.rows_rejected,
+                    changed: o.planned.changed,
+                });
+            }
+            Err(e) => {
+                tracing::warn!(input = %e.uri, error = %e.kind, "input failed; left unconsumed");
+                summary.inputs_failed.push(FailedInput {
+                    uri: e.uri,
+                    error: e.kind.to_string(),
+                });
+            }
+        }
+    }
+    let written_rows: u64 = files.iter().map(|f| f.rows).sum();
+    if written_rows != summary.rows_written {
+        return Err(Error::Corrupt {
+            path: lake.data_dir(&table.name).display().to_string(),
+            message: format!(
+                "internal accounting error: {} rows transformed but {written_rows} written",
+                summary.rows_written
+            ),
+        });
+    }
+    summary.inputs_consumed = inputs.len();
+    summary.files_written = files.len();
+    summary.bytes_out = files.iter().map(|f| f.bytes).sum();
+    if inputs.is_empty() {
+        // Every input failed: nothing consumed, so no marker.
+        remove_files(&files);
+        lock.release();
+        summary.seconds = started.elapsed().as_secs_f64();
+        return Ok(summary);
+    }
+
+    let rejects_key = write_rejects(&lake, &table.name, &run_id, &rejects)?;
+    let columns = columns_of(&schema);
+    let data_url = format!("{}/", lake.url(&lake.data_dir(&table.name)));
+    let schema_version = catalog.ensure_table(&table.name, &columns, &data_url)?;
+    let partitions: BTreeSet<_> = files.iter().map(|f| f.partition.clone()).collect();
+    summary.partitions = partitions.len();
+    let registrations: Vec<_> = partitions
+        .into_iter()
+        .map(|p| {
+            let url = format!("{data_url}{}/", p.path());
+            (p, url)
+        })
+        .collect();
+    summary.partitions_new = catalog.add_partitions(&table.name, &registrations)?;
+
+    let records: Vec<WrittenRecord> = files
+        .iter()
+        .map(|f| WrittenRecord {
+            url: lake.url(&f.path),
+            key: f.key.clone(),
+            bytes: f.bytes,
+            rows: f.rows,
+            customer: f.partition.customer.clone(),
+            dt: f.partition.date(),
+        })
+        .collect();
+    let report = RunReport {
+        version: REPORT_VERSION,
+        run_id: run_id.clone(),
+        table: table.name.clone(),
+        started_at,
+        finished_at: now_rfc3339(),
+        schema_version,
+        columns,
+        inputs,
+        failed_inputs: summary.inputs_failed.clone(),
+        files: records.clone(),
+        rows_rejected: summary.rows_rejected,
+        rejects_key,
+    };
+    write_atomic(
+        &lake.report_path(&table.name, &run_id),
+        report.to_json().as_bytes(),
+    )?;
+    stall_point("before_manifest");
+    write_atomic(
+        &lake.manifest_path(&table.name, &run_id),
+        manifest_json(&records).as_bytes(),
+    )?;
+    lock.release();
+    summary.run_id = Some(run_id);
+    summary.seconds = started.elapsed().as_secs_f64();
+    Ok(summary)
+}
+
+/// Delete what crashed runs left: data files of runs without a marker, temporary files,
+/// reports and rejects of uncommitted runs. Returns how many files were removed.
+pub fn recover(lake: &Lake, table: &str) -> Result<usize> {
+    let committed: BTreeSet<String> = lake.committed_runs(table)?.into_iter().collect();
+    let mut removed = 0;
+    let mut stack = vec![lake.data_dir(table)];
+    while let Some(dir) = stack.pop() {
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(Error::io(&dir, e)),
+        };
+        for entry in entries {
+            let entry = entry.map_err(|e| Error::io(&dir, e))?;
+            let path = entry.path();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if path.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            let orphan = if name.starts_with('.') && name.ends_with(".tmp") {
+                true
+            } else {
+                run_of_part(&name).is_some_and(|run| !committed.contains(run))
+            };
+            if orphan {
+                std::fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
+                removed += 1;
+            }
+        }
+    }
+    // Reports and rejects of runs that never wrote their marker.
+    let complete = lake.complete_dir(table);
+    if let Ok(entries) = std::fs::read_dir(&complete) {
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let run = name.strip_suffix(crate::lake::REPORT_SUFFIX);
+            let stale_tmp = name.starts_with('.') && name.ends_with(".tmp");
+            if stale_tmp || run.is_some_and(|r| !committed.contains(r)) {
+                std::fs::remove_file(entry.path()).map_err(|e| Error::io(entry.path(), e))?;
+            }
+        }
+    }
+    let rejects = lake.internal_dir().join("rejects").join(table);
+    if let Ok(entries) = std::fs::read_dir(&rejects) {
+        for entry in entries.flatten() {
+            let run = entry.file_name().to_string_lossy().into_owned();
+            if !committed.contains(&run) {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+    }
+    if removed > 0 {
+        tracing::warn!(table, removed, "removed files of runs that did not commit");
+    }
+    Ok(removed)
+}
+
+/// The run id in a data file name `part-<run_id>-<n>.parquet`.
+fn run_of_part(name: &str) -> Option<&str> {
+    let rest = name.strip_prefix("part-")?.strip_suffix(".parquet")?;
+    rest.rsplit_once('-').map(|(run, _)| run)
+}
+
+fn mtime_ns(meta: &std::fs::Metadata) -> i128 {
+    meta.modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos() as i128)
+}
+
+/// List inputs and keep those the ledger does not hold. Returns (planned, listed, skipped).
+fn plan(job: &Job, table: &TableSpec, lake: &Lake) -> Result<(Vec<Planned>, usize, usize)> {
+    let ledger = Ledger::load(lake, &table.name)?;
+    let mut seen = BTreeSet::new();
+    let mut planned = Vec::new();
+    let (mut listed, mut skipped) = (0, 0);
+    for pattern in &table.inputs {
+        let matches = pattern.list().map_err(|e| Error::io(pattern.text(), e))?;
+        for m in matches {
+            if !seen.insert(m.uri.clone()) {
+                continue;
+            }
+            listed += 1;
+            let meta = std::fs::metadata(&m.path).map_err(|e| Error::io(&m.path, e))?;
+            let (size, mtime) = (meta.len(), mtime_ns(&meta));
+            let changed = match ledger.decide(&m.uri, size, mtime) {
+                Decision::New => false,
+                Decision::Unchanged => {
+                    skipped += 1;
+                    continue;
+                }
+                Decision::Changed => true,
+                Decision::CheckContent => {
+                    let hash = hash_file(&m.path).map_err(|e| Error::io(&m.path, e))?;
+                    if ledger.get(&m.uri).is_some_and(|r| r.hash == hash) {
+                        skipped += 1;
+                        continue;
+                    }
+                    true
+                }
+            };
+            if changed {
+                tracing::warn!(input = %m.uri, "input changed since it was consumed; processing it again");
+            }
+            planned.push(Planned {
+                input: m,
+                size,
+                mtime_ns: mtime,
+                changed,
+            });
+        }
+    }
+    let _ = job;
+    Ok((planned, listed, skipped))
+}
+
+/// The table schema for this run: CloudFront's fixed layout, or for audit the catalog's
+/// columns followed by new header columns in first-seen order.
+fn resolve_schema(
+    job: &Job,
+    table: &TableSpec,
+    planned: &[Planned],
+    catalog: &LocalCatalog,
+) -> Result<SchemaRef> {
+    let parsed = match table.format {
+        Format::CloudFront => cloudfront::parsed_schema(),
+        Format::Audit => {
+            let existing = catalog
+                .columns(&table.name)?
+                .unwrap_or_default()
+                .into_iter()
+                .map(|c| c.name)
+                .filter(|n| !is_lineage(n))
+                .collect();
+            let mut union = HeaderUnion::from_columns(existing);
+            for p in planned {
+                // A file whose header cannot be read fails later, with its error reported.
+                let Ok(file) = File::open(&p.input.path) else {
+                    continue;
+                };
+                let Ok(reader) = Decompressed::new(file, job.max_decompressed_bytes) else {
+                    continue;
+                };
+                let encoding = reader.encoding();
+                if let Ok(cols) = read_columns(decompress::buffered(reader), |e| {
+                    decompress::classify(e, encoding)
+                }) {
+                    union.add(&cols);
+                }
+            }
+            union.parsed_schema()
+        }
+    };
+    let schema = table_schema(&parsed);
+    if let Some(registered) = catalog.columns(&table.name)? {
+        let now = columns_of(&schema);
+        if registered.len() > now.len() || registered[..] != now[..registered.len()] {
+            return Err(Error::Corrupt {
+                path: table.name.clone(),
+                message: "the catalog's columns differ from this table's layout".into(),
+            });
+        }
+    }
+    Ok(schema)
+}
+
+/// Decode, transform and write every planned input. Returns each input's outcome and the
+/// files written.
+fn stream(
+    job: &Job,
+    table: &TableSpec,
+    lake: &Lake,
+    run_id: &str,
+    schema: &SchemaRef,
+    transform: &Transform,
+    planned: &[Planned],
+) -> Result<(Vec<Outcome>, Vec<WrittenFile>)> {
+    let writers = job.threads.max(1);
+    let per_writer = WriteOptions {
+        max_open_files: (job.write.max_open_files / writers).max(1),
+        memory_budget_bytes: job.write.memory_budget_bytes / writers as u64,
+        ..job.write.clone()
+    };
+    let sequence = Arc::new(AtomicU64::new(0));
+    let mut senders = Vec::with_capacity(writers);
+    let mut handles = Vec::with_capacity(writers);
+    for i in 0..writers {
+        let (tx, rx) = sync_channel::<PartitionBatch>(CHANNEL_BATCHES);
+        senders.push(tx);
+        let mut writer = PartitionedWriter::new(
+            lake.clone(),
+            &table.name,
+            run_id,
+            schema.clone(),
+            per_writer.clone(),
+            sequence.clone(),
+        );
+        let handle = std::thread::Builder::new()
+            .name(format!("citrine-writer-{i}"))
+            .spawn(move || -> Result<Vec<WrittenFile>> {
+                for part in rx {
+                    if let Err(e) = writer.write(part) {
+                        writer.abort();
+                        return Err(e);
+                    }
+                }
+                writer.finish()
+            })
+            .map_err(|e| Error::io("writer thread", e))?;
+        handles.push(handle);
+    }
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(job.threads.max(1))
+        .build()
+        .map_err(|e| Error::io("worker pool", io::Error::other(e)))?;
+    let results: Vec<std::result::Result<Outcome, Error>> = pool.install(|| {
+        planned
+            .par_iter()
+            .map(|p| process_input(job, table, transform, p, &senders))
+            .collect()
+    });
+    drop(senders);
+    let mut files = Vec::new();
+    let mut first_error = None;
+    for h in handles {
+        match h.join() {
+            Ok(Ok(f)) => files.extend(f),
+            Ok(Err(e)) => {
+                first_error.get_or_insert(e);
+            }
+            Err(_) => {
+                first_error.get_or_insert(Error::io("writer thread", io::Error::other("panicked")));
+            }
+        }
+    }
+    let mut outcomes = Vec::with_capacity(results.len());
+    for r in results {
+        match r {
+            Ok(o) => outcomes.push(o),
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    if let Some(e) = first_error {
+        // Nothing of this run may be committed; remove what it wrote now rather than later.
+        remove_files(&files);
+        return Err(e);
+    }
+    files.sort_by(|a, b| a.key.cmp(&b.key));
+    Ok((outcomes, files))
+}
+
+fn remove_files(files: &[WrittenFile]) {
+    for f in files {
+        let _ = std::fs::remove_file(&f.path);
+    }
+}
+
+fn route(part: &PartitionBatch, writers: usize) -> usize {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    part.key.hash(&mut h);
+    (h.finish() % writers as u64) as usize
+}
+
+/// A reader that hashes every byte read through it.
+struct HashingReader<R> {
+    inner: R,
+    hasher: Arc<std::sync::Mutex<Xxh3>>,
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if let Ok(mut h) = self.hasher.lock() {
+            h.update(&buf[..n]);
+        }
+        Ok(n)
+    }
+}
+
+/// xxh3-128 of a whole file, hex.
+pub fn hash_file(path: &Path) -> io::Result<String> {
+    let mut f = File::open(path)?;
+    let mut h = Xxh3::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(format!("{:032x}", h.digest128()))
+}
+
+/// Decompress a whole input once, checking integrity and the cap, without decoding.
+fn verify(path: &Path, cap: u64) -> std::result::Result<(), FileError> {
+    let file = File::open(path).map_err(|source| FileError::Io { source })?;
+    let mut reader = Decompressed::new(file, cap).map_err(|source| FileError::Io { source })?;
+    let encoding = reader.encoding();
+    io::copy(&mut reader, &mut io::sink()).map_err(|e| decompress::classify(e, encoding))?;
+    Ok(())
+}
+
+/// Process one input. An `Err` is fatal for the run (rows may have been sent); a bad input
+/// that sent nothing is an `Ok` outcome holding its error.
+fn process_input(
+    job: &Job,
+    table: &TableSpec,
+    transform: &Transform,
+    p: &Planned,
+    senders: &[SyncSender<PartitionBatch>],
+) -> Result<Outcome> {
+    let uri = &p.input.uri;
+    let failed = |kind: FileError| Outcome {
+        planned: p.clone(),
+        result: Err(InputError::new(uri.clone(), kind)),
+    };
+    let buffered = p.size <= job.buffer_file_bytes;
+    let file = match File::open(&p.input.path) {
+        Ok(f) => f,
+        Err(source) => return Ok(failed(FileError::Io { source })),
+    };
+    let hasher = Arc::new(std::sync::Mutex::new(Xxh3::new()));
+    let reader = HashingReader {
+        inner: file,
+        hasher: hasher.clone(),
+    };
+    let reader = match Decompressed::new(reader, job.max_decompressed_bytes) {
+        Ok(r) => r,
+        Err(source) => return Ok(failed(FileError::Io { source })),
+    };
+    let encoding = reader.encoding();
+    if !buffered && encoding == Encoding::Gzip {
+        if let Err(kind) = verify(&p.input.path, job.max_decompressed_bytes) {
+            return Ok(failed(kind));
+        }
+    }
+    let lineage = Lineage::new(uri.clone(), p.input.customer.clone());
+    let mut decoder = FormatDecoder::new(table.format, job.batch_size);
+    let mut held: Vec<PartitionBatch> = Vec::new();
+    let mut rejects = Vec::new();
+    let mut transform_counts = TransformCounts::default();
+    let mut rows_written = 0u64;
+    let mut send_error = None;
+    let send = |part: PartitionBatch, send_error: &mut Option<Error>| {
+        let target = route(&part, senders.len());
+        if senders[target].send(part).is_err() {
+            send_error.get_or_insert(Error::io("writer thread", io::Error::other("stopped")));
+        }
+    };
+    let decoded = decode_stream(
+        decompress::buffered(reader),
+        &mut decoder,
+        |e| decompress::classify(e, encoding),
+        |d| {
+            rejects.extend(d.rejects);
+            let out = transform
+                .apply(d.batch, &lineage)
+                .map_err(|e| FileError::NotFormat {
+                    format: "a supported input",
+                    reason: e.to_string(),
+                })?;
+            transform_counts += out.counts;
+            rejects.extend(out.rejects);
+            rows_written += out.batch.num_rows() as u64;
+            let parts = split(&out.batch).map_err(|e| FileError::NotFormat {
+                format: "a supported input",
+                reason: e.to_string(),
+            })?;
+            if buffered {
+                held.extend(parts);
+            } else {
+                for part in parts {
+                    send(part, &mut send_error);
+                }
+            }
+            Ok(())
+        },
+    );
+    if let Err(kind) = decoded {
+        if buffered {
+            return Ok(failed(kind));
+        }
+        return Err(InputError::new(uri.clone(), kind).into());
+    }
+    for part in held {
+        send(part, &mut send_error);
+    }
+    if let Some(e) = send_error {
+        return Err(e);
+    }
+    let counts = decoder.counts();
+    let hash = hasher
+        .lock()
+        .map(|h| format!("{:032x}", h.digest128()))
+        .unwrap_or_default();
+    Ok(Outcome {
+        planned: p.clone(),
+        result: Ok(Consumed {
+            hash,
+            counts,
+            rows_written,
+            rows_rejected: rejects.len() as u64,
+            rejects,
+            transform: transform_counts,
+        }),
+    })
+}
+
+/// Write a run's rejected rows as JSON lines; returns their key below the lake root.
+fn write_rejects(
+    lake: &Lake,
+    table: &str,
+    run_id: &str,
+    rejects: &[(String, Reject)],
+) -> Result<Option<String>> {
+    if rejects.is_empty() {
+        return Ok(None);
+    }
+    #[derive(Serialize)]
+    struct Line<'a> {
+        file: &'a str,
+        line: u64,
+        reason: String,
+        raw: &'a str,
+    }
+    let mut out = Vec::new();
+    for (file, r) in rejects {
+        let line = Line {
+            file,
+            line: r.line,
+            reason: r.reason.to_string(),
+            raw: &r.raw,
+        };
+        serde_json::to_writer(&mut out, &line).expect("plain data");
+        out.write_all(b"\n").expect("vec write");
+    }
+    let path: PathBuf = lake.rejects_dir(table, run_id).join("rejects.jsonl");
+    write_atomic(&path, &out)?;
+    Ok(Some(format!(
+        "_citrine/rejects/{table}/{run_id}/rejects.jsonl"
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn part_names_give_their_run() {
+        assert_eq!(
+            run_of_part("part-20261123T090102123Z-0a1b2c3d-00012.parquet"),
+            Some("20261123T090102123Z-0a1b2c3d")
+        );
+        assert_eq!(run_of_part("other.parquet"), None);
+    }
+}
