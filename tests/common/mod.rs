@@ -58,3 +58,121 @@ pub fn decode_pieces<'a>(
 pub fn lines(data: &[u8]) -> Vec<&[u8]> {
     data.split_inclusive(|&b| b == b'\n').collect()
 }
+
+pub mod gen;
+
+use std::collections::{BTreeMap, HashSet};
+use std::process::{Command, Output};
+
+/// Run the binary with `args` in `dir`.
+pub fn citrine(dir: &Path, args: &[&str]) -> Output {
+    citrine_env(dir, args, &[])
+}
+
+/// Run the binary with `args` in `dir` and extra environment.
+pub fn citrine_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_citrine"));
+    cmd.current_dir(dir).args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("the binary runs")
+}
+
+/// The Python with DuckDB and pyarrow (made by scripts/python-env), or `None` outside CI when
+/// it has not been made: the caller skips with a message. In CI its absence is a failure.
+pub fn python() -> Option<PathBuf> {
+    if let Ok(p) = std::env::var("CITRINE_PYTHON") {
+        return Some(PathBuf::from(p));
+    }
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
+    if venv.exists() {
+        return Some(venv);
+    }
+    assert!(
+        std::env::var("CI").is_err(),
+        "CI=true but no Python with DuckDB and pyarrow: run scripts/python-env (scripts/test does)"
+    );
+    eprintln!("SKIPPED: DuckDB/pyarrow read-back (run scripts/python-env to enable)");
+    None
+}
+
+/// Rows per `customer|dt` as DuckDB and as pyarrow read the table's data folder.
+pub fn lake_counts(python: &Path, data: &Path) -> (BTreeMap<String, u64>, BTreeMap<String, u64>) {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/lake_counts.py");
+    let out = Command::new(python).arg(script).arg(data).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let map = |k: &str| -> BTreeMap<String, u64> {
+        v[k].as_object()
+            .unwrap()
+            .iter()
+            .map(|(k, n)| (k.clone(), n.as_u64().unwrap()))
+            .collect()
+    };
+    (map("duckdb"), map("pyarrow"))
+}
+
+/// Every file below `dir`, relative, sorted.
+pub fn files_below(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p.strip_prefix(dir).unwrap().display().to_string());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Tokens that could be IPv4 addresses (`/` kept, so a masked `a.b.c.0/24` stays whole).
+pub fn ip_tokens(text: &str) -> impl Iterator<Item = &str> {
+    text.split(|c: char| !(c.is_ascii_digit() || c == '.' || c == '/'))
+        .filter(|t| t.len() >= 7)
+}
+
+/// Fail if any file of the lake — Parquet values, reports, manifests, rejects, catalog —
+/// holds one of `ips` whole.
+pub fn assert_no_address(lake: &Path, ips: &HashSet<String>) {
+    use arrow::array::AsArray;
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    for rel in files_below(lake) {
+        let path = lake.join(&rel);
+        if rel.ends_with(".parquet") {
+            let reader =
+                ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&path).unwrap())
+                    .unwrap()
+                    .build()
+                    .unwrap();
+            for batch in reader {
+                for col in batch.unwrap().columns() {
+                    if let Some(s) = col.as_string_opt::<i32>() {
+                        for v in s.iter().flatten() {
+                            let leaked = ip_tokens(v).find(|t| ips.contains(*t));
+                            assert!(leaked.is_none(), "{rel}: full address in value {v:?}");
+                        }
+                    }
+                }
+            }
+        } else {
+            let text = String::from_utf8_lossy(&std::fs::read(&path).unwrap()).into_owned();
+            let leaked = ip_tokens(&text)
+                .find(|t| ips.contains(*t))
+                .map(str::to_owned);
+            assert!(leaked.is_none(), "{rel}: full address {leaked:?}");
+        }
+    }
+}

@@ -1,0 +1,245 @@
+//! `citrine run` end to end on the embedded default (a local folder and the local catalog):
+//! generated data in, read back by DuckDB and pyarrow, run protocol checked.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use common::gen::{cloudfront, write_config, Generated, Shape};
+use common::{assert_no_address, citrine, files_below, lake_counts, python};
+use serde_json::Value;
+
+const CUSTOMERS: &[&str] = &["acme", "globex", "umbrella"];
+
+fn generate(dir: &Path) -> Generated {
+    let g = cloudfront(
+        dir,
+        &Shape {
+            seed: 42,
+            customers: CUSTOMERS,
+            days: 3,
+            files_per_day: 3,
+            rows_per_file: 40,
+            bad_every: 53,
+        },
+    );
+    write_config(dir, "");
+    g
+}
+
+fn run_json(dir: &Path) -> Value {
+    let out = citrine(dir, &["run", "--json"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    v[0].clone()
+}
+
+fn markers(dir: &Path) -> Vec<String> {
+    files_below(&dir.join("lake/complete/cloudfront_logs"))
+        .into_iter()
+        .filter(|f| f.ends_with(".manifest"))
+        .collect()
+}
+
+/// Rows per `customer|dt` from the lake's own files, read with the parquet crate.
+fn rust_counts(dir: &Path) -> BTreeMap<String, u64> {
+    use arrow::array::AsArray;
+    use arrow::datatypes::Date32Type;
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    let data = dir.join("lake/data/cloudfront_logs");
+    let mut out = BTreeMap::new();
+    for rel in files_below(&data) {
+        assert!(
+            rel.ends_with(".parquet") && !rel.contains("/."),
+            "stray file {rel}"
+        );
+        let f = std::fs::File::open(data.join(&rel)).unwrap();
+        for batch in ParquetRecordBatchReaderBuilder::try_new(f)
+            .unwrap()
+            .build()
+            .unwrap()
+        {
+            let batch = batch.unwrap();
+            let c = batch
+                .column_by_name("customer")
+                .unwrap()
+                .as_string::<i32>()
+                .clone();
+            let d = batch
+                .column_by_name("dt")
+                .unwrap()
+                .as_primitive::<Date32Type>()
+                .clone();
+            for i in 0..batch.num_rows() {
+                let date = arrow::temporal_conversions::date32_to_datetime(d.value(i))
+                    .unwrap()
+                    .date();
+                *out.entry(format!("{}|{date}", c.value(i))).or_default() += 1;
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn generated_data_lands_whole_and_masked() {
+    let dir = tempfile::tempdir().unwrap();
+    let g = generate(dir.path());
+    let s = run_json(dir.path());
+    assert_eq!(s["rows_read"], g.rows);
+    assert_eq!(s["rows_rejected"], g.bad);
+    assert_eq!(s["rows_written"], g.rows - g.bad);
+    assert_eq!(s["inputs_consumed"], g.files as u64);
+    // Late records went to their own day: the generator's counts include the 4th day.
+    assert!(g.expected.keys().any(|k| k.ends_with("2024-01-04")));
+    assert_eq!(rust_counts(dir.path()), g.expected);
+    if let Some(py) = python() {
+        let (duck, arrow) = lake_counts(&py, &dir.path().join("lake/data/cloudfront_logs"));
+        assert_eq!(duck, g.expected, "DuckDB");
+        assert_eq!(arrow, g.expected, "pyarrow");
+    }
+    // Rejected rows are in the rejects file with file and line.
+    let rejects: Vec<_> = files_below(&dir.path().join("lake/_citrine/rejects"));
+    assert_eq!(rejects.len(), 1);
+    let text = std::fs::read_to_string(dir.path().join("lake/_citrine/rejects").join(&rejects[0]))
+        .unwrap();
+    assert_eq!(text.lines().count() as u64, g.bad);
+    let first: Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    assert_eq!(first["reason"], "sc_bytes: not a number: \"12x\"");
+    assert!(first["file"]
+        .as_str()
+        .unwrap()
+        .starts_with("logs/cloudfront/"));
+    assert_no_address(&dir.path().join("lake"), &g.ips);
+}
+
+#[test]
+fn reruns_are_exactly_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let g = generate(dir.path());
+    run_json(dir.path());
+    assert_eq!(markers(dir.path()).len(), 1);
+    let before = files_below(&dir.path().join("lake"));
+
+    // Nothing new: nothing written, no marker.
+    let s = run_json(dir.path());
+    assert_eq!(s["run_id"], Value::Null);
+    assert_eq!(s["inputs_skipped"], g.files as u64);
+    assert_eq!(files_below(&dir.path().join("lake")), before);
+
+    // Re-copied identical inputs (new mtime): nothing changes.
+    let folder = dir.path().join("logs/cloudfront/acme");
+    for f in std::fs::read_dir(&folder).unwrap() {
+        let p = f.unwrap().path();
+        let bytes = std::fs::read(&p).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        std::fs::remove_file(&p).unwrap();
+        std::fs::write(&p, bytes).unwrap();
+    }
+    let s = run_json(dir.path());
+    assert_eq!(s["run_id"], Value::Null, "{s}");
+    assert_eq!(files_below(&dir.path().join("lake")), before);
+
+    // A new input: exactly one new marker listing exactly the new files, with exact sizes.
+    let extra = tempfile::tempdir().unwrap();
+    let g2 = cloudfront(
+        extra.path(),
+        &Shape {
+            seed: 7,
+            customers: &["initech"],
+            days: 1,
+            files_per_day: 2,
+            rows_per_file: 10,
+            bad_every: 0,
+        },
+    );
+    let src = extra.path().join("logs/cloudfront/initech");
+    let dst = dir.path().join("logs/cloudfront/initech");
+    std::fs::create_dir_all(&dst).unwrap();
+    for f in std::fs::read_dir(&src).unwrap() {
+        let f = f.unwrap();
+        std::fs::copy(f.path(), dst.join(f.file_name())).unwrap();
+    }
+    let s = run_json(dir.path());
+    let run_id = s["run_id"].as_str().unwrap().to_owned();
+    assert_eq!(s["inputs_consumed"], g2.files as u64);
+    assert_eq!(markers(dir.path()).len(), 2);
+    let manifest: Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            dir.path()
+                .join(format!("lake/complete/cloudfront_logs/{run_id}.manifest")),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let mut listed = Vec::new();
+    for e in manifest["entries"].as_array().unwrap() {
+        let url = e["url"].as_str().unwrap();
+        let path = url.strip_prefix("file://").unwrap();
+        assert_eq!(e["mandatory"], true);
+        assert_eq!(
+            e["meta"]["content_length"],
+            std::fs::metadata(path).unwrap().len()
+        );
+        listed.push(path.rsplit_once("/lake/").unwrap().1.to_owned());
+    }
+    listed.sort();
+    let new_files: Vec<_> = files_below(&dir.path().join("lake"))
+        .into_iter()
+        .filter(|f| f.starts_with("data/") && f.contains(&run_id))
+        .collect();
+    assert_eq!(listed, new_files);
+    assert!(new_files.iter().all(|f| f.contains("customer=initech")));
+}
+
+#[test]
+fn a_bad_input_is_reported_left_unconsumed_and_the_run_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let g = generate(dir.path());
+    let gz = files_below(&dir.path().join("logs/cloudfront/acme"))
+        .into_iter()
+        .find(|f| f.ends_with(".gz"))
+        .unwrap();
+    let path = dir.path().join("logs/cloudfront/acme").join(&gz);
+    let bytes = std::fs::read(&path).unwrap();
+    std::fs::write(&path, &bytes[..bytes.len() - 20]).unwrap();
+    let out = citrine(dir.path(), &["run", "--json"]);
+    assert_eq!(out.status.code(), Some(1), "completed with errors");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&gz) && stderr.contains("truncated or corrupt gzip"),
+        "{stderr}"
+    );
+    let s: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(s[0]["inputs_consumed"], g.files as u64 - 1);
+    assert_eq!(
+        s[0]["inputs_failed"][0]["uri"],
+        format!("logs/cloudfront/acme/{gz}")
+    );
+    // Fixed, it is consumed by the next run, once.
+    std::fs::write(&path, &bytes).unwrap();
+    let s = run_json(dir.path());
+    assert_eq!(s["inputs_consumed"], 1);
+    assert_eq!(rust_counts(dir.path()), g.expected);
+}
+
+#[test]
+fn status_reports_tables_runs_and_ledger() {
+    let dir = tempfile::tempdir().unwrap();
+    let g = generate(dir.path());
+    run_json(dir.path());
+    let out = citrine(dir.path(), &["status"]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    let partitions = g.expected.len();
+    assert!(
+        text.contains(&format!("{partitions} partitions, 1 runs"))
+            && text.contains(&format!("{} inputs in the ledger", g.files)),
+        "{text}"
+    );
+}
