@@ -3,11 +3,10 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
 use common::gen::{cloudfront, write_config, Generated, Shape};
-use common::{assert_no_address, citrine, files_below, lake_counts, python};
+use common::{assert_no_address, citrine, files_below, lake_counts, python, rust_counts};
 use serde_json::Value;
 
 const CUSTOMERS: &[&str] = &["acme", "globex", "umbrella"];
@@ -45,46 +44,6 @@ fn markers(dir: &Path) -> Vec<String> {
         .into_iter()
         .filter(|f| f.ends_with(".manifest"))
         .collect()
-}
-
-/// Rows per `customer|dt` from the lake's own files, read with the parquet crate.
-fn rust_counts(dir: &Path) -> BTreeMap<String, u64> {
-    use arrow::array::AsArray;
-    use arrow::datatypes::Date32Type;
-    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-    let data = dir.join("lake/data/cloudfront_logs");
-    let mut out = BTreeMap::new();
-    for rel in files_below(&data) {
-        assert!(
-            rel.ends_with(".parquet") && !rel.contains("/."),
-            "stray file {rel}"
-        );
-        let f = std::fs::File::open(data.join(&rel)).unwrap();
-        for batch in ParquetRecordBatchReaderBuilder::try_new(f)
-            .unwrap()
-            .build()
-            .unwrap()
-        {
-            let batch = batch.unwrap();
-            let c = batch
-                .column_by_name("customer")
-                .unwrap()
-                .as_string::<i32>()
-                .clone();
-            let d = batch
-                .column_by_name("dt")
-                .unwrap()
-                .as_primitive::<Date32Type>()
-                .clone();
-            for i in 0..batch.num_rows() {
-                let date = arrow::temporal_conversions::date32_to_datetime(d.value(i))
-                    .unwrap()
-                    .date();
-                *out.entry(format!("{}|{date}", c.value(i))).or_default() += 1;
-            }
-        }
-    }
-    out
 }
 
 #[test]

@@ -176,3 +176,43 @@ pub fn assert_no_address(lake: &Path, ips: &HashSet<String>) {
         }
     }
 }
+
+/// Rows per `customer|dt` from the lake's own files, read with the parquet crate.
+pub fn rust_counts(dir: &Path) -> BTreeMap<String, u64> {
+    use arrow::array::AsArray;
+    use arrow::datatypes::Date32Type;
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    let data = dir.join("lake/data/cloudfront_logs");
+    let mut out = BTreeMap::new();
+    for rel in files_below(&data) {
+        assert!(
+            rel.ends_with(".parquet") && !rel.contains("/."),
+            "stray file {rel}"
+        );
+        let f = std::fs::File::open(data.join(&rel)).unwrap();
+        for batch in ParquetRecordBatchReaderBuilder::try_new(f)
+            .unwrap()
+            .build()
+            .unwrap()
+        {
+            let batch = batch.unwrap();
+            let c = batch
+                .column_by_name("customer")
+                .unwrap()
+                .as_string::<i32>()
+                .clone();
+            let d = batch
+                .column_by_name("dt")
+                .unwrap()
+                .as_primitive::<Date32Type>()
+                .clone();
+            for i in 0..batch.num_rows() {
+                let date = arrow::temporal_conversions::date32_to_datetime(d.value(i))
+                    .unwrap()
+                    .date();
+                *out.entry(format!("{}|{date}", c.value(i))).or_default() += 1;
+            }
+        }
+    }
+    out
+}
