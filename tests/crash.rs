@@ -38,16 +38,15 @@ fn stalled(dir: &Path, stage: &str) -> Child {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    loop {
-        let line = lines
-            .next()
-            .expect("the run stalls before it exits")
-            .unwrap();
-        if line.contains(&format!("stalled at {stage}")) {
-            return child;
-        }
+    let lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let reached = lines
+        .map_while(Result::ok)
+        .any(|line| line.contains(&format!("stalled at {stage}")));
+    if !reached {
+        let status = child.wait().unwrap();
+        panic!("the run exited ({status}) before stalling at {stage}");
     }
+    child
 }
 
 fn ok_run(dir: &Path) {
