@@ -124,6 +124,12 @@ pub enum Error {
         /// When its lease expires (RFC 3339).
         expires: String,
     },
+    /// A query failed (SQL error, unknown table, ...).
+    #[error("query: {message}")]
+    Query {
+        /// What the engine said.
+        message: String,
+    },
     /// Lake metadata (report, catalog, lock) is not what citrine wrote.
     #[error("{path}: unreadable lake metadata: {message}")]
     Corrupt {

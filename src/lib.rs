@@ -48,6 +48,8 @@ pub mod lock;
 pub mod parse;
 pub mod partition;
 pub mod pipeline;
+#[cfg(feature = "query")]
+pub mod query;
 pub mod read;
 pub mod register;
 pub mod schema;

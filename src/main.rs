@@ -47,6 +47,14 @@ enum Command {
     },
     /// Tables, partitions, committed runs and ledger size.
     Status,
+    /// Run SQL over the lake's committed data (DataFusion; needs the `query` feature).
+    Query {
+        /// The SQL, e.g. "SELECT customer, dt, count(*) FROM cloudfront_logs GROUP BY 1, 2".
+        sql: String,
+        /// Output: a text table, CSV or JSON lines.
+        #[arg(long, value_enum, default_value_t = QueryFormat::Table)]
+        format: QueryFormat,
+    },
     /// Show how files parse: format, field layout, row and reject counts, first rows (masked).
     Inspect {
         /// Files to inspect (plain or gzip).
@@ -62,6 +70,13 @@ enum Command {
         #[arg(long, value_delimiter = ',')]
         mask_ips: Option<Vec<String>>,
     },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum QueryFormat {
+    Table,
+    Csv,
+    Json,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -107,6 +122,43 @@ fn init_logs(format: LogFormat) {
     }
 }
 
+/// A progress bar on standard error when it is a terminal; nothing otherwise.
+struct Bar(indicatif::ProgressBar);
+
+impl Bar {
+    fn new() -> Self {
+        use std::io::IsTerminal;
+        let bar = if std::io::stderr().is_terminal() {
+            indicatif::ProgressBar::new(0)
+        } else {
+            indicatif::ProgressBar::hidden()
+        };
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{prefix:>16} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {eta}",
+            )
+            .expect("a valid template")
+            .progress_chars("=> "),
+        );
+        Self(bar)
+    }
+}
+
+impl pipeline::Progress for Bar {
+    fn planned(&self, table: &str, _inputs: usize, bytes: u64) {
+        self.0.reset();
+        self.0.set_prefix(table.to_owned());
+        self.0.set_length(bytes);
+        self.0.set_position(0);
+    }
+    fn input_done(&self, bytes: u64) {
+        self.0.inc(bytes);
+    }
+    fn finished(&self, _table: &str) {
+        self.0.finish_and_clear();
+    }
+}
+
 fn load_job(path: &Path) -> anyhow::Result<Job> {
     let file = ConfigFile::load(path)?;
     let base = path
@@ -127,7 +179,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     cli.config.display()
                 );
             }
-            let summaries = pipeline::run(&job, table.as_deref()).context("run failed")?;
+            let bar = Bar::new();
+            let summaries = pipeline::run(&job, table.as_deref(), &bar).context("run failed")?;
             let failed: usize = summaries.iter().map(|s| s.inputs_failed.len()).sum();
             if json {
                 println!("{}", serde_json::to_string_pretty(&summaries)?);
@@ -170,6 +223,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Query { sql, format } => {
+            let job = load_job(&cli.config)?;
+            query(&job, &sql, format)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Inspect {
             files,
             format,
@@ -202,4 +260,31 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             })
         }
     }
+}
+
+#[cfg(feature = "query")]
+fn query(job: &Job, sql: &str, format: QueryFormat) -> anyhow::Result<()> {
+    use citrine::query::{query, render, OutputFormat};
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(job.threads)
+        .enable_all()
+        .build()?;
+    let batches = runtime.block_on(query(job, sql))?;
+    let format = match format {
+        QueryFormat::Table => OutputFormat::Table,
+        QueryFormat::Csv => OutputFormat::Csv,
+        QueryFormat::Json => OutputFormat::Json,
+    };
+    print!("{}", render(&batches, format)?);
+    if format == OutputFormat::Table {
+        println!();
+    }
+    Ok(())
+}
+
+#[cfg(not(feature = "query"))]
+fn query(_job: &Job, _sql: &str, _format: QueryFormat) -> anyhow::Result<()> {
+    anyhow::bail!(
+        "this citrine was built without the `query` feature: cargo build --features query"
+    )
 }

@@ -51,6 +51,23 @@ pub const CHANNEL_BATCHES: usize = 8;
 /// Environment variable naming a stage at which a run stops and waits (tests kill it there).
 pub const STALL_ENV: &str = "CITRINE_TEST_STALL";
 
+/// Hooks a front end uses to show progress (the CLI draws a bar on a terminal). Every method
+/// has an empty default.
+pub trait Progress: Sync {
+    /// A table's plan is known: `inputs` new inputs of `bytes` bytes on disk.
+    fn planned(&self, _table: &str, _inputs: usize, _bytes: u64) {}
+    /// One input is done (consumed or failed).
+    fn input_done(&self, _bytes: u64) {}
+    /// The table's run has ended.
+    fn finished(&self, _table: &str) {}
+}
+
+/// No progress display.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoProgress;
+
+impl Progress for NoProgress {}
+
 /// What one table's run did.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct TableSummary {
@@ -164,19 +181,21 @@ fn stall_point(stage: &str) {
 }
 
 /// Run every table of `job` (or just `only`), one after another.
-pub fn run(job: &Job, only: Option<&str>) -> Result<Vec<TableSummary>> {
+pub fn run(job: &Job, only: Option<&str>, progress: &dyn Progress) -> Result<Vec<TableSummary>> {
     let mut out = Vec::new();
     for table in &job.tables {
         if only.is_some_and(|t| t != table.name) {
             continue;
         }
-        out.push(run_table(job, table)?);
+        let summary = run_table(job, table, progress);
+        progress.finished(&table.name);
+        out.push(summary?);
     }
     Ok(out)
 }
 
 /// Process the new inputs of one table and commit them as one run.
-pub fn run_table(job: &Job, table: &TableSpec) -> Result<TableSummary> {
+pub fn run_table(job: &Job, table: &TableSpec, progress: &dyn Progress) -> Result<TableSummary> {
     let started = Instant::now();
     let started_at = now_rfc3339();
     let lake = Lake::new(&job.root);
@@ -193,6 +212,11 @@ pub fn run_table(job: &Job, table: &TableSpec) -> Result<TableSummary> {
     summary.inputs_listed = listed;
     summary.inputs_skipped = skipped;
     tracing::info!(table = %table.name, listed, skipped, planned = planned.len(), "planned");
+    progress.planned(
+        &table.name,
+        planned.len(),
+        planned.iter().map(|p| p.size).sum(),
+    );
     if planned.is_empty() {
         lock.release();
         summary.seconds = started.elapsed().as_secs_f64();
@@ -205,7 +229,7 @@ pub fn run_table(job: &Job, table: &TableSpec) -> Result<TableSummary> {
         schema.clone(),
         Masker::new(table.mask_columns.clone(), job.mask),
     );
-    let (outcomes, files) = stream(job, table, &lake, &run_id, &schema, &transform, &planned)?;
+    let (outcomes, files) = stream(job, table, &lake, &run_id, &transform, &planned, progress)?;
     stall_point("before_commit");
 
     // Commit: everything below reads only `outcomes` and `files`.
@@ -498,9 +522,9 @@ fn stream(
     table: &TableSpec,
     lake: &Lake,
     run_id: &str,
-    schema: &SchemaRef,
     transform: &Transform,
     planned: &[Planned],
+    progress: &dyn Progress,
 ) -> Result<(Vec<Outcome>, Vec<WrittenFile>)> {
     let writers = job.threads.max(1);
     let per_writer = WriteOptions {
@@ -518,7 +542,7 @@ fn stream(
             lake.clone(),
             &table.name,
             run_id,
-            schema.clone(),
+            transform.table_schema().clone(),
             per_writer.clone(),
             sequence.clone(),
         );
@@ -543,7 +567,11 @@ fn stream(
     let results: Vec<std::result::Result<Outcome, Error>> = pool.install(|| {
         planned
             .par_iter()
-            .map(|p| process_input(job, table, transform, p, &senders))
+            .map(|p| {
+                let outcome = process_input(job, table, transform, p, &senders);
+                progress.input_done(p.size);
+                outcome
+            })
             .collect()
     });
     drop(senders);

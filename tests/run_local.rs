@@ -3,6 +3,7 @@
 
 mod common;
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use common::gen::{cloudfront, write_config, Generated, Shape};
@@ -201,4 +202,69 @@ fn status_reports_tables_runs_and_ledger() {
             && text.contains(&format!("{} inputs in the ledger", g.files)),
         "{text}"
     );
+}
+
+#[test]
+fn a_new_audit_column_grows_the_schema_at_the_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let acme = dir.path().join("logs/audit/acme");
+    std::fs::create_dir_all(&acme).unwrap();
+    std::fs::write(
+        acme.join("a.csv"),
+        "timestamp,user,source_ip\n2024-03-01T10:00:00Z,alice,192.0.2.10\n2024-03-01T23:59:59Z,bob,192.0.2.11\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("citrine.toml"),
+        "[lake]\nroot = \"lake\"\n[[table]]\nname = \"audit\"\nformat = \"audit\"\ninputs = [\"logs/audit/{customer}/*.csv\"]\nmask_ips = [\"Source IP\"]\n",
+    )
+    .unwrap();
+    let columns = |dir: &Path| -> (Vec<String>, u64) {
+        let c: Value = serde_json::from_slice(
+            &std::fs::read(dir.join("lake/_citrine/catalog/audit.json")).unwrap(),
+        )
+        .unwrap();
+        let names = c["columns"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["name"].as_str().unwrap().to_owned())
+            .collect();
+        (names, c["version"].as_u64().unwrap())
+    };
+    assert_eq!(citrine(dir.path(), &["run"]).status.code(), Some(0));
+    let base = [
+        "ts",
+        "customer",
+        "dt",
+        "source_file",
+        "row_num",
+        "user",
+        "source_ip",
+    ];
+    assert_eq!(columns(dir.path()), (base.map(String::from).to_vec(), 1));
+    // A later file brings a new column, in a different position: it is appended.
+    std::fs::write(
+        acme.join("b.csv"),
+        "zone,timestamp,source_ip,user\neu-west-1,2024-03-02T08:00:00Z,192.0.2.12,carol\n",
+    )
+    .unwrap();
+    assert_eq!(citrine(dir.path(), &["run"]).status.code(), Some(0));
+    let mut grown = base.map(String::from).to_vec();
+    grown.push("zone".into());
+    assert_eq!(columns(dir.path()), (grown, 2));
+    if let Some(py) = python() {
+        let (duck, arrow) = lake_counts(&py, &dir.path().join("lake/data/audit"));
+        let want: BTreeMap<String, u64> = [
+            ("acme|2024-03-01".to_string(), 2),
+            ("acme|2024-03-02".to_string(), 1),
+        ]
+        .into();
+        assert_eq!(duck, want);
+        assert_eq!(arrow, want);
+    }
+    let ips: std::collections::HashSet<String> = ["192.0.2.10", "192.0.2.11", "192.0.2.12"]
+        .map(String::from)
+        .into();
+    assert_no_address(&dir.path().join("lake"), &ips);
 }
