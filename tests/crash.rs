@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
 use common::gen::{cloudfront, write_config, Generated, Shape};
-use common::{citrine, files_below, rust_counts};
+use common::{citrine, files_below, run_ok, rust_counts};
 use serde_json::Value;
 
 fn generate(dir: &Path) -> Generated {
@@ -47,16 +47,6 @@ fn stalled(dir: &Path, stage: &str) -> Child {
         panic!("the run exited ({status}) before stalling at {stage}");
     }
     child
-}
-
-fn ok_run(dir: &Path) {
-    let out = citrine(dir, &["run"]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 /// What must be equal between two lakes fed the same inputs: rows per partition, catalog
@@ -115,7 +105,7 @@ fn fingerprint(dir: &Path) -> (Value, BTreeSet<String>, usize, BTreeSet<(String,
 fn killed_runs_leave_no_trace_and_the_rerun_equals_an_uninterrupted_run() {
     let reference = tempfile::tempdir().unwrap();
     let g = generate(reference.path());
-    ok_run(reference.path());
+    run_ok(reference.path());
     let want = fingerprint(reference.path());
     assert_eq!(want.0, serde_json::to_value(&g.expected).unwrap());
 
@@ -134,7 +124,7 @@ fn killed_runs_leave_no_trace_and_the_rerun_equals_an_uninterrupted_run() {
                 .any(|f| f.ends_with(".manifest")),
             "{stage}: no marker"
         );
-        ok_run(dir.path());
+        run_ok(dir.path());
         assert_eq!(fingerprint(dir.path()), want, "after a kill at {stage}");
         // The killed run's files are gone, not merely unreferenced.
         let after = files_below(&lake.join("data"));
@@ -162,7 +152,7 @@ fn a_second_run_is_refused_while_the_first_holds_the_table() {
     // processes every input exactly once.
     first.kill().unwrap();
     first.wait().unwrap();
-    ok_run(dir.path());
+    run_ok(dir.path());
     assert_eq!(rust_counts(dir.path()), g.expected);
     let (_, _, markers, ledger) = fingerprint(dir.path());
     assert_eq!(markers, 1);

@@ -5,7 +5,7 @@
 mod common;
 
 use common::gen::{cloudfront, write_config, Shape};
-use common::{citrine, rust_counts};
+use common::{run_ok, rust_counts};
 
 const BUDGET_MB: u64 = 32;
 /// What the process needs besides the writers' budget: the binary, allocator slack, decoded
@@ -44,13 +44,7 @@ fn two_thousand_partitions_stay_under_the_budget() {
         dir.path(),
         &format!("memory_budget_mb = {BUDGET_MB}\nmax_open_files = 64\n"),
     );
-    let out = citrine(dir.path(), &["run"]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_ok(dir.path());
     let peak_mb = peak_rss_of_children_kib() / 1024;
     println!("peak RSS {peak_mb} MiB for {} partitions (budget {BUDGET_MB} MiB + {OVERHEAD_MB} MiB overhead)", g.expected.len());
     assert!(peak_mb <= BUDGET_MB + OVERHEAD_MB, "peak RSS {peak_mb} MiB");

@@ -6,7 +6,7 @@ mod common;
 
 use std::path::Path;
 
-use common::citrine;
+use common::{citrine, run_ok};
 
 /// A copy of the example config and logs in a fresh folder, run once.
 fn example_lake() -> tempfile::TempDir {
@@ -18,13 +18,7 @@ fn example_lake() -> tempfile::TempDir {
         std::fs::create_dir_all(dst.parent().unwrap()).unwrap();
         std::fs::copy(root.join("examples/logs").join(&rel), dst).unwrap();
     }
-    let out = citrine(dir.path(), &["run"]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_ok(dir.path());
     dir
 }
 

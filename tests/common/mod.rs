@@ -69,6 +69,18 @@ pub fn citrine(dir: &Path, args: &[&str]) -> Output {
     citrine_env(dir, args, &[])
 }
 
+/// `citrine run` in `dir`, which must succeed (exit code 0).
+pub fn run_ok(dir: &Path) -> Output {
+    let out = citrine(dir, &["run"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 /// Run the binary with `args` in `dir` and extra environment.
 pub fn citrine_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_citrine"));
