@@ -208,7 +208,7 @@ pub fn run_table(job: &Job, table: &TableSpec, progress: &dyn Progress) -> Resul
     summary.orphans_removed = recover(&lake, &table.name)?;
     stall_point("after_lock");
 
-    let (planned, listed, skipped) = plan(job, table, &lake)?;
+    let (planned, listed, skipped) = plan(table, &lake)?;
     summary.inputs_listed = listed;
     summary.inputs_skipped = skipped;
     tracing::info!(table = %table.name, listed, skipped, planned = planned.len(), "planned");
@@ -420,7 +420,7 @@ fn mtime_ns(meta: &std::fs::Metadata) -> i128 {
 }
 
 /// List inputs and keep those the ledger does not hold. Returns (planned, listed, skipped).
-fn plan(job: &Job, table: &TableSpec, lake: &Lake) -> Result<(Vec<Planned>, usize, usize)> {
+fn plan(table: &TableSpec, lake: &Lake) -> Result<(Vec<Planned>, usize, usize)> {
     let ledger = Ledger::load(lake, &table.name)?;
     let mut seen = BTreeSet::new();
     let mut planned = Vec::new();
@@ -461,7 +461,6 @@ fn plan(job: &Job, table: &TableSpec, lake: &Lake) -> Result<(Vec<Planned>, usiz
             });
         }
     }
-    let _ = job;
     Ok((planned, listed, skipped))
 }
 
