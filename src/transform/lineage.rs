@@ -5,9 +5,9 @@
 use std::sync::Arc;
 
 use arrow::array::{
-    new_null_array, Array, ArrayRef, AsArray, BooleanArray, Date32Array, RecordBatch, StringArray,
+    new_null_array, Array, ArrayRef, AsArray, Date32Array, RecordBatch, StringArray, StringBuilder,
 };
-use arrow::compute::{cast, filter_record_batch};
+use arrow::compute::{cast, filter, filter_record_batch, is_not_null};
 use arrow::datatypes::{Int64Type, SchemaRef, TimestampMicrosecondType};
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 
@@ -35,37 +35,39 @@ impl Lineage {
     }
 
     /// Decide each row's customer: its own non-empty value, else the path's; a row value that
-    /// disagrees with the path, or no value at all, rejects the row.
-    fn customers(&self, batch: &RecordBatch) -> (Vec<Option<String>>, Vec<RejectReason>) {
+    /// disagrees with the path, or no value at all, rejects the row. Rejected rows are null in
+    /// the returned column, which is built without a `String` per row.
+    fn customers(&self, batch: &RecordBatch) -> (StringArray, Vec<(usize, RejectReason)>) {
         let own = batch
             .column_by_name(CUSTOMER)
             .and_then(|c| c.as_string_opt::<i32>().cloned());
         let path = self.path_customer.as_deref();
-        let mut out = Vec::with_capacity(batch.num_rows());
+        let mut out = StringBuilder::with_capacity(batch.num_rows(), batch.num_rows() * 8);
         let mut reasons = Vec::new();
         for i in 0..batch.num_rows() {
             let row = own
                 .as_ref()
                 .filter(|c| c.is_valid(i) && !c.value(i).is_empty())
                 .map(|c| c.value(i));
-            let decided = match (row, path) {
-                (Some(r), Some(p)) if r != p => Err(RejectReason::CustomerMismatch {
-                    row: reject_text(r.as_bytes()),
-                    path: p.to_owned(),
-                }),
-                (Some(r), _) => Ok(r),
-                (None, Some(p)) => Ok(p),
-                (None, None) => Err(RejectReason::MissingCustomer),
-            };
-            match decided {
-                Ok(c) => out.push(Some(c.to_owned())),
-                Err(reason) => {
-                    out.push(None);
-                    reasons.push(reason);
+            match (row, path) {
+                (Some(r), Some(p)) if r != p => {
+                    out.append_null();
+                    reasons.push((
+                        i,
+                        RejectReason::CustomerMismatch {
+                            row: reject_text(r.as_bytes()),
+                            path: p.to_owned(),
+                        },
+                    ));
+                }
+                (Some(c), _) | (None, Some(c)) => out.append_value(c),
+                (None, None) => {
+                    out.append_null();
+                    reasons.push((i, RejectReason::MissingCustomer));
                 }
             }
         }
-        (out, reasons)
+        (out.finish(), reasons)
     }
 
     /// Attach lineage and align `batch` (decoder columns, masked) to `table`.
@@ -76,31 +78,24 @@ impl Lineage {
     ) -> Result<(RecordBatch, Vec<Reject>)> {
         let (customers, reasons) = self.customers(&batch);
         let mut rejects = Vec::with_capacity(reasons.len());
-        let (batch, customers) = if reasons.is_empty() {
-            (batch, customers)
+        let (batch, customers): (RecordBatch, ArrayRef) = if reasons.is_empty() {
+            (batch, Arc::new(customers))
         } else {
-            let keep = BooleanArray::from(
-                customers
-                    .iter()
-                    .map(|c| Some(c.is_some()))
-                    .collect::<Vec<_>>(),
-            );
             let row_nums = batch
                 .column_by_name(ROW_NUM)
                 .map(|c| c.as_primitive::<Int64Type>().clone());
-            let mut reasons = reasons.into_iter();
-            for (i, c) in customers.iter().enumerate() {
-                if c.is_none() {
-                    let line = row_nums.as_ref().map_or(0, |r| r.value(i) as u64);
-                    rejects.push(Reject {
-                        line,
-                        reason: reasons.next().unwrap_or(RejectReason::MissingCustomer),
-                        raw: reject_text(render_row(&batch, i).as_bytes()),
-                    });
-                }
+            for (i, reason) in reasons {
+                rejects.push(Reject {
+                    line: row_nums.as_ref().map_or(0, |r| r.value(i) as u64),
+                    reason,
+                    raw: reject_text(render_row(&batch, i).as_bytes()),
+                });
             }
-            let kept = filter_record_batch(&batch, &keep)?;
-            (kept, customers.into_iter().flatten().map(Some).collect())
+            let keep = is_not_null(&customers)?;
+            (
+                filter_record_batch(&batch, &keep)?,
+                filter(&customers, &keep)?,
+            )
         };
 
         let rows = batch.num_rows();
@@ -118,7 +113,7 @@ impl Lineage {
         let mut columns: Vec<ArrayRef> = Vec::with_capacity(table.fields().len());
         for field in table.fields() {
             let col: ArrayRef = match field.name().as_str() {
-                CUSTOMER => Arc::new(StringArray::from(customers.clone())),
+                CUSTOMER => customers.clone(),
                 DT => Arc::new(dt.clone()),
                 SOURCE_FILE => Arc::new(StringArray::from_iter_values(std::iter::repeat_n(
                     self.source_file.as_str(),
