@@ -40,7 +40,7 @@ use crate::parse::{cloudfront, decode_stream, Decoder, Format, FormatDecoder, Re
 use crate::partition::{split, PartitionBatch};
 use crate::read::decompress::{self, Decompressed, Encoding};
 use crate::read::pattern::MatchedInput;
-use crate::register::{columns_of, Catalog, LocalCatalog};
+use crate::register::{columns_of, grows_at_end, Catalog, LocalCatalog};
 use crate::schema::{is_lineage, table_schema};
 use crate::transform::{Lineage, Masker, Transform, TransformCounts};
 use crate::write::{PartitionedWriter, WrittenFile};
@@ -503,8 +503,7 @@ fn resolve_schema(
     };
     let schema = table_schema(&parsed);
     if let Some(registered) = catalog.columns(&table.name)? {
-        let now = columns_of(&schema);
-        if registered.len() > now.len() || registered[..] != now[..registered.len()] {
+        if !grows_at_end(&registered, &columns_of(&schema)) {
             return Err(Error::Corrupt {
                 path: table.name.clone(),
                 message: "the catalog's columns differ from this table's layout".into(),
@@ -633,6 +632,11 @@ impl<R: Read> Read for HashingReader<R> {
     }
 }
 
+/// The content hash as recorded in reports: xxh3-128, 32 hex digits.
+fn hex128(h: &Xxh3) -> String {
+    format!("{:032x}", h.digest128())
+}
+
 /// xxh3-128 of a whole file, hex.
 pub fn hash_file(path: &Path) -> io::Result<String> {
     let mut f = File::open(path)?;
@@ -645,7 +649,7 @@ pub fn hash_file(path: &Path) -> io::Result<String> {
         }
         h.update(&buf[..n]);
     }
-    Ok(format!("{:032x}", h.digest128()))
+    Ok(hex128(&h))
 }
 
 /// Decompress a whole input once, checking integrity and the cap, without decoding.
@@ -746,10 +750,7 @@ fn process_input(
         return Err(e);
     }
     let counts = decoder.counts();
-    let hash = hasher
-        .lock()
-        .map(|h| format!("{:032x}", h.digest128()))
-        .unwrap_or_default();
+    let hash = hasher.lock().map(|h| hex128(&h)).unwrap_or_default();
     Ok(Outcome {
         planned: p.clone(),
         result: Ok(Consumed {

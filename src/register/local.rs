@@ -139,7 +139,7 @@ impl Catalog for LocalCatalog {
                 partitions: BTreeMap::new(),
             },
         };
-        if t.columns.len() > columns.len() || t.columns[..] != columns[..t.columns.len()] {
+        if !super::grows_at_end(&t.columns, columns) {
             return Err(Error::Corrupt {
                 path: self.path(table).display().to_string(),
                 message: format!(

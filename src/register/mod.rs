@@ -34,6 +34,12 @@ pub trait Catalog {
     ) -> Result<usize>;
 }
 
+/// True when `new` keeps every registered column, in place and with its type, and only adds
+/// columns at the end: the one schema change citrine allows (Redshift COPY maps by position).
+pub fn grows_at_end(registered: &[ColumnRecord], new: &[ColumnRecord]) -> bool {
+    new.starts_with(registered)
+}
+
 /// The Hive / Glue type name of an Arrow type citrine writes.
 pub fn hive_type(t: &DataType) -> String {
     match t {
