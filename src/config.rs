@@ -3,13 +3,15 @@
 //! immutable [`Job`] that the pipeline runs. Every problem is reported before any work starts,
 //! naming the key and what was expected.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::Deserialize;
 
+use crate::aws::AwsOptions;
 use crate::error::ConfigError;
 use crate::parse::Format;
 use crate::read::pattern::InputPattern;
+use crate::store::Location;
 use crate::transform::MaskOptions;
 
 /// The file `citrine.toml` as written.
@@ -27,6 +29,9 @@ pub struct ConfigFile {
     /// Run tuning.
     #[serde(default)]
     pub run: RunConfig,
+    /// AWS settings for `s3://` locations and the Glue catalog.
+    #[serde(default)]
+    pub aws: AwsConfig,
     /// The tables, each with its inputs.
     #[serde(rename = "table", default)]
     pub tables: Vec<TableConfig>,
@@ -36,7 +41,8 @@ pub struct ConfigFile {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LakeConfig {
-    /// Lake root: a local folder (relative to the config file), e.g. `"lake"`.
+    /// Lake root: a local folder (relative to the config file), e.g. `"lake"`, or
+    /// `s3://bucket/prefix`.
     pub root: String,
     /// Parquet codec: `snappy` (default), `zstd`, `gzip` or `none`.
     #[serde(default = "default_compression")]
@@ -60,12 +66,14 @@ pub struct LakeConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CatalogConfig {
-    /// `local` (default): a JSON file under `<root>/_citrine/`.
+    /// `local` (default): a JSON file per table under `<root>/_citrine/catalog/`; or `glue`.
     #[serde(default = "default_catalog_kind")]
     pub kind: String,
     /// The database name (Glue; recorded in the local catalog too). Default `citrine`.
     #[serde(default = "default_database")]
     pub database: String,
+    /// Glue: the catalog id (the AWS account id) when it is not the caller's own.
+    pub catalog_id: Option<String>,
 }
 
 impl Default for CatalogConfig {
@@ -73,8 +81,27 @@ impl Default for CatalogConfig {
         Self {
             kind: default_catalog_kind(),
             database: default_database(),
+            catalog_id: None,
         }
     }
+}
+
+/// `[aws]`: every key is optional and falls back to the standard AWS chain.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AwsConfig {
+    /// Region (else `AWS_REGION` / the profile / instance metadata).
+    pub region: Option<String>,
+    /// Named profile (else `AWS_PROFILE` / `default`).
+    pub profile: Option<String>,
+    /// S3 endpoint for S3-compatible stores (else `AWS_ENDPOINT_URL_S3` / `AWS_ENDPOINT_URL`).
+    pub s3_endpoint: Option<String>,
+    /// Glue endpoint (else `AWS_ENDPOINT_URL_GLUE` / `AWS_ENDPOINT_URL`).
+    pub glue_endpoint: Option<String>,
+    /// Path-style S3 requests (default: true when a custom S3 endpoint is set).
+    pub s3_path_style: Option<bool>,
+    /// Multipart part size for S3 uploads in MiB (default 8, at least 5).
+    pub s3_part_mb: Option<u64>,
 }
 
 /// `[mask]`
@@ -242,13 +269,29 @@ pub struct TableSpec {
     pub mask_columns: Vec<String>,
 }
 
+/// Which catalog partitions are registered in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CatalogKind {
+    /// JSON files under `<root>/_citrine/catalog/`.
+    Local,
+    /// The AWS Glue Data Catalog.
+    Glue {
+        /// Catalog id (account), when not the caller's.
+        catalog_id: Option<String>,
+    },
+}
+
 /// A validated configuration: everything a run needs, nothing left to check.
 #[derive(Debug, Clone)]
 pub struct Job {
-    /// Lake root folder.
-    pub root: PathBuf,
+    /// Lake root.
+    pub root: Location,
+    /// Catalog kind.
+    pub catalog: CatalogKind,
     /// Catalog database name.
     pub database: String,
+    /// AWS settings.
+    pub aws: AwsOptions,
     /// Writer settings.
     pub write: WriteOptions,
     /// Masking.
@@ -290,15 +333,14 @@ impl ConfigFile {
     /// Check every value and resolve paths against `base` (the config file's folder).
     pub fn validate(&self, base: &Path) -> Result<Job, ConfigError> {
         let lake = &self.lake;
-        if lake.root.starts_with("s3://") {
+        if lake.root.trim().is_empty() {
             return Err(ConfigError::new(
                 "lake.root",
-                "s3:// lakes are not supported by this build yet; use a local folder",
+                "expected a folder or s3://bucket/prefix, got \"\"",
             ));
         }
-        if lake.root.trim().is_empty() {
-            return Err(ConfigError::new("lake.root", "expected a folder, got \"\""));
-        }
+        let root =
+            Location::parse(&lake.root, base).map_err(|m| ConfigError::new("lake.root", m))?;
         let codec = match lake.compression.as_str() {
             "snappy" => Codec::Snappy,
             "zstd" => Codec::Zstd,
@@ -315,14 +357,49 @@ impl ConfigFile {
         positive("lake.row_group_rows", lake.row_group_rows as u64)?;
         positive("lake.max_open_files", lake.max_open_files as u64)?;
         positive("lake.memory_budget_mb", lake.memory_budget_mb)?;
-        if self.catalog.kind != "local" {
+        let catalog = match self.catalog.kind.as_str() {
+            "local" => CatalogKind::Local,
+            "glue" => CatalogKind::Glue {
+                catalog_id: self.catalog.catalog_id.clone(),
+            },
+            other => {
+                return Err(ConfigError::new(
+                    "catalog.kind",
+                    format!("expected \"local\" or \"glue\", got {other:?}"),
+                ))
+            }
+        };
+        let glue_name = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_';
+        if self.catalog.database.is_empty() || !self.catalog.database.chars().all(glue_name) {
             return Err(ConfigError::new(
-                "catalog.kind",
+                "catalog.database",
                 format!(
-                    "expected \"local\" (glue is not supported by this build yet), got {:?}",
-                    self.catalog.kind
+                    "expected lower case letters, digits and `_`, got {:?}",
+                    self.catalog.database
                 ),
             ));
+        }
+        let aws = &self.aws;
+        let part_mb = aws.s3_part_mb.unwrap_or(8);
+        if part_mb < 5 {
+            return Err(ConfigError::new(
+                "aws.s3_part_mb",
+                format!("expected at least 5 (S3's smallest multipart part), got {part_mb}"),
+            ));
+        }
+        for (key, url) in [
+            ("aws.s3_endpoint", &aws.s3_endpoint),
+            ("aws.glue_endpoint", &aws.glue_endpoint),
+        ] {
+            if url
+                .as_ref()
+                .is_some_and(|u| !u.starts_with("http://") && !u.starts_with("https://"))
+            {
+                return Err(ConfigError::new(
+                    key,
+                    format!("expected an http:// or https:// URL, got {url:?}"),
+                ));
+            }
         }
         let mask = MaskOptions {
             ipv4_prefix: self.mask.ipv4_prefix,
@@ -413,8 +490,17 @@ impl ConfigFile {
             });
         }
         Ok(Job {
-            root: base.join(&lake.root),
+            root,
+            catalog,
             database: self.catalog.database.clone(),
+            aws: AwsOptions {
+                region: aws.region.clone(),
+                profile: aws.profile.clone(),
+                s3_endpoint: aws.s3_endpoint.clone(),
+                glue_endpoint: aws.glue_endpoint.clone(),
+                s3_path_style: aws.s3_path_style,
+                s3_part_bytes: (part_mb << 20) as usize,
+            },
             write: WriteOptions {
                 codec,
                 target_file_bytes: lake.target_file_mb << 20,
@@ -472,7 +558,8 @@ mask_ips = ["source_ip"]
     #[test]
     fn the_design_example_validates() {
         let job = job(EXAMPLE).unwrap();
-        assert_eq!(job.root, Path::new("/base/lake"));
+        assert_eq!(job.root, Location::Local("/base/lake".into()));
+        assert_eq!(job.catalog, CatalogKind::Local);
         assert_eq!(job.tables.len(), 2);
         assert_eq!(job.tables[0].mask_columns, ["c_ip", "x_forwarded_for"]);
         assert_eq!(job.tables[1].mask_columns, ["source_ip"]);
@@ -496,8 +583,20 @@ mask_ips = ["source_ip"]
                 "table[1].name",
             ),
             (
-                EXAMPLE.replace("kind = \"local\"", "kind = \"glue\""),
+                EXAMPLE.replace("kind = \"local\"", "kind = \"hive\""),
                 "catalog.kind",
+            ),
+            (
+                EXAMPLE.replace("root = \"lake\"", "root = \"gs://b/x\""),
+                "lake.root",
+            ),
+            (
+                format!("{EXAMPLE}\n[aws]\ns3_part_mb = 1\n"),
+                "aws.s3_part_mb",
+            ),
+            (
+                format!("{EXAMPLE}\n[aws]\ns3_endpoint = \"127.0.0.1:9\"\n"),
+                "aws.s3_endpoint",
             ),
             (
                 format!("{EXAMPLE}\n[mask]\nipv4_prefix = 32\n"),
@@ -519,5 +618,29 @@ mask_ips = ["source_ip"]
         let err =
             job(&EXAMPLE.replace("root = \"lake\"", "root = \"lake\"\nbogus = 1")).unwrap_err();
         assert!(err.message.contains("unknown field `bogus`"), "{err}");
+    }
+
+    #[test]
+    fn an_aws_lake_with_glue_validates() {
+        let text = EXAMPLE
+            .replace("root = \"lake\"", "root = \"s3://central/wau\"")
+            .replace("kind = \"local\"", "kind = \"glue\"\ndatabase = \"logs\"")
+            .replace(
+                "logs/audit/{customer}/*.csv",
+                "s3://acme-in/audit/{customer}/*.csv",
+            );
+        let text = format!("{text}\n[aws]\nregion = \"eu-west-1\"\ns3_part_mb = 16\n");
+        let j = job(&text).unwrap();
+        assert_eq!(j.root.to_string(), "s3://central/wau");
+        assert_eq!(j.catalog, CatalogKind::Glue { catalog_id: None });
+        assert_eq!(j.database, "logs");
+        assert_eq!(j.aws.region.as_deref(), Some("eu-west-1"));
+        assert_eq!(j.aws.s3_part_bytes, 16 << 20);
+        assert_eq!(
+            j.tables[1].inputs[0].root().to_string(),
+            "s3://acme-in/audit"
+        );
+        let err = job(&text.replace("database = \"logs\"", "database = \"Logs-DB\"")).unwrap_err();
+        assert_eq!(err.key, "catalog.database");
     }
 }

@@ -101,6 +101,22 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// A storage request (S3 or the local store) failed.
+    #[error("{url}: {message}")]
+    Store {
+        /// The object or prefix.
+        url: String,
+        /// What the store said.
+        message: String,
+    },
+    /// A catalog request (Glue) failed.
+    #[error("catalog {table}: {message}")]
+    Catalog {
+        /// The table (`database.table`).
+        table: String,
+        /// What the catalog said.
+        message: String,
+    },
     /// Encoding Parquet failed.
     #[error("{path}: parquet: {source}")]
     Parquet {

@@ -6,123 +6,121 @@
 //! <root>/complete/<table>/<run_id>.manifest   the marker, written last
 //! <root>/_citrine/                            catalog, locks, rejects
 //! ```
+//!
+//! The root is a local folder or `s3://bucket/prefix`; keys below are the same for both.
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
+use std::sync::Arc;
 
+use crate::commit::RunReport;
 use crate::error::{Error, Result};
+use crate::store::{LocalStore, Store};
 
 /// Suffix of the marker objects.
 pub const MANIFEST_SUFFIX: &str = ".manifest";
 /// Suffix of the run reports.
 pub const REPORT_SUFFIX: &str = ".json";
 
-/// A local lake rooted at a folder.
+/// A lake over a store rooted at the lake root.
 #[derive(Debug, Clone)]
 pub struct Lake {
-    root: PathBuf,
+    store: Arc<dyn Store>,
 }
 
 impl Lake {
-    /// The lake at `root` (created on first write).
-    pub fn new(root: impl Into<PathBuf>) -> Self {
-        Self { root: root.into() }
+    /// The lake whose root is the root of `store`.
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        Self { store }
     }
 
-    /// The root folder.
-    pub fn root(&self) -> &Path {
-        &self.root
+    /// A lake in a local folder (created on first write).
+    pub fn local(root: &Path) -> Result<Self> {
+        Ok(Self::new(Arc::new(LocalStore::new(root)?)))
+    }
+
+    /// The store holding the lake.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// The URL of a key (`file://…` or `s3://…`), as manifests and catalogs want it.
+    pub fn url(&self, key: &str) -> String {
+        self.store.url(key)
     }
 
     /// `data/<table>`.
-    pub fn data_dir(&self, table: &str) -> PathBuf {
-        self.root.join("data").join(table)
+    pub fn data_prefix(&self, table: &str) -> String {
+        format!("data/{table}")
     }
 
     /// `complete/<table>`.
-    pub fn complete_dir(&self, table: &str) -> PathBuf {
-        self.root.join("complete").join(table)
+    pub fn complete_prefix(&self, table: &str) -> String {
+        format!("complete/{table}")
     }
 
     /// The run report of `run_id`.
-    pub fn report_path(&self, table: &str, run_id: &str) -> PathBuf {
-        self.complete_dir(table)
-            .join(format!("{run_id}{REPORT_SUFFIX}"))
+    pub fn report_key(&self, table: &str, run_id: &str) -> String {
+        format!("complete/{table}/{run_id}{REPORT_SUFFIX}")
     }
 
     /// The marker of `run_id`.
-    pub fn manifest_path(&self, table: &str, run_id: &str) -> PathBuf {
-        self.complete_dir(table)
-            .join(format!("{run_id}{MANIFEST_SUFFIX}"))
+    pub fn manifest_key(&self, table: &str, run_id: &str) -> String {
+        format!("complete/{table}/{run_id}{MANIFEST_SUFFIX}")
     }
 
-    /// `_citrine`, never read by query engines.
-    pub fn internal_dir(&self) -> PathBuf {
-        self.root.join("_citrine")
+    /// The table's lock.
+    pub fn lock_key(&self, table: &str) -> String {
+        format!("_citrine/locks/{table}.lock")
     }
 
-    /// The table's lock file.
-    pub fn lock_path(&self, table: &str) -> PathBuf {
-        self.internal_dir()
-            .join("locks")
-            .join(format!("{table}.lock"))
+    /// Where a table's rejected rows go, one folder per run.
+    pub fn rejects_prefix(&self, table: &str) -> String {
+        format!("_citrine/rejects/{table}")
     }
 
-    /// Where a run's rejected rows go.
-    pub fn rejects_dir(&self, table: &str, run_id: &str) -> PathBuf {
-        self.internal_dir().join("rejects").join(table).join(run_id)
+    /// The rejected rows of one run.
+    pub fn rejects_key(&self, table: &str, run_id: &str) -> String {
+        format!("_citrine/rejects/{table}/{run_id}/rejects.jsonl")
     }
 
-    /// The local catalog file.
-    pub fn catalog_path(&self) -> PathBuf {
-        self.internal_dir().join("catalog.json")
-    }
-
-    /// A `file://` URL for a path in the lake (absolute, as Redshift-style manifests want).
-    pub fn url(&self, path: &Path) -> String {
-        let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
-        format!("file://{}", abs.display())
+    /// The local catalog's folder.
+    pub fn catalog_prefix(&self) -> &'static str {
+        "_citrine/catalog"
     }
 
     /// The run ids that have a marker, sorted (run ids sort by start time).
     pub fn committed_runs(&self, table: &str) -> Result<Vec<String>> {
-        let dir = self.complete_dir(table);
-        let entries = match std::fs::read_dir(&dir) {
-            Ok(e) => e,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(Error::io(&dir, e)),
-        };
-        let mut runs = Vec::new();
-        for entry in entries {
-            let name = entry.map_err(|e| Error::io(&dir, e))?.file_name();
-            if let Some(run) = name.to_string_lossy().strip_suffix(MANIFEST_SUFFIX) {
-                runs.push(run.to_owned());
-            }
-        }
+        let prefix = self.complete_prefix(table);
+        let mut runs: Vec<String> = self
+            .store
+            .list(&prefix)?
+            .into_iter()
+            .filter_map(|o| {
+                let name = o.key.rsplit('/').next()?;
+                name.strip_suffix(MANIFEST_SUFFIX).map(str::to_owned)
+            })
+            .collect();
         runs.sort();
         Ok(runs)
     }
-}
 
-/// Write `bytes` to `path` atomically: a temporary sibling, fsync, rename.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    result.map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        Error::io(path, e)
-    })
+    /// The report of a committed run.
+    pub fn report(&self, table: &str, run_id: &str) -> Result<RunReport> {
+        let key = self.report_key(table, run_id);
+        let found = self.store.read(&key)?.ok_or_else(|| Error::Corrupt {
+            path: self.url(&key),
+            message: "the run has a marker but no report".into(),
+        })?;
+        RunReport::parse(&found.bytes, &self.url(&key))
+    }
+
+    /// The reports of every committed run, oldest first.
+    pub fn committed_reports(&self, table: &str) -> Result<Vec<RunReport>> {
+        self.committed_runs(table)?
+            .iter()
+            .map(|r| self.report(table, r))
+            .collect()
+    }
 }
 
 /// A new run id: UTC start time to the millisecond, then random hex; ids sort by start.
@@ -161,11 +159,12 @@ mod tests {
     #[test]
     fn committed_runs_are_the_ones_with_markers() {
         let dir = tempfile::tempdir().unwrap();
-        let lake = Lake::new(dir.path());
+        let lake = Lake::local(dir.path()).unwrap();
         assert!(lake.committed_runs("t").unwrap().is_empty());
-        write_atomic(&lake.report_path("t", "r1"), b"{}").unwrap();
-        write_atomic(&lake.report_path("t", "r2"), b"{}").unwrap();
-        write_atomic(&lake.manifest_path("t", "r2"), b"{}").unwrap();
+        let s = lake.store();
+        s.write(&lake.report_key("t", "r1"), b"{}").unwrap();
+        s.write(&lake.report_key("t", "r2"), b"{}").unwrap();
+        s.write(&lake.manifest_key("t", "r2"), b"{}").unwrap();
         assert_eq!(lake.committed_runs("t").unwrap(), ["r2"]);
     }
 }

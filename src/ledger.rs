@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use crate::commit::{InputRecord, RunReport};
+use crate::commit::InputRecord;
 use crate::error::Result;
 use crate::lake::Lake;
 
@@ -20,9 +20,9 @@ pub struct Ledger {
 pub enum Decision {
     /// Never consumed: process it.
     New,
-    /// Same uri, size and mtime as consumed: skip without reading.
+    /// Same uri and size, and the same mtime or S3 ETag as consumed: skip without reading.
     Unchanged,
-    /// Same uri and size, new mtime: hash it to tell a re-copy from a change.
+    /// Same uri and size, new mtime and ETag: hash it to tell a re-copy from a change.
     CheckContent,
     /// Same uri, different size: changed content, process and report.
     Changed,
@@ -32,8 +32,7 @@ impl Ledger {
     /// Rebuild from the committed runs of `table`.
     pub fn load(lake: &Lake, table: &str) -> Result<Self> {
         let mut ledger = Ledger::default();
-        for run in lake.committed_runs(table)? {
-            let report = RunReport::load(&lake.report_path(table, &run))?;
+        for report in lake.committed_reports(table)? {
             for input in report.inputs {
                 ledger.by_uri.insert(input.uri.clone(), input);
             }
@@ -62,12 +61,13 @@ impl Ledger {
         self.by_uri.get(uri)
     }
 
-    /// Decide from metadata alone.
-    pub fn decide(&self, uri: &str, size: u64, mtime_ns: i128) -> Decision {
+    /// Decide from metadata alone: (uri, size, mtime or ETag).
+    pub fn decide(&self, uri: &str, size: u64, mtime_ns: i128, etag: Option<&str>) -> Decision {
         match self.by_uri.get(uri) {
             None => Decision::New,
             Some(r) if r.size != size => Decision::Changed,
             Some(r) if r.mtime_ns == mtime_ns => Decision::Unchanged,
+            Some(r) if etag.is_some() && r.etag.as_deref() == etag => Decision::Unchanged,
             Some(_) => Decision::CheckContent,
         }
     }

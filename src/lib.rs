@@ -38,9 +38,11 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod aws;
 pub mod commit;
 pub mod config;
 pub mod error;
+pub mod iam;
 pub mod inspect;
 pub mod lake;
 pub mod ledger;
@@ -53,6 +55,7 @@ pub mod query;
 pub mod read;
 pub mod register;
 pub mod schema;
+pub mod store;
 pub mod transform;
 pub mod write;
 

@@ -1,15 +1,14 @@
-//! The table lock: a file created with `O_EXCL` under `_citrine/locks/`, holding a lease.
+//! The table lock: an object `_citrine/locks/<table>.lock` created only if absent (S3
+//! `If-None-Match: *`; locally a link that fails if the name exists), holding a lease.
 //!
 //! A lock is taken over when its lease has expired, or at once when it names a process on this
-//! host that no longer exists (a killed run). Takeover renames the stale lock away first, so of
-//! two runs racing to take over, exactly one wins. A heartbeat thread renews the lease while
-//! the run lives.
+//! host that no longer exists (a killed run). Takeover replaces the stale lock only if it is
+//! still the version that was judged stale (S3 `If-Match: <etag>`), so of two runs racing to
+//! take over, exactly one wins. A heartbeat thread renews the lease the same way while the run
+//! lives.
 
-use std::fs::OpenOptions;
-use std::io::Write;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -17,7 +16,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::commit::report::rfc3339;
 use crate::error::{Error, Result};
-use crate::lake::{write_atomic, Lake};
+use crate::lake::Lake;
+use crate::store::{Store, Version};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct LockBody {
@@ -30,8 +30,10 @@ struct LockBody {
 /// A held table lock; released on drop.
 #[derive(Debug)]
 pub struct TableLock {
-    path: PathBuf,
+    store: Arc<dyn Store>,
+    key: String,
     run_id: String,
+    version: Arc<Mutex<Version>>,
     stop: Arc<AtomicBool>,
     heartbeat: Option<JoinHandle<()>>,
 }
@@ -57,43 +59,34 @@ fn process_alive(pid: u32) -> bool {
     !proc.exists() || proc.join(pid.to_string()).exists()
 }
 
+fn encode(body: &LockBody) -> Vec<u8> {
+    serde_json::to_vec(body).expect("plain data")
+}
+
+fn read_body(store: &dyn Store, key: &str) -> Result<Option<(LockBody, Version)>> {
+    Ok(store.read(key)?.and_then(|v| {
+        serde_json::from_slice(&v.bytes)
+            .ok()
+            .map(|b| (b, v.version))
+    }))
+}
+
 impl TableLock {
     /// Take the lock of `table` for `run_id` with `lease`.
     pub fn acquire(lake: &Lake, table: &str, run_id: &str, lease: Duration) -> Result<Self> {
-        let path = lake.lock_path(table);
-        let dir = path.parent().expect("locks folder");
-        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-        let body = LockBody {
+        let store = lake.store().clone();
+        let key = lake.lock_key(table);
+        let mut body = LockBody {
             run_id: run_id.to_owned(),
             pid: std::process::id(),
             host: hostname(),
-            expires_ms: now_ms() + lease.as_millis() as i64,
+            expires_ms: 0,
         };
-        for _ in 0..3 {
-            match OpenOptions::new().write(true).create_new(true).open(&path) {
-                Ok(mut f) => {
-                    let text = serde_json::to_vec(&body).expect("plain data");
-                    f.write_all(&text)
-                        .and_then(|()| f.sync_all())
-                        .map_err(|e| Error::io(&path, e))?;
-                    let stop = Arc::new(AtomicBool::new(false));
-                    let heartbeat = Some(spawn_heartbeat(path.clone(), body, lease, stop.clone()));
-                    return Ok(Self {
-                        path,
-                        run_id: run_id.to_owned(),
-                        stop,
-                        heartbeat,
-                    });
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    let holder = match read_body(&path) {
-                        Some(h) => h,
-                        // Vanished or half-written: a lock being released or created; retry.
-                        None => {
-                            std::thread::sleep(Duration::from_millis(50));
-                            continue;
-                        }
-                    };
+        for _ in 0..5 {
+            body.expires_ms = now_ms() + lease.as_millis() as i64;
+            let taken = match read_body(store.as_ref(), &key)? {
+                None => store.create(&key, &encode(&body))?,
+                Some((holder, version)) => {
                     let dead = holder.host == body.host && !process_alive(holder.pid);
                     if holder.expires_ms > now_ms() && !dead {
                         return Err(Error::Locked {
@@ -104,17 +97,38 @@ impl TableLock {
                             expires: rfc3339(holder.expires_ms),
                         });
                     }
-                    let stale = dir.join(format!(".{table}.stale-{run_id}"));
-                    if std::fs::rename(&path, &stale).is_ok() {
+                    let won = store.replace(&key, &encode(&body), &version)?;
+                    if won.is_some() {
                         tracing::warn!(table, stale_run = %holder.run_id, "took over a stale table lock");
-                        let _ = std::fs::remove_file(&stale);
                     }
+                    won
                 }
-                Err(e) => return Err(Error::io(&path, e)),
+            };
+            if let Some(version) = taken {
+                let version = Arc::new(Mutex::new(version));
+                let stop = Arc::new(AtomicBool::new(false));
+                let heartbeat = Some(spawn_heartbeat(
+                    store.clone(),
+                    key.clone(),
+                    body,
+                    version.clone(),
+                    lease,
+                    stop.clone(),
+                ));
+                return Ok(Self {
+                    store,
+                    key,
+                    run_id: run_id.to_owned(),
+                    version,
+                    stop,
+                    heartbeat,
+                });
             }
+            // Lost a race with another run creating or taking over the lock: look again.
+            std::thread::sleep(Duration::from_millis(50));
         }
         Err(Error::Corrupt {
-            path: path.display().to_string(),
+            path: store.url(&key),
             message: "the lock kept changing while being taken".into(),
         })
     }
@@ -135,8 +149,16 @@ impl TableLock {
             h.thread().unpark();
             let _ = h.join();
         }
-        if read_body(&self.path).is_some_and(|b| b.run_id == self.run_id) {
-            let _ = std::fs::remove_file(&self.path);
+        let ours = read_body(self.store.as_ref(), &self.key)
+            .ok()
+            .flatten()
+            .is_some_and(|(b, v)| {
+                b.run_id == self.run_id && self.version.lock().is_ok_and(|mine| *mine == v)
+            });
+        if ours {
+            if let Err(e) = self.store.delete(&self.key) {
+                tracing::warn!(lock = %self.store.url(&self.key), error = %e, "could not release the table lock; it expires with its lease");
+            }
         }
     }
 }
@@ -147,14 +169,11 @@ impl Drop for TableLock {
     }
 }
 
-fn read_body(path: &std::path::Path) -> Option<LockBody> {
-    let text = std::fs::read(path).ok()?;
-    serde_json::from_slice(&text).ok()
-}
-
 fn spawn_heartbeat(
-    path: PathBuf,
+    store: Arc<dyn Store>,
+    key: String,
     mut body: LockBody,
+    version: Arc<Mutex<Version>>,
     lease: Duration,
     stop: Arc<AtomicBool>,
 ) -> JoinHandle<()> {
@@ -163,10 +182,20 @@ fn spawn_heartbeat(
         if stop.load(Ordering::SeqCst) {
             return;
         }
-        // Renew only a lock that is still ours.
-        if read_body(&path).is_some_and(|b| b.run_id == body.run_id) {
-            body.expires_ms = now_ms() + lease.as_millis() as i64;
-            let _ = write_atomic(&path, &serde_json::to_vec(&body).expect("plain data"));
+        // Renew only the version we wrote: a lock taken over meanwhile is left alone.
+        body.expires_ms = now_ms() + lease.as_millis() as i64;
+        let Ok(mut current) = version.lock() else {
+            return;
+        };
+        match store.replace(&key, &encode(&body), &current) {
+            Ok(Some(v)) => *current = v,
+            Ok(None) => {
+                tracing::error!(lock = %store.url(&key), "the table lock was taken over by another run");
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(lock = %store.url(&key), error = %e, "could not renew the table lock")
+            }
         }
     })
 }
@@ -178,7 +207,7 @@ mod tests {
     #[test]
     fn second_run_is_refused_then_admitted_after_release() {
         let dir = tempfile::tempdir().unwrap();
-        let lake = Lake::new(dir.path());
+        let lake = Lake::local(dir.path()).unwrap();
         let a = TableLock::acquire(&lake, "t", "run-a", Duration::from_secs(60)).unwrap();
         let err = TableLock::acquire(&lake, "t", "run-b", Duration::from_secs(60)).unwrap_err();
         assert!(err.to_string().contains("locked by run run-a"), "{err}");
@@ -191,16 +220,15 @@ mod tests {
     #[test]
     fn expired_or_dead_holders_are_taken_over() {
         let dir = tempfile::tempdir().unwrap();
-        let lake = Lake::new(dir.path());
-        let path = lake.lock_path("t");
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let lake = Lake::local(dir.path()).unwrap();
+        let key = lake.lock_key("t");
         let expired = LockBody {
             run_id: "old".into(),
             pid: std::process::id(),
             host: hostname(),
             expires_ms: 0,
         };
-        std::fs::write(&path, serde_json::to_vec(&expired).unwrap()).unwrap();
+        lake.store().write(&key, &encode(&expired)).unwrap();
         drop(TableLock::acquire(&lake, "t", "new", Duration::from_secs(60)).unwrap());
         // A holder whose process is gone (pid far above any live one).
         let dead = LockBody {
@@ -209,7 +237,7 @@ mod tests {
             host: hostname(),
             expires_ms: i64::MAX,
         };
-        std::fs::write(&path, serde_json::to_vec(&dead).unwrap()).unwrap();
+        lake.store().write(&key, &encode(&dead)).unwrap();
         drop(TableLock::acquire(&lake, "t", "new2", Duration::from_secs(60)).unwrap());
         // A live holder elsewhere with a valid lease is respected.
         let remote = LockBody {
@@ -218,7 +246,7 @@ mod tests {
             host: "other-host".into(),
             expires_ms: i64::MAX,
         };
-        std::fs::write(&path, serde_json::to_vec(&remote).unwrap()).unwrap();
+        lake.store().write(&key, &encode(&remote)).unwrap();
         assert!(TableLock::acquire(&lake, "t", "new3", Duration::from_secs(60)).is_err());
     }
 }

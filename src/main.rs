@@ -8,11 +8,10 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use citrine::config::{ConfigFile, Job};
 use citrine::inspect::{inspect_path, InspectOptions};
-use citrine::lake::Lake;
 use citrine::ledger::Ledger;
 use citrine::parse::Format;
 use citrine::pipeline;
-use citrine::register::LocalCatalog;
+use citrine::store::Stores;
 
 /// Streams customer log files into a masked, Hive-partitioned Parquet lake.
 #[derive(Debug, Parser)]
@@ -47,6 +46,13 @@ enum Command {
     },
     /// Tables, partitions, committed runs and ledger size.
     Status,
+    /// Catalog maintenance.
+    Catalog {
+        #[command(subcommand)]
+        action: CatalogAction,
+    },
+    /// Print the least-privilege IAM policy (JSON) the configured job needs on AWS.
+    IamPolicy,
     /// Run SQL over the lake's committed data (DataFusion; needs the `query` feature).
     Query {
         /// The SQL, e.g. "SELECT customer, dt, count(*) FROM cloudfront_logs GROUP BY 1, 2".
@@ -69,6 +75,17 @@ enum Command {
         /// Audit columns to mask (comma separated); default: columns named like `*_ip`.
         #[arg(long, value_delimiter = ',')]
         mask_ips: Option<Vec<String>>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum CatalogAction {
+    /// Make the catalog's partitions exactly those of the committed runs (a repair, like
+    /// MSCK REPAIR TABLE; idempotent).
+    Sync {
+        /// Only this table.
+        #[arg(long)]
+        table: Option<String>,
     },
 }
 
@@ -172,13 +189,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Run { table, json } => {
             let job = load_job(&cli.config)?;
-            if let Some(t) = &table {
-                anyhow::ensure!(
-                    job.tables.iter().any(|s| &s.name == t),
-                    "--table {t}: no such table in {}",
-                    cli.config.display()
-                );
-            }
+            check_table(&job, table.as_deref(), &cli.config)?;
             let bar = Bar::new();
             let summaries = pipeline::run(&job, table.as_deref(), &bar).context("run failed")?;
             let failed: usize = summaries.iter().map(|s| s.inputs_failed.len()).sum();
@@ -200,19 +211,18 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Status => {
             let job = load_job(&cli.config)?;
-            let lake = Lake::new(&job.root);
-            let catalog = LocalCatalog::new(&lake, &job.database);
-            println!("lake: {}", job.root.display());
+            let stores = Stores::new(job.aws.clone());
+            let lake = pipeline::open_lake(&job, &stores)?;
+            let catalog = pipeline::open_catalog(&job, &stores, &lake);
+            println!("lake: {}", job.root);
             for t in &job.tables {
                 let runs = lake.committed_runs(&t.name)?;
                 let ledger = Ledger::load(&lake, &t.name)?;
-                let registered = catalog.table(&t.name)?;
-                let (columns, partitions, version) = registered
-                    .map(|r| (r.columns.len(), r.partitions.len(), r.version))
-                    .unwrap_or_default();
-                let locked = lake.lock_path(&t.name).exists();
+                let columns = catalog.columns(&t.name)?.map_or(0, |c| c.len());
+                let partitions = catalog.partitions(&t.name)?.len();
+                let locked = lake.store().read(&lake.lock_key(&t.name))?.is_some();
                 println!(
-                    "{}: {} format, {columns} columns (schema v{version}), {partitions} partitions, {} runs (last {}), {} inputs in the ledger{}",
+                    "{}: {} format, {columns} columns, {partitions} partitions, {} runs (last {}), {} inputs in the ledger{}",
                     t.name,
                     t.format.name(),
                     runs.len(),
@@ -221,6 +231,32 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     if locked { ", locked by a run" } else { "" }
                 );
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Catalog {
+            action: CatalogAction::Sync { table },
+        } => {
+            let job = load_job(&cli.config)?;
+            check_table(&job, table.as_deref(), &cli.config)?;
+            let stores = Stores::new(job.aws.clone());
+            let lake = pipeline::open_lake(&job, &stores)?;
+            let mut catalog = pipeline::open_catalog(&job, &stores, &lake);
+            for t in &job.tables {
+                if table.as_deref().is_some_and(|only| only != t.name) {
+                    continue;
+                }
+                let summary = citrine::register::sync::sync(&lake, catalog.as_mut(), &t.name)
+                    .with_context(|| format!("catalog sync of {} failed", t.name))?;
+                println!("{summary}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::IamPolicy => {
+            let job = load_job(&cli.config)?;
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&citrine::iam::policy(&job))?
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::Query { sql, format } => {
@@ -262,14 +298,28 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// Refuse a `--table` the config does not define.
+fn check_table(job: &Job, table: Option<&str>, config: &Path) -> anyhow::Result<()> {
+    if let Some(t) = table {
+        anyhow::ensure!(
+            job.tables.iter().any(|s| s.name == t),
+            "--table {t}: no such table in {}",
+            config.display()
+        );
+    }
+    Ok(())
+}
+
 #[cfg(feature = "query")]
 fn query(job: &Job, sql: &str, format: QueryFormat) -> anyhow::Result<()> {
-    use citrine::query::{query, render, OutputFormat};
+    use citrine::query::{committed, query, render, OutputFormat};
+    let stores = Stores::new(job.aws.clone());
+    let committed = committed(job, &stores)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(job.threads)
         .enable_all()
         .build()?;
-    let batches = runtime.block_on(query(job, sql))?;
+    let batches = runtime.block_on(query(&committed, sql))?;
     let format = match format {
         QueryFormat::Table => OutputFormat::Table,
         QueryFormat::Csv => OutputFormat::Csv,

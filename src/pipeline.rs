@@ -14,10 +14,8 @@
 //! it is committed, and the next run deletes its files.
 
 use std::collections::BTreeSet;
-use std::fs::File;
 use std::hash::{Hash, Hasher};
 use std::io::{self, Read, Write};
-use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicU64;
 use std::sync::mpsc::{sync_channel, SyncSender};
 use std::sync::Arc;
@@ -30,9 +28,9 @@ use xxhash_rust::xxh3::Xxh3;
 
 use crate::commit::report::{now_rfc3339, REPORT_VERSION};
 use crate::commit::{manifest_json, FailedInput, InputRecord, RunReport, WrittenRecord};
-use crate::config::{Job, TableSpec, WriteOptions};
+use crate::config::{CatalogKind, Job, TableSpec, WriteOptions};
 use crate::error::{Error, FileError, InputError, Result};
-use crate::lake::{new_run_id, write_atomic, Lake};
+use crate::lake::{new_run_id, Lake};
 use crate::ledger::{Decision, Ledger};
 use crate::lock::TableLock;
 use crate::parse::audit::{read_columns, HeaderUnion};
@@ -40,8 +38,9 @@ use crate::parse::{cloudfront, decode_stream, Decoder, Format, FormatDecoder, Re
 use crate::partition::{split, PartitionBatch};
 use crate::read::decompress::{self, Decompressed, Encoding};
 use crate::read::pattern::MatchedInput;
-use crate::register::{columns_of, grows_at_end, Catalog, LocalCatalog};
+use crate::register::{columns_of, grows_at_end, Catalog, GlueCatalog, LocalCatalog};
 use crate::schema::{is_lineage, table_schema};
+use crate::store::Stores;
 use crate::transform::{Lineage, Masker, Transform, TransformCounts};
 use crate::write::{PartitionedWriter, WrittenFile};
 
@@ -152,8 +151,6 @@ impl std::fmt::Display for TableSummary {
 #[derive(Debug, Clone)]
 struct Planned {
     input: MatchedInput,
-    size: u64,
-    mtime_ns: i128,
     changed: bool,
 }
 
@@ -180,14 +177,32 @@ fn stall_point(stage: &str) {
     }
 }
 
+/// The lake of `job`, opened through `stores`.
+pub fn open_lake(job: &Job, stores: &Stores) -> Result<Lake> {
+    Ok(Lake::new(stores.open(&job.root)?))
+}
+
+/// The catalog `job` registers partitions in.
+pub fn open_catalog(job: &Job, stores: &Stores, lake: &Lake) -> Box<dyn Catalog> {
+    match &job.catalog {
+        CatalogKind::Local => Box::new(LocalCatalog::new(lake, &job.database)),
+        CatalogKind::Glue { catalog_id } => Box::new(GlueCatalog::new(
+            stores.aws(),
+            &job.database,
+            catalog_id.clone(),
+        )),
+    }
+}
+
 /// Run every table of `job` (or just `only`), one after another.
 pub fn run(job: &Job, only: Option<&str>, progress: &dyn Progress) -> Result<Vec<TableSummary>> {
+    let stores = Stores::new(job.aws.clone());
     let mut out = Vec::new();
     for table in &job.tables {
         if only.is_some_and(|t| t != table.name) {
             continue;
         }
-        let summary = run_table(job, table, progress);
+        let summary = run_table(job, &stores, table, progress);
         progress.finished(&table.name);
         out.push(summary?);
     }
@@ -195,10 +210,15 @@ pub fn run(job: &Job, only: Option<&str>, progress: &dyn Progress) -> Result<Vec
 }
 
 /// Process the new inputs of one table and commit them as one run.
-pub fn run_table(job: &Job, table: &TableSpec, progress: &dyn Progress) -> Result<TableSummary> {
+pub fn run_table(
+    job: &Job,
+    stores: &Stores,
+    table: &TableSpec,
+    progress: &dyn Progress,
+) -> Result<TableSummary> {
     let started = Instant::now();
     let started_at = now_rfc3339();
-    let lake = Lake::new(&job.root);
+    let lake = open_lake(job, stores)?;
     let run_id = new_run_id();
     let lock = TableLock::acquire(&lake, &table.name, &run_id, job.lock_lease)?;
     let mut summary = TableSummary {
@@ -208,14 +228,14 @@ pub fn run_table(job: &Job, table: &TableSpec, progress: &dyn Progress) -> Resul
     summary.orphans_removed = recover(&lake, &table.name)?;
     stall_point("after_lock");
 
-    let (planned, listed, skipped) = plan(table, &lake)?;
+    let (planned, listed, skipped) = plan(table, stores, &lake)?;
     summary.inputs_listed = listed;
     summary.inputs_skipped = skipped;
     tracing::info!(table = %table.name, listed, skipped, planned = planned.len(), "planned");
     progress.planned(
         &table.name,
         planned.len(),
-        planned.iter().map(|p| p.size).sum(),
+        planned.iter().map(|p| p.input.size).sum(),
     );
     if planned.is_empty() {
         lock.release();
@@ -223,8 +243,8 @@ pub fn run_table(job: &Job, table: &TableSpec, progress: &dyn Progress) -> Resul
         return Ok(summary);
     }
 
-    let mut catalog = LocalCatalog::new(&lake, &job.database);
-    let schema = resolve_schema(job, table, &planned, &catalog)?;
+    let mut catalog = open_catalog(job, stores, &lake);
+    let schema = resolve_schema(job, table, &planned, catalog.as_ref())?;
     let transform = Transform::new(
         schema.clone(),
         Masker::new(table.mask_columns.clone(), job.mask),
@@ -236,7 +256,7 @@ pub fn run_table(job: &Job, table: &TableSpec, progress: &dyn Progress) -> Resul
     let mut inputs = Vec::new();
     let mut rejects: Vec<(String, Reject)> = Vec::new();
     for o in outcomes {
-        summary.bytes_in += o.planned.size;
+        summary.bytes_in += o.planned.input.size;
         match o.result {
             Ok(c) => {
                 summary.rows_read += c.counts.rows_read;
@@ -254,8 +274,9 @@ pub fn run_table(job: &Job, table: &TableSpec, progress: &dyn Progress) -> Resul
                 );
                 inputs.push(InputRecord {
                     uri: o.planned.input.uri,
-                    size: o.planned.size,
-                    mtime_ns: o.planned.mtime_ns,
+                    size: o.planned.input.size,
+                    mtime_ns: o.planned.input.mtime_ns,
+                    etag: o.planned.input.etag,
                     hash: c.hash,
                     rows_read: c.counts.rows_read,
                     rows_written: c.rows_written,
@@ -275,7 +296,7 @@ pub fn run_table(job: &Job, table: &TableSpec, progress: &dyn Progress) -> Resul
     let written_rows: u64 = files.iter().map(|f| f.rows).sum();
     if written_rows != summary.rows_written {
         return Err(Error::Corrupt {
-            path: lake.data_dir(&table.name).display().to_string(),
+            path: lake.url(&lake.data_prefix(&table.name)),
             message: format!(
                 "internal accounting error: {} rows transformed but {written_rows} written",
                 summary.rows_written
@@ -287,7 +308,7 @@ pub fn run_table(job: &Job, table: &TableSpec, progress: &dyn Progress) -> Resul
     summary.bytes_out = files.iter().map(|f| f.bytes).sum();
     if inputs.is_empty() {
         // Every input failed: nothing consumed, so no marker.
-        remove_files(&files);
+        remove_files(&lake, &files);
         lock.release();
         summary.seconds = started.elapsed().as_secs_f64();
         return Ok(summary);
@@ -295,7 +316,7 @@ pub fn run_table(job: &Job, table: &TableSpec, progress: &dyn Progress) -> Resul
 
     let rejects_key = write_rejects(&lake, &table.name, &run_id, &rejects)?;
     let columns = columns_of(&schema);
-    let data_url = format!("{}/", lake.url(&lake.data_dir(&table.name)));
+    let data_url = format!("{}/", lake.url(&lake.data_prefix(&table.name)));
     let schema_version = catalog.ensure_table(&table.name, &columns, &data_url)?;
     let partitions: BTreeSet<_> = files.iter().map(|f| f.partition.clone()).collect();
     summary.partitions = partitions.len();
@@ -311,7 +332,7 @@ pub fn run_table(job: &Job, table: &TableSpec, progress: &dyn Progress) -> Resul
     let records: Vec<WrittenRecord> = files
         .iter()
         .map(|f| WrittenRecord {
-            url: lake.url(&f.path),
+            url: lake.url(&f.key),
             key: f.key.clone(),
             bytes: f.bytes,
             rows: f.rows,
@@ -333,13 +354,14 @@ pub fn run_table(job: &Job, table: &TableSpec, progress: &dyn Progress) -> Resul
         rows_rejected: summary.rows_rejected,
         rejects_key,
     };
-    write_atomic(
-        &lake.report_path(&table.name, &run_id),
+    let store = lake.store();
+    store.write(
+        &lake.report_key(&table.name, &run_id),
         report.to_json().as_bytes(),
     )?;
     stall_point("before_manifest");
-    write_atomic(
-        &lake.manifest_path(&table.name, &run_id),
+    store.write(
+        &lake.manifest_key(&table.name, &run_id),
         manifest_json(&records).as_bytes(),
     )?;
     lock.release();
@@ -349,55 +371,36 @@ pub fn run_table(job: &Job, table: &TableSpec, progress: &dyn Progress) -> Resul
 }
 
 /// Delete what crashed runs left: data files of runs without a marker, temporary files,
-/// reports and rejects of uncommitted runs. Returns how many files were removed.
+/// reports and rejects of uncommitted runs. Returns how many data files were removed.
 pub fn recover(lake: &Lake, table: &str) -> Result<usize> {
     let committed: BTreeSet<String> = lake.committed_runs(table)?.into_iter().collect();
+    let store = lake.store();
+    let is_tmp = |name: &str| name.starts_with('.') && name.ends_with(".tmp");
     let mut removed = 0;
-    let mut stack = vec![lake.data_dir(table)];
-    while let Some(dir) = stack.pop() {
-        let entries = match std::fs::read_dir(&dir) {
-            Ok(e) => e,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(Error::io(&dir, e)),
-        };
-        for entry in entries {
-            let entry = entry.map_err(|e| Error::io(&dir, e))?;
-            let path = entry.path();
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if path.is_dir() {
-                stack.push(path);
-                continue;
-            }
-            let orphan = if name.starts_with('.') && name.ends_with(".tmp") {
-                true
-            } else {
-                run_of_part(&name).is_some_and(|run| !committed.contains(run))
-            };
-            if orphan {
-                std::fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
-                removed += 1;
-            }
+    for object in store.list(&lake.data_prefix(table))? {
+        let name = object.key.rsplit('/').next().unwrap_or_default();
+        if is_tmp(name) || run_of_part(name).is_some_and(|run| !committed.contains(run)) {
+            store.delete(&object.key)?;
+            removed += 1;
         }
     }
     // Reports and rejects of runs that never wrote their marker.
-    let complete = lake.complete_dir(table);
-    if let Ok(entries) = std::fs::read_dir(&complete) {
-        for entry in entries.flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            let run = name.strip_suffix(crate::lake::REPORT_SUFFIX);
-            let stale_tmp = name.starts_with('.') && name.ends_with(".tmp");
-            if stale_tmp || run.is_some_and(|r| !committed.contains(r)) {
-                std::fs::remove_file(entry.path()).map_err(|e| Error::io(entry.path(), e))?;
-            }
+    for object in store.list(&lake.complete_prefix(table))? {
+        let name = object.key.rsplit('/').next().unwrap_or_default();
+        let run = name.strip_suffix(crate::lake::REPORT_SUFFIX);
+        if is_tmp(name) || run.is_some_and(|r| !committed.contains(r)) {
+            store.delete(&object.key)?;
         }
     }
-    let rejects = lake.internal_dir().join("rejects").join(table);
-    if let Ok(entries) = std::fs::read_dir(&rejects) {
-        for entry in entries.flatten() {
-            let run = entry.file_name().to_string_lossy().into_owned();
-            if !committed.contains(&run) {
-                let _ = std::fs::remove_dir_all(entry.path());
-            }
+    let rejects = lake.rejects_prefix(table);
+    for object in store.list(&rejects)? {
+        let run = object.key[rejects.len()..]
+            .trim_start_matches('/')
+            .split('/')
+            .next()
+            .unwrap_or_default();
+        if !committed.contains(run) {
+            store.delete(&object.key)?;
         }
     }
     if removed > 0 {
@@ -412,29 +415,20 @@ fn run_of_part(name: &str) -> Option<&str> {
     rest.rsplit_once('-').map(|(run, _)| run)
 }
 
-fn mtime_ns(meta: &std::fs::Metadata) -> i128 {
-    meta.modified()
-        .ok()
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map_or(0, |d| d.as_nanos() as i128)
-}
-
 /// List inputs and keep those the ledger does not hold. Returns (planned, listed, skipped).
-fn plan(table: &TableSpec, lake: &Lake) -> Result<(Vec<Planned>, usize, usize)> {
+fn plan(table: &TableSpec, stores: &Stores, lake: &Lake) -> Result<(Vec<Planned>, usize, usize)> {
     let ledger = Ledger::load(lake, &table.name)?;
     let mut seen = BTreeSet::new();
     let mut planned = Vec::new();
     let (mut listed, mut skipped) = (0, 0);
     for pattern in &table.inputs {
-        let matches = pattern.list().map_err(|e| Error::io(pattern.text(), e))?;
+        let matches = pattern.list(stores)?;
         for m in matches {
             if !seen.insert(m.uri.clone()) {
                 continue;
             }
             listed += 1;
-            let meta = std::fs::metadata(&m.path).map_err(|e| Error::io(&m.path, e))?;
-            let (size, mtime) = (meta.len(), mtime_ns(&meta));
-            let changed = match ledger.decide(&m.uri, size, mtime) {
+            let changed = match ledger.decide(&m.uri, m.size, m.mtime_ns, m.etag.as_deref()) {
                 Decision::New => false,
                 Decision::Unchanged => {
                     skipped += 1;
@@ -442,7 +436,7 @@ fn plan(table: &TableSpec, lake: &Lake) -> Result<(Vec<Planned>, usize, usize)> 
                 }
                 Decision::Changed => true,
                 Decision::CheckContent => {
-                    let hash = hash_file(&m.path).map_err(|e| Error::io(&m.path, e))?;
+                    let hash = hash_input(&m)?;
                     if ledger.get(&m.uri).is_some_and(|r| r.hash == hash) {
                         skipped += 1;
                         continue;
@@ -453,12 +447,7 @@ fn plan(table: &TableSpec, lake: &Lake) -> Result<(Vec<Planned>, usize, usize)> 
             if changed {
                 tracing::warn!(input = %m.uri, "input changed since it was consumed; processing it again");
             }
-            planned.push(Planned {
-                input: m,
-                size,
-                mtime_ns: mtime,
-                changed,
-            });
+            planned.push(Planned { input: m, changed });
         }
     }
     Ok((planned, listed, skipped))
@@ -470,7 +459,7 @@ fn resolve_schema(
     job: &Job,
     table: &TableSpec,
     planned: &[Planned],
-    catalog: &LocalCatalog,
+    catalog: &dyn Catalog,
 ) -> Result<SchemaRef> {
     let parsed = match table.format {
         Format::CloudFront => cloudfront::parsed_schema(),
@@ -485,7 +474,7 @@ fn resolve_schema(
             let mut union = HeaderUnion::from_columns(existing);
             for p in planned {
                 // A file whose header cannot be read fails later, with its error reported.
-                let Ok(file) = File::open(&p.input.path) else {
+                let Ok(file) = p.input.open() else {
                     continue;
                 };
                 let Ok(reader) = Decompressed::new(file, job.max_decompressed_bytes) else {
@@ -546,14 +535,19 @@ fn stream(
         );
         let handle = std::thread::Builder::new()
             .name(format!("citrine-writer-{i}"))
-            .spawn(move || -> Result<Vec<WrittenFile>> {
+            .spawn(move || -> (Vec<WrittenFile>, Option<Error>) {
                 for part in rx {
                     if let Err(e) = writer.write(part) {
+                        // Closed files are returned so the caller removes them.
+                        let closed = writer.written().to_vec();
                         writer.abort();
-                        return Err(e);
+                        return (closed, Some(e));
                     }
                 }
-                writer.finish()
+                match writer.finish() {
+                    Ok(files) => (files, None),
+                    Err(e) => (Vec::new(), Some(e)),
+                }
             })
             .map_err(|e| Error::io("writer thread", e))?;
         handles.push(handle);
@@ -567,7 +561,7 @@ fn stream(
             .par_iter()
             .map(|p| {
                 let outcome = process_input(job, table, transform, p, &senders);
-                progress.input_done(p.size);
+                progress.input_done(p.input.size);
                 outcome
             })
             .collect()
@@ -577,9 +571,11 @@ fn stream(
     let mut first_error = None;
     for h in handles {
         match h.join() {
-            Ok(Ok(f)) => files.extend(f),
-            Ok(Err(e)) => {
-                first_error.get_or_insert(e);
+            Ok((f, error)) => {
+                files.extend(f);
+                if let Some(e) = error {
+                    first_error.get_or_insert(e);
+                }
             }
             Err(_) => {
                 first_error.get_or_insert(Error::io("writer thread", io::Error::other("panicked")));
@@ -597,16 +593,20 @@ fn stream(
     }
     if let Some(e) = first_error {
         // Nothing of this run may be committed; remove what it wrote now rather than later.
-        remove_files(&files);
+        remove_files(lake, &files);
         return Err(e);
     }
     files.sort_by(|a, b| a.key.cmp(&b.key));
     Ok((outcomes, files))
 }
 
-fn remove_files(files: &[WrittenFile]) {
+/// Remove files of a run that will not commit (best effort: the next run's recovery removes
+/// whatever is left).
+fn remove_files(lake: &Lake, files: &[WrittenFile]) {
     for f in files {
-        let _ = std::fs::remove_file(&f.path);
+        if let Err(e) = lake.store().delete(&f.key) {
+            tracing::warn!(file = %lake.url(&f.key), error = %e, "could not remove a file of a failed run; the next run removes it");
+        }
     }
 }
 
@@ -637,13 +637,13 @@ fn hex128(h: &Xxh3) -> String {
     format!("{:032x}", h.digest128())
 }
 
-/// xxh3-128 of a whole file, hex.
-pub fn hash_file(path: &Path) -> io::Result<String> {
-    let mut f = File::open(path)?;
+/// xxh3-128 of an input's raw bytes, hex.
+pub fn hash_input(input: &MatchedInput) -> Result<String> {
+    let mut f = input.open()?;
     let mut h = Xxh3::new();
     let mut buf = vec![0u8; 256 * 1024];
     loop {
-        let n = f.read(&mut buf)?;
+        let n = f.read(&mut buf).map_err(|e| Error::io(&input.uri, e))?;
         if n == 0 {
             break;
         }
@@ -652,9 +652,16 @@ pub fn hash_file(path: &Path) -> io::Result<String> {
     Ok(hex128(&h))
 }
 
+/// The error of an input that could not be opened.
+fn open_failed(e: Error) -> FileError {
+    FileError::Io {
+        source: io::Error::other(e.to_string()),
+    }
+}
+
 /// Decompress a whole input once, checking integrity and the cap, without decoding.
-fn verify(path: &Path, cap: u64) -> std::result::Result<(), FileError> {
-    let file = File::open(path).map_err(|source| FileError::Io { source })?;
+fn verify(input: &MatchedInput, cap: u64) -> std::result::Result<(), FileError> {
+    let file = input.open().map_err(open_failed)?;
     let mut reader = Decompressed::new(file, cap).map_err(|source| FileError::Io { source })?;
     let encoding = reader.encoding();
     io::copy(&mut reader, &mut io::sink()).map_err(|e| decompress::classify(e, encoding))?;
@@ -675,10 +682,10 @@ fn process_input(
         planned: p.clone(),
         result: Err(InputError::new(uri.clone(), kind)),
     };
-    let buffered = p.size <= job.buffer_file_bytes;
-    let file = match File::open(&p.input.path) {
+    let buffered = p.input.size <= job.buffer_file_bytes;
+    let file = match p.input.open() {
         Ok(f) => f,
-        Err(source) => return Ok(failed(FileError::Io { source })),
+        Err(e) => return Ok(failed(open_failed(e))),
     };
     let hasher = Arc::new(std::sync::Mutex::new(Xxh3::new()));
     let reader = HashingReader {
@@ -691,7 +698,7 @@ fn process_input(
     };
     let encoding = reader.encoding();
     if !buffered && encoding == Encoding::Gzip {
-        if let Err(kind) = verify(&p.input.path, job.max_decompressed_bytes) {
+        if let Err(kind) = verify(&p.input, job.max_decompressed_bytes) {
             return Ok(failed(kind));
         }
     }
@@ -792,11 +799,9 @@ fn write_rejects(
         serde_json::to_writer(&mut out, &line).expect("plain data");
         out.write_all(b"\n").expect("vec write");
     }
-    let path: PathBuf = lake.rejects_dir(table, run_id).join("rejects.jsonl");
-    write_atomic(&path, &out)?;
-    Ok(Some(format!(
-        "_citrine/rejects/{table}/{run_id}/rejects.jsonl"
-    )))
+    let key = lake.rejects_key(table, run_id);
+    lake.store().write(&key, &out)?;
+    Ok(Some(key))
 }
 
 #[cfg(test)]

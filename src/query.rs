@@ -14,10 +14,10 @@ use datafusion::datasource::listing::{
 };
 use datafusion::prelude::SessionContext;
 
-use crate::commit::RunReport;
 use crate::config::Job;
 use crate::error::{Error, Result};
-use crate::lake::Lake;
+use crate::pipeline::open_lake;
+use crate::store::{Location, Stores};
 
 /// How results are printed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,23 +36,55 @@ fn query_error(e: impl std::fmt::Display) -> Error {
     }
 }
 
-/// A session with every table of `job` that has committed data registered.
-pub async fn session(job: &Job) -> Result<SessionContext> {
-    let ctx = SessionContext::new();
-    let lake = Lake::new(&job.root);
+/// What a query session registers: each table's committed files, and the S3 client for an
+/// `s3://` lake. Gathered synchronously, before the async engine starts.
+#[derive(Debug, Default)]
+pub struct Committed {
+    tables: Vec<(String, Vec<String>)>,
+    s3: Option<(String, Arc<dyn object_store::ObjectStore>)>,
+}
+
+/// The committed files of every table of `job` (from the reports of runs with a marker).
+pub fn committed(job: &Job, stores: &Stores) -> Result<Committed> {
+    let lake = open_lake(job, stores)?;
+    let mut out = Committed::default();
+    if let Location::S3 { bucket, .. } = &job.root {
+        out.s3 = Some((format!("s3://{bucket}"), stores.s3_client(bucket)?));
+    }
     for table in &job.tables {
         let mut urls = Vec::new();
-        for run in lake.committed_runs(&table.name)? {
-            let report = RunReport::load(&lake.report_path(&table.name, &run))?;
+        for report in lake.committed_reports(&table.name)? {
             for f in report.files {
-                let path = lake.root().join(&f.key);
-                let abs = std::path::absolute(&path).map_err(|e| Error::io(&path, e))?;
-                urls.push(ListingTableUrl::parse(abs.display().to_string()).map_err(query_error)?);
+                let url = lake.url(&f.key);
+                // Local files by absolute path: DataFusion reads those without URL decoding.
+                urls.push(
+                    url.strip_prefix("file://")
+                        .map(str::to_owned)
+                        .unwrap_or(url),
+                );
             }
         }
-        if urls.is_empty() {
+        out.tables.push((table.name.clone(), urls));
+    }
+    Ok(out)
+}
+
+/// A session with every table that has committed data registered.
+pub async fn session(committed: &Committed) -> Result<SessionContext> {
+    let ctx = SessionContext::new();
+    if let Some((base, client)) = &committed.s3 {
+        let url = datafusion::execution::object_store::ObjectStoreUrl::parse(base)
+            .map_err(query_error)?;
+        ctx.register_object_store(url.as_ref(), client.clone());
+    }
+    for (name, files) in &committed.tables {
+        if files.is_empty() {
             continue;
         }
+        let urls = files
+            .iter()
+            .map(|f| ListingTableUrl::parse(f).map_err(query_error))
+            .collect::<Result<Vec<_>>>()?;
         let options =
             ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
         let config = ListingTableConfig::new_with_multi_paths(urls)
@@ -61,15 +93,15 @@ pub async fn session(job: &Job) -> Result<SessionContext> {
             .await
             .map_err(query_error)?;
         let provider = ListingTable::try_new(config).map_err(query_error)?;
-        ctx.register_table(table.name.as_str(), Arc::new(provider))
+        ctx.register_table(name.as_str(), Arc::new(provider))
             .map_err(query_error)?;
     }
     Ok(ctx)
 }
 
-/// Run `sql` against the lake of `job`.
-pub async fn query(job: &Job, sql: &str) -> Result<Vec<RecordBatch>> {
-    let ctx = session(job).await?;
+/// Run `sql` over the committed tables.
+pub async fn query(committed: &Committed, sql: &str) -> Result<Vec<RecordBatch>> {
+    let ctx = session(committed).await?;
     let df = ctx.sql(sql).await.map_err(query_error)?;
     df.collect().await.map_err(query_error)
 }

@@ -15,8 +15,11 @@ pub struct InputRecord {
     pub uri: String,
     /// Size on disk in bytes.
     pub size: u64,
-    /// Modification time, nanoseconds since the epoch (the local stand-in for an etag).
+    /// Modification time, nanoseconds since the epoch.
     pub mtime_ns: i128,
+    /// The S3 ETag when the input is an object (absent for local files).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etag: Option<String>,
     /// xxh3-128 of the raw bytes, hex.
     pub hash: String,
     /// Rows read from it.
@@ -103,11 +106,10 @@ impl RunReport {
         s
     }
 
-    /// Read a report file.
-    pub fn load(path: &std::path::Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        serde_json::from_str(&text).map_err(|e| Error::Corrupt {
-            path: path.display().to_string(),
+    /// Parse a report read from `origin`.
+    pub fn parse(bytes: &[u8], origin: &str) -> Result<Self> {
+        serde_json::from_slice(bytes).map_err(|e| Error::Corrupt {
+            path: origin.to_owned(),
             message: e.to_string(),
         })
     }

@@ -4,8 +4,11 @@
 //! matches any number of segments; a trailing `/` means everything below. Names starting with
 //! `.` or `_` (temporary and hidden files) are never inputs.
 
-use std::io;
-use std::path::{Path, PathBuf};
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::error::Result;
+use crate::store::{Location, Store, Stores};
 
 /// The placeholder that captures the customer.
 pub const CUSTOMER_PLACEHOLDER: &str = "{customer}";
@@ -17,38 +20,65 @@ enum Seg {
     AnyDepth,
 }
 
-/// A parsed input pattern.
+/// A parsed input pattern: a literal root (a local folder or `s3://bucket/prefix`) and the
+/// segments matched below it.
 #[derive(Debug, Clone)]
 pub struct InputPattern {
     text: String,
-    /// The literal folder the pattern starts in, and the same as written (for uris).
-    root: PathBuf,
+    root: Location,
+    /// The root as written, for local uris (relative patterns stay relative in uris).
     root_text: String,
     segs: Vec<Seg>,
 }
 
 /// One input file a pattern matched.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct MatchedInput {
-    /// Where to open it.
-    pub path: PathBuf,
-    /// Its uri as recorded in `source_file`, reports and the ledger: the path as the pattern
-    /// spells it (relative to the config folder when the pattern is relative).
+    /// The store it is read from.
+    pub store: Arc<dyn Store>,
+    /// Its key in that store.
+    pub key: String,
+    /// Its uri as recorded in `source_file`, reports and the ledger: `s3://bucket/key`, or
+    /// the path as the pattern spells it (relative to the config folder when the pattern is).
     pub uri: String,
     /// The `{customer}` segment, if the pattern has one.
     pub customer: Option<String>,
+    /// Size in bytes.
+    pub size: u64,
+    /// Last modification, nanoseconds since the epoch.
+    pub mtime_ns: i128,
+    /// The S3 ETag, for objects.
+    pub etag: Option<String>,
+}
+
+impl MatchedInput {
+    /// Stream its raw bytes.
+    pub fn open(&self) -> Result<Box<dyn std::io::Read + Send>> {
+        self.store.open(&self.key)
+    }
 }
 
 impl InputPattern {
-    /// Parse `text`, resolving a relative pattern against `base`.
-    pub fn parse(text: &str, base: &Path) -> Result<Self, String> {
-        if text.contains("://") {
-            return Err(format!(
-                "{text:?}: only local paths are supported by this build"
-            ));
-        }
-        let trailing = text.ends_with('/');
-        let parts: Vec<&str> = text
+    /// Parse `text` (`s3://bucket/…` or a local path), resolving a relative local pattern
+    /// against `base`.
+    pub fn parse(text: &str, base: &Path) -> std::result::Result<Self, String> {
+        let (bucket, path) = match text.strip_prefix("s3://") {
+            Some(rest) => {
+                let (bucket, path) = rest.split_once('/').unwrap_or((rest, ""));
+                if bucket.is_empty() || bucket.contains(['*', '?', '{', '}']) {
+                    return Err(format!("{text:?}: expected s3://bucket/pattern"));
+                }
+                (Some(bucket), path)
+            }
+            None if text.contains("://") => {
+                return Err(format!(
+                    "{text:?}: expected a local path or an s3:// URI (no other schemes)"
+                ))
+            }
+            None => (None, text),
+        };
+        let trailing = path.ends_with('/') || (bucket.is_some() && path.is_empty());
+        let parts: Vec<&str> = path
             .split('/')
             .filter(|s| !s.is_empty() && *s != ".")
             .collect();
@@ -64,9 +94,18 @@ impl InputPattern {
             literal.min(parts.len().saturating_sub(1))
         };
         let mut root_text = parts[..literal].join("/");
-        if text.starts_with('/') {
-            root_text.insert(0, '/');
-        }
+        let root = match bucket {
+            Some(bucket) => Location::S3 {
+                bucket: bucket.to_owned(),
+                prefix: root_text.clone(),
+            },
+            None => {
+                if text.starts_with('/') {
+                    root_text.insert(0, '/');
+                }
+                Location::Local(base.join(&root_text))
+            }
+        };
         let mut segs = Vec::new();
         for p in &parts[literal..] {
             let seg = match *p {
@@ -95,7 +134,7 @@ impl InputPattern {
         }
         Ok(Self {
             text: text.to_owned(),
-            root: base.join(&root_text),
+            root,
             root_text,
             segs,
         })
@@ -106,44 +145,41 @@ impl InputPattern {
         &self.text
     }
 
-    /// Every file the pattern matches, sorted by uri. A missing root folder matches nothing.
-    pub fn list(&self) -> io::Result<Vec<MatchedInput>> {
+    /// The literal root the pattern lists below.
+    pub fn root(&self) -> &Location {
+        &self.root
+    }
+
+    /// Every file the pattern matches, sorted by uri. A missing root matches nothing.
+    pub fn list(&self, stores: &Stores) -> Result<Vec<MatchedInput>> {
+        let store = stores.open(&self.root)?;
         let mut out = Vec::new();
-        if !self.root.exists() {
-            return Ok(out);
-        }
-        let mut stack = vec![(self.root.clone(), Vec::<String>::new())];
-        while let Some((dir, rel)) = stack.pop() {
-            for entry in std::fs::read_dir(&dir)? {
-                let entry = entry?;
-                let name = entry.file_name().to_string_lossy().into_owned();
-                if name.starts_with('.') || name.starts_with('_') {
-                    continue;
-                }
-                let mut rel = rel.clone();
-                rel.push(name);
-                let kind = entry.file_type()?;
-                if kind.is_dir() {
-                    stack.push((entry.path(), rel));
-                } else if kind.is_file() {
-                    let segs: Vec<&str> = rel.iter().map(String::as_str).collect();
-                    let mut customer = None;
-                    if match_segs(&self.segs, &segs, &mut customer) {
-                        let mut uri = self.root_text.clone();
-                        for s in &rel {
-                            if !uri.is_empty() {
-                                uri.push('/');
-                            }
-                            uri.push_str(s);
-                        }
-                        out.push(MatchedInput {
-                            path: entry.path(),
-                            uri,
-                            customer: customer.map(str::to_owned),
-                        });
-                    }
-                }
+        for object in store.list("")? {
+            let segs: Vec<&str> = object.key.split('/').collect();
+            if segs
+                .iter()
+                .any(|s| s.is_empty() || s.starts_with('.') || s.starts_with('_'))
+            {
+                continue;
             }
+            let mut customer = None;
+            if !match_segs(&self.segs, &segs, &mut customer) {
+                continue;
+            }
+            let uri = match &self.root {
+                Location::S3 { .. } => store.url(&object.key),
+                Location::Local(_) if self.root_text.is_empty() => object.key.clone(),
+                Location::Local(_) => format!("{}/{}", self.root_text, object.key),
+            };
+            out.push(MatchedInput {
+                store: store.clone(),
+                customer: customer.map(str::to_owned),
+                key: object.key,
+                uri,
+                size: object.size,
+                mtime_ns: object.mtime_ns,
+                etag: object.etag,
+            });
         }
         out.sort_by(|a, b| a.uri.cmp(&b.uri));
         Ok(out)
@@ -230,7 +266,7 @@ mod tests {
     fn listed(pattern: &str, base: &Path) -> Vec<(String, Option<String>)> {
         InputPattern::parse(pattern, base)
             .unwrap()
-            .list()
+            .list(&Stores::new(Default::default()))
             .unwrap()
             .into_iter()
             .map(|m| (m.uri, m.customer))
@@ -280,6 +316,18 @@ mod tests {
         assert!(InputPattern::parse("logs/{customer}-x/", base).is_err());
         assert!(InputPattern::parse("logs/{customer}/{customer}/", base).is_err());
         assert!(InputPattern::parse("../logs/", base).is_err());
-        assert!(InputPattern::parse("s3://b/logs/", base).is_err());
+        assert!(InputPattern::parse("gs://b/logs/", base).is_err());
+        assert!(InputPattern::parse("s3:///logs/", base).is_err());
+    }
+
+    #[test]
+    fn s3_patterns_root_at_their_literal_prefix() {
+        let base = Path::new("/b");
+        let p = InputPattern::parse("s3://bkt/logs/cloudfront/{customer}/", base).unwrap();
+        assert_eq!(p.root().to_string(), "s3://bkt/logs/cloudfront");
+        let p = InputPattern::parse("s3://bkt/audit/{customer}/*.csv", base).unwrap();
+        assert_eq!(p.root().to_string(), "s3://bkt/audit");
+        let p = InputPattern::parse("s3://bkt", base).unwrap();
+        assert_eq!(p.root().to_string(), "s3://bkt");
     }
 }

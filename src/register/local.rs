@@ -3,16 +3,17 @@
 //! partitions with their locations.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use super::Catalog;
+use super::{Catalog, PartitionRecord};
 use crate::commit::report::ColumnRecord;
 use crate::error::{Error, Result};
-use crate::lake::{write_atomic, Lake};
+use crate::lake::Lake;
 use crate::partition::PartitionKey;
 use crate::schema::{CUSTOMER, DT};
+use crate::store::Store;
 
 /// One table in the local catalog.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -35,19 +36,11 @@ pub struct LocalTable {
     pub partitions: BTreeMap<String, PartitionRecord>,
 }
 
-/// One registered partition.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PartitionRecord {
-    /// Partition values, in key order.
-    pub values: Vec<String>,
-    /// Its folder URL.
-    pub location: String,
-}
-
 /// A local catalog for one lake.
 #[derive(Debug, Clone)]
 pub struct LocalCatalog {
-    dir: PathBuf,
+    store: Arc<dyn Store>,
+    dir: String,
     database: String,
 }
 
@@ -55,41 +48,36 @@ impl LocalCatalog {
     /// The catalog of `lake`, naming its tables' database `database`.
     pub fn new(lake: &Lake, database: &str) -> Self {
         Self {
-            dir: lake.internal_dir().join("catalog"),
+            store: lake.store().clone(),
+            dir: lake.catalog_prefix().to_owned(),
             database: database.to_owned(),
         }
     }
 
-    fn path(&self, table: &str) -> PathBuf {
-        self.dir.join(format!("{table}.json"))
+    fn key(&self, table: &str) -> String {
+        format!("{}/{table}.json", self.dir)
     }
 
     /// Read a table, if registered.
     pub fn table(&self, table: &str) -> Result<Option<LocalTable>> {
-        let path = self.path(table);
-        match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes)
-                .map(Some)
-                .map_err(|e| Error::Corrupt {
-                    path: path.display().to_string(),
-                    message: e.to_string(),
-                }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(Error::io(&path, e)),
-        }
+        let key = self.key(table);
+        let Some(found) = self.store.read(&key)? else {
+            return Ok(None);
+        };
+        serde_json::from_slice(&found.bytes)
+            .map(Some)
+            .map_err(|e| Error::Corrupt {
+                path: self.store.url(&key),
+                message: e.to_string(),
+            })
     }
 
     /// Every registered table.
     pub fn tables(&self) -> Result<Vec<LocalTable>> {
         let mut out = Vec::new();
-        let entries = match std::fs::read_dir(&self.dir) {
-            Ok(e) => e,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
-            Err(e) => return Err(Error::io(&self.dir, e)),
-        };
-        for e in entries {
-            let name = e.map_err(|e| Error::io(&self.dir, e))?.file_name();
-            if let Some(t) = name.to_string_lossy().strip_suffix(".json") {
+        for object in self.store.list(&self.dir)? {
+            let name = object.key.rsplit('/').next().unwrap_or_default();
+            if let Some(t) = name.strip_suffix(".json") {
                 if !t.starts_with('.') {
                     out.extend(self.table(t)?);
                 }
@@ -102,7 +90,14 @@ impl LocalCatalog {
     fn save(&self, t: &LocalTable) -> Result<()> {
         let mut text = serde_json::to_vec_pretty(t).expect("plain data");
         text.push(b'\n');
-        write_atomic(&self.path(&t.name), &text)
+        self.store.write(&self.key(&t.name), &text)
+    }
+
+    fn missing(&self, table: &str) -> Error {
+        Error::Corrupt {
+            path: self.store.url(&self.key(table)),
+            message: "the table is not registered".into(),
+        }
     }
 }
 
@@ -141,7 +136,7 @@ impl Catalog for LocalCatalog {
         };
         if !super::grows_at_end(&t.columns, columns) {
             return Err(Error::Corrupt {
-                path: self.path(table).display().to_string(),
+                path: self.store.url(&self.key(table)),
                 message: format!(
                     "the table's columns can only grow at the end: registered {:?}, new {:?}",
                     t.columns.iter().map(|c| &c.name).collect::<Vec<_>>(),
@@ -163,10 +158,7 @@ impl Catalog for LocalCatalog {
         partitions: &[(PartitionKey, String)],
     ) -> Result<usize> {
         let Some(mut t) = self.table(table)? else {
-            return Err(Error::Corrupt {
-                path: self.path(table).display().to_string(),
-                message: "partitions added to a table that is not registered".into(),
-            });
+            return Err(self.missing(table));
         };
         let mut added = 0;
         for (key, location) in partitions {
@@ -183,6 +175,26 @@ impl Catalog for LocalCatalog {
             self.save(&t)?;
         }
         Ok(added)
+    }
+
+    fn partitions(&self, table: &str) -> Result<Vec<PartitionRecord>> {
+        Ok(self
+            .table(table)?
+            .map(|t| t.partitions.into_values().collect())
+            .unwrap_or_default())
+    }
+
+    fn drop_partitions(&mut self, table: &str, values: &[Vec<String>]) -> Result<usize> {
+        let Some(mut t) = self.table(table)? else {
+            return Err(self.missing(table));
+        };
+        let before = t.partitions.len();
+        t.partitions.retain(|_, p| !values.contains(&p.values));
+        let dropped = before - t.partitions.len();
+        if dropped > 0 {
+            self.save(&t)?;
+        }
+        Ok(dropped)
     }
 }
 
@@ -203,7 +215,7 @@ mod tests {
     #[test]
     fn schema_grows_at_the_end_only_and_partitions_are_idempotent() {
         let dir = tempfile::tempdir().unwrap();
-        let mut c = LocalCatalog::new(&Lake::new(dir.path()), "db");
+        let mut c = LocalCatalog::new(&Lake::local(dir.path()).unwrap(), "db");
         assert_eq!(
             c.ensure_table("t", &cols(&["a", "b"]), "file:///l/data/t/")
                 .unwrap(),
@@ -235,5 +247,10 @@ mod tests {
             ["acme", "2019-12-04"]
         );
         assert_eq!(c.tables().unwrap().len(), 1);
+        assert_eq!(c.partitions("t").unwrap().len(), 1);
+        let values = vec![vec!["acme".to_string(), "2019-12-04".to_string()]];
+        assert_eq!(c.drop_partitions("t", &values).unwrap(), 1);
+        assert_eq!(c.drop_partitions("t", &values).unwrap(), 0);
+        assert!(c.partitions("t").unwrap().is_empty());
     }
 }

@@ -2,19 +2,32 @@
 //! a crawler. Partitions are registered only after their data files have landed, and
 //! registering one twice is success.
 
+pub mod glue;
 pub mod local;
+pub mod sync;
 
 use arrow::datatypes::{DataType, Schema, TimeUnit};
+use serde::{Deserialize, Serialize};
 
 use crate::commit::report::ColumnRecord;
 use crate::error::Result;
 use crate::partition::PartitionKey;
 
+pub use glue::GlueCatalog;
 pub use local::LocalCatalog;
 
+/// One registered partition.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct PartitionRecord {
+    /// Partition values, in key order (`customer`, `dt`).
+    pub values: Vec<String>,
+    /// Its folder URL.
+    pub location: String,
+}
+
 /// What the pipeline needs from a catalog.
-pub trait Catalog {
-    /// The table's registered data columns (partition keys excluded), if it exists.
+pub trait Catalog: Send {
+    /// The table's columns in file order (`customer` and `dt` included), if it exists.
     fn columns(&self, table: &str) -> Result<Option<Vec<ColumnRecord>>>;
 
     /// Create the table, or grow its schema at the end to `columns`. Returns the schema
@@ -32,6 +45,13 @@ pub trait Catalog {
         table: &str,
         partitions: &[(PartitionKey, String)],
     ) -> Result<usize>;
+
+    /// Every registered partition of `table` (none when the table does not exist).
+    fn partitions(&self, table: &str) -> Result<Vec<PartitionRecord>>;
+
+    /// Remove the partitions with these values; missing ones are ignored. Returns how many
+    /// were removed.
+    fn drop_partitions(&mut self, table: &str, values: &[Vec<String>]) -> Result<usize>;
 }
 
 /// True when `new` keeps every registered column, in place and with its type, and only adds

@@ -3,13 +3,12 @@
 //! Memory is bounded three ways: at most `max_open_files` writers are open (the least
 //! recently used is closed past it); encoded-but-unflushed row groups across open writers stay
 //! under `memory_budget_bytes` (the largest is flushed to its file past it); a file is closed
-//! and a new one started once it reaches `target_file_bytes`. Files are written under a
-//! temporary dot-name and renamed into place when closed, so a reader never sees half a file,
-//! and they only become part of the table when the run's marker lands.
+//! and a new one started once it reaches `target_file_bytes`. Each file is a streaming
+//! [`Upload`] to the lake's store (locally a temporary dot-name renamed into place; on S3 one
+//! PUT or a multipart upload), published only when closed, so a reader never sees half a file;
+//! files become part of the table when the run's marker lands.
 
 use std::collections::HashMap;
-use std::fs::File;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -22,14 +21,13 @@ use crate::config::{Codec, WriteOptions};
 use crate::error::{Error, Result};
 use crate::lake::Lake;
 use crate::partition::{PartitionBatch, PartitionKey};
+use crate::store::Upload;
 
 /// One data file a run wrote.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WrittenFile {
-    /// Path below the lake root, `/`-separated.
+    /// Key below the lake root, `/`-separated.
     pub key: String,
-    /// Where it is on disk.
-    pub path: PathBuf,
     /// Exact size in bytes.
     pub bytes: u64,
     /// Rows in it.
@@ -56,9 +54,8 @@ pub fn writer_properties(options: &WriteOptions) -> WriterProperties {
 }
 
 struct OpenFile {
-    writer: ArrowWriter<File>,
-    tmp: PathBuf,
-    path: PathBuf,
+    writer: ArrowWriter<Box<dyn Upload>>,
+    url: String,
     key: String,
     rows: u64,
     last_used: u64,
@@ -127,7 +124,7 @@ impl PartitionedWriter {
         let file = self.open.get_mut(&part.key).expect("opened above");
         file.writer
             .write(&part.batch)
-            .map_err(|source| parquet_error(&file.tmp, source))?;
+            .map_err(|source| parquet_error(&file.url, source))?;
         file.rows += part.batch.num_rows() as u64;
         file.last_used = tick;
         let size = file.writer.bytes_written() as u64 + file.writer.in_progress_size() as u64;
@@ -157,7 +154,7 @@ impl PartitionedWriter {
             let Some(file) = largest else { break };
             file.writer
                 .flush()
-                .map_err(|source| parquet_error(&file.tmp, source))?;
+                .map_err(|source| parquet_error(&file.url, source))?;
         }
         Ok(())
     }
@@ -165,18 +162,18 @@ impl PartitionedWriter {
     fn create(&self, key: &PartitionKey) -> Result<OpenFile> {
         let n = self.sequence.fetch_add(1, Ordering::Relaxed);
         let name = format!("part-{}-{n:05}.parquet", self.run_id);
-        let rel = format!("data/{}/{}/{name}", self.table, key.path());
-        let path = self.lake.root().join(&rel);
-        let dir = path.parent().expect("a partition folder");
-        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-        let tmp = dir.join(format!(".{name}.tmp"));
-        let f = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
-        let writer = ArrowWriter::try_new(f, self.schema.clone(), Some(self.props.clone()))
-            .map_err(|source| parquet_error(&tmp, source))?;
+        let rel = format!(
+            "{}/{}/{name}",
+            self.lake.data_prefix(&self.table),
+            key.path()
+        );
+        let url = self.lake.url(&rel);
+        let upload = self.lake.store().upload(&rel)?;
+        let writer = ArrowWriter::try_new(upload, self.schema.clone(), Some(self.props.clone()))
+            .map_err(|source| parquet_error(&url, source))?;
         Ok(OpenFile {
             writer,
-            tmp,
-            path,
+            url,
             key: rel,
             rows: 0,
             last_used: self.tick,
@@ -187,19 +184,13 @@ impl PartitionedWriter {
         let Some(file) = self.open.remove(key) else {
             return Ok(());
         };
-        let f = file
+        let upload = file
             .writer
             .into_inner()
-            .map_err(|source| parquet_error(&file.tmp, source))?;
-        f.sync_all().map_err(|e| Error::io(&file.tmp, e))?;
-        drop(f);
-        std::fs::rename(&file.tmp, &file.path).map_err(|e| Error::io(&file.path, e))?;
-        let bytes = std::fs::metadata(&file.path)
-            .map_err(|e| Error::io(&file.path, e))?
-            .len();
+            .map_err(|source| parquet_error(&file.url, source))?;
+        let bytes = upload.finish()?;
         self.written.push(WrittenFile {
             key: file.key,
-            path: file.path,
             bytes,
             rows: file.rows,
             partition: key.clone(),
@@ -218,19 +209,21 @@ impl PartitionedWriter {
         Ok(written)
     }
 
-    /// Drop every open file (their temporary files are removed). Closed files stay for the
-    /// next run's orphan cleanup.
+    /// Drop every open file: their uploads are aborted, nothing of them is published.
+    /// Closed files stay for the caller (or the next run's orphan cleanup) to remove.
     pub fn abort(mut self) {
-        for (_, f) in self.open.drain() {
-            drop(f.writer);
-            let _ = std::fs::remove_file(&f.tmp);
-        }
+        self.open.clear();
+    }
+
+    /// The files closed so far.
+    pub fn written(&self) -> &[WrittenFile] {
+        &self.written
     }
 }
 
-fn parquet_error(path: &std::path::Path, source: parquet::errors::ParquetError) -> Error {
+fn parquet_error(url: &str, source: parquet::errors::ParquetError) -> Error {
     Error::Parquet {
-        path: path.display().to_string(),
+        path: url.to_owned(),
         source,
     }
 }
@@ -274,7 +267,7 @@ mod tests {
 
     fn writer(dir: &std::path::Path, options: WriteOptions) -> PartitionedWriter {
         PartitionedWriter::new(
-            Lake::new(dir),
+            Lake::local(dir).unwrap(),
             "t",
             "r1",
             Arc::new(Schema::new(lineage_fields().to_vec())),
@@ -303,8 +296,9 @@ mod tests {
         );
         for f in &files {
             assert_eq!(f.rows, 10);
-            assert_eq!(std::fs::metadata(&f.path).unwrap().len(), f.bytes);
-            let reader = SerializedFileReader::new(File::open(&f.path).unwrap()).unwrap();
+            let path = dir.path().join(&f.key);
+            assert_eq!(std::fs::metadata(&path).unwrap().len(), f.bytes);
+            let reader = SerializedFileReader::new(std::fs::File::open(&path).unwrap()).unwrap();
             let meta = reader.metadata().file_metadata();
             assert_eq!(meta.num_rows(), 10);
             assert_eq!(meta.version(), 1);

@@ -1,0 +1,319 @@
+//! A store rooted at a local folder.
+//!
+//! Whole-object writes go to a temporary dot-name, are fsynced, then renamed into place.
+//! `create` links the finished temporary file to its name, which fails if the name exists, so
+//! an object is created whole or not at all. `replace` holds an exclusive `flock` on a
+//! sidecar file while it compares and renames, so two processes on this host never both
+//! succeed from the same version.
+
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+
+use xxhash_rust::xxh3::xxh3_128;
+
+use super::{ObjectInfo, Store, Upload, Version, Versioned};
+use crate::error::{Error, Result};
+
+/// A store over a local folder (created on first write).
+#[derive(Debug, Clone)]
+pub struct LocalStore {
+    root: PathBuf,
+}
+
+fn content_version(bytes: &[u8]) -> Version {
+    Version(format!("{:032x}", xxh3_128(bytes)))
+}
+
+fn mtime_ns(meta: &std::fs::Metadata) -> i128 {
+    meta.modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos() as i128)
+}
+
+/// A unique temporary sibling of `path`: `.<name>.<pid>.<n>.tmp`.
+fn temp_sibling(path: &Path) -> PathBuf {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    path.with_file_name(format!(".{name}.{}.{n}.tmp", std::process::id()))
+}
+
+/// Write `bytes` to a fresh temporary sibling of `path`, fsynced; returns its path.
+fn write_temp(path: &Path, bytes: &[u8]) -> io::Result<PathBuf> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp = temp_sibling(path);
+    let result = (|| {
+        let mut f = File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()
+    })();
+    match result {
+        Ok(()) => Ok(tmp),
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            Err(e)
+        }
+    }
+}
+
+impl LocalStore {
+    /// The store at `root` (made absolute; created on first write).
+    pub fn new(root: &Path) -> Result<Self> {
+        let root = std::path::absolute(root).map_err(|e| Error::io(root, e))?;
+        Ok(Self { root })
+    }
+
+    /// The root folder.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The file of `key`.
+    pub fn path(&self, key: &str) -> PathBuf {
+        let key = key.trim_start_matches('/');
+        if key.is_empty() {
+            self.root.clone()
+        } else {
+            self.root.join(key)
+        }
+    }
+
+    fn walk(&self, dir: &Path, out: &mut Vec<ObjectInfo>) -> io::Result<()> {
+        let entries = match std::fs::read_dir(dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        for entry in entries {
+            let entry = entry?;
+            let kind = entry.file_type()?;
+            let path = entry.path();
+            if kind.is_dir() {
+                self.walk(&path, out)?;
+            } else if kind.is_file() {
+                let meta = entry.metadata()?;
+                let rel = path.strip_prefix(&self.root).unwrap_or(&path);
+                let key = rel
+                    .components()
+                    .map(|c| c.as_os_str().to_string_lossy())
+                    .collect::<Vec<_>>()
+                    .join("/");
+                out.push(ObjectInfo {
+                    key,
+                    size: meta.len(),
+                    mtime_ns: mtime_ns(&meta),
+                    etag: None,
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Store for LocalStore {
+    fn url(&self, key: &str) -> String {
+        format!("file://{}", self.path(key).display())
+    }
+
+    fn read(&self, key: &str) -> Result<Option<Versioned>> {
+        let path = self.path(key);
+        match std::fs::read(&path) {
+            Ok(bytes) => Ok(Some(Versioned {
+                version: content_version(&bytes),
+                bytes,
+            })),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::io(&path, e)),
+        }
+    }
+
+    fn write(&self, key: &str, bytes: &[u8]) -> Result<()> {
+        let path = self.path(key);
+        let tmp = write_temp(&path, bytes).map_err(|e| Error::io(&path, e))?;
+        std::fs::rename(&tmp, &path).map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            Error::io(&path, e)
+        })
+    }
+
+    fn create(&self, key: &str, bytes: &[u8]) -> Result<Option<Version>> {
+        let path = self.path(key);
+        let tmp = write_temp(&path, bytes).map_err(|e| Error::io(&path, e))?;
+        let linked = std::fs::hard_link(&tmp, &path);
+        let _ = std::fs::remove_file(&tmp);
+        match linked {
+            Ok(()) => Ok(Some(content_version(bytes))),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(None),
+            Err(e) => Err(Error::io(&path, e)),
+        }
+    }
+
+    fn replace(&self, key: &str, bytes: &[u8], version: &Version) -> Result<Option<Version>> {
+        let path = self.path(key);
+        let guard_path = temp_sibling(&path).with_file_name(format!(
+            ".{}.cas",
+            path.file_name()
+                .map(|n| n.to_string_lossy())
+                .unwrap_or_default()
+        ));
+        let guard = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&guard_path)
+            .map_err(|e| Error::io(&guard_path, e))?;
+        guard.lock().map_err(|e| Error::io(&guard_path, e))?;
+        let current = self.read(key)?;
+        if current.is_none_or(|c| &c.version != version) {
+            return Ok(None);
+        }
+        self.write(key, bytes)?;
+        Ok(Some(content_version(bytes)))
+    }
+
+    fn delete(&self, key: &str) -> Result<()> {
+        let path = self.path(key);
+        match std::fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(Error::io(&path, e)),
+        }
+    }
+
+    fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>> {
+        let dir = self.path(prefix);
+        let mut out = Vec::new();
+        self.walk(&dir, &mut out).map_err(|e| Error::io(&dir, e))?;
+        out.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(out)
+    }
+
+    fn open(&self, key: &str) -> Result<Box<dyn Read + Send>> {
+        let path = self.path(key);
+        let f = File::open(&path).map_err(|e| Error::io(&path, e))?;
+        Ok(Box::new(f))
+    }
+
+    fn upload(&self, key: &str) -> Result<Box<dyn Upload>> {
+        let path = self.path(key);
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        }
+        let tmp = temp_sibling(&path);
+        let file = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
+        Ok(Box::new(LocalUpload {
+            file: Some(file),
+            tmp,
+            path,
+            written: 0,
+        }))
+    }
+}
+
+/// A file written under a temporary name and renamed into place at `finish`.
+struct LocalUpload {
+    file: Option<File>,
+    tmp: PathBuf,
+    path: PathBuf,
+    written: u64,
+}
+
+impl Write for LocalUpload {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let file = self
+            .file
+            .as_mut()
+            .ok_or_else(|| io::Error::other("closed"))?;
+        let n = file.write(buf)?;
+        self.written += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.as_mut().map_or(Ok(()), |f| f.flush())
+    }
+}
+
+impl Upload for LocalUpload {
+    fn finish(mut self: Box<Self>) -> Result<u64> {
+        let file = self.file.take().expect("finished once");
+        file.sync_all().map_err(|e| Error::io(&self.tmp, e))?;
+        drop(file);
+        std::fs::rename(&self.tmp, &self.path).map_err(|e| Error::io(&self.path, e))?;
+        Ok(self.written)
+    }
+
+    fn abort(self: Box<Self>) {}
+}
+
+impl Drop for LocalUpload {
+    fn drop(&mut self) {
+        if self.file.take().is_some() {
+            let _ = std::fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn objects_round_trip_and_list_sorted() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = LocalStore::new(dir.path()).unwrap();
+        s.write("b/2.txt", b"two").unwrap();
+        s.write("a/1.txt", b"one").unwrap();
+        assert_eq!(s.read("a/1.txt").unwrap().unwrap().bytes, b"one");
+        assert!(s.read("missing").unwrap().is_none());
+        let keys: Vec<_> = s.list("").unwrap().into_iter().map(|o| o.key).collect();
+        assert_eq!(keys, ["a/1.txt", "b/2.txt"]);
+        assert_eq!(s.list("b").unwrap()[0].size, 3);
+        assert!(s.list("nothing/here").unwrap().is_empty());
+        s.delete("a/1.txt").unwrap();
+        s.delete("a/1.txt").unwrap();
+        let mut body = String::new();
+        s.open("b/2.txt")
+            .unwrap()
+            .read_to_string(&mut body)
+            .unwrap();
+        assert_eq!(body, "two");
+    }
+
+    #[test]
+    fn create_and_replace_are_conditional() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = LocalStore::new(dir.path()).unwrap();
+        let v1 = s.create("lock", b"a").unwrap().unwrap();
+        assert!(s.create("lock", b"b").unwrap().is_none());
+        let v2 = s.replace("lock", b"c", &v1).unwrap().unwrap();
+        assert!(s.replace("lock", b"d", &v1).unwrap().is_none());
+        assert_eq!(s.read("lock").unwrap().unwrap().bytes, b"c");
+        s.delete("lock").unwrap();
+        assert!(s.replace("lock", b"e", &v2).unwrap().is_none());
+    }
+
+    #[test]
+    fn uploads_appear_only_when_finished() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = LocalStore::new(dir.path()).unwrap();
+        let mut u = s.upload("d/x.bin").unwrap();
+        u.write_all(b"12345").unwrap();
+        assert!(s.read("d/x.bin").unwrap().is_none());
+        assert_eq!(u.finish().unwrap(), 5);
+        assert_eq!(s.read("d/x.bin").unwrap().unwrap().bytes, b"12345");
+        let mut dropped = s.upload("d/y.bin").unwrap();
+        dropped.write_all(b"zz").unwrap();
+        drop(dropped);
+        let keys: Vec<_> = s.list("d").unwrap().into_iter().map(|o| o.key).collect();
+        assert_eq!(keys, ["d/x.bin"]);
+    }
+}

@@ -1,0 +1,241 @@
+//! The one storage layer: every byte citrine reads or writes, in the lake or from inputs,
+//! goes through a [`Store`], rooted at a [`Location`] (a local folder or `s3://bucket/prefix`).
+//!
+//! Two implementations: [`LocalStore`] (the embedded default) and [`S3Store`] (object_store's
+//! S3 client with credentials from the standard AWS chain). The trait is synchronous: the
+//! pipeline runs on rayon and plain threads, and the S3 store drives its async client on one
+//! shared tokio runtime ([`crate::aws::runtime`]).
+//!
+//! Whole-object writes are atomic (a reader sees the old object or the new one, never half).
+//! Streaming writes ([`Store::upload`]) become visible only at [`Upload::finish`]; an upload
+//! that is aborted or dropped leaves nothing visible.
+
+pub mod local;
+pub mod s3;
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use crate::aws::{AwsContext, AwsOptions};
+use crate::error::{Error, Result};
+
+pub use local::LocalStore;
+pub use s3::S3Store;
+
+/// Where a lake or an input tree lives.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Location {
+    /// A local folder (absolute or relative to the working directory).
+    Local(PathBuf),
+    /// A bucket and a key prefix without leading or trailing `/` (may be empty).
+    S3 {
+        /// Bucket name.
+        bucket: String,
+        /// Key prefix.
+        prefix: String,
+    },
+}
+
+impl Location {
+    /// Parse `text`: `s3://bucket/prefix` or a local path resolved against `base`.
+    pub fn parse(text: &str, base: &Path) -> std::result::Result<Self, String> {
+        if let Some(rest) = text.strip_prefix("s3://") {
+            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+            if bucket.is_empty() {
+                return Err(format!("{text:?}: expected s3://bucket/prefix"));
+            }
+            let prefix = prefix.trim_matches('/');
+            if prefix.split('/').any(|s| s == "." || s == "..") {
+                return Err(format!("{text:?}: `.` and `..` are not allowed in a key"));
+            }
+            return Ok(Self::S3 {
+                bucket: bucket.to_owned(),
+                prefix: prefix.to_owned(),
+            });
+        }
+        if text.contains("://") {
+            return Err(format!(
+                "{text:?}: expected a local path or an s3:// URI (no other schemes)"
+            ));
+        }
+        Ok(Self::Local(base.join(text)))
+    }
+
+    /// True for `s3://` locations.
+    pub fn is_s3(&self) -> bool {
+        matches!(self, Self::S3 { .. })
+    }
+
+    /// The location of `rel` below this one (`rel` is `/`-separated).
+    pub fn join(&self, rel: &str) -> Self {
+        let rel = rel.trim_matches('/');
+        if rel.is_empty() {
+            return self.clone();
+        }
+        match self {
+            Self::Local(p) => Self::Local(p.join(rel)),
+            Self::S3 { bucket, prefix } => Self::S3 {
+                bucket: bucket.clone(),
+                prefix: join_key(prefix, rel),
+            },
+        }
+    }
+}
+
+impl std::fmt::Display for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Local(p) => write!(f, "{}", p.display()),
+            Self::S3 { bucket, prefix } if prefix.is_empty() => write!(f, "s3://{bucket}"),
+            Self::S3 { bucket, prefix } => write!(f, "s3://{bucket}/{prefix}"),
+        }
+    }
+}
+
+/// `a` and `b` joined with one `/` (either may be empty).
+pub fn join_key(a: &str, b: &str) -> String {
+    match (a.is_empty(), b.is_empty()) {
+        (true, _) => b.to_owned(),
+        (_, true) => a.to_owned(),
+        _ => format!("{a}/{b}"),
+    }
+}
+
+/// One object listed or looked up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectInfo {
+    /// Key below the store's root, `/`-separated.
+    pub key: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Last modification, nanoseconds since the epoch.
+    pub mtime_ns: i128,
+    /// The S3 ETag (none for local files).
+    pub etag: Option<String>,
+}
+
+/// The version of an object for compare-and-swap: the ETag on S3, a content hash locally.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Version(pub String);
+
+/// A whole object read with its version.
+#[derive(Debug, Clone)]
+pub struct Versioned {
+    /// Its bytes.
+    pub bytes: Vec<u8>,
+    /// Its version.
+    pub version: Version,
+}
+
+/// A streaming write. Nothing is visible until [`Upload::finish`]; dropping an unfinished
+/// upload aborts it.
+pub trait Upload: Write + Send {
+    /// Publish the object; returns its exact size.
+    fn finish(self: Box<Self>) -> Result<u64>;
+    /// Give up: nothing is published.
+    fn abort(self: Box<Self>);
+}
+
+/// What citrine needs from storage; keys are relative to the store's root.
+pub trait Store: Send + Sync + std::fmt::Debug {
+    /// The URL of `key`: `file:///abs/path` or `s3://bucket/prefix/key`.
+    fn url(&self, key: &str) -> String;
+    /// Read a whole (small) object; `None` when absent.
+    fn read(&self, key: &str) -> Result<Option<Versioned>>;
+    /// Write a whole object atomically, replacing any.
+    fn write(&self, key: &str, bytes: &[u8]) -> Result<()>;
+    /// Write only if absent; `None` when the key exists.
+    fn create(&self, key: &str, bytes: &[u8]) -> Result<Option<Version>>;
+    /// Replace only if the object is still at `version`; `None` when it is not (or is gone).
+    fn replace(&self, key: &str, bytes: &[u8], version: &Version) -> Result<Option<Version>>;
+    /// Delete; a missing key is success.
+    fn delete(&self, key: &str) -> Result<()>;
+    /// Every object below `prefix` (a folder key, `""` for all), sorted by key.
+    fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>>;
+    /// Stream an object's bytes.
+    fn open(&self, key: &str) -> Result<Box<dyn Read + Send>>;
+    /// Start a streaming write of `key`.
+    fn upload(&self, key: &str) -> Result<Box<dyn Upload>>;
+}
+
+/// Opens stores for locations, sharing one AWS context and one S3 client per bucket.
+#[derive(Debug)]
+pub struct Stores {
+    aws: Arc<AwsContext>,
+    buckets: Mutex<HashMap<String, Arc<dyn object_store::ObjectStore>>>,
+}
+
+impl Stores {
+    /// Stores using `aws` for any `s3://` location (AWS is contacted only when one is opened).
+    pub fn new(aws: AwsOptions) -> Self {
+        Self {
+            aws: Arc::new(AwsContext::new(aws)),
+            buckets: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The shared AWS context (SDK config for Glue and the other clients).
+    pub fn aws(&self) -> &Arc<AwsContext> {
+        &self.aws
+    }
+
+    /// The store rooted at `location`.
+    pub fn open(&self, location: &Location) -> Result<Arc<dyn Store>> {
+        match location {
+            Location::Local(root) => Ok(Arc::new(LocalStore::new(root)?)),
+            Location::S3 { bucket, prefix } => {
+                let store = S3Store::new(self.s3_client(bucket)?, bucket, prefix)
+                    .with_part_bytes(self.aws.options().s3_part_bytes);
+                Ok(Arc::new(store))
+            }
+        }
+    }
+
+    /// The shared object_store S3 client of `bucket` (DataFusion registers it for queries).
+    pub fn s3_client(&self, bucket: &str) -> Result<Arc<dyn object_store::ObjectStore>> {
+        let mut buckets = self.buckets.lock().expect("bucket cache");
+        if let Some(c) = buckets.get(bucket) {
+            return Ok(c.clone());
+        }
+        let c = self.aws.s3_client(bucket)?;
+        buckets.insert(bucket.to_owned(), c.clone());
+        Ok(c)
+    }
+}
+
+/// An error from a store operation on `url`.
+pub(crate) fn store_error(url: &str, e: impl std::fmt::Display) -> Error {
+    Error::Store {
+        url: url.to_owned(),
+        message: e.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locations_parse() {
+        let base = Path::new("/base");
+        assert_eq!(
+            Location::parse("lake", base).unwrap(),
+            Location::Local("/base/lake".into())
+        );
+        assert_eq!(
+            Location::parse("s3://b/wau/", base).unwrap(),
+            Location::S3 {
+                bucket: "b".into(),
+                prefix: "wau".into()
+            }
+        );
+        let root = Location::parse("s3://b", base).unwrap();
+        assert_eq!(root.to_string(), "s3://b");
+        assert_eq!(root.join("x/y/").to_string(), "s3://b/x/y");
+        assert!(Location::parse("s3:///x", base).is_err());
+        assert!(Location::parse("gs://b/x", base).is_err());
+        assert!(Location::parse("s3://b/../x", base).is_err());
+    }
+}
