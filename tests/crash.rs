@@ -4,9 +4,8 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 
 use common::gen::{cloudfront, write_config, Generated, Shape};
 use common::{citrine, files_below, run_ok, rust_counts};
@@ -30,23 +29,7 @@ fn generate(dir: &Path) -> Generated {
 
 /// Start a run that stops at `stage`, and return once it is there.
 fn stalled(dir: &Path, stage: &str) -> Child {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_citrine"))
-        .current_dir(dir)
-        .arg("run")
-        .env("CITRINE_TEST_STALL", stage)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let reached = lines
-        .map_while(Result::ok)
-        .any(|line| line.contains(&format!("stalled at {stage}")));
-    if !reached {
-        let status = child.wait().unwrap();
-        panic!("the run exited ({status}) before stalling at {stage}");
-    }
-    child
+    common::stalled(dir, &[("CITRINE_TEST_STALL", stage)], stage)
 }
 
 /// What must be equal between two lakes fed the same inputs: rows per partition, catalog

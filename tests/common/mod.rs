@@ -59,7 +59,9 @@ pub fn lines(data: &[u8]) -> Vec<&[u8]> {
     data.split_inclusive(|&b| b == b'\n').collect()
 }
 
+pub mod aws;
 pub mod gen;
+pub mod proxy;
 
 use std::collections::{BTreeMap, HashSet};
 use std::process::{Command, Output};
@@ -89,6 +91,31 @@ pub fn citrine_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
         cmd.env(k, v);
     }
     cmd.output().expect("the binary runs")
+}
+
+/// Start `citrine run` in `dir` with `env`, stopping at `stage` (CITRINE_TEST_STALL must be
+/// among `env`), and return once it is there.
+pub fn stalled(dir: &Path, env: &[(&str, &str)], stage: &str) -> std::process::Child {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_citrine"));
+    cmd.current_dir(dir)
+        .arg("run")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let reached = lines
+        .map_while(Result::ok)
+        .any(|line| line.contains(&format!("stalled at {stage}")));
+    if !reached {
+        let status = child.wait().unwrap();
+        panic!("the run exited ({status}) before stalling at {stage}");
+    }
+    child
 }
 
 /// The Python with DuckDB and pyarrow (made by scripts/python-env), or `None` outside CI when

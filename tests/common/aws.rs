@@ -1,0 +1,93 @@
+//! The local S3 + Glue endpoint (moto's server, started by `scripts/aws-server`), and a real
+//! Python client of it (`tests/support/aws_client.py`: boto3, pyarrow, awswrangler).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use serde_json::Value;
+
+/// The endpoint and the client's interpreter.
+pub struct Endpoint {
+    pub url: String,
+    python: PathBuf,
+}
+
+/// The endpoint named by `CITRINE_TEST_AWS_ENDPOINT` (scripts/test sets it), or `None` outside
+/// CI: the caller skips with a message. With CI=true its absence is a failure.
+pub fn endpoint() -> Option<Endpoint> {
+    let Ok(url) = std::env::var("CITRINE_TEST_AWS_ENDPOINT") else {
+        assert!(
+            std::env::var("CI").is_err(),
+            "CI=true but no local S3/Glue endpoint: scripts/test starts one (scripts/aws-server)"
+        );
+        eprintln!("SKIPPED: S3/Glue tests (run scripts/test, or export CITRINE_TEST_AWS_ENDPOINT=$(scripts/aws-server start))");
+        return None;
+    };
+    let python = super::python().expect("the endpoint's client needs scripts/python-env");
+    Some(Endpoint { url, python })
+}
+
+impl Endpoint {
+    /// The environment every process talking to the endpoint gets: static credentials, no
+    /// instance metadata, no profile files.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("AWS_ENDPOINT_URL", self.url.clone()),
+            ("AWS_ACCESS_KEY_ID", "test".into()),
+            ("AWS_SECRET_ACCESS_KEY", "test".into()),
+            ("AWS_REGION", "us-east-1".into()),
+            ("AWS_DEFAULT_REGION", "us-east-1".into()),
+            ("AWS_EC2_METADATA_DISABLED", "true".into()),
+            ("AWS_CONFIG_FILE", "/nonexistent".into()),
+            ("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent".into()),
+        ]
+    }
+
+    /// Run the Python client; its JSON answer.
+    pub fn client(&self, args: &[&str]) -> Value {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/aws_client.py");
+        let mut cmd = Command::new(&self.python);
+        cmd.arg(script).args(args);
+        for (k, v) in self.env() {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().unwrap();
+        assert!(
+            out.status.success(),
+            "aws_client {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    /// A new, empty bucket (and a matching Glue database name) unique to this process.
+    pub fn fresh_bucket(&self, tag: &str) -> String {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let name = format!(
+            "citrine-{tag}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        );
+        self.client(&["mkbucket", &name]);
+        name
+    }
+
+    /// `citrine` with `args` in `dir`, talking to the endpoint, plus `extra` environment.
+    pub fn citrine(
+        &self,
+        dir: &Path,
+        args: &[&str],
+        extra: &[(&str, &str)],
+    ) -> std::process::Output {
+        let env = self.env();
+        let mut all: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        all.extend_from_slice(extra);
+        super::citrine_env(dir, args, &all)
+    }
+}
+
+/// A Glue database name for `bucket` (Glue names: lower case, digits, `_`).
+pub fn database_of(bucket: &str) -> String {
+    bucket.replace('-', "_")
+}

@@ -1,0 +1,99 @@
+//! The S3 store against the local endpoint over HTTP: conditional writes (`If-None-Match: *`,
+//! `If-Match`), streaming reads, single and multipart uploads, and an unfinished multipart
+//! upload leaving nothing visible.
+
+mod common;
+
+use std::io::{Read, Write};
+
+use citrine::aws::AwsOptions;
+use citrine::store::{Location, Stores};
+
+#[test]
+fn s3_store_conformance() {
+    let Some(endpoint) = common::aws::endpoint() else {
+        return;
+    };
+    // The only test in this binary: it owns the process environment.
+    for (k, v) in endpoint.env() {
+        std::env::set_var(k, v);
+    }
+    let bucket = endpoint.fresh_bucket("store");
+    let stores = Stores::new(AwsOptions {
+        s3_part_bytes: 5 << 20,
+        ..Default::default()
+    });
+    let store = stores
+        .open(&Location::S3 {
+            bucket: bucket.clone(),
+            prefix: "root/p".into(),
+        })
+        .unwrap();
+    assert_eq!(
+        store.url("a/b.txt"),
+        format!("s3://{bucket}/root/p/a/b.txt")
+    );
+
+    // Conditional create and replace.
+    let v1 = store.create("lock", b"one").unwrap().expect("created");
+    assert!(
+        store.create("lock", b"two").unwrap().is_none(),
+        "If-None-Match"
+    );
+    let read = store.read("lock").unwrap().unwrap();
+    assert_eq!((read.bytes.as_slice(), &read.version), (&b"one"[..], &v1));
+    let v2 = store
+        .replace("lock", b"three", &v1)
+        .unwrap()
+        .expect("If-Match");
+    assert!(
+        store.replace("lock", b"four", &v1).unwrap().is_none(),
+        "stale If-Match"
+    );
+    assert_eq!(store.read("lock").unwrap().unwrap().bytes, b"three");
+    store.delete("lock").unwrap();
+    store.delete("lock").unwrap();
+    assert!(store.read("lock").unwrap().is_none());
+    assert!(store.replace("lock", b"five", &v2).unwrap().is_none());
+
+    // A multipart upload of 12 MiB in 5 MiB parts, streamed back whole.
+    let body: Vec<u8> = (0..12u32 << 20).map(|i| (i % 251) as u8).collect();
+    let mut up = store.upload("data/big.bin").unwrap();
+    for chunk in body.chunks(1 << 20) {
+        up.write_all(chunk).unwrap();
+    }
+    assert!(
+        store.read("data/big.bin").unwrap().is_none(),
+        "visible before finish"
+    );
+    assert_eq!(up.finish().unwrap(), body.len() as u64);
+    let mut back = Vec::new();
+    store
+        .open("data/big.bin")
+        .unwrap()
+        .read_to_end(&mut back)
+        .unwrap();
+    assert!(back == body, "multipart content differs");
+
+    // A small upload is one PUT; an unfinished multipart upload leaves nothing.
+    let mut small = store.upload("data/small.bin").unwrap();
+    small.write_all(b"tiny").unwrap();
+    assert_eq!(small.finish().unwrap(), 4);
+    let mut dropped = store.upload("data/dropped.bin").unwrap();
+    dropped.write_all(&body[..6 << 20]).unwrap();
+    drop(dropped);
+    let listed: Vec<(String, u64)> = store
+        .list("data")
+        .unwrap()
+        .into_iter()
+        .map(|o| (o.key, o.size))
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            ("data/big.bin".to_string(), body.len() as u64),
+            ("data/small.bin".to_string(), 4)
+        ]
+    );
+    assert!(store.list("nothing").unwrap().is_empty());
+}
