@@ -1,10 +1,10 @@
 //! citrine streams customer log files into an analytics-ready lake.
 //!
 //! ```text
-//! read::Source ─► parse::Decoder ─► transform::Transform ─► partition::split ─► write::{parquet, sink}
-//!   (tokio I/O)      (rayon)              (rayon)                (rayon)                 │
-//!                                                                                         ▼
-//! commit::{report, manifest, sql} ◄──── register::Catalog ◄──── Vec<WrittenFile> ◄────────┘
+//! read (store::Store) ─► parse::Decoder ─► transform::Transform ─► partition::split ─► write::parquet
+//!   (S3 on tokio)          (rayon)              (rayon)                (rayon)          (store uploads)
+//!                                                                                            │
+//! commit::{report, manifest} ◄──── register::Catalog (local | Glue) ◄──── Vec<WrittenFile> ◄─┘
 //! ```
 //!
 //! Each stage is a module named after its place in that flow:
@@ -14,6 +14,10 @@
 //! - [`transform`] masks IPs, cuts over-long strings, attaches lineage (`customer`, `dt`,
 //!   `source_file`) and lays batches out in the table schema ([`schema`]).
 //! - [`partition`] splits table batches by (`customer`, `dt`) and names their folders.
+//! - [`write`] encodes Parquet into [`store`] uploads; [`store`] is the one storage layer for
+//!   local folders and S3 ([`aws`] holds the AWS plumbing).
+//! - [`register`] registers partitions in a catalog (local JSON or the Glue Data Catalog);
+//!   [`commit`] writes the run report and the marker; [`pipeline`] alone knows the order.
 //! - [`inspect`] runs the first three on one file for a person to look at.
 //!
 //! The contract (lake layout, run protocol, table schemas, masking) is `DESIGN.md`.

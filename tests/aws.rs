@@ -383,3 +383,38 @@ fn a_failed_upload_leaves_no_partial_object_and_no_marker() {
     );
     assert_eq!(partitions(&e, &bucket), expected_partitions(&bucket, &g));
 }
+
+#[test]
+fn partitions_beyond_one_batch_all_register() {
+    let Some(e) = endpoint() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let bucket = e.fresh_bucket("chunks");
+    let db = database_of(&bucket);
+    // One audit file spanning 130 days: 130 partitions, two BatchCreatePartition calls.
+    let mut csv = String::from("timestamp,user\n");
+    for day in 0..130 {
+        csv.push_str(&format!("{},u{day}\n", 1_704_067_200 + day * 86_400));
+    }
+    e.client(&["put", &bucket, "in/acme/days.csv", &csv]);
+    std::fs::write(
+        dir.path().join("citrine.toml"),
+        format!("[lake]\nroot = \"s3://{bucket}/lake\"\n[catalog]\nkind = \"glue\"\ndatabase = \"{db}\"\n[[table]]\nname = \"audit\"\nformat = \"audit\"\ninputs = [\"s3://{bucket}/in/{{customer}}/*.csv\"]\n"),
+    )
+    .unwrap();
+    let s = run_json(&e, dir.path(), &[]);
+    assert_eq!(
+        (s["partitions"].clone(), s["partitions_new"].clone()),
+        (130.into(), 130.into())
+    );
+    let registered = e.client(&["partitions", &db, "audit"]);
+    let registered = registered.as_array().unwrap();
+    assert_eq!(registered.len(), 130);
+    assert_eq!(
+        registered[0]["values"],
+        serde_json::json!(["acme", "2024-01-01"])
+    );
+    assert_eq!(
+        registered[129]["values"],
+        serde_json::json!(["acme", "2024-05-09"])
+    );
+}

@@ -72,3 +72,37 @@ fn usage_errors_exit_with_2() {
     let out = citrine(&["inspect"]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn the_aws_example_config_gives_its_iam_policy() {
+    let config = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/aws.toml");
+    let out = citrine(&["--config", config.to_str().unwrap(), "iam-policy"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let policy: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let sids: Vec<&str> = policy["Statement"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["Sid"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        sids,
+        [
+            "ListLakeCentralLogs",
+            "WriteLakeCentralLogs",
+            "ListInputsAcmeAudit",
+            "ReadInputsAcmeAudit",
+            "ListInputsAcmeCdnLogs",
+            "ReadInputsAcmeCdnLogs",
+            "GlueCatalog"
+        ]
+    );
+    assert_eq!(
+        policy["Statement"][6]["Resource"][2],
+        "arn:aws:glue:eu-west-1:*:table/logs/cloudfront_logs"
+    );
+}

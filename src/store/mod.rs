@@ -2,7 +2,10 @@
 //! goes through a [`Store`], rooted at a [`Location`] (a local folder or `s3://bucket/prefix`).
 //!
 //! Two implementations: [`LocalStore`] (the embedded default) and [`S3Store`] (object_store's
-//! S3 client with credentials from the standard AWS chain). The trait is synchronous: the
+//! S3 client with credentials from the standard AWS chain). Local folders are not served by
+//! object_store's `LocalFileSystem`: it maps keys to files through a URL and so percent-decodes
+//! them, which would turn a Hive-escaped partition folder such as `customer=a%3Ab` into
+//! `customer=a:b` on disk and break the catalog's locations. The trait is synchronous: the
 //! pipeline runs on rayon and plain threads, and the S3 store drives its async client on one
 //! shared tokio runtime ([`crate::aws::runtime`]).
 //!
