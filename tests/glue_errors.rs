@@ -12,13 +12,16 @@ use citrine::partition::PartitionKey;
 use citrine::register::{Catalog, GlueCatalog};
 use serde_json::{json, Value};
 
+/// Every request the fake saw: (target, body).
+type Calls = Arc<Mutex<Vec<(String, Value)>>>;
+
 /// Serve Glue calls: each request's (target, body) is recorded; `answer` gives the reply.
 fn fake_glue(
     answer: impl Fn(&str, &Value, usize) -> (u16, Value) + Send + 'static,
-) -> (String, Arc<Mutex<Vec<(String, Value)>>>) {
+) -> (String, Calls) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
-    let seen: Arc<Mutex<Vec<(String, Value)>>> = Arc::default();
+    let seen: Calls = Arc::default();
     let log = seen.clone();
     std::thread::spawn(move || {
         for stream in listener.incoming() {
