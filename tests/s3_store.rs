@@ -8,18 +8,13 @@ use std::io::{Read, Write};
 
 use citrine::aws::AwsOptions;
 use citrine::store::{Location, Stores};
+use common::aws::Endpoint;
 
-#[test]
-fn s3_store_conformance() {
-    let Some(endpoint) = common::aws::endpoint() else {
-        return;
-    };
-    // The only test in this binary: it owns the process environment.
-    for (k, v) in endpoint.env() {
-        std::env::set_var(k, v);
-    }
+/// The store's contract on one endpoint, in a fresh bucket.
+fn conformance(endpoint: &Endpoint) {
     let bucket = endpoint.fresh_bucket("store");
     let stores = Stores::new(AwsOptions {
+        s3_endpoint: Some(endpoint.url.clone()),
         s3_part_bytes: 5 << 20,
         ..Default::default()
     });
@@ -96,4 +91,38 @@ fn s3_store_conformance() {
         ]
     );
     assert!(store.list("nothing").unwrap().is_empty());
+}
+
+#[test]
+fn s3_store_conformance_on_moto_and_seaweedfs() {
+    let (Some(moto), Some(seaweed)) = (common::aws::endpoint(), common::aws::strict_s3()) else {
+        return;
+    };
+    // The only test in this binary: it owns the process environment (the AWS chain reads it).
+    for (k, v) in moto.env() {
+        std::env::set_var(k, v);
+    }
+    conformance(&moto);
+    conformance(&seaweed);
+
+    // SeaweedFS checks signatures: requests are really signed with the chain's credentials,
+    // and wrong ones are refused.
+    let bucket = seaweed.fresh_bucket("sig");
+    std::env::set_var("AWS_SECRET_ACCESS_KEY", "wrong");
+    let stores = Stores::new(AwsOptions {
+        s3_endpoint: Some(seaweed.url.clone()),
+        ..Default::default()
+    });
+    let store = stores
+        .open(&Location::S3 {
+            bucket,
+            prefix: String::new(),
+        })
+        .unwrap();
+    let err = store.write("x", b"y").unwrap_err().to_string();
+    assert!(
+        err.contains("SignatureDoesNotMatch") || err.contains("403"),
+        "{err}"
+    );
+    std::env::set_var("AWS_SECRET_ACCESS_KEY", "test");
 }

@@ -13,15 +13,24 @@ pub struct Endpoint {
     python: PathBuf,
 }
 
-/// The endpoint named by `CITRINE_TEST_AWS_ENDPOINT` (scripts/test sets it), or `None` outside
-/// CI: the caller skips with a message. With CI=true its absence is a failure.
+/// The S3 + Glue endpoint (moto) named by `CITRINE_TEST_AWS_ENDPOINT` (scripts/test sets it),
+/// or `None` outside CI: the caller skips with a message. With CI=true its absence is a failure.
 pub fn endpoint() -> Option<Endpoint> {
-    let Ok(url) = std::env::var("CITRINE_TEST_AWS_ENDPOINT") else {
+    named("CITRINE_TEST_AWS_ENDPOINT")
+}
+
+/// The signature-checking S3 server (SeaweedFS) named by `CITRINE_TEST_S3_ENDPOINT`, as above.
+pub fn strict_s3() -> Option<Endpoint> {
+    named("CITRINE_TEST_S3_ENDPOINT")
+}
+
+fn named(var: &str) -> Option<Endpoint> {
+    let Ok(url) = std::env::var(var) else {
         assert!(
             std::env::var("CI").is_err(),
-            "CI=true but no local S3/Glue endpoint: scripts/test starts one (scripts/aws-server)"
+            "CI=true but no {var}: scripts/test starts the local endpoints (scripts/aws-server)"
         );
-        eprintln!("SKIPPED: S3/Glue tests (run scripts/test, or export CITRINE_TEST_AWS_ENDPOINT=$(scripts/aws-server start))");
+        eprintln!("SKIPPED: tests needing {var} (run scripts/test, or export the lines `scripts/aws-server start` prints)");
         return None;
     };
     let python = super::python().expect("the endpoint's client needs scripts/python-env");
