@@ -8,9 +8,11 @@ use std::path::Path;
 use serde::Deserialize;
 
 use crate::aws::AwsOptions;
+use crate::commit::redshift::Warehouse;
 use crate::error::ConfigError;
 use crate::parse::Format;
 use crate::read::pattern::InputPattern;
+use crate::redshift::{Auth, RedshiftOptions, Target};
 use crate::store::Location;
 use crate::transform::MaskOptions;
 
@@ -32,6 +34,8 @@ pub struct ConfigFile {
     /// AWS settings for `s3://` locations and the Glue catalog.
     #[serde(default)]
     pub aws: AwsConfig,
+    /// Where `citrine redshift load` loads markers.
+    pub redshift: Option<RedshiftConfig>,
     /// The tables, each with its inputs.
     #[serde(rename = "table", default)]
     pub tables: Vec<TableConfig>,
@@ -269,6 +273,98 @@ pub struct TableSpec {
     pub mask_columns: Vec<String>,
 }
 
+/// `[redshift]`: the warehouse `citrine redshift load` loads markers into.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedshiftConfig {
+    /// Redshift Serverless workgroup (or `cluster_id`).
+    pub workgroup: Option<String>,
+    /// Provisioned cluster identifier (or `workgroup`).
+    pub cluster_id: Option<String>,
+    /// Database.
+    pub database: String,
+    /// Secrets Manager ARN of the database credentials (never a password here).
+    pub secret_arn: Option<String>,
+    /// Database user for temporary cluster credentials (clusters only, instead of a secret).
+    pub db_user: Option<String>,
+    /// Schema of the tables and of `citrine_loads` (default `public`).
+    #[serde(default = "default_redshift_schema")]
+    pub schema: String,
+    /// IAM role COPY uses to read the lake (default: the cluster's default role).
+    #[serde(default = "default_iam_role")]
+    pub iam_role: String,
+    /// Seconds a statement may run before it is cancelled (default 900).
+    #[serde(default = "default_redshift_timeout")]
+    pub timeout_secs: u64,
+    /// Milliseconds between status polls (default 500).
+    #[serde(default = "default_redshift_poll")]
+    pub poll_ms: u64,
+}
+
+fn default_redshift_schema() -> String {
+    "public".into()
+}
+fn default_iam_role() -> String {
+    "default".into()
+}
+fn default_redshift_timeout() -> u64 {
+    900
+}
+fn default_redshift_poll() -> u64 {
+    500
+}
+
+impl RedshiftConfig {
+    fn validate(&self) -> Result<RedshiftOptions, ConfigError> {
+        let target = match (&self.workgroup, &self.cluster_id) {
+            (Some(w), None) => Target::Workgroup(w.clone()),
+            (None, Some(c)) => Target::Cluster(c.clone()),
+            _ => {
+                return Err(ConfigError::new(
+                    "redshift.workgroup",
+                    "expected exactly one of `workgroup` (serverless) and `cluster_id`",
+                ))
+            }
+        };
+        let auth = match (&self.secret_arn, &self.db_user, &target) {
+            (Some(arn), None, _) if arn.starts_with("arn:") => Auth::Secret(arn.clone()),
+            (Some(arn), None, _) => {
+                return Err(ConfigError::new(
+                    "redshift.secret_arn",
+                    format!("expected a Secrets Manager ARN, got {arn:?}"),
+                ))
+            }
+            (None, Some(user), Target::Cluster(_)) => Auth::DbUser(user.clone()),
+            (None, Some(_), Target::Workgroup(_)) => {
+                return Err(ConfigError::new(
+                    "redshift.db_user",
+                    "temporary credentials by user are for clusters; use secret_arn or IAM",
+                ))
+            }
+            (None, None, Target::Workgroup(_)) => Auth::Iam,
+            _ => {
+                return Err(ConfigError::new(
+                    "redshift.secret_arn",
+                    "expected one of `secret_arn` or `db_user` for a cluster",
+                ))
+            }
+        };
+        positive("redshift.timeout_secs", self.timeout_secs)?;
+        positive("redshift.poll_ms", self.poll_ms)?;
+        Ok(RedshiftOptions {
+            target,
+            database: self.database.clone(),
+            auth,
+            warehouse: Warehouse {
+                schema: self.schema.clone(),
+                iam_role: self.iam_role.clone(),
+            },
+            timeout: std::time::Duration::from_secs(self.timeout_secs),
+            poll: std::time::Duration::from_millis(self.poll_ms),
+        })
+    }
+}
+
 /// Which catalog partitions are registered in.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CatalogKind {
@@ -292,6 +388,8 @@ pub struct Job {
     pub database: String,
     /// AWS settings.
     pub aws: AwsOptions,
+    /// The warehouse, when configured.
+    pub redshift: Option<RedshiftOptions>,
     /// Writer settings.
     pub write: WriteOptions,
     /// Masking.
@@ -489,7 +587,9 @@ impl ConfigFile {
                 mask_columns,
             });
         }
+        let redshift = self.redshift.as_ref().map(|r| r.validate()).transpose()?;
         Ok(Job {
+            redshift,
             root,
             catalog,
             database: self.catalog.database.clone(),
@@ -642,5 +742,42 @@ mask_ips = ["source_ip"]
         );
         let err = job(&text.replace("database = \"logs\"", "database = \"Logs-DB\"")).unwrap_err();
         assert_eq!(err.key, "catalog.database");
+    }
+
+    #[test]
+    fn redshift_targets_and_credentials() {
+        let with = |section: &str| {
+            job(&format!(
+                "{EXAMPLE}\n[redshift]\ndatabase = \"dev\"\n{section}"
+            ))
+        };
+        let r = with(
+            "workgroup = \"wg\"\nsecret_arn = \"arn:aws:secretsmanager:eu-west-1:1:secret:x\"\n",
+        )
+        .unwrap()
+        .redshift
+        .unwrap();
+        assert_eq!(r.target, Target::Workgroup("wg".into()));
+        assert!(matches!(r.auth, Auth::Secret(_)));
+        assert_eq!(r.warehouse, Warehouse::default());
+        let r = with("cluster_id = \"c1\"\ndb_user = \"loader\"\n")
+            .unwrap()
+            .redshift
+            .unwrap();
+        assert_eq!(r.auth, Auth::DbUser("loader".into()));
+        for (section, key) in [
+            (
+                "workgroup = \"a\"\ncluster_id = \"b\"\n",
+                "redshift.workgroup",
+            ),
+            ("workgroup = \"a\"\ndb_user = \"u\"\n", "redshift.db_user"),
+            ("cluster_id = \"b\"\n", "redshift.secret_arn"),
+            (
+                "workgroup = \"a\"\nsecret_arn = \"hunter2\"\n",
+                "redshift.secret_arn",
+            ),
+        ] {
+            assert_eq!(with(section).unwrap_err().key, key, "{section}");
+        }
     }
 }

@@ -117,6 +117,12 @@ pub enum Error {
         /// What the catalog said.
         message: String,
     },
+    /// A Redshift statement failed, was aborted or timed out.
+    #[error("redshift: {message}")]
+    Redshift {
+        /// What Redshift (or the Data API) said.
+        message: String,
+    },
     /// Encoding Parquet failed.
     #[error("{path}: parquet: {source}")]
     Parquet {

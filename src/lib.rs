@@ -49,6 +49,7 @@ pub mod error;
 pub mod iam;
 pub mod inspect;
 pub mod lake;
+pub mod lambda;
 pub mod ledger;
 pub mod lock;
 pub mod parse;
@@ -57,6 +58,7 @@ pub mod pipeline;
 #[cfg(feature = "query")]
 pub mod query;
 pub mod read;
+pub mod redshift;
 pub mod register;
 pub mod schema;
 pub mod store;

@@ -53,6 +53,11 @@ enum Command {
     },
     /// Print the least-privilege IAM policy (JSON) the configured job needs on AWS.
     IamPolicy,
+    /// Redshift: DDL, COPY statements, and exactly-once loads of markers.
+    Redshift {
+        #[command(subcommand)]
+        action: RedshiftAction,
+    },
     /// Run SQL over the lake's committed data (DataFusion; needs the `query` feature).
     Query {
         /// The SQL, e.g. "SELECT customer, dt, count(*) FROM cloudfront_logs GROUP BY 1, 2".
@@ -86,6 +91,45 @@ enum CatalogAction {
         /// Only this table.
         #[arg(long)]
         table: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum RedshiftAction {
+    /// Print the warehouse DDL of a table: CREATE TABLE, the schema-growth ALTERs, or the
+    /// Spectrum external schema.
+    Ddl {
+        /// The table.
+        #[arg(long)]
+        table: String,
+        /// Only the ALTER TABLE statements from this schema version to the latest.
+        #[arg(long, conflicts_with = "spectrum")]
+        from_version: Option<u64>,
+        /// Print the Spectrum alternative (an external schema over the Glue database).
+        #[arg(long)]
+        spectrum: bool,
+    },
+    /// Print the COPY … FORMAT AS PARQUET MANIFEST statement of a marker.
+    Copy {
+        /// The marker's URL (`s3://…/complete/<table>/<run_id>.manifest`).
+        #[arg(long)]
+        manifest: String,
+    },
+    /// Load a marker (or every unloaded marker of a table) through the Redshift Data API,
+    /// exactly once.
+    Load {
+        /// The marker's URL.
+        #[arg(long, conflicts_with = "table", required_unless_present = "table")]
+        manifest: Option<String>,
+        /// Every committed run of this table that is not loaded yet, oldest first.
+        #[arg(long)]
+        table: Option<String>,
+        /// VACUUM SORT ONLY the table afterwards.
+        #[arg(long)]
+        vacuum: bool,
+        /// ANALYZE the table afterwards.
+        #[arg(long)]
+        analyze: bool,
     },
 }
 
@@ -251,6 +295,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Redshift { action } => {
+            let job = load_job(&cli.config)?;
+            redshift(&job, action, &cli.config)
+        }
         Command::IamPolicy => {
             let job = load_job(&cli.config)?;
             println!(
@@ -294,6 +342,116 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             } else {
                 ExitCode::SUCCESS
             })
+        }
+    }
+}
+
+fn redshift(job: &Job, action: RedshiftAction, config: &Path) -> anyhow::Result<ExitCode> {
+    use citrine::commit::redshift as sql;
+    use citrine::config::CatalogKind;
+    use citrine::redshift::{load_run, load_table, maintain, parse_marker, DataApi};
+    let stores = Stores::new(job.aws.clone());
+    let lake = pipeline::open_lake(job, &stores)?;
+    let warehouse = job
+        .redshift
+        .as_ref()
+        .map(|r| r.warehouse.clone())
+        .unwrap_or_default();
+    match action {
+        RedshiftAction::Ddl {
+            table,
+            from_version,
+            spectrum,
+        } => {
+            check_table(job, Some(&table), config)?;
+            if spectrum {
+                anyhow::ensure!(
+                    matches!(job.catalog, CatalogKind::Glue { .. }),
+                    "Spectrum reads the Glue Data Catalog: set catalog.kind = \"glue\" in {}",
+                    config.display()
+                );
+                print!(
+                    "{}",
+                    sql::spectrum_schema(
+                        &format!("{}_lake", job.database),
+                        &job.database,
+                        &warehouse.iam_role,
+                        job.aws.region.as_deref()
+                    )
+                );
+                println!(
+                    "-- then: SELECT count(*) FROM \"{}_lake\".\"{table}\";",
+                    job.database
+                );
+                return Ok(ExitCode::SUCCESS);
+            }
+            let mut history: Vec<(u64, Vec<citrine::commit::report::ColumnRecord>)> = Vec::new();
+            for report in lake.committed_reports(&table)? {
+                if history
+                    .last()
+                    .is_none_or(|(v, _)| *v != report.schema_version)
+                {
+                    history.push((report.schema_version, report.columns));
+                }
+            }
+            print!(
+                "{}",
+                sql::ddl(&warehouse, &table, &history, from_version).map_err(anyhow::Error::msg)?
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        RedshiftAction::Copy { manifest } => {
+            let (table, run) = parse_marker(&lake, &manifest)?;
+            let report = lake.report(&table, &run)?;
+            print!(
+                "{}",
+                sql::copy(
+                    &warehouse,
+                    &warehouse.qualified(&table),
+                    &report.columns,
+                    &manifest
+                )
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        RedshiftAction::Load {
+            manifest,
+            table,
+            vacuum,
+            analyze,
+        } => {
+            let options = job.redshift.clone().with_context(|| {
+                format!(
+                    "no [redshift] section in {}: workgroup or cluster_id, database, secret_arn",
+                    config.display()
+                )
+            })?;
+            let api = DataApi::new(stores.aws(), options);
+            let (table, outcomes) = match (manifest, table) {
+                (Some(m), _) => {
+                    let (table, run) = parse_marker(&lake, &m)?;
+                    let outcome = load_run(&api, &lake, &table, &run)?;
+                    (table, vec![outcome])
+                }
+                (None, Some(t)) => {
+                    check_table(job, Some(&t), config)?;
+                    let outcomes = load_table(&api, &lake, &t)?;
+                    (t, outcomes)
+                }
+                (None, None) => anyhow::bail!("give --manifest or --table"),
+            };
+            for o in &outcomes {
+                let what = if o.loaded {
+                    "loaded"
+                } else {
+                    "already loaded, skipped"
+                };
+                println!("{}: run {} {what}", o.table, o.run_id);
+            }
+            if outcomes.iter().any(|o| o.loaded) {
+                maintain(&api, &table, vacuum, analyze)?;
+            }
+            Ok(ExitCode::SUCCESS)
         }
     }
 }

@@ -216,6 +216,28 @@ pub fn run_table(
     table: &TableSpec,
     progress: &dyn Progress,
 ) -> Result<TableSummary> {
+    run_table_from(job, stores, table, None, progress)
+}
+
+/// Process `inputs` (those the ledger does not hold) of one table as one run, instead of
+/// listing the table's patterns: the Lambda's objects of one invocation.
+pub fn run_inputs(
+    job: &Job,
+    stores: &Stores,
+    table: &TableSpec,
+    inputs: Vec<MatchedInput>,
+    progress: &dyn Progress,
+) -> Result<TableSummary> {
+    run_table_from(job, stores, table, Some(inputs), progress)
+}
+
+fn run_table_from(
+    job: &Job,
+    stores: &Stores,
+    table: &TableSpec,
+    given: Option<Vec<MatchedInput>>,
+    progress: &dyn Progress,
+) -> Result<TableSummary> {
     let started = Instant::now();
     let started_at = now_rfc3339();
     let lake = open_lake(job, stores)?;
@@ -228,7 +250,7 @@ pub fn run_table(
     summary.orphans_removed = recover(&lake, &table.name)?;
     stall_point("after_lock");
 
-    let (planned, listed, skipped) = plan(table, stores, &lake)?;
+    let (planned, listed, skipped) = plan(table, stores, &lake, given)?;
     summary.inputs_listed = listed;
     summary.inputs_skipped = skipped;
     tracing::info!(table = %table.name, listed, skipped, planned = planned.len(), "planned");
@@ -416,13 +438,25 @@ fn run_of_part(name: &str) -> Option<&str> {
 }
 
 /// List inputs and keep those the ledger does not hold. Returns (planned, listed, skipped).
-fn plan(table: &TableSpec, stores: &Stores, lake: &Lake) -> Result<(Vec<Planned>, usize, usize)> {
+fn plan(
+    table: &TableSpec,
+    stores: &Stores,
+    lake: &Lake,
+    given: Option<Vec<MatchedInput>>,
+) -> Result<(Vec<Planned>, usize, usize)> {
     let ledger = Ledger::load(lake, &table.name)?;
     let mut seen = BTreeSet::new();
     let mut planned = Vec::new();
     let (mut listed, mut skipped) = (0, 0);
-    for pattern in &table.inputs {
-        let matches = pattern.list(stores)?;
+    let batches = match given {
+        Some(inputs) => vec![inputs],
+        None => table
+            .inputs
+            .iter()
+            .map(|p| p.list(stores))
+            .collect::<Result<Vec<_>>>()?,
+    };
+    for matches in batches {
         for m in matches {
             if !seen.insert(m.uri.clone()) {
                 continue;

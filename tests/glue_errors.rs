@@ -3,63 +3,13 @@
 //! retried alone after a pause, any other entry error fails with the partition and Glue's
 //! text), and UpdateTable refused for a stale VersionId (re-read and retried with the new one).
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
-use std::sync::{Arc, Mutex};
+mod common;
 
 use citrine::aws::{AwsContext, AwsOptions};
 use citrine::partition::PartitionKey;
 use citrine::register::{Catalog, GlueCatalog};
+use common::fake_api::fake_api;
 use serde_json::{json, Value};
-
-/// Every request the fake saw: (target, body).
-type Calls = Arc<Mutex<Vec<(String, Value)>>>;
-
-/// Serve Glue calls: each request's (target, body) is recorded; `answer` gives the reply.
-fn fake_glue(
-    answer: impl Fn(&str, &Value, usize) -> (u16, Value) + Send + 'static,
-) -> (String, Calls) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let seen: Calls = Arc::default();
-    let log = seen.clone();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let (mut target, mut length) = (String::new(), 0usize);
-            loop {
-                let mut line = String::new();
-                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                    break;
-                }
-                let lower = line.to_ascii_lowercase();
-                if let Some(v) = lower.strip_prefix("x-amz-target:") {
-                    target = v.trim().trim_start_matches("awsglue.").to_owned();
-                }
-                if let Some(v) = lower.strip_prefix("content-length:") {
-                    length = v.trim().parse().unwrap();
-                }
-            }
-            let mut body = vec![0; length];
-            reader.read_exact(&mut body).unwrap();
-            let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-            let n = {
-                let mut log = log.lock().unwrap();
-                log.push((target.clone(), body.clone()));
-                log.iter().filter(|(t, _)| *t == target).count()
-            };
-            let (status, reply) = answer(&target, &body, n);
-            let text = reply.to_string();
-            let _ = write!(
-                stream,
-                "HTTP/1.1 {status} X\r\nContent-Type: application/x-amz-json-1.1\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}",
-                text.len()
-            );
-        }
-    });
-    (url, seen)
-}
 
 fn keys(n: i32) -> Vec<(PartitionKey, String)> {
     (0..n)
@@ -104,7 +54,7 @@ fn batch_create_partition_entry_errors() {
     std::env::set_var("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent");
 
     // Call 1: entry 0 already exists, entry 1 is throttled; call 2 (entry 1 alone) succeeds.
-    let (url, seen) = fake_glue(|target, body, n| match target {
+    let (url, seen) = fake_api(|target, body, n| match target {
         "gettable" => not_found(),
         "batchcreatepartition" if n == 1 => {
             let list = body["PartitionInputList"].as_array().unwrap();
@@ -131,7 +81,7 @@ fn batch_create_partition_entry_errors() {
     assert_eq!(sizes, [100, 1, 50]);
 
     // Any other entry error fails, naming the partition and Glue's text.
-    let (url, _) = fake_glue(|target, body, _| match target {
+    let (url, _) = fake_api(|target, body, _| match target {
         "gettable" => not_found(),
         _ => {
             let list = body["PartitionInputList"].as_array().unwrap();

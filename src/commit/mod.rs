@@ -2,6 +2,7 @@
 //! from the list of files the writers returned and nothing else.
 
 pub mod manifest;
+pub mod redshift;
 pub mod report;
 
 pub use manifest::manifest_json;

@@ -150,6 +150,62 @@ impl InputPattern {
         &self.root
     }
 
+    /// The input `s3://bucket/key` as this pattern would list it, if it matches (the object's
+    /// size, mtime and ETag are looked up; `Ok(None)` also when it no longer exists).
+    pub fn match_object(
+        &self,
+        stores: &Stores,
+        bucket: &str,
+        key: &str,
+    ) -> Result<Option<MatchedInput>> {
+        let Location::S3 {
+            bucket: root_bucket,
+            prefix,
+        } = &self.root
+        else {
+            return Ok(None);
+        };
+        if root_bucket != bucket {
+            return Ok(None);
+        }
+        let rel = if prefix.is_empty() {
+            key
+        } else {
+            match key
+                .strip_prefix(prefix.as_str())
+                .and_then(|r| r.strip_prefix('/'))
+            {
+                Some(r) => r,
+                None => return Ok(None),
+            }
+        };
+        let segs: Vec<&str> = rel.split('/').collect();
+        if segs
+            .iter()
+            .any(|s| s.is_empty() || s.starts_with('.') || s.starts_with('_'))
+        {
+            return Ok(None);
+        }
+        let mut customer = None;
+        if !match_segs(&self.segs, &segs, &mut customer) {
+            return Ok(None);
+        }
+        let store = stores.open(&self.root)?;
+        let Some(object) = store.head(rel)? else {
+            tracing::info!(object = %store.url(rel), "gone since the event; skipped");
+            return Ok(None);
+        };
+        Ok(Some(MatchedInput {
+            uri: store.url(rel),
+            customer: customer.map(str::to_owned),
+            key: rel.to_owned(),
+            store,
+            size: object.size,
+            mtime_ns: object.mtime_ns,
+            etag: object.etag,
+        }))
+    }
+
     /// Every file the pattern matches, sorted by uri. A missing root matches nothing.
     pub fn list(&self, stores: &Stores) -> Result<Vec<MatchedInput>> {
         let store = stores.open(&self.root)?;

@@ -188,6 +188,21 @@ impl Store for LocalStore {
         }
     }
 
+    fn head(&self, key: &str) -> Result<Option<ObjectInfo>> {
+        let path = self.path(key);
+        match std::fs::metadata(&path) {
+            Ok(meta) if meta.is_file() => Ok(Some(ObjectInfo {
+                key: key.to_owned(),
+                size: meta.len(),
+                mtime_ns: mtime_ns(&meta),
+                etag: None,
+            })),
+            Ok(_) => Ok(None),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::io(&path, e)),
+        }
+    }
+
     fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>> {
         let dir = self.path(prefix);
         let mut out = Vec::new();
@@ -274,6 +289,9 @@ mod tests {
         s.write("a/1.txt", b"one").unwrap();
         assert_eq!(s.read("a/1.txt").unwrap().unwrap().bytes, b"one");
         assert!(s.read("missing").unwrap().is_none());
+        assert!(s.head("missing").unwrap().is_none());
+        assert!(s.head("a").unwrap().is_none(), "a folder is not an object");
+        assert_eq!(s.head("a/1.txt").unwrap().unwrap().size, 3);
         let keys: Vec<_> = s.list("").unwrap().into_iter().map(|o| o.key).collect();
         assert_eq!(keys, ["a/1.txt", "b/2.txt"]);
         assert_eq!(s.list("b").unwrap()[0].size, 3);

@@ -155,6 +155,8 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     fn replace(&self, key: &str, bytes: &[u8], version: &Version) -> Result<Option<Version>>;
     /// Delete; a missing key is success.
     fn delete(&self, key: &str) -> Result<()>;
+    /// The object's size, mtime and ETag; `None` when absent.
+    fn head(&self, key: &str) -> Result<Option<ObjectInfo>>;
     /// Every object below `prefix` (a folder key, `""` for all), sorted by key.
     fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>>;
     /// Stream an object's bytes.

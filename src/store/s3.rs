@@ -135,6 +135,20 @@ impl Store for S3Store {
         }
     }
 
+    fn head(&self, key: &str) -> Result<Option<ObjectInfo>> {
+        let path = self.path(key)?;
+        match block_on(self.client.head(&path)) {
+            Ok(m) => Ok(Some(ObjectInfo {
+                key: key.to_owned(),
+                size: m.size,
+                mtime_ns: nanos(m.last_modified),
+                etag: m.e_tag,
+            })),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(store_error(&self.url(key), e)),
+        }
+    }
+
     fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>> {
         let full = self.full_key(prefix);
         let path = if full.is_empty() {

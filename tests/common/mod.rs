@@ -60,6 +60,7 @@ pub fn lines(data: &[u8]) -> Vec<&[u8]> {
 }
 
 pub mod aws;
+pub mod fake_api;
 pub mod gen;
 pub mod proxy;
 

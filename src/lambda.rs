@@ -1,0 +1,320 @@
+//! The Lambda for small loads (feature `lambda`; the `bootstrap` binary runs it): the same
+//! pipeline as `citrine run`, fed by S3 ObjectCreated events instead of listings.
+//!
+//! - S3 events arrive directly or inside SQS messages. With SQS, a message whose objects could
+//!   not be committed is reported as a batch item failure, so only it is retried.
+//! - Keys are URL-decoded. Keys ending in `/` (folder placeholders), objects gone since the
+//!   event, objects no table's input pattern matches (the lake's own objects among them), and
+//!   S3 test events are skipped with a log line.
+//! - The objects of one invocation are one run per table, with one marker each; the ledger
+//!   still drops objects already consumed, so a redelivered event changes nothing.
+//! - An event for a `.manifest` object of the lake loads that marker into Redshift, once
+//!   (`citrine_loads` guards it), when `[redshift]` is configured.
+//!
+//! Configuration comes from the environment: `CITRINE_CONFIG_TOML` (the whole `citrine.toml`
+//! as text) or `CITRINE_CONFIG` (a path, default `citrine.toml` beside the binary's working
+//! directory, i.e. in the deployment package). The clients are built once per container, in
+//! [`LambdaEnv::from_env`].
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use crate::config::{ConfigFile, Job};
+use crate::error::{Error, Result};
+use crate::lake::{Lake, MANIFEST_SUFFIX};
+use crate::pipeline::{open_lake, run_inputs, NoProgress, TableSummary};
+use crate::read::pattern::MatchedInput;
+use crate::redshift::{load_run, parse_marker, DataApi, LoadOutcome};
+use crate::store::Stores;
+
+/// What a container keeps between invocations: the job and its clients.
+#[derive(Debug)]
+pub struct LambdaEnv {
+    job: Job,
+    stores: Stores,
+    lake: Lake,
+    redshift: Option<DataApi>,
+}
+
+/// One object named by an event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventObject {
+    /// Bucket.
+    pub bucket: String,
+    /// Key, URL-decoded.
+    pub key: String,
+}
+
+/// What one invocation did.
+#[derive(Debug, Default, Serialize)]
+pub struct Invocation {
+    /// Table runs (one per table with new objects).
+    pub runs: Vec<TableSummary>,
+    /// Markers loaded or found already loaded.
+    pub loads: Vec<LoadOutcome>,
+    /// Objects skipped, with why.
+    pub skipped: Vec<String>,
+    /// SQS message ids to retry.
+    #[serde(rename = "batchItemFailures")]
+    pub batch_item_failures: Vec<Value>,
+}
+
+impl LambdaEnv {
+    /// Build from `CITRINE_CONFIG_TOML` or `CITRINE_CONFIG`.
+    pub fn from_env() -> Result<Self> {
+        let (file, base) = match std::env::var("CITRINE_CONFIG_TOML") {
+            Ok(text) => (
+                ConfigFile::parse(&text, "CITRINE_CONFIG_TOML")?,
+                std::env::current_dir().map_err(|e| Error::io(".", e))?,
+            ),
+            Err(_) => {
+                let path =
+                    std::env::var("CITRINE_CONFIG").unwrap_or_else(|_| "citrine.toml".into());
+                let path = Path::new(&path);
+                let base = path.parent().unwrap_or(Path::new(".")).to_path_buf();
+                (ConfigFile::load(path)?, base)
+            }
+        };
+        Self::new(file.validate(&base)?)
+    }
+
+    /// Build for `job`.
+    pub fn new(job: Job) -> Result<Self> {
+        let stores = Stores::new(job.aws.clone());
+        let lake = open_lake(&job, &stores)?;
+        let redshift = job.redshift.clone().map(|r| DataApi::new(stores.aws(), r));
+        Ok(Self {
+            job,
+            stores,
+            lake,
+            redshift,
+        })
+    }
+}
+
+/// Decode an S3 event key: `+` is a space, `%XX` a byte.
+pub fn decode_key(key: &str) -> String {
+    let bytes = key.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok();
+                match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                    Some(b) => {
+                        out.push(b);
+                        i += 2;
+                    }
+                    None => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The objects of an S3 event (`Records` with `eventSource` `aws:s3`); an S3 test event gives
+/// none. `Err` when the JSON is not an S3 event at all.
+pub fn s3_objects(event: &Value) -> std::result::Result<Vec<EventObject>, String> {
+    if event.get("Event").and_then(Value::as_str) == Some("s3:TestEvent") {
+        tracing::info!("S3 test event; nothing to do");
+        return Ok(Vec::new());
+    }
+    let records = event
+        .get("Records")
+        .and_then(Value::as_array)
+        .ok_or("not an S3 event: no Records")?;
+    let mut out = Vec::new();
+    for r in records {
+        let source = r.get("eventSource").and_then(Value::as_str).unwrap_or("");
+        if source != "aws:s3" {
+            return Err(format!("not an S3 record: eventSource {source:?}"));
+        }
+        let name = r.get("eventName").and_then(Value::as_str).unwrap_or("");
+        if !name.starts_with("ObjectCreated:") {
+            tracing::info!(event = name, "not an ObjectCreated event; skipped");
+            continue;
+        }
+        let bucket = r.pointer("/s3/bucket/name").and_then(Value::as_str);
+        let key = r.pointer("/s3/object/key").and_then(Value::as_str);
+        match (bucket, key) {
+            (Some(b), Some(k)) => out.push(EventObject {
+                bucket: b.to_owned(),
+                key: decode_key(k),
+            }),
+            _ => return Err("an S3 record without s3.bucket.name or s3.object.key".into()),
+        }
+    }
+    Ok(out)
+}
+
+/// Handle one invocation's event (S3, SQS of S3, or an S3 test event).
+pub fn handle(env: &LambdaEnv, event: &Value) -> Result<Invocation> {
+    let records = event.get("Records").and_then(Value::as_array);
+    let is_sqs = records.is_some_and(|r| {
+        r.first()
+            .and_then(|x| x.get("eventSource"))
+            .and_then(Value::as_str)
+            == Some("aws:sqs")
+    });
+    let mut inv = Invocation::default();
+    // Objects with the SQS message they came in (None when direct).
+    let mut objects: Vec<(EventObject, Option<String>)> = Vec::new();
+    if is_sqs {
+        for m in records.into_iter().flatten() {
+            let id = m
+                .get("messageId")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_owned();
+            let body = m.get("body").and_then(Value::as_str).unwrap_or("");
+            let parsed = serde_json::from_str::<Value>(body)
+                .map_err(|e| e.to_string())
+                .and_then(|v| s3_objects(&v));
+            match parsed {
+                Ok(objs) => objects.extend(objs.into_iter().map(|o| (o, Some(id.clone())))),
+                Err(e) => {
+                    tracing::error!(message = %id, error = %e, "an SQS message that is not an S3 event");
+                    inv.batch_item_failures
+                        .push(json!({ "itemIdentifier": id }));
+                }
+            }
+        }
+    } else {
+        let objs = s3_objects(event).map_err(|message| Error::Corrupt {
+            path: "event".into(),
+            message,
+        })?;
+        objects.extend(objs.into_iter().map(|o| (o, None)));
+    }
+
+    let mut per_table: BTreeMap<usize, (Vec<MatchedInput>, Vec<Option<String>>)> = BTreeMap::new();
+    let mut markers: Vec<(String, Option<String>)> = Vec::new();
+    for (o, message) in objects {
+        let url = format!("s3://{}/{}", o.bucket, o.key);
+        if o.key.ends_with('/') {
+            tracing::info!(object = %url, "a folder key; skipped");
+            inv.skipped.push(format!("{url}: folder key"));
+            continue;
+        }
+        if o.key.ends_with(MANIFEST_SUFFIX) {
+            markers.push((url, message));
+            continue;
+        }
+        let mut matched = None;
+        'tables: for (i, table) in env.job.tables.iter().enumerate() {
+            for pattern in &table.inputs {
+                if let Some(m) = pattern.match_object(&env.stores, &o.bucket, &o.key)? {
+                    matched = Some((i, m));
+                    break 'tables;
+                }
+            }
+        }
+        match matched {
+            Some((i, m)) => {
+                let entry = per_table.entry(i).or_default();
+                entry.0.push(m);
+                entry.1.push(message);
+            }
+            None => {
+                tracing::info!(object = %url, "no table's inputs match it, or it is gone; skipped");
+                inv.skipped.push(format!("{url}: not an input (or gone)"));
+            }
+        }
+    }
+
+    let mut first_error = None;
+    for (i, (inputs, messages)) in per_table {
+        let table = &env.job.tables[i];
+        match run_inputs(&env.job, &env.stores, table, inputs, &NoProgress) {
+            Ok(summary) => {
+                tracing::info!(summary = %summary, "run");
+                inv.runs.push(summary);
+            }
+            Err(e) => {
+                tracing::error!(table = %table.name, error = %e, "run failed");
+                fail(&mut inv, &messages, is_sqs, &mut first_error, e);
+            }
+        }
+    }
+    for (url, message) in markers {
+        let Some(api) = &env.redshift else {
+            tracing::info!(marker = %url, "no [redshift] configured; marker skipped");
+            inv.skipped.push(format!("{url}: no [redshift] configured"));
+            continue;
+        };
+        let loaded =
+            parse_marker(&env.lake, &url).and_then(|(t, r)| load_run(api, &env.lake, &t, &r));
+        match loaded {
+            Ok(outcome) => inv.loads.push(outcome),
+            Err(e) => {
+                tracing::error!(marker = %url, error = %e, "load failed");
+                fail(&mut inv, &[message], is_sqs, &mut first_error, e);
+            }
+        }
+    }
+    match first_error {
+        // Direct invocations fail whole (Lambda retries them; reruns are exactly once).
+        Some(e) if !is_sqs => Err(e),
+        _ => Ok(inv),
+    }
+}
+
+fn fail(
+    inv: &mut Invocation,
+    messages: &[Option<String>],
+    is_sqs: bool,
+    first_error: &mut Option<Error>,
+    e: Error,
+) {
+    if is_sqs {
+        for id in messages.iter().flatten() {
+            let item = json!({ "itemIdentifier": id });
+            if !inv.batch_item_failures.contains(&item) {
+                inv.batch_item_failures.push(item);
+            }
+        }
+    }
+    first_error.get_or_insert(e);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_url_decoded() {
+        assert_eq!(decode_key("logs/acme/a+b%3Dc.gz"), "logs/acme/a b=c.gz");
+        assert_eq!(decode_key("caf%C3%A9/x"), "café/x");
+        assert_eq!(decode_key("100%"), "100%");
+        assert_eq!(decode_key("bad%zz"), "bad%zz");
+    }
+
+    #[test]
+    fn s3_records_give_their_objects() {
+        let event = json!({"Records": [
+            {"eventSource": "aws:s3", "eventName": "ObjectCreated:Put",
+             "s3": {"bucket": {"name": "b"}, "object": {"key": "logs/a+b.gz", "size": 1}}},
+            {"eventSource": "aws:s3", "eventName": "ObjectRemoved:Delete",
+             "s3": {"bucket": {"name": "b"}, "object": {"key": "gone"}}}
+        ]});
+        assert_eq!(
+            s3_objects(&event).unwrap(),
+            [EventObject {
+                bucket: "b".into(),
+                key: "logs/a b.gz".into()
+            }]
+        );
+        assert!(s3_objects(&json!({"Event": "s3:TestEvent"}))
+            .unwrap()
+            .is_empty());
+        assert!(s3_objects(&json!({"detail": {}})).is_err());
+    }
+}
