@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use serde_json::{json, Value};
 
 use crate::config::{CatalogKind, Job};
+use crate::redshift::{Auth, RedshiftOptions, Target};
 use crate::store::Location;
 
 /// Bucket → key prefixes (empty prefix = the whole bucket).
@@ -112,7 +113,59 @@ pub fn policy(job: &Job) -> Value {
             "Resource": resources,
         }));
     }
+    if let Some(r) = &job.redshift {
+        statements.extend(redshift_statements(job, r));
+    }
     json!({ "Version": "2012-10-17", "Statement": statements })
+}
+
+/// `redshift load`: the Data API on the workgroup or cluster, its credentials, and the status
+/// calls (which AWS authorises per statement owner, not per resource).
+fn redshift_statements(job: &Job, r: &RedshiftOptions) -> Vec<Value> {
+    let region = job.aws.region.as_deref().unwrap_or("*");
+    let target = match &r.target {
+        Target::Workgroup(w) => format!("arn:aws:redshift-serverless:{region}:*:workgroup/*{w}*"),
+        Target::Cluster(c) => format!("arn:aws:redshift:{region}:*:cluster:{c}"),
+    };
+    let mut out = vec![
+        json!({
+            "Sid": "RedshiftDataStatements",
+            "Effect": "Allow",
+            "Action": ["redshift-data:ExecuteStatement", "redshift-data:BatchExecuteStatement"],
+            "Resource": [target.clone()],
+        }),
+        json!({
+            "Sid": "RedshiftDataOwnStatements",
+            "Effect": "Allow",
+            "Action": ["redshift-data:DescribeStatement", "redshift-data:GetStatementResult", "redshift-data:CancelStatement"],
+            "Resource": ["*"],
+            "Condition": { "StringEquals": { "redshift-data:statement-owner-iam-userid": "${aws:userid}" } },
+        }),
+    ];
+    out.push(match (&r.auth, &r.target) {
+        (Auth::Secret(arn), _) => json!({
+            "Sid": "RedshiftSecret",
+            "Effect": "Allow",
+            "Action": ["secretsmanager:GetSecretValue"],
+            "Resource": [arn],
+        }),
+        (Auth::DbUser(user), Target::Cluster(c)) => json!({
+            "Sid": "RedshiftClusterCredentials",
+            "Effect": "Allow",
+            "Action": ["redshift:GetClusterCredentials"],
+            "Resource": [
+                format!("arn:aws:redshift:{region}:*:dbuser:{c}/{user}"),
+                format!("arn:aws:redshift:{region}:*:dbname:{c}/{}", r.database),
+            ],
+        }),
+        _ => json!({
+            "Sid": "RedshiftServerlessCredentials",
+            "Effect": "Allow",
+            "Action": ["redshift-serverless:GetCredentials"],
+            "Resource": [target],
+        }),
+    });
+    out
 }
 
 #[cfg(test)]
@@ -146,6 +199,38 @@ inputs = ["s3://acme-audit/exports/{customer}/*.csv", "s3://acme-audit/old/{cust
             .unwrap();
         let text = serde_json::to_string_pretty(&policy(&job)).unwrap();
         insta::assert_snapshot!(text);
+    }
+
+    #[test]
+    fn redshift_loads_add_the_data_api_and_the_secret() {
+        let text = "[lake]\nroot = \"lake\"\n[[table]]\nname = \"t\"\nformat = \"audit\"\ninputs = [\"in/\"]\n[redshift]\ncluster_id = \"c1\"\ndatabase = \"dev\"\nsecret_arn = \"arn:aws:secretsmanager:eu-west-1:1:secret:s\"\n";
+        let job = ConfigFile::parse(text, "t")
+            .unwrap()
+            .validate(std::path::Path::new("/base"))
+            .unwrap();
+        let p = policy(&job);
+        let sids: Vec<&str> = p["Statement"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["Sid"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            sids,
+            [
+                "RedshiftDataStatements",
+                "RedshiftDataOwnStatements",
+                "RedshiftSecret"
+            ]
+        );
+        assert_eq!(
+            p["Statement"][0]["Resource"][0],
+            "arn:aws:redshift:*:*:cluster:c1"
+        );
+        assert_eq!(
+            p["Statement"][2]["Resource"][0],
+            "arn:aws:secretsmanager:eu-west-1:1:secret:s"
+        );
     }
 
     #[test]

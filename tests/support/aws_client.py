@@ -58,7 +58,8 @@ def main(cmd, *a):
         n = 0
         for p in sorted(Path(root).rglob("*")):
             if p.is_file():
-                s3.upload_file(str(p), bucket, f"{prefix}/{p.relative_to(root).as_posix()}")
+                rel = p.relative_to(root).as_posix()
+                s3.upload_file(str(p), bucket, f"{prefix}/{rel}" if prefix else rel)
                 n += 1
         return {"uploaded": n}
     if cmd == "copy":
