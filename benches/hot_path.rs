@@ -1,12 +1,23 @@
-//! Decoder and masking throughput on seeded, CloudFront- and audit-shaped data.
-//! `cargo bench --bench decode`; figures are bytes of uncompressed input per second.
+//! The hot path, stage by stage, on seeded CloudFront- and audit-shaped data: decode, mask +
+//! lineage, partition split, Parquet encode, and the whole run end to end on a temporary lake.
+//! `cargo bench --bench hot_path`; every figure is bytes of uncompressed input per second.
 
 use std::hint::black_box;
 
+use std::io::Write;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+
+use arrow::array::RecordBatch;
+use citrine::config::{ConfigFile, WriteOptions};
+use citrine::lake::Lake;
 use citrine::parse::{cloudfront, decode_chunked, Format, FormatDecoder};
+use citrine::partition::split;
+use citrine::pipeline::{self, NoProgress};
 use citrine::schema::table_schema;
 use citrine::transform::{Lineage, MaskOptions, Masker, Transform};
-use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use citrine::write::PartitionedWriter;
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 
 const FIELDS: &str = "#Fields: date time x-edge-location sc-bytes c-ip cs-method cs(Host) cs-uri-stem sc-status cs(Referer) cs(User-Agent) cs-uri-query cs(Cookie) x-edge-result-type x-edge-request-id x-host-header cs-protocol cs-bytes time-taken x-forwarded-for ssl-protocol ssl-cipher x-edge-response-result-type cs-protocol-version fle-status fle-encrypted-fields c-port time-to-first-byte x-edge-detailed-result-type sc-content-type sc-content-len sc-range-start sc-range-end";
 
@@ -82,10 +93,10 @@ fn decode(c: &mut Criterion) {
     g.finish();
 }
 
-fn transform(c: &mut Criterion) {
-    let data = cloudfront_log(20_000);
+/// The CloudFront sample decoded and transformed into table batches (one customer, 28 days).
+fn table_batches(data: &[u8]) -> (Transform, Vec<RecordBatch>) {
     let mut d = FormatDecoder::new(Format::CloudFront, 8192);
-    let batches: Vec<_> = decode_chunked(&data, data.len(), &mut d)
+    let batches: Vec<_> = decode_chunked(data, data.len(), &mut d)
         .unwrap()
         .into_iter()
         .map(|o| o.batch)
@@ -101,6 +112,26 @@ fn transform(c: &mut Criterion) {
         "s3://bucket/logs/acme/E1.2019-12-04-21.abc.gz",
         Some("acme".into()),
     );
+    let out = batches
+        .iter()
+        .map(|b| t.apply(b.clone(), &lineage).unwrap().batch)
+        .collect();
+    (t, out)
+}
+
+fn transform(c: &mut Criterion) {
+    let data = cloudfront_log(20_000);
+    let mut d = FormatDecoder::new(Format::CloudFront, 8192);
+    let batches: Vec<_> = decode_chunked(&data, data.len(), &mut d)
+        .unwrap()
+        .into_iter()
+        .map(|o| o.batch)
+        .collect();
+    let (t, table) = table_batches(&data);
+    let lineage = Lineage::new(
+        "s3://bucket/logs/acme/E1.2019-12-04-21.abc.gz",
+        Some("acme".into()),
+    );
     let mut g = c.benchmark_group("transform");
     g.throughput(Throughput::Bytes(data.len() as u64));
     g.bench_function("cloudfront_mask_and_lineage", |b| {
@@ -110,8 +141,71 @@ fn transform(c: &mut Criterion) {
             }
         })
     });
+    g.bench_function("partition_split", |b| {
+        b.iter(|| {
+            for batch in &table {
+                black_box(split(batch).unwrap());
+            }
+        })
+    });
+    let parts: Vec<_> = table.iter().flat_map(|b| split(b).unwrap()).collect();
+    let dir = tempfile::tempdir().unwrap();
+    let lake = Lake::local(dir.path()).unwrap();
+    g.bench_function("parquet_encode_snappy", |b| {
+        b.iter(|| {
+            let mut w = PartitionedWriter::new(
+                lake.clone(),
+                "bench",
+                "run",
+                t.table_schema().clone(),
+                WriteOptions::default(),
+                Arc::new(AtomicU64::new(0)),
+            );
+            for p in &parts {
+                w.write(p.clone()).unwrap();
+            }
+            black_box(w.finish().unwrap());
+        })
+    });
     g.finish();
 }
 
-criterion_group!(benches, decode, transform);
+/// `citrine run` on 8 gzip CloudFront files (4 customers × 2 days) into a fresh local lake.
+fn end_to_end(c: &mut Criterion) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut bytes = 0u64;
+    for customer in ["acme", "globex", "initech", "umbrella"] {
+        let folder = dir.path().join("logs").join(customer);
+        std::fs::create_dir_all(&folder).unwrap();
+        for day in 0..2 {
+            let data = cloudfront_log(10_000);
+            bytes += data.len() as u64;
+            let f = std::fs::File::create(folder.join(format!("E1.2019-12-0{day}-00.{customer}.gz"))).unwrap();
+            let mut gz = flate2::write::GzEncoder::new(f, flate2::Compression::default());
+            gz.write_all(&data).unwrap();
+            gz.finish().unwrap();
+        }
+    }
+    let text = "[lake]\nroot = \"lake\"\n[run]\nthreads = 2\n[[table]]\nname = \"cloudfront_logs\"\nformat = \"cloudfront\"\ninputs = [\"logs/{customer}/\"]\n";
+    let job = ConfigFile::parse(text, "bench")
+        .unwrap()
+        .validate(dir.path())
+        .unwrap();
+    let lake = dir.path().join("lake");
+    let mut g = c.benchmark_group("end_to_end");
+    g.sample_size(10);
+    g.throughput(Throughput::Bytes(bytes));
+    g.bench_function("cloudfront_gzip_2_threads", |b| {
+        b.iter_batched(
+            || {
+                let _ = std::fs::remove_dir_all(&lake);
+            },
+            |()| black_box(pipeline::run(&job, None, &NoProgress).unwrap()),
+            BatchSize::PerIteration,
+        )
+    });
+    g.finish();
+}
+
+criterion_group!(benches, decode, transform, end_to_end);
 criterion_main!(benches);
