@@ -36,6 +36,7 @@ fn shape(seed: u64, customers: &'static [&'static str], days: u32) -> Shape<'sta
         files_per_day: 3,
         rows_per_file: 40,
         bad_every: 53,
+        all_gzip: false,
     }
 }
 

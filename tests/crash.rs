@@ -21,6 +21,7 @@ fn generate(dir: &Path) -> Generated {
             files_per_day: 3,
             rows_per_file: 30,
             bad_every: 41,
+            all_gzip: false,
         },
     );
     write_config(dir, "");

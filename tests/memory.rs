@@ -36,6 +36,7 @@ fn two_thousand_partitions_stay_under_the_budget() {
             files_per_day: 1,
             rows_per_file: 12,
             bad_every: 0,
+            all_gzip: false,
         },
     );
     // One file per customer and day, its last rows late: 200 × 11 days of partitions.

@@ -22,6 +22,7 @@ fn generate(dir: &Path) -> Generated {
             files_per_day: 3,
             rows_per_file: 40,
             bad_every: 53,
+            all_gzip: false,
         },
     );
     write_config(dir, "");
@@ -117,6 +118,7 @@ fn reruns_are_exactly_once() {
             files_per_day: 2,
             rows_per_file: 10,
             bad_every: 0,
+            all_gzip: false,
         },
     );
     let src = extra.path().join("logs/cloudfront/initech");

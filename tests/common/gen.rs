@@ -46,6 +46,8 @@ pub struct Shape<'a> {
     pub rows_per_file: u32,
     /// Every n-th record is broken (0: none).
     pub bad_every: u64,
+    /// Gzip every file (else every other one).
+    pub all_gzip: bool,
 }
 
 fn ip(r: &mut Seeded) -> String {
@@ -60,7 +62,7 @@ fn ip(r: &mut Seeded) -> String {
     )
 }
 
-/// Write CloudFront logs under `dir/logs/cloudfront/<customer>/`, half of them gzip.
+/// Write CloudFront logs under `dir/logs/cloudfront/<customer>/`, half of them gzip (or all).
 pub fn cloudfront(dir: &Path, shape: &Shape) -> Generated {
     let mut r = Seeded(shape.seed | 1);
     let mut g = Generated::default();
@@ -103,7 +105,7 @@ pub fn cloudfront(dir: &Path, shape: &Shape) -> Generated {
                     1 + day,
                     r.next() as u32
                 );
-                if (day + hour) % 2 == 0 {
+                if shape.all_gzip || (day + hour) % 2 == 0 {
                     let f = std::fs::File::create(folder.join(format!("{name}.gz"))).unwrap();
                     let mut e = flate2::write::GzEncoder::new(f, flate2::Compression::fast());
                     e.write_all(text.as_bytes()).unwrap();

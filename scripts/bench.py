@@ -1,0 +1,187 @@
+"""citrine beside DuckDB on the same jobs, same input, same run (called by scripts/bench).
+
+Jobs: CloudFront gzip W3C logs -> typed columns, customer from the folder, IPs masked
+(c_ip and every x-forwarded-for element to /24), Hive-partitioned (customer, dt) snappy
+Parquet; the audit CSV job (timestamp parsed, source_ip masked); and many small CloudFront
+files. Each job runs A B A B; every run is timed with /usr/bin/time (wall, peak RSS, CPU).
+The machine's own gunzip throughput (2 parallel gzip -dc) is measured as the ceiling.
+"""
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+root = Path(__file__).resolve().parent.parent
+work = root / ".tmp/bench"
+release = root / "target/dist/x86_64-unknown-linux-gnu/release"
+citrine = release / "citrine"
+gen = release / "examples/bench_data"
+
+FIELDS = ("date time x_edge_location sc_bytes c_ip cs_method cs_host cs_uri_stem sc_status cs_referer "
+          "cs_user_agent cs_uri_query cs_cookie x_edge_result_type x_edge_request_id x_host_header "
+          "cs_protocol cs_bytes time_taken x_forwarded_for ssl_protocol ssl_cipher "
+          "x_edge_response_result_type cs_protocol_version fle_status fle_encrypted_fields c_port "
+          "time_to_first_byte x_edge_detailed_result_type sc_content_type sc_content_len "
+          "sc_range_start sc_range_end").split()
+TYPES = {"date": "DATE", "sc_bytes": "BIGINT", "sc_status": "INTEGER", "cs_bytes": "BIGINT",
+         "time_taken": "DOUBLE", "c_port": "INTEGER", "time_to_first_byte": "DOUBLE",
+         "sc_content_len": "BIGINT", "sc_range_start": "BIGINT", "sc_range_end": "BIGINT"}
+
+MASK = r"""
+CREATE MACRO mask_ip(ip) AS CASE
+  WHEN ip IS NULL THEN NULL
+  WHEN regexp_full_match(ip, '\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}') THEN regexp_replace(ip, '\.\d+$', '.0') || '/24'
+  WHEN ip LIKE '%:%' THEN regexp_extract(ip, '^([0-9a-fA-F]*:[0-9a-fA-F]*:[0-9a-fA-F]*)', 1) || '::/48'
+  ELSE '-' END;
+"""
+
+
+def duck_cloudfront(data, out):
+    columns = "{" + ", ".join(f"'{f}': '{TYPES.get(f, 'VARCHAR')}'" for f in FIELDS) + "}"
+    rest = ", ".join(f for f in FIELDS if f not in ("date", "time", "c_ip", "x_forwarded_for"))
+    return MASK + f"""
+COPY (
+  SELECT date + CAST(time AS TIME) AS ts,
+         regexp_extract(filename, '/cloudfront/([^/]+)/', 1) AS customer,
+         date AS dt, filename AS source_file,
+         mask_ip(c_ip) AS c_ip,
+         array_to_string(list_transform(string_split(replace(x_forwarded_for, '%20', ''), ','),
+                                        x -> mask_ip(trim(x))), ',') AS x_forwarded_for,
+         {rest}
+  FROM read_csv('{data}/logs/cloudfront/*/*', delim = '\t', header = false, comment = '#',
+                nullstr = '-', columns = {columns}, filename = true, auto_detect = false)
+) TO '{out}' (FORMAT PARQUET, COMPRESSION SNAPPY, PARTITION_BY (customer, dt));
+"""
+
+
+def duck_audit(data, out):
+    return MASK + f"""
+COPY (
+  SELECT CAST(timestamp AS TIMESTAMPTZ) AS ts,
+         regexp_extract(filename, '/audit/([^/]+)/', 1) AS customer,
+         CAST(CAST(timestamp AS TIMESTAMPTZ) AS DATE) AS dt, filename AS source_file,
+         "user", action, mask_ip(source_ip) AS source_ip, detail
+  FROM read_csv('{data}/logs/audit/*/*.csv', header = true, filename = true,
+                columns = {{'timestamp': 'VARCHAR', 'user': 'VARCHAR', 'action': 'VARCHAR',
+                           'source_ip': 'VARCHAR', 'detail': 'VARCHAR'}}, auto_detect = false)
+) TO '{out}' (FORMAT PARQUET, COMPRESSION SNAPPY, PARTITION_BY (customer, dt));
+"""
+
+
+def citrine_config(data, out, fmt):
+    table = "cloudfront_logs" if fmt == "cloudfront" else "wau_audit_logs"
+    inputs = "logs/cloudfront/{customer}/" if fmt == "cloudfront" else "logs/audit/{customer}/*.csv"
+    mask = "" if fmt == "cloudfront" else 'mask_ips = ["source_ip"]\n'
+    path = out.parent / f"{out.name}.toml"
+    path.write_text(f'[lake]\nroot = "{out}"\ncompression = "snappy"\n[run]\nthreads = 2\n'
+                    f'[[table]]\nname = "{table}"\nformat = "{fmt}"\ninputs = ["{data}/{inputs}"]\n{mask}')
+    return path
+
+
+def timed(cmd, env=None):
+    """Run `cmd` under /usr/bin/time: (seconds, peak RSS MiB, CPU %)."""
+    stats = work / "time.txt"
+    subprocess.run(["/usr/bin/time", "-o", str(stats), "-f", "%e %M %P"] + cmd, check=True,
+                   stdout=subprocess.DEVNULL, env=env)
+    e, m, p = stats.read_text().split()[-3:]
+    return float(e), int(m) / 1024, float(p.rstrip("%"))
+
+
+def size_of(path):
+    return sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file())
+
+
+def run_job(name, fmt, data, stats, runs, duck_threads):
+    rows, files, raw = stats["rows"], stats["files"], stats["uncompressed"]
+    results = {"citrine": [], "duckdb": []}
+    for i in range(runs):
+        for tool in ("citrine", "duckdb"):
+            out = work / f"out-{name}-{tool}"
+            shutil.rmtree(out, ignore_errors=True)
+            if tool == "citrine":
+                cmd = [str(citrine), "--config", str(citrine_config(data, out, fmt)), "run"]
+            else:
+                sql = (duck_cloudfront if fmt == "cloudfront" else duck_audit)(data, out)
+                script = work / f"{name}.sql"
+                script.write_text(f"SET threads = {duck_threads};\nSET preserve_insertion_order = false;\n{sql}")
+                cmd = [sys.executable, "-c",
+                       "import duckdb, sys; duckdb.connect().execute(open(sys.argv[1]).read())", str(script)]
+            secs, rss, cpu = timed(cmd)
+            results[tool].append({"seconds": secs, "rss_mib": rss, "cpu_pct": cpu, "bytes_out": size_of(out)})
+            print(f"  {name} run {i + 1} {tool}: {secs:.2f} s, {raw / 1e6 / secs:.1f} MB/s, "
+                  f"peak RSS {rss:.0f} MiB, CPU {cpu:.0f}%", flush=True)
+    best = {t: min(r, key=lambda x: x["seconds"]) for t, r in results.items()}
+    line = {"job": name, "rows": rows, "files": files, "uncompressed_mb": raw / 1e6}
+    for tool, b in best.items():
+        line[tool] = dict(b, rows_per_s=rows / b["seconds"], mb_per_s=raw / 1e6 / b["seconds"],
+                          files_per_s=files / b["seconds"])
+    line["ratio"] = best["duckdb"]["seconds"] / best["citrine"]["seconds"]
+    return line
+
+
+def uncompressed(data):
+    total = 0
+    for f in Path(data).rglob("*"):
+        if f.is_file():
+            if f.suffix == ".gz":
+                total += int(subprocess.check_output(["sh", "-c", f"gzip -dc '{f}' | wc -c"]))
+            else:
+                total += f.stat().st_size
+    return total
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--mb", type=int, default=1024, help="uncompressed CloudFront MB")
+    ap.add_argument("--runs", type=int, default=2)
+    ap.add_argument("--small-files", type=int, default=20000, help="0 skips the small-files job")
+    args = ap.parse_args()
+    work.mkdir(parents=True, exist_ok=True)
+    import duckdb
+    print(f"machine: {os.cpu_count()} cores, {os.uname().machine}; duckdb {duckdb.__version__}; "
+          f"citrine {subprocess.check_output([str(citrine), '--version'], text=True).strip()}", flush=True)
+    table = []
+    jobs = [("cloudfront", "cloudfront", args.mb), ("audit", "audit", max(args.mb // 4, 16))]
+    if args.small_files:
+        jobs.append(("small_files", "small", 0))
+    for name, kind, mb in jobs:
+        data = work / f"data-{name}-{mb}"
+        if not (data / "stats.json").exists():
+            shutil.rmtree(data, ignore_errors=True)
+            size_mb = mb if kind != "small" else 20000 * 50 // 1024
+            made = json.loads(subprocess.check_output([str(gen), str(data), kind, str(size_mb)]))
+            made["uncompressed"] = uncompressed(data)
+            (data / "stats.json").write_text(json.dumps(made))
+        stats = json.loads((data / "stats.json").read_text())
+        fmt = "audit" if kind == "audit" else "cloudfront"
+        print(f"{name}: {stats['files']} files, {stats['rows']} rows, "
+              f"{stats['uncompressed'] / 1e6:.0f} MB uncompressed, {stats['bytes_on_disk'] / 1e6:.0f} MB on disk", flush=True)
+        if kind == "cloudfront":
+            start = time.monotonic()
+            subprocess.run(["sh", "-c", f"find '{data}' -name '*.gz' -print0 | xargs -0 -P2 -n64 gzip -dc > /dev/null"], check=True)
+            gunzip = stats["uncompressed"] / 1e6 / (time.monotonic() - start)
+            print(f"  gunzip alone (2 processes): {gunzip:.1f} MB/s", flush=True)
+        line = run_job(name, fmt, data, stats, args.runs, 2)
+        if kind == "cloudfront":
+            line["gunzip_mb_per_s"] = gunzip
+        table.append(line)
+    print("\n| job | input | citrine MB/s | DuckDB MB/s | citrine / DuckDB | citrine rows/s | citrine peak RSS | DuckDB peak RSS | citrine CPU | output citrine / DuckDB |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for l in table:
+        c, d = l["citrine"], l["duckdb"]
+        extra = f" ({c['files_per_s']:.0f} files/s)" if l["job"] == "small_files" else ""
+        print(f"| {l['job']} | {l['files']} files, {l['uncompressed_mb']:.0f} MB | {c['mb_per_s']:.1f}{extra} | {d['mb_per_s']:.1f} | "
+              f"{l['ratio']:.2f}x | {c['rows_per_s']:.0f} | {c['rss_mib']:.0f} MiB | {d['rss_mib']:.0f} MiB | {c['cpu_pct']:.0f}% | "
+              f"{c['bytes_out'] / 1e6:.0f} MB / {d['bytes_out'] / 1e6:.0f} MB |")
+    for l in table:
+        if "gunzip_mb_per_s" in l:
+            print(f"\ncloudfront: citrine at {100 * l['citrine']['mb_per_s'] / l['gunzip_mb_per_s']:.0f}% of gunzip alone "
+                  f"({l['gunzip_mb_per_s']:.1f} MB/s)")
+    (work / "results.json").write_text(json.dumps(table, indent=2))
+
+
+main()
