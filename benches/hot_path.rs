@@ -180,7 +180,9 @@ fn end_to_end(c: &mut Criterion) {
         for day in 0..2 {
             let data = cloudfront_log(10_000);
             bytes += data.len() as u64;
-            let f = std::fs::File::create(folder.join(format!("E1.2019-12-0{day}-00.{customer}.gz"))).unwrap();
+            let f =
+                std::fs::File::create(folder.join(format!("E1.2019-12-0{day}-00.{customer}.gz")))
+                    .unwrap();
             let mut gz = flate2::write::GzEncoder::new(f, flate2::Compression::default());
             gz.write_all(&data).unwrap();
             gz.finish().unwrap();

@@ -15,7 +15,7 @@
 
 use std::collections::BTreeSet;
 use std::hash::{Hash, Hasher};
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::sync::atomic::AtomicU64;
 use std::sync::mpsc::{sync_channel, SyncSender};
 use std::sync::Arc;
@@ -26,6 +26,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 use xxhash_rust::xxh3::Xxh3;
 
+use crate::commit::rejects::RejectSpool;
 use crate::commit::report::{now_rfc3339, REPORT_VERSION};
 use crate::commit::{manifest_json, FailedInput, InputRecord, RunReport, WrittenRecord};
 use crate::config::{CatalogKind, Job, TableSpec, WriteOptions};
@@ -34,7 +35,7 @@ use crate::lake::{new_run_id, Lake};
 use crate::ledger::{Decision, Ledger};
 use crate::lock::TableLock;
 use crate::parse::audit::{read_columns, HeaderUnion};
-use crate::parse::{cloudfront, decode_stream, Decoder, Format, FormatDecoder, Reject, RowCounts};
+use crate::parse::{cloudfront, decode_stream, Decoder, Format, FormatDecoder, RowCounts};
 use crate::partition::{split, PartitionBatch};
 use crate::read::decompress::{self, Decompressed, Encoding};
 use crate::read::pattern::MatchedInput;
@@ -165,7 +166,6 @@ struct Consumed {
     counts: RowCounts,
     rows_written: u64,
     rows_rejected: u64,
-    rejects: Vec<Reject>,
     transform: TransformCounts,
 }
 
@@ -271,12 +271,14 @@ fn run_table_from(
         schema.clone(),
         Masker::new(table.mask_columns.clone(), job.mask),
     );
-    let (outcomes, files) = stream(job, table, &lake, &run_id, &transform, &planned, progress)?;
+    let spool = RejectSpool::new()?;
+    let (outcomes, files) = stream(
+        job, table, &lake, &run_id, &transform, &planned, &spool, progress,
+    )?;
     stall_point("before_commit");
 
     // Commit: everything below reads only `outcomes` and `files`.
     let mut inputs = Vec::new();
-    let mut rejects: Vec<(String, Reject)> = Vec::new();
     for o in outcomes {
         summary.bytes_in += o.planned.input.size;
         match o.result {
@@ -289,11 +291,6 @@ fn run_table_from(
                 if o.planned.changed {
                     summary.inputs_changed.push(o.planned.input.uri.clone());
                 }
-                rejects.extend(
-                    c.rejects
-                        .into_iter()
-                        .map(|r| (o.planned.input.uri.clone(), r)),
-                );
                 inputs.push(InputRecord {
                     uri: o.planned.input.uri,
                     size: o.planned.input.size,
@@ -336,7 +333,10 @@ fn run_table_from(
         return Ok(summary);
     }
 
-    let rejects_key = write_rejects(&lake, &table.name, &run_id, &rejects)?;
+    let rejects_key = spool.publish(
+        lake.store().as_ref(),
+        &lake.rejects_key(&table.name, &run_id),
+    )?;
     let columns = columns_of(&schema);
     let data_url = format!("{}/", lake.url(&lake.data_prefix(&table.name)));
     let schema_version = catalog.ensure_table(&table.name, &columns, &data_url)?;
@@ -536,8 +536,9 @@ fn resolve_schema(
     Ok(schema)
 }
 
-/// Decode, transform and write every planned input. Returns each input's outcome and the
-/// files written.
+/// Decode, transform and write every planned input, spooling rejected rows. Returns each
+/// input's outcome and the files written.
+#[allow(clippy::too_many_arguments)]
 fn stream(
     job: &Job,
     table: &TableSpec,
@@ -545,6 +546,7 @@ fn stream(
     run_id: &str,
     transform: &Transform,
     planned: &[Planned],
+    spool: &RejectSpool,
     progress: &dyn Progress,
 ) -> Result<(Vec<Outcome>, Vec<WrittenFile>)> {
     let writers = job.threads.max(1);
@@ -594,7 +596,7 @@ fn stream(
         planned
             .par_iter()
             .map(|p| {
-                let outcome = process_input(job, table, transform, p, &senders);
+                let outcome = process_input(job, table, transform, p, &senders, spool);
                 progress.input_done(p.input.size);
                 outcome
             })
@@ -710,6 +712,7 @@ fn process_input(
     transform: &Transform,
     p: &Planned,
     senders: &[SyncSender<PartitionBatch>],
+    spool: &RejectSpool,
 ) -> Result<Outcome> {
     let uri = &p.input.uri;
     let failed = |kind: FileError| Outcome {
@@ -790,6 +793,8 @@ fn process_input(
     if let Some(e) = send_error {
         return Err(e);
     }
+    // Consumed: its rejects go to the spool (a failed input's rows are dropped with it).
+    spool.append(uri, &rejects)?;
     let counts = decoder.counts();
     let hash = hasher.lock().map(|h| hex128(&h)).unwrap_or_default();
     Ok(Outcome {
@@ -799,43 +804,9 @@ fn process_input(
             counts,
             rows_written,
             rows_rejected: rejects.len() as u64,
-            rejects,
             transform: transform_counts,
         }),
     })
-}
-
-/// Write a run's rejected rows as JSON lines; returns their key below the lake root.
-fn write_rejects(
-    lake: &Lake,
-    table: &str,
-    run_id: &str,
-    rejects: &[(String, Reject)],
-) -> Result<Option<String>> {
-    if rejects.is_empty() {
-        return Ok(None);
-    }
-    #[derive(Serialize)]
-    struct Line<'a> {
-        file: &'a str,
-        line: u64,
-        reason: String,
-        raw: &'a str,
-    }
-    let mut out = Vec::new();
-    for (file, r) in rejects {
-        let line = Line {
-            file,
-            line: r.line,
-            reason: r.reason.to_string(),
-            raw: &r.raw,
-        };
-        serde_json::to_writer(&mut out, &line).expect("plain data");
-        out.write_all(b"\n").expect("vec write");
-    }
-    let key = lake.rejects_key(table, run_id);
-    lake.store().write(&key, &out)?;
-    Ok(Some(key))
 }
 
 #[cfg(test)]

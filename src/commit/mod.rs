@@ -3,6 +3,7 @@
 
 pub mod manifest;
 pub mod redshift;
+pub mod rejects;
 pub mod report;
 
 pub use manifest::manifest_json;

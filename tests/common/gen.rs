@@ -75,7 +75,7 @@ pub fn cloudfront(dir: &Path, shape: &Shape) -> Generated {
                 for i in 0..shape.rows_per_file {
                     g.rows += 1;
                     let late = hour + 1 == shape.files_per_day && i % 4 == 3;
-                    let (d, h) = if late { (day + 1, 0) } else { (day, hour) };
+                    let (d, h) = if late { (day + 1, 0) } else { (day, hour % 24) };
                     let date = format!("2024-01-{:02}", 1 + d);
                     let client = ip(&mut r);
                     let forwarded = ip(&mut r);
