@@ -72,12 +72,12 @@ COPY (
 """
 
 
-def citrine_config(data, out, fmt):
+def citrine_config(data, out, fmt, threads=2):
     table = "cloudfront_logs" if fmt == "cloudfront" else "wau_audit_logs"
     inputs = "logs/cloudfront/{customer}/" if fmt == "cloudfront" else "logs/audit/{customer}/*.csv"
     mask = "" if fmt == "cloudfront" else 'mask_ips = ["source_ip"]\n'
     path = out.parent / f"{out.name}.toml"
-    path.write_text(f'[lake]\nroot = "{out}"\ncompression = "snappy"\n[run]\nthreads = 2\n'
+    path.write_text(f'[lake]\nroot = "{out}"\ncompression = "snappy"\n[run]\nthreads = {threads}\n'
                     f'[[table]]\nname = "{table}"\nformat = "{fmt}"\ninputs = ["{data}/{inputs}"]\n{mask}')
     return path
 
@@ -120,6 +120,14 @@ def run_job(name, fmt, data, stats, runs, duck_threads):
         line[tool] = dict(b, rows_per_s=rows / b["seconds"], mb_per_s=raw / 1e6 / b["seconds"],
                           files_per_s=files / b["seconds"])
     line["ratio"] = best["duckdb"]["seconds"] / best["citrine"]["seconds"]
+    if fmt == "cloudfront" and name == "cloudfront":
+        # Scaling: the same job on one thread.
+        out = work / f"out-{name}-citrine-1"
+        shutil.rmtree(out, ignore_errors=True)
+        secs, rss, cpu = timed([str(citrine), "--config", str(citrine_config(data, out, fmt, 1)), "run"])
+        line["one_thread_seconds"] = secs
+        print(f"  {name} citrine on 1 thread: {secs:.2f} s, {raw / 1e6 / secs:.1f} MB/s, CPU {cpu:.0f}%; "
+              f"2 threads are {secs / best['citrine']['seconds']:.2f}x faster", flush=True)
     return line
 
 
