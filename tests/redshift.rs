@@ -95,21 +95,8 @@ fn ddl_and_copy_follow_the_lake() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a marker of the lake"));
 }
 
-/// The environment pointing the Data API at `url`.
-fn env(url: &str) -> Vec<(&'static str, String)> {
-    vec![
-        ("AWS_ENDPOINT_URL", url.to_owned()),
-        ("AWS_ACCESS_KEY_ID", "test".into()),
-        ("AWS_SECRET_ACCESS_KEY", "test".into()),
-        ("AWS_REGION", "us-east-1".into()),
-        ("AWS_EC2_METADATA_DISABLED", "true".into()),
-        ("AWS_CONFIG_FILE", "/nonexistent".into()),
-        ("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent".into()),
-    ]
-}
-
 fn load(dir: &Path, url: &str, args: &[&str]) -> std::process::Output {
-    let env = env(url);
+    let env = common::aws::env_for(url);
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let mut all = vec!["redshift", "load"];
     all.extend_from_slice(args);

@@ -158,12 +158,14 @@ impl Store for LocalStore {
 
     fn replace(&self, key: &str, bytes: &[u8], version: &Version) -> Result<Option<Version>> {
         let path = self.path(key);
-        let guard_path = temp_sibling(&path).with_file_name(format!(
-            ".{}.cas",
-            path.file_name()
-                .map(|n| n.to_string_lossy())
-                .unwrap_or_default()
-        ));
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let guard_path = path.with_file_name(format!(".{name}.cas"));
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        }
         let guard = File::options()
             .create(true)
             .truncate(false)

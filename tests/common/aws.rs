@@ -38,19 +38,9 @@ fn named(var: &str) -> Option<Endpoint> {
 }
 
 impl Endpoint {
-    /// The environment every process talking to the endpoint gets: static credentials, no
-    /// instance metadata, no profile files.
+    /// The environment every process talking to the endpoint gets.
     pub fn env(&self) -> Vec<(&'static str, String)> {
-        vec![
-            ("AWS_ENDPOINT_URL", self.url.clone()),
-            ("AWS_ACCESS_KEY_ID", "test".into()),
-            ("AWS_SECRET_ACCESS_KEY", "test".into()),
-            ("AWS_REGION", "us-east-1".into()),
-            ("AWS_DEFAULT_REGION", "us-east-1".into()),
-            ("AWS_EC2_METADATA_DISABLED", "true".into()),
-            ("AWS_CONFIG_FILE", "/nonexistent".into()),
-            ("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent".into()),
-        ]
+        env_for(&self.url)
     }
 
     /// Run the Python client; its JSON answer.
@@ -94,6 +84,21 @@ impl Endpoint {
         all.extend_from_slice(extra);
         super::citrine_env(dir, args, &all)
     }
+}
+
+/// The environment of a process talking to an AWS endpoint at `url`: static credentials, no
+/// instance metadata, no profile files.
+pub fn env_for(url: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("AWS_ENDPOINT_URL", url.to_owned()),
+        ("AWS_ACCESS_KEY_ID", "test".into()),
+        ("AWS_SECRET_ACCESS_KEY", "test".into()),
+        ("AWS_REGION", "us-east-1".into()),
+        ("AWS_DEFAULT_REGION", "us-east-1".into()),
+        ("AWS_EC2_METADATA_DISABLED", "true".into()),
+        ("AWS_CONFIG_FILE", "/nonexistent".into()),
+        ("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent".into()),
+    ]
 }
 
 /// A Glue database name for `bucket` (Glue names: lower case, digits, `_`).
