@@ -533,16 +533,7 @@ impl Catalog for GlueCatalog {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn cols(names: &[&str]) -> Vec<ColumnRecord> {
-        names
-            .iter()
-            .map(|n| ColumnRecord {
-                name: (*n).into(),
-                kind: "string".into(),
-            })
-            .collect()
-    }
+    use crate::register::string_columns as cols;
 
     #[test]
     fn partition_keys_leave_the_data_columns_and_come_back_in_place() {

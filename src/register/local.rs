@@ -201,16 +201,7 @@ impl Catalog for LocalCatalog {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn cols(names: &[&str]) -> Vec<ColumnRecord> {
-        names
-            .iter()
-            .map(|n| ColumnRecord {
-                name: (*n).into(),
-                kind: "string".into(),
-            })
-            .collect()
-    }
+    use crate::register::string_columns as cols;
 
     #[test]
     fn schema_grows_at_the_end_only_and_partitions_are_idempotent() {

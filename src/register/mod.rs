@@ -86,3 +86,15 @@ pub fn columns_of(schema: &Schema) -> Vec<ColumnRecord> {
         })
         .collect()
 }
+
+/// String columns named `names` (a test helper shared by the catalogs' tests).
+#[cfg(test)]
+pub(crate) fn string_columns(names: &[&str]) -> Vec<ColumnRecord> {
+    names
+        .iter()
+        .map(|n| ColumnRecord {
+            name: (*n).into(),
+            kind: "string".into(),
+        })
+        .collect()
+}
