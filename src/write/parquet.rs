@@ -38,16 +38,7 @@ pub struct WrittenFile {
 }
 
 /// Columns written without a dictionary: unique or nearly unique per row.
-pub const UNIQUE_COLUMNS: &[&str] = &[
-    "ts",
-    "row_num",
-    "x_edge_request_id",
-    "sc_bytes",
-    "cs_bytes",
-    "time_taken",
-    "time_to_first_byte",
-    "c_port",
-];
+pub const UNIQUE_COLUMNS: &[&str] = &["ts", "row_num", "x_edge_request_id"];
 
 /// Writer properties for citrine's Parquet: Parquet v1 data pages and writer version (what
 /// Redshift COPY and Spectrum read), the configured codec, bounded row groups.
