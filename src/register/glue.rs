@@ -19,7 +19,7 @@ use aws_sdk_glue::types::{
     TableInput,
 };
 
-use super::{Catalog, PartitionRecord};
+use super::{partition_keys, Catalog, PartitionRecord};
 use crate::aws::{block_on, AwsContext};
 use crate::commit::report::ColumnRecord;
 use crate::error::{Error, Result};
@@ -47,20 +47,6 @@ pub struct GlueCatalog {
     database: String,
     catalog_id: Option<String>,
     database_checked: bool,
-}
-
-/// The partition keys, in order.
-pub fn partition_keys() -> [ColumnRecord; 2] {
-    [
-        ColumnRecord {
-            name: CUSTOMER.into(),
-            kind: "string".into(),
-        },
-        ColumnRecord {
-            name: DT.into(),
-            kind: "date".into(),
-        },
-    ]
 }
 
 /// Split file columns into Glue data columns (keys removed).

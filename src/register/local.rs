@@ -12,7 +12,6 @@ use crate::commit::report::ColumnRecord;
 use crate::error::{Error, Result};
 use crate::lake::Lake;
 use crate::partition::PartitionKey;
-use crate::schema::{CUSTOMER, DT};
 use crate::store::Store;
 
 /// One table in the local catalog.
@@ -121,16 +120,7 @@ impl Catalog for LocalCatalog {
                 classification: "parquet".into(),
                 version: 0,
                 columns: Vec::new(),
-                partition_keys: vec![
-                    ColumnRecord {
-                        name: CUSTOMER.into(),
-                        kind: "string".into(),
-                    },
-                    ColumnRecord {
-                        name: DT.into(),
-                        kind: "date".into(),
-                    },
-                ],
+                partition_keys: super::partition_keys().to_vec(),
                 partitions: BTreeMap::new(),
             },
         };

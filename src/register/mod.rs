@@ -54,6 +54,20 @@ pub trait Catalog: Send {
     fn drop_partitions(&mut self, table: &str, values: &[Vec<String>]) -> Result<usize>;
 }
 
+/// The partition keys every catalog registers, in order: `customer` (string), `dt` (date).
+pub fn partition_keys() -> [ColumnRecord; 2] {
+    [
+        ColumnRecord {
+            name: crate::schema::CUSTOMER.into(),
+            kind: "string".into(),
+        },
+        ColumnRecord {
+            name: crate::schema::DT.into(),
+            kind: "date".into(),
+        },
+    ]
+}
+
 /// True when `new` keeps every registered column, in place and with its type, and only adds
 /// columns at the end: the one schema change citrine allows (Redshift COPY maps by position).
 pub fn grows_at_end(registered: &[ColumnRecord], new: &[ColumnRecord]) -> bool {
