@@ -5,8 +5,11 @@
 
 use std::fmt::Write;
 
-use arrow::array::{Array, AsArray, RecordBatch};
-use arrow::compute::{lexsort_to_indices, take_record_batch, SortColumn};
+use std::collections::BTreeMap;
+use std::ops::Range;
+
+use arrow::array::{Array, AsArray, Date32Array, RecordBatch, StringArray};
+use arrow::compute::{concat_batches, lexsort_to_indices, take_record_batch, SortColumn};
 use arrow::datatypes::Date32Type;
 
 use crate::error::Result;
@@ -101,43 +104,114 @@ pub fn split(batch: &RecordBatch) -> Result<Vec<PartitionBatch>> {
             options: None,
         });
     }
+    // Logs are mostly in time order and of one customer, so a batch is usually a few runs of
+    // one key each: those become slices (no copy), or one concatenation when a key has more
+    // than one run (a file's late rows). Many runs (interleaved customers) take one sort.
+    if let Some(runs) = key_runs(&keys[0].values, &keys[1].values) {
+        return from_runs(batch, runs);
+    }
     let order = lexsort_to_indices(&keys, None)?;
     let sorted = take_record_batch(batch, &order)?;
-    let customers = sorted
-        .column_by_name(CUSTOMER)
-        .map(|c| c.as_string::<i32>().clone());
-    let dates = sorted
-        .column_by_name(DT)
-        .map(|c| c.as_primitive::<Date32Type>().clone());
-    let (Some(customers), Some(dates)) = (customers, dates) else {
-        return Err(arrow::error::ArrowError::SchemaError(
-            "customer must be a string and dt a date".into(),
-        )
-        .into());
-    };
-    let key_at = |i: usize| PartitionKey {
-        customer: if customers.is_null(i) {
-            String::new()
-        } else {
-            customers.value(i).to_owned()
-        },
-        dt: dates.value(i),
-    };
     let mut out = Vec::new();
     let mut start = 0;
+    let (customers, dates) = key_columns(&sorted)?;
     for i in 1..=sorted.num_rows() {
         let boundary = i == sorted.num_rows()
             || customers.value(i) != customers.value(start)
             || dates.value(i) != dates.value(start);
         if boundary {
             out.push(PartitionBatch {
-                key: key_at(start),
+                key: key_at(&customers, &dates, start),
                 batch: sorted.slice(start, i - start),
             });
             start = i;
         }
     }
     Ok(out)
+}
+
+/// Runs past which sorting the batch once beats gathering its runs.
+const MAX_RUNS: usize = 64;
+
+/// The batch's contiguous runs of one (customer, dt), grouped by key in key order; `None`
+/// when there are nulls or more than [`MAX_RUNS`] runs.
+fn key_runs(
+    customer: &dyn Array,
+    dt: &dyn Array,
+) -> Option<BTreeMap<PartitionKey, Vec<Range<usize>>>> {
+    let customers = customer.as_string_opt::<i32>()?;
+    let dates = dt.as_primitive_opt::<Date32Type>()?;
+    if customers.null_count() > 0 || dates.null_count() > 0 {
+        return None;
+    }
+    let mut runs: BTreeMap<PartitionKey, Vec<Range<usize>>> = BTreeMap::new();
+    let (mut count, mut start) = (0, 0);
+    let values = dates.values();
+    for i in 1..=customers.len() {
+        let boundary = i == customers.len()
+            || values[i] != values[start]
+            || customers.value(i) != customers.value(start);
+        if boundary {
+            count += 1;
+            if count > MAX_RUNS {
+                return None;
+            }
+            runs.entry(key_at(customers, dates, start))
+                .or_default()
+                .push(start..i);
+            start = i;
+        }
+    }
+    Some(runs)
+}
+
+/// One partition batch per key: a slice of `batch` for a single run, else its runs' rows
+/// concatenated in file order.
+fn from_runs(
+    batch: &RecordBatch,
+    runs: BTreeMap<PartitionKey, Vec<Range<usize>>>,
+) -> Result<Vec<PartitionBatch>> {
+    let slice = |r: &Range<usize>| batch.slice(r.start, r.len());
+    runs.into_iter()
+        .map(|(key, ranges)| {
+            let batch = match ranges.as_slice() {
+                [one] => slice(one),
+                many => {
+                    concat_batches(&batch.schema(), &many.iter().map(slice).collect::<Vec<_>>())?
+                }
+            };
+            Ok(PartitionBatch { key, batch })
+        })
+        .collect()
+}
+
+/// The `customer` and `dt` columns of a table batch.
+fn key_columns(batch: &RecordBatch) -> Result<(StringArray, Date32Array)> {
+    let customers = batch
+        .column_by_name(CUSTOMER)
+        .and_then(|c| c.as_string_opt::<i32>().cloned());
+    let dates = batch
+        .column_by_name(DT)
+        .and_then(|c| c.as_primitive_opt::<Date32Type>().cloned());
+    match (customers, dates) {
+        (Some(c), Some(d)) => Ok((c, d)),
+        _ => Err(arrow::error::ArrowError::SchemaError(
+            "customer must be a string and dt a date".into(),
+        )
+        .into()),
+    }
+}
+
+/// The key of row `i` (a null customer is the empty one).
+fn key_at(customers: &StringArray, dates: &Date32Array, i: usize) -> PartitionKey {
+    PartitionKey {
+        customer: if customers.is_null(i) {
+            String::new()
+        } else {
+            customers.value(i).to_owned()
+        },
+        dt: dates.value(i),
+    }
 }
 
 #[cfg(test)]
@@ -193,6 +267,67 @@ mod tests {
             ]
         );
         assert!(split(&batch(&[])).unwrap().is_empty());
+    }
+
+    #[test]
+    fn batches_already_in_key_order_are_sliced_not_copied() {
+        let b = batch(&[
+            ("acme", 18_234, 2),
+            ("acme", 18_234, 3),
+            ("acme", 18_235, 4),
+            ("globex", 18_233, 5),
+        ]);
+        let parts = split(&b).unwrap();
+        let summary: Vec<_> = parts
+            .iter()
+            .map(|p| (p.key.path(), p.batch.num_rows()))
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                ("customer=acme/dt=2019-12-04".to_string(), 2),
+                ("customer=acme/dt=2019-12-05".to_string(), 1),
+                ("customer=globex/dt=2019-12-03".to_string(), 1),
+            ]
+        );
+        // Slices share the input's buffers: nothing was copied.
+        let ts = |batch: &RecordBatch| batch.column(0).to_data().buffers()[0].as_ptr();
+        assert_eq!(ts(&parts[0].batch), ts(&b));
+    }
+
+    fn row_nums(parts: &[PartitionBatch]) -> Vec<Vec<i64>> {
+        parts
+            .iter()
+            .map(|p| {
+                let rows = p.batch.column_by_name(ROW_NUM).unwrap();
+                rows.as_primitive::<Int64Type>().values().to_vec()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn late_rows_join_their_partition_in_file_order() {
+        // A day's file whose last rows belong to the day before, then to the day again.
+        let b = batch(&[
+            ("acme", 18_235, 1),
+            ("acme", 18_235, 2),
+            ("acme", 18_234, 3),
+            ("acme", 18_235, 4),
+        ]);
+        let parts = split(&b).unwrap();
+        assert_eq!(parts[0].key.dt, 18_234);
+        assert_eq!(row_nums(&parts), [vec![3], vec![1, 2, 4]]);
+    }
+
+    #[test]
+    fn interleaved_keys_past_the_run_limit_are_sorted_once() {
+        let rows: Vec<_> = (0..2 * MAX_RUNS as i64)
+            .map(|i| (if i % 2 == 0 { "globex" } else { "acme" }, 18_234, i))
+            .collect();
+        let parts = split(&batch(&rows)).unwrap();
+        let odd: Vec<i64> = (0..2 * MAX_RUNS as i64).filter(|i| i % 2 == 1).collect();
+        let even: Vec<i64> = (0..2 * MAX_RUNS as i64).filter(|i| i % 2 == 0).collect();
+        assert_eq!(row_nums(&parts), [odd, even]);
     }
 
     #[test]

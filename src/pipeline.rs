@@ -729,7 +729,7 @@ fn process_input(
         inner: file,
         hasher: hasher.clone(),
     };
-    let reader = match Decompressed::new(reader, job.max_decompressed_bytes) {
+    let reader = match Decompressed::sized(reader, job.max_decompressed_bytes, p.input.size) {
         Ok(r) => r,
         Err(source) => return Ok(failed(FileError::Io { source })),
     };
@@ -753,7 +753,7 @@ fn process_input(
         }
     };
     let decoded = decode_stream(
-        decompress::buffered(reader),
+        decompress::buffered_sized(reader, p.input.size),
         &mut decoder,
         |e| decompress::classify(e, encoding),
         |d| {

@@ -9,8 +9,8 @@ use common::{run_ok, rust_counts};
 
 const BUDGET_MB: u64 = 32;
 /// What the process needs besides the writers' budget: the binary, allocator slack, decoded
-/// batches in flight (threads × one small file) and channel contents. Measured at ~60 MiB
-/// with a 32 MiB budget on the development machine.
+/// batches in flight (threads × one small file) and channel contents. See BENCHMARKS.md for the
+/// figure measured with 5,000 partitions and a 32 MiB budget.
 const OVERHEAD_MB: u64 = 96;
 
 fn peak_rss_of_children_kib() -> u64 {
@@ -23,9 +23,9 @@ fn peak_rss_of_children_kib() -> u64 {
 }
 
 #[test]
-fn two_thousand_partitions_stay_under_the_budget() {
+fn five_thousand_partitions_stay_under_the_budget() {
     let dir = tempfile::tempdir().unwrap();
-    let customers: Vec<String> = (0..200).map(|i| format!("customer{i:03}")).collect();
+    let customers: Vec<String> = (0..500).map(|i| format!("customer{i:03}")).collect();
     let names: Vec<&str> = customers.iter().map(String::as_str).collect();
     let g = cloudfront(
         dir.path(),
@@ -39,8 +39,8 @@ fn two_thousand_partitions_stay_under_the_budget() {
             all_gzip: false,
         },
     );
-    // One file per customer and day, its last rows late: 200 × 11 days of partitions.
-    assert!(g.expected.len() >= 2000, "{} partitions", g.expected.len());
+    // One file per customer and day, its last rows late: 500 × 11 days of partitions.
+    assert!(g.expected.len() >= 5000, "{} partitions", g.expected.len());
     write_config(
         dir.path(),
         &format!("memory_budget_mb = {BUDGET_MB}\nmax_open_files = 64\n"),

@@ -13,7 +13,7 @@ use arrow::array::{ArrayRef, RecordBatch, StringBuilder};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use csv_core::{ReadRecordResult, Reader};
 
-use super::column::PrefixBuilders;
+use super::column::{initial_rows, PrefixBuilders};
 use super::timestamp::parse_timestamp;
 use super::{
     reject_text, Decoded, Decoder, Reject, RejectReason, RowCounts, DEFAULT_BATCH_SIZE, UTF8_BOM,
@@ -151,7 +151,7 @@ impl AuditDecoder {
             nend: 0,
             newlines: 0,
             last_byte: 0,
-            prefix: PrefixBuilders::new(rows),
+            prefix: PrefixBuilders::new(initial_rows(rows)),
             customer: StringBuilder::new(),
             columns: Vec::new(),
             rejects: Vec::new(),
@@ -240,7 +240,7 @@ impl AuditDecoder {
             self.columns = header
                 .columns
                 .iter()
-                .map(|_| StringBuilder::with_capacity(self.options.batch_size, 0))
+                .map(|_| StringBuilder::with_capacity(initial_rows(self.options.batch_size), 0))
                 .collect();
             self.header = Some(header);
             return Ok(());

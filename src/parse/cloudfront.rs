@@ -12,7 +12,7 @@ use arrow::array::{RecordBatch, StringBuilder};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use memchr::memchr;
 
-use super::column::{parse_cell, Cell, ColumnBuilder, Kind, PrefixBuilders};
+use super::column::{initial_rows, parse_cell, Cell, ColumnBuilder, Kind, PrefixBuilders};
 use super::timestamp::parse_date_time;
 use super::{
     reject_text, Decoded, Decoder, Reject, RejectReason, RowCounts, DEFAULT_BATCH_SIZE, UTF8_BOM,
@@ -179,10 +179,10 @@ impl CloudFrontDecoder {
         Self {
             layout: None,
             layouts_seen: Vec::new(),
-            prefix: PrefixBuilders::new(rows),
+            prefix: PrefixBuilders::new(initial_rows(rows)),
             columns: STANDARD_FIELDS
                 .iter()
-                .map(|(_, k)| ColumnBuilder::new(*k, rows))
+                .map(|(_, k)| ColumnBuilder::new(*k, initial_rows(rows)))
                 .collect(),
             extra: StringBuilder::new(),
             partial: Vec::new(),
@@ -266,20 +266,7 @@ impl CloudFrontDecoder {
     /// Decode one data row under `layout`, or say why it is rejected. Nothing is appended
     /// unless the whole row is good.
     fn row(&mut self, line_no: u64, line: &[u8], layout: &Layout) -> Result<(), RejectReason> {
-        self.fields.clear();
-        let mut start = 0;
-        for end in memchr::memchr_iter(b'\t', line) {
-            self.fields.push((start, end));
-            start = end + 1;
-        }
-        self.fields.push((start, line.len()));
-        let expected = layout.slots.len();
-        let found = self.fields.len();
-        // A stray trailing tab (seen in AWS's own example) adds one empty field.
-        let trailing_tab = found == expected + 1 && start == line.len();
-        if found != expected && !trailing_tab {
-            return Err(RejectReason::FieldCount { expected, found });
-        }
+        self.split_fields(line, layout.slots.len())?;
         let text = match std::str::from_utf8(line) {
             Ok(t) => t,
             Err(e) => {
@@ -345,6 +332,32 @@ impl CloudFrontDecoder {
             self.extra.append_null();
         }
         self.counts.rows_ok += 1;
+        Ok(())
+    }
+
+    /// Find the `expected` tab-separated fields of `line` in one pass, or say how many it has.
+    /// A stray trailing tab (seen in AWS's own example) adds one empty field and is allowed.
+    fn split_fields(&mut self, line: &[u8], expected: usize) -> Result<(), RejectReason> {
+        self.fields.clear();
+        let mut start = 0;
+        for _ in 1..expected {
+            let Some(tab) = memchr(b'\t', &line[start..]) else {
+                break;
+            };
+            self.fields.push((start, start + tab));
+            start += tab + 1;
+        }
+        let rest = &line[start..];
+        let last_end = match memchr(b'\t', rest) {
+            None => line.len(),
+            Some(tab) if tab + 1 == rest.len() => start + tab,
+            Some(_) => usize::MAX,
+        };
+        if self.fields.len() + 1 != expected || last_end == usize::MAX {
+            let found = memchr::memchr_iter(b'\t', line).count() + 1;
+            return Err(RejectReason::FieldCount { expected, found });
+        }
+        self.fields.push((start, last_end));
         Ok(())
     }
 

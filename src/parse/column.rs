@@ -4,12 +4,19 @@
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayBuilder, ArrayRef, Float64Builder, Int32Builder, Int64Builder, StringBuilder,
-    TimestampMicrosecondBuilder,
+    Array, ArrayBuilder, ArrayRef, AsArray, Float64Builder, Int32Builder, Int64Builder,
+    StringBuilder, TimestampMicrosecondBuilder,
 };
 use arrow::datatypes::DataType;
 
 use crate::schema::UTC;
+
+/// Rows a decoder's builders have room for at first: enough for a small file without growing,
+/// small enough that thousands of small files do not each allocate a full batch. After each
+/// batch the builders keep room for one like it (see [`ColumnBuilder::finish`]).
+pub fn initial_rows(batch_size: usize) -> usize {
+    batch_size.clamp(1, 1024)
+}
 
 /// The value types a decoded column can have.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,10 +84,15 @@ pub enum ColumnBuilder {
 }
 
 impl ColumnBuilder {
-    /// A builder for `kind` with room for `rows` rows.
+    /// A builder for `kind` with room for `rows` rows (strings: 16 bytes each).
     pub fn new(kind: Kind, rows: usize) -> Self {
+        Self::with_capacity(kind, rows, rows * 16)
+    }
+
+    /// A builder for `kind` with room for `rows` rows and `bytes` bytes of string data.
+    fn with_capacity(kind: Kind, rows: usize, bytes: usize) -> Self {
         match kind {
-            Kind::Str => Self::Str(StringBuilder::with_capacity(rows, rows * 16)),
+            Kind::Str => Self::Str(StringBuilder::with_capacity(rows, bytes)),
             Kind::I64 => Self::I64(Int64Builder::with_capacity(rows)),
             Kind::I32 => Self::I32(Int32Builder::with_capacity(rows)),
             Kind::F64 => Self::F64(Float64Builder::with_capacity(rows)),
@@ -109,14 +121,33 @@ impl ColumnBuilder {
         }
     }
 
-    /// Take the values appended so far as an array.
-    pub fn finish(&mut self) -> ArrayRef {
+    /// The kind this builder holds.
+    pub fn kind(&self) -> Kind {
         match self {
+            Self::Str(_) => Kind::Str,
+            Self::I64(_) => Kind::I64,
+            Self::I32(_) => Kind::I32,
+            Self::F64(_) => Kind::F64,
+        }
+    }
+
+    /// Take the values appended so far as an array. The builder is left with room for as many
+    /// rows and string bytes as the array has (plus an eighth), so the next batch of a file
+    /// is appended without growing buffers: Arrow's builders hand over their buffers and would
+    /// otherwise start again from nothing.
+    pub fn finish(&mut self) -> ArrayRef {
+        let array: ArrayRef = match self {
             Self::Str(b) => Arc::new(b.finish()),
             Self::I64(b) => Arc::new(b.finish()),
             Self::I32(b) => Arc::new(b.finish()),
             Self::F64(b) => Arc::new(b.finish()),
-        }
+        };
+        let rows = array.len() + array.len() / 8;
+        let bytes = array
+            .as_string_opt::<i32>()
+            .map_or(0, |a| a.value_data().len());
+        *self = Self::with_capacity(self.kind(), rows, bytes + bytes / 8);
+        array
     }
 }
 
@@ -152,9 +183,12 @@ impl PrefixBuilders {
         self.len() == 0
     }
 
-    /// Take `ts` and `row_num` arrays.
+    /// Take `ts` and `row_num` arrays, keeping room for as many rows (see
+    /// [`ColumnBuilder::finish`]).
     pub fn finish(&mut self) -> [ArrayRef; 2] {
-        [Arc::new(self.ts.finish()), Arc::new(self.row_num.finish())]
+        let arrays: [ArrayRef; 2] = [Arc::new(self.ts.finish()), Arc::new(self.row_num.finish())];
+        *self = Self::new(arrays[0].len() + arrays[0].len() / 8);
+        arrays
     }
 }
 

@@ -52,7 +52,14 @@ enum Inner<R: Read> {
 
 impl<R: Read> Decompressed<R> {
     /// Sniff the first bytes of `reader` and wrap it. `cap` bounds the decompressed bytes.
-    pub fn new(mut reader: R, cap: u64) -> io::Result<Self> {
+    pub fn new(reader: R, cap: u64) -> io::Result<Self> {
+        Self::sized(reader, cap, u64::MAX)
+    }
+
+    /// [`Decompressed::new`] for an input of `input_bytes` raw bytes: its read buffer is no
+    /// larger than the input. Buffers are zeroed once each, which for thousands of small
+    /// files cost more than reading them.
+    pub fn sized(mut reader: R, cap: u64, input_bytes: u64) -> io::Result<Self> {
         let mut head = Vec::with_capacity(2);
         (&mut reader).take(2).read_to_end(&mut head)?;
         let encoding = if head == GZIP_MAGIC {
@@ -65,7 +72,7 @@ impl<R: Read> Decompressed<R> {
         let inner = match encoding {
             Encoding::Plain => Inner::Plain(sniffed),
             Encoding::Gzip => Inner::Gzip(Box::new(flate2::bufread::MultiGzDecoder::new(
-                BufReader::with_capacity(64 * 1024, sniffed),
+                BufReader::with_capacity(buffer_size(64 * 1024, input_bytes), sniffed),
             ))),
         };
         Ok(Self {
@@ -135,7 +142,28 @@ pub fn read_all<R: Read>(reader: R, cap: u64) -> Result<Vec<u8>, FileError> {
 
 /// A `BufRead` over a decompressed input with a large buffer, the shape the decoders consume.
 pub fn buffered<R: Read>(reader: Decompressed<R>) -> BufReader<Decompressed<R>> {
-    BufReader::with_capacity(256 * 1024, reader)
+    buffered_sized(reader, u64::MAX)
+}
+
+/// [`buffered`] for an input of `input_bytes` raw bytes: a plain input gets a buffer no larger
+/// than itself, a gzip input one no larger than eight times itself.
+pub fn buffered_sized<R: Read>(
+    reader: Decompressed<R>,
+    input_bytes: u64,
+) -> BufReader<Decompressed<R>> {
+    let expected = match reader.encoding() {
+        Encoding::Plain => input_bytes,
+        Encoding::Gzip => input_bytes.saturating_mul(8),
+    };
+    BufReader::with_capacity(buffer_size(256 * 1024, expected), reader)
+}
+
+/// `limit`, or less for a smaller input (never below 4 KiB; one spare byte lets the read that
+/// finds the end share the buffer).
+fn buffer_size(limit: usize, input_bytes: u64) -> usize {
+    usize::try_from(input_bytes.saturating_add(1))
+        .unwrap_or(usize::MAX)
+        .clamp(4096, limit)
 }
 
 #[cfg(test)]
@@ -148,6 +176,36 @@ mod tests {
         let mut e = GzEncoder::new(Vec::new(), Compression::best());
         e.write_all(data).unwrap();
         e.finish().unwrap()
+    }
+
+    #[test]
+    fn read_buffers_fit_the_input() {
+        let capacity = |data: Vec<u8>| {
+            let size = data.len() as u64;
+            let reader = Decompressed::sized(Cursor::new(data), u64::MAX, size).unwrap();
+            buffered_sized(reader, size).capacity()
+        };
+        assert_eq!(capacity(vec![b'x'; 30_000]), 30_001);
+        assert_eq!(capacity(vec![b'x'; 10]), 4096);
+        assert_eq!(capacity(vec![b'x'; 1 << 20]), 256 * 1024);
+        let mut state = 0x2545_f491_u32;
+        let noise: Vec<u8> = (0..10_000)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 17;
+                state ^= state << 5;
+                state as u8
+            })
+            .collect();
+        let small_gzip = gz(&noise);
+        assert!(small_gzip.len() > 4096);
+        assert_eq!(capacity(small_gzip.clone()), 8 * small_gzip.len() + 1);
+        let mut big = Vec::new();
+        Decompressed::sized(Cursor::new(gz(&vec![b'y'; 1 << 20])), u64::MAX, 1 << 20)
+            .unwrap()
+            .read_to_end(&mut big)
+            .unwrap();
+        assert_eq!(big.len(), 1 << 20);
     }
 
     #[test]
