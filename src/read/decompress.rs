@@ -2,6 +2,8 @@
 //! file name; multi-member streams (concatenated `.gz` files, as log shippers write them) are
 //! read whole; and the decompressed size is capped so a gzip bomb fails its file instead of
 //! exhausting memory or disk. `clippy.toml` bans the raw flate2 decoders everywhere else.
+//! Small gzip inputs held in memory whole go through [`super::inflate`] instead, with the
+//! same rules (every member, the cap), falling back to this reader when they grow too large.
 
 use std::io::{self, BufReader, Chain, Cursor, Read};
 
@@ -166,17 +168,18 @@ fn buffer_size(limit: usize, input_bytes: u64) -> usize {
         .clamp(4096, limit)
 }
 
+/// `data` as one gzip member, for tests.
+#[cfg(test)]
+pub(crate) fn gz(data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    e.write_all(data).unwrap();
+    e.finish().unwrap()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use flate2::{write::GzEncoder, Compression};
-    use std::io::Write;
-
-    fn gz(data: &[u8]) -> Vec<u8> {
-        let mut e = GzEncoder::new(Vec::new(), Compression::best());
-        e.write_all(data).unwrap();
-        e.finish().unwrap()
-    }
 
     #[test]
     fn read_buffers_fit_the_input() {

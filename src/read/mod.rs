@@ -2,6 +2,7 @@
 //! [`decompress::Decompressed`], the one capped decompression helper.
 
 pub mod decompress;
+pub mod inflate;
 pub mod pattern;
 
 use std::fs::File;
