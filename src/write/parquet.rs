@@ -12,8 +12,6 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use arrow::array::RecordBatch;
-use arrow::compute::concat_batches;
 use arrow::datatypes::SchemaRef;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, GzipLevel, ZstdLevel};
@@ -65,62 +63,12 @@ pub fn writer_properties(options: &WriteOptions) -> WriterProperties {
     builder.build()
 }
 
-/// Partition batches smaller than this are held and written together: each `ArrowWriter`
-/// write has a cost per column whatever its rows, which dominated runs of many small files.
-pub const SMALL_BATCH_ROWS: usize = 1024;
-
-/// Held small batches of one file are written once they reach this many rows.
-pub const COALESCED_ROWS: usize = 8192;
-
 struct OpenFile {
     writer: ArrowWriter<Box<dyn Upload>>,
     url: String,
     key: String,
     rows: u64,
     last_used: u64,
-    /// Small batches not yet given to `writer`, in arrival order.
-    held: Vec<RecordBatch>,
-    held_rows: usize,
-    held_bytes: u64,
-    /// `writer.memory_size()` as of the last write or flush (asking every open writer on
-    /// every batch cost more than small batches themselves).
-    encoded_bytes: u64,
-}
-
-impl OpenFile {
-    /// Give the held batches to the Parquet writer as one batch.
-    fn write_held(&mut self, schema: &SchemaRef) -> Result<()> {
-        if self.held.is_empty() {
-            return Ok(());
-        }
-        let batch = if self.held.len() == 1 {
-            self.held.pop().expect("one held batch")
-        } else {
-            let batch = concat_batches(schema, &self.held).map_err(|e| Error::Parquet {
-                path: self.url.clone(),
-                source: e.into(),
-            })?;
-            self.held.clear();
-            batch
-        };
-        self.held_rows = 0;
-        self.held_bytes = 0;
-        self.write_now(&batch)
-    }
-
-    /// Give one batch to the Parquet writer.
-    fn write_now(&mut self, batch: &RecordBatch) -> Result<()> {
-        self.writer
-            .write(batch)
-            .map_err(|source| parquet_error(&self.url, source))?;
-        self.encoded_bytes = self.writer.memory_size() as u64;
-        Ok(())
-    }
-
-    /// Bytes in the file so far: written, encoded in the open row group, and held.
-    fn size(&self) -> u64 {
-        self.writer.bytes_written() as u64 + self.writer.in_progress_size() as u64 + self.held_bytes
-    }
 }
 
 /// Writes partition batches of one table for one run.
@@ -184,22 +132,13 @@ impl PartitionedWriter {
         }
         let tick = self.tick;
         let file = self.open.get_mut(&part.key).expect("opened above");
-        let rows = part.batch.num_rows();
-        file.rows += rows as u64;
+        file.writer
+            .write(&part.batch)
+            .map_err(|source| parquet_error(&file.url, source))?;
+        file.rows += part.batch.num_rows() as u64;
         file.last_used = tick;
-        if rows < SMALL_BATCH_ROWS {
-            file.held_rows += rows;
-            file.held_bytes += part.batch.get_array_memory_size() as u64;
-            file.held.push(part.batch);
-            if file.held_rows >= COALESCED_ROWS {
-                file.write_held(&self.schema)?;
-            }
-        } else {
-            // Held rows came first: they go first.
-            file.write_held(&self.schema)?;
-            file.write_now(&part.batch)?;
-        }
-        if file.size() >= self.options.target_file_bytes {
+        let size = file.writer.bytes_written() as u64 + file.writer.in_progress_size() as u64;
+        if size >= self.options.target_file_bytes {
             self.close(&part.key)?;
         } else {
             self.enforce_budget()?;
@@ -207,33 +146,25 @@ impl PartitionedWriter {
         Ok(())
     }
 
-    /// Bytes held in unflushed row groups and held small batches across open files.
+    /// Bytes held in unflushed row groups across open files.
     pub fn buffered_bytes(&self) -> u64 {
         self.open
             .values()
-            .map(|f| f.encoded_bytes + f.held_bytes)
+            .map(|f| f.writer.memory_size() as u64)
             .sum()
     }
 
     fn enforce_budget(&mut self) -> Result<()> {
-        if self.buffered_bytes() <= self.options.memory_budget_bytes {
-            return Ok(());
-        }
-        // Held batches are encoded first: encoded rows are smaller than Arrow arrays.
-        for file in self.open.values_mut() {
-            file.write_held(&self.schema)?;
-        }
         while self.buffered_bytes() > self.options.memory_budget_bytes {
             let largest = self
                 .open
                 .values_mut()
                 .filter(|f| f.writer.in_progress_rows() > 0)
-                .max_by_key(|f| f.encoded_bytes);
+                .max_by_key(|f| f.writer.memory_size());
             let Some(file) = largest else { break };
             file.writer
                 .flush()
                 .map_err(|source| parquet_error(&file.url, source))?;
-            file.encoded_bytes = file.writer.memory_size() as u64;
         }
         Ok(())
     }
@@ -256,18 +187,13 @@ impl PartitionedWriter {
             key: rel,
             rows: 0,
             last_used: self.tick,
-            held: Vec::new(),
-            held_rows: 0,
-            held_bytes: 0,
-            encoded_bytes: 0,
         })
     }
 
     fn close(&mut self, key: &PartitionKey) -> Result<()> {
-        let Some(mut file) = self.open.remove(key) else {
+        let Some(file) = self.open.remove(key) else {
             return Ok(());
         };
-        file.write_held(&self.schema)?;
         let upload = file
             .writer
             .into_inner()
@@ -321,7 +247,6 @@ mod tests {
         Date32Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
     };
     use arrow::datatypes::Schema;
-    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
     use parquet::file::reader::{FileReader, SerializedFileReader};
 
     fn batch(customers: &[&str], days: &[i32], n: usize) -> RecordBatch {
@@ -429,54 +354,6 @@ mod tests {
         }
         let files = w.finish().unwrap();
         assert_eq!(files.len(), 3, "{files:?}");
-    }
-
-    #[test]
-    fn small_batches_are_written_together_in_arrival_order() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut w = writer(dir.path(), WriteOptions::default());
-        let rows = |n: usize, first: i64| {
-            let b = batch(&["acme"], &[1], n);
-            let row_num = Arc::new(Int64Array::from_iter_values(first..first + n as i64));
-            let mut columns = b.columns().to_vec();
-            columns[4] = row_num;
-            let part = split(&RecordBatch::try_new(b.schema(), columns).unwrap()).unwrap();
-            part.into_iter().next().unwrap()
-        };
-        w.write(rows(5, 0)).unwrap();
-        w.write(rows(7, 5)).unwrap();
-        // Held, not yet encoded, and counted against the memory budget.
-        let held = |w: &PartitionedWriter| w.open.values().map(|f| f.held_rows).sum::<usize>();
-        assert_eq!(held(&w), 12);
-        assert_eq!(w.open.values().next().unwrap().writer.in_progress_rows(), 0);
-        assert!(w.buffered_bytes() > 0);
-        // A large batch first writes what is held, then itself.
-        w.write(rows(SMALL_BATCH_ROWS, 12)).unwrap();
-        assert_eq!(held(&w), 0);
-        w.write(rows(3, 12 + SMALL_BATCH_ROWS as i64)).unwrap();
-        let files = w.finish().unwrap();
-        assert_eq!(files.len(), 1);
-        let file = std::fs::File::open(dir.path().join(&files[0].key)).unwrap();
-        let reader = ParquetRecordBatchReaderBuilder::try_new(file)
-            .unwrap()
-            .build()
-            .unwrap();
-        let mut got = Vec::new();
-        for b in reader {
-            let b = b.unwrap();
-            let col = b.column_by_name("row_num").unwrap();
-            got.extend(
-                col.as_any()
-                    .downcast_ref::<Int64Array>()
-                    .unwrap()
-                    .values()
-                    .iter()
-                    .copied(),
-            );
-        }
-        let total = 15 + SMALL_BATCH_ROWS as i64;
-        assert_eq!(got, (0..total).collect::<Vec<_>>());
-        assert_eq!(files[0].rows, total as u64);
     }
 
     fn walk(dir: &std::path::Path) -> Vec<String> {
