@@ -7,6 +7,7 @@ use std::fmt::Write;
 
 use std::collections::BTreeMap;
 use std::ops::Range;
+use std::sync::Arc;
 
 use arrow::array::{Array, AsArray, Date32Array, RecordBatch, StringArray};
 use arrow::compute::{concat_batches, lexsort_to_indices, take_record_batch, SortColumn};
@@ -82,83 +83,69 @@ pub fn split(batch: &RecordBatch) -> Result<Vec<PartitionBatch>> {
     if batch.num_rows() == 0 {
         return Ok(Vec::new());
     }
-    let column = |name: &str| {
-        batch.column_by_name(name).cloned().ok_or_else(|| {
-            arrow::error::ArrowError::SchemaError(format!("partitioning needs column {name}"))
-        })
-    };
-    let (customer, dt) = (column(CUSTOMER)?, column(DT)?);
-    let mut keys = vec![
-        SortColumn {
-            values: customer,
-            options: None,
-        },
-        SortColumn {
-            values: dt,
-            options: None,
-        },
-    ];
-    if let Ok(row_num) = column(ROW_NUM) {
-        keys.push(SortColumn {
-            values: row_num,
-            options: None,
-        });
-    }
+    let (customers, dates) = key_columns(batch)?;
     // Logs are mostly in time order and of one customer, so a batch is usually a few runs of
     // one key each: those become slices (no copy), or one concatenation when a key has more
     // than one run (a file's late rows). Many runs (interleaved customers) take one sort.
-    if let Some(runs) = key_runs(&keys[0].values, &keys[1].values) {
+    if let Some(runs) = key_runs(&customers, &dates, MAX_RUNS) {
         return from_runs(batch, runs);
+    }
+    let mut keys = vec![
+        SortColumn {
+            values: Arc::new(customers),
+            options: None,
+        },
+        SortColumn {
+            values: Arc::new(dates),
+            options: None,
+        },
+    ];
+    if let Some(row_num) = batch.column_by_name(ROW_NUM) {
+        keys.push(SortColumn {
+            values: row_num.clone(),
+            options: None,
+        });
     }
     let order = lexsort_to_indices(&keys, None)?;
     let sorted = take_record_batch(batch, &order)?;
-    let mut out = Vec::new();
-    let mut start = 0;
     let (customers, dates) = key_columns(&sorted)?;
-    for i in 1..=sorted.num_rows() {
-        let boundary = i == sorted.num_rows()
-            || customers.value(i) != customers.value(start)
-            || dates.value(i) != dates.value(start);
-        if boundary {
-            out.push(PartitionBatch {
-                key: key_at(&customers, &dates, start),
-                batch: sorted.slice(start, i - start),
-            });
-            start = i;
-        }
-    }
-    Ok(out)
+    let runs = key_runs(&customers, &dates, usize::MAX).expect("no limit on runs");
+    from_runs(&sorted, runs)
 }
 
 /// Runs past which sorting the batch once beats gathering its runs.
 const MAX_RUNS: usize = 64;
 
 /// The batch's contiguous runs of one (customer, dt), grouped by key in key order; `None`
-/// when there are nulls or more than [`MAX_RUNS`] runs.
+/// past `max_runs` runs.
 fn key_runs(
-    customer: &dyn Array,
-    dt: &dyn Array,
+    customers: &StringArray,
+    dates: &Date32Array,
+    max_runs: usize,
 ) -> Option<BTreeMap<PartitionKey, Vec<Range<usize>>>> {
-    let customers = customer.as_string_opt::<i32>()?;
-    let dates = dt.as_primitive_opt::<Date32Type>()?;
-    if customers.null_count() > 0 || dates.null_count() > 0 {
-        return None;
-    }
+    let customer = |i: usize| {
+        if customers.is_null(i) {
+            ""
+        } else {
+            customers.value(i)
+        }
+    };
     let mut runs: BTreeMap<PartitionKey, Vec<Range<usize>>> = BTreeMap::new();
     let (mut count, mut start) = (0, 0);
     let values = dates.values();
     for i in 1..=customers.len() {
-        let boundary = i == customers.len()
-            || values[i] != values[start]
-            || customers.value(i) != customers.value(start);
+        let boundary =
+            i == customers.len() || values[i] != values[start] || customer(i) != customer(start);
         if boundary {
             count += 1;
-            if count > MAX_RUNS {
+            if count > max_runs {
                 return None;
             }
-            runs.entry(key_at(customers, dates, start))
-                .or_default()
-                .push(start..i);
+            let key = PartitionKey {
+                customer: customer(start).to_owned(),
+                dt: values[start],
+            };
+            runs.entry(key).or_default().push(start..i);
             start = i;
         }
     }
@@ -187,30 +174,19 @@ fn from_runs(
 
 /// The `customer` and `dt` columns of a table batch.
 fn key_columns(batch: &RecordBatch) -> Result<(StringArray, Date32Array)> {
-    let customers = batch
-        .column_by_name(CUSTOMER)
-        .and_then(|c| c.as_string_opt::<i32>().cloned());
-    let dates = batch
-        .column_by_name(DT)
-        .and_then(|c| c.as_primitive_opt::<Date32Type>().cloned());
+    let column = |name: &str| {
+        batch.column_by_name(name).ok_or_else(|| {
+            arrow::error::ArrowError::SchemaError(format!("partitioning needs column {name}"))
+        })
+    };
+    let customers = column(CUSTOMER)?.as_string_opt::<i32>().cloned();
+    let dates = column(DT)?.as_primitive_opt::<Date32Type>().cloned();
     match (customers, dates) {
         (Some(c), Some(d)) => Ok((c, d)),
         _ => Err(arrow::error::ArrowError::SchemaError(
             "customer must be a string and dt a date".into(),
         )
         .into()),
-    }
-}
-
-/// The key of row `i` (a null customer is the empty one).
-fn key_at(customers: &StringArray, dates: &Date32Array, i: usize) -> PartitionKey {
-    PartitionKey {
-        customer: if customers.is_null(i) {
-            String::new()
-        } else {
-            customers.value(i).to_owned()
-        },
-        dt: dates.value(i),
     }
 }
 
@@ -247,25 +223,16 @@ mod tests {
             ("acme", 18_234, 6),
         ]);
         let parts = split(&b).unwrap();
-        let summary: Vec<_> = parts
-            .iter()
-            .map(|p| {
-                let rows = p
-                    .batch
-                    .column_by_name(ROW_NUM)
-                    .unwrap()
-                    .as_primitive::<Int64Type>();
-                (p.key.path(), rows.values().to_vec())
-            })
-            .collect();
+        let paths: Vec<_> = parts.iter().map(|p| p.key.path()).collect();
         assert_eq!(
-            summary,
+            paths,
             [
-                ("customer=acme/dt=2019-12-04".to_string(), vec![4, 6]),
-                ("customer=acme/dt=2019-12-05".to_string(), vec![3]),
-                ("customer=globex/dt=2019-12-04".to_string(), vec![2, 5]),
+                "customer=acme/dt=2019-12-04",
+                "customer=acme/dt=2019-12-05",
+                "customer=globex/dt=2019-12-04"
             ]
         );
+        assert_eq!(row_nums(&parts), [vec![4, 6], vec![3], vec![2, 5]]);
         assert!(split(&batch(&[])).unwrap().is_empty());
     }
 
