@@ -29,13 +29,9 @@ struct Inflater(NonNull<libdeflate_decompressor>);
 
 impl Inflater {
     fn new() -> Self {
-        // SAFETY: plain allocation; a null return (out of memory) is handled.
+        // SAFETY: plain allocation; a null return (out of memory) is checked below.
         let p = unsafe { libdeflate_alloc_decompressor() };
-        Self(
-            NonNull::new(p).unwrap_or_else(|| {
-                std::alloc::handle_alloc_error(std::alloc::Layout::new::<usize>())
-            }),
-        )
+        Self(NonNull::new(p).expect("out of memory allocating a libdeflate decompressor"))
     }
 
     /// Decompress one member at the start of `input` into at most `room` bytes of `out`'s
