@@ -13,6 +13,7 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use memchr::memchr;
 
 use super::column::{initial_rows, parse_cell, Cell, ColumnBuilder, Kind, PrefixBuilders};
+use super::split::find_all;
 use super::timestamp::parse_date_time;
 use super::{
     reject_text, Decoded, Decoder, Reject, RejectReason, RowCounts, DEFAULT_BATCH_SIZE, UTF8_BOM,
@@ -168,6 +169,8 @@ pub struct CloudFrontDecoder {
     line: u64,
     seen_content: bool,
     fields: Vec<(usize, usize)>,
+    /// Tab positions of the line being split.
+    tabs: Vec<usize>,
     rejects: Vec<Reject>,
     counts: RowCounts,
 }
@@ -190,6 +193,7 @@ impl CloudFrontDecoder {
             line: 0,
             seen_content: false,
             fields: Vec::with_capacity(40),
+            tabs: Vec::with_capacity(40),
             rejects: Vec::new(),
             counts: RowCounts::default(),
             options: CloudFrontOptions {
@@ -338,26 +342,25 @@ impl CloudFrontDecoder {
     /// Find the `expected` tab-separated fields of `line` in one pass, or say how many it has.
     /// A stray trailing tab (seen in AWS's own example) adds one empty field and is allowed.
     fn split_fields(&mut self, line: &[u8], expected: usize) -> Result<(), RejectReason> {
-        self.fields.clear();
-        let mut start = 0;
-        for _ in 1..expected {
-            let Some(tab) = memchr(b'\t', &line[start..]) else {
-                break;
-            };
-            self.fields.push((start, start + tab));
-            start += tab + 1;
+        self.tabs.clear();
+        find_all(line, b'\t', &mut self.tabs);
+        let mut tabs = self.tabs.as_slice();
+        let mut end = line.len();
+        if tabs.len() == expected && tabs.last() == Some(&(line.len() - 1)) {
+            end = line.len() - 1;
+            tabs = &tabs[..tabs.len() - 1];
         }
-        let rest = &line[start..];
-        let last_end = match memchr(b'\t', rest) {
-            None => line.len(),
-            Some(tab) if tab + 1 == rest.len() => start + tab,
-            Some(_) => usize::MAX,
-        };
-        if self.fields.len() + 1 != expected || last_end == usize::MAX {
-            let found = memchr::memchr_iter(b'\t', line).count() + 1;
+        if tabs.len() + 1 != expected {
+            let found = self.tabs.len() + 1;
             return Err(RejectReason::FieldCount { expected, found });
         }
-        self.fields.push((start, last_end));
+        self.fields.clear();
+        let mut start = 0;
+        for &tab in tabs {
+            self.fields.push((start, tab));
+            start = tab + 1;
+        }
+        self.fields.push((start, end));
         Ok(())
     }
 

@@ -57,6 +57,7 @@ pub enum Cell<'a> {
 }
 
 /// Parse `text` as a value of `kind`; `None` when it is not one. Nulls are the caller's call.
+#[inline]
 pub fn parse_cell(kind: Kind, text: &str) -> Option<Cell<'_>> {
     match kind {
         Kind::Str => Some(Cell::Str(text)),
@@ -101,6 +102,7 @@ impl ColumnBuilder {
 
     /// Append one cell. The cell's variant matches the builder's kind by construction
     /// ([`parse_cell`]); a mismatch appends null.
+    #[inline]
     pub fn append(&mut self, cell: Cell<'_>) {
         match (self, cell) {
             (Self::Str(b), Cell::Str(s)) => b.append_value(s),
@@ -112,6 +114,7 @@ impl ColumnBuilder {
     }
 
     /// Append a null.
+    #[inline]
     pub fn append_null(&mut self) {
         match self {
             Self::Str(b) => b.append_null(),
@@ -168,6 +171,7 @@ impl PrefixBuilders {
     }
 
     /// Append one row's `ts` and `row_num`.
+    #[inline]
     pub fn append(&mut self, ts: i64, row_num: u64) {
         self.ts.append_value(ts);
         self.row_num.append_value(row_num as i64);

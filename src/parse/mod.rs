@@ -9,6 +9,7 @@
 pub mod audit;
 pub mod cloudfront;
 pub mod column;
+mod split;
 pub mod timestamp;
 
 use std::fmt;
