@@ -8,14 +8,15 @@
 //! PUT or a multipart upload), published only when closed, so a reader never sees half a file;
 //! files become part of the table when the run's marker lands.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use arrow::array::{AsArray, RecordBatch, StringArray};
 use arrow::datatypes::SchemaRef;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, GzipLevel, ZstdLevel};
-use parquet::file::properties::{WriterProperties, WriterVersion};
+use parquet::file::properties::{WriterProperties, WriterPropertiesBuilder, WriterVersion};
 use parquet::schema::types::ColumnPath;
 
 use crate::config::{Codec, WriteOptions};
@@ -40,9 +41,17 @@ pub struct WrittenFile {
 /// Columns written without a dictionary: unique or nearly unique per row.
 pub const UNIQUE_COLUMNS: &[&str] = &["ts", "row_num", "x_edge_request_id"];
 
+/// Values of a string column the dictionary choice looks at: the first non-null ones of a
+/// file's first batch.
+const SAMPLE_VALUES: usize = 1024;
+/// Fewer non-null values than this say nothing; the column keeps its dictionary.
+const MIN_SAMPLE_VALUES: usize = 128;
+/// A sample with at least this share of distinct values (in percent) turns the dictionary off.
+const DISTINCT_PERCENT: usize = 90;
+
 /// Writer properties for citrine's Parquet: Parquet v1 data pages and writer version (what
 /// Redshift COPY and Spectrum read), the configured codec, bounded row groups.
-pub fn writer_properties(options: &WriteOptions) -> WriterProperties {
+fn properties_builder(options: &WriteOptions) -> WriterPropertiesBuilder {
     let compression = match options.codec {
         Codec::Snappy => Compression::SNAPPY,
         Codec::Zstd => Compression::ZSTD(ZstdLevel::default()),
@@ -60,7 +69,40 @@ pub fn writer_properties(options: &WriteOptions) -> WriterProperties {
     for column in UNIQUE_COLUMNS {
         builder = builder.set_column_dictionary_enabled(ColumnPath::from(*column), false);
     }
+    builder
+}
+
+/// Writer properties for one new file, given the first batch it will hold: those of
+/// [`properties_builder`], and a string column whose sampled values are nearly all distinct is
+/// written without a dictionary in this file (see [`mostly_distinct`]).
+pub fn file_properties(options: &WriteOptions, first: &RecordBatch) -> WriterProperties {
+    let mut builder = properties_builder(options);
+    for (field, column) in first.schema().fields().iter().zip(first.columns()) {
+        if UNIQUE_COLUMNS.contains(&field.name().as_str()) {
+            continue;
+        }
+        if column.as_string_opt::<i32>().is_some_and(mostly_distinct) {
+            builder = builder
+                .set_column_dictionary_enabled(ColumnPath::from(field.name().as_str()), false);
+        }
+    }
     builder.build()
+}
+
+/// True when the first [`SAMPLE_VALUES`] non-null values of `column` are at least
+/// [`DISTINCT_PERCENT`] distinct. Such a column (random request ids, cache-busting query
+/// strings) would fill the dictionary with values seen once: every value is hashed and
+/// stored, the page outgrows its limit and the writer falls back to plain encoding anyway,
+/// and the file is larger for the dictionary it carried. Real client addresses repeat (a page
+/// view is many requests), so they keep theirs. Too small a sample keeps the dictionary.
+fn mostly_distinct(column: &StringArray) -> bool {
+    let mut seen = HashSet::with_capacity(SAMPLE_VALUES);
+    let mut sampled = 0;
+    for value in column.iter().flatten().take(SAMPLE_VALUES) {
+        sampled += 1;
+        seen.insert(value);
+    }
+    sampled >= MIN_SAMPLE_VALUES && seen.len() * 100 >= sampled * DISTINCT_PERCENT
 }
 
 struct OpenFile {
@@ -69,6 +111,10 @@ struct OpenFile {
     key: String,
     rows: u64,
     last_used: u64,
+    /// The writer's `memory_size()` after its last write or flush. Only writing to or
+    /// flushing a file changes it, so the budget check sums these instead of asking every
+    /// open writer (a walk over all its columns) after each batch.
+    memory: u64,
 }
 
 /// Writes partition batches of one table for one run.
@@ -77,7 +123,6 @@ pub struct PartitionedWriter {
     table: String,
     run_id: String,
     schema: SchemaRef,
-    props: WriterProperties,
     options: WriteOptions,
     sequence: Arc<AtomicU64>,
     open: HashMap<PartitionKey, OpenFile>,
@@ -97,7 +142,6 @@ impl PartitionedWriter {
         sequence: Arc<AtomicU64>,
     ) -> Self {
         Self {
-            props: writer_properties(&options),
             lake,
             table: table.to_owned(),
             run_id: run_id.to_owned(),
@@ -127,7 +171,7 @@ impl PartitionedWriter {
                     self.close(&k)?;
                 }
             }
-            let file = self.create(&part.key)?;
+            let file = self.create(&part.key, &part.batch)?;
             self.open.insert(part.key.clone(), file);
         }
         let tick = self.tick;
@@ -137,6 +181,7 @@ impl PartitionedWriter {
             .map_err(|source| parquet_error(&file.url, source))?;
         file.rows += part.batch.num_rows() as u64;
         file.last_used = tick;
+        file.memory = file.writer.memory_size() as u64;
         let size = file.writer.bytes_written() as u64 + file.writer.in_progress_size() as u64;
         if size >= self.options.target_file_bytes {
             self.close(&part.key)?;
@@ -148,10 +193,7 @@ impl PartitionedWriter {
 
     /// Bytes held in unflushed row groups across open files.
     pub fn buffered_bytes(&self) -> u64 {
-        self.open
-            .values()
-            .map(|f| f.writer.memory_size() as u64)
-            .sum()
+        self.open.values().map(|f| f.memory).sum()
     }
 
     fn enforce_budget(&mut self) -> Result<()> {
@@ -160,16 +202,17 @@ impl PartitionedWriter {
                 .open
                 .values_mut()
                 .filter(|f| f.writer.in_progress_rows() > 0)
-                .max_by_key(|f| f.writer.memory_size());
+                .max_by_key(|f| f.memory);
             let Some(file) = largest else { break };
             file.writer
                 .flush()
                 .map_err(|source| parquet_error(&file.url, source))?;
+            file.memory = file.writer.memory_size() as u64;
         }
         Ok(())
     }
 
-    fn create(&self, key: &PartitionKey) -> Result<OpenFile> {
+    fn create(&self, key: &PartitionKey, first: &RecordBatch) -> Result<OpenFile> {
         let n = self.sequence.fetch_add(1, Ordering::Relaxed);
         let name = format!("part-{}-{n:05}.parquet", self.run_id);
         let rel = format!(
@@ -179,7 +222,8 @@ impl PartitionedWriter {
         );
         let url = self.lake.url(&rel);
         let upload = self.lake.store().upload(&rel)?;
-        let writer = ArrowWriter::try_new(upload, self.schema.clone(), Some(self.props.clone()))
+        let props = file_properties(&self.options, first);
+        let writer = ArrowWriter::try_new(upload, self.schema.clone(), Some(props))
             .map_err(|source| parquet_error(&url, source))?;
         Ok(OpenFile {
             writer,
@@ -187,6 +231,7 @@ impl PartitionedWriter {
             key: rel,
             rows: 0,
             last_used: self.tick,
+            memory: 0,
         })
     }
 
@@ -246,7 +291,7 @@ mod tests {
     use arrow::array::{
         Date32Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
     };
-    use arrow::datatypes::Schema;
+    use arrow::datatypes::{DataType, Schema};
     use parquet::file::reader::{FileReader, SerializedFileReader};
 
     fn batch(customers: &[&str], days: &[i32], n: usize) -> RecordBatch {
@@ -354,6 +399,101 @@ mod tests {
         }
         let files = w.finish().unwrap();
         assert_eq!(files.len(), 3, "{files:?}");
+    }
+
+    #[test]
+    fn the_budget_sees_every_open_writer_as_it_is() {
+        let dir = tempfile::tempdir().unwrap();
+        let budget = 96 << 10;
+        let options = WriteOptions {
+            memory_budget_bytes: budget,
+            ..Default::default()
+        };
+        let mut w = writer(dir.path(), options);
+        let days: Vec<i32> = (0..6).collect();
+        for _ in 0..20 {
+            for part in split(&batch(&["acme", "globex"], &days, 300)).unwrap() {
+                w.write(part).unwrap();
+                let actual: u64 = w.open.values().map(|f| f.writer.memory_size() as u64).sum();
+                assert_eq!(w.buffered_bytes(), actual);
+                assert!(actual <= budget, "{actual} bytes buffered");
+            }
+        }
+        let flushed = w
+            .open
+            .values()
+            .filter(|f| !f.writer.flushed_row_groups().is_empty());
+        assert!(flushed.count() > 0, "the budget never flushed a row group");
+        let files = w.finish().unwrap();
+        assert_eq!(files.iter().map(|f| f.rows).sum::<u64>(), 20 * 2 * 6 * 300);
+    }
+
+    /// One partition's rows: the lineage columns, then `unique` (every value distinct),
+    /// `repeats` (four values) and `sparse` (distinct, but null past its first 100 rows).
+    fn mixed_batch(rows: usize) -> RecordBatch {
+        let mut fields = lineage_fields().to_vec();
+        for name in ["unique", "repeats", "sparse"] {
+            fields.push(arrow::datatypes::Field::new(name, DataType::Utf8, true));
+        }
+        let lineage = batch(&["acme"], &[1], rows);
+        let mut columns = lineage.columns().to_vec();
+        let ids = (0..rows).map(|i| format!("{}.{}.{}.0", i % 223, i / 223, i % 7));
+        columns.push(Arc::new(StringArray::from_iter_values(ids)));
+        let agents =
+            (0..rows).map(|i| ["curl/8.5.0", "Mozilla/5.0", "Go-http-client/1.1", "-"][i % 4]);
+        columns.push(Arc::new(StringArray::from_iter_values(agents)));
+        let sparse = (0..rows).map(|i| (i < 100).then(|| format!("q={i}")));
+        columns.push(Arc::new(StringArray::from_iter(sparse)));
+        RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).unwrap()
+    }
+
+    #[test]
+    fn mostly_distinct_string_columns_get_no_dictionary() {
+        let first = mixed_batch(3000);
+        let props = file_properties(&WriteOptions::default(), &first);
+        let dictionary = |c: &str| props.dictionary_enabled(&ColumnPath::from(c));
+        assert!(!dictionary("unique"));
+        assert!(dictionary("repeats"));
+        // 100 values are too few to judge.
+        assert!(dictionary("sparse"));
+        // Constant per file, and `ts` / `row_num` are never dictionary encoded.
+        assert!(dictionary("customer") && dictionary("source_file"));
+        assert!(!dictionary("ts") && !dictionary("row_num"));
+        // A first batch too small to judge keeps every dictionary.
+        let props = file_properties(&WriteOptions::default(), &mixed_batch(100));
+        assert!(props.dictionary_enabled(&ColumnPath::from("unique")));
+    }
+
+    #[test]
+    fn the_choice_shows_in_the_written_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = mixed_batch(3000);
+        let mut w = PartitionedWriter::new(
+            Lake::local(dir.path()).unwrap(),
+            "t",
+            "r1",
+            first.schema(),
+            WriteOptions::default(),
+            Arc::new(AtomicU64::new(0)),
+        );
+        for part in split(&first).unwrap() {
+            w.write(part).unwrap();
+        }
+        let files = w.finish().unwrap();
+        let path = dir.path().join(&files[0].key);
+        let reader = SerializedFileReader::new(std::fs::File::open(path).unwrap()).unwrap();
+        let group = reader.metadata().row_group(0);
+        let has_dictionary = |name: &str| {
+            let column = group
+                .columns()
+                .iter()
+                .find(|c| c.column_path().string() == name)
+                .unwrap();
+            column.dictionary_page_offset().is_some()
+        };
+        assert!(!has_dictionary("unique"));
+        assert!(has_dictionary("repeats"));
+        assert!(has_dictionary("customer"));
     }
 
     fn walk(dir: &std::path::Path) -> Vec<String> {
