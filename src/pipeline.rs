@@ -3,7 +3,8 @@
 //!
 //! Streaming runs the CPU work (decompress, decode, transform, split) on a rayon pool of
 //! `threads` workers, one input file per task, and the Parquet encoding on `threads` writer
-//! threads, each owning the partitions that hash to it. Between them are bounded channels of
+//! threads, each owning the partitions [`Router`] gave it (the least loaded writer takes a
+//! partition it has not seen). Between them are bounded channels of
 //! [`CHANNEL_BATCHES`] partition batches each, so memory is bounded by: workers × one decoded
 //! batch (or one buffered small file) + writers × channel bound + the writers' own budget.
 //!
@@ -14,7 +15,6 @@
 //! it is committed, and the next run deletes its files.
 
 use std::collections::BTreeSet;
-use std::hash::{Hash, Hasher};
 use std::io::{self, Read};
 use std::sync::atomic::AtomicU64;
 use std::sync::mpsc::{sync_channel, SyncSender};
@@ -44,7 +44,7 @@ use crate::register::{columns_of, grows_at_end, Catalog, GlueCatalog, LocalCatal
 use crate::schema::{is_lineage, table_schema};
 use crate::store::Stores;
 use crate::transform::{Lineage, Masker, Transform, TransformCounts};
-use crate::write::{PartitionedWriter, WrittenFile};
+use crate::write::{PartitionedWriter, Router, WrittenFile};
 
 /// Partition batches each writer's channel holds.
 pub const CHANNEL_BATCHES: usize = 8;
@@ -557,6 +557,7 @@ fn stream(
         ..job.write.clone()
     };
     let sequence = Arc::new(AtomicU64::new(0));
+    let router = Router::new(writers);
     let mut senders = Vec::with_capacity(writers);
     let mut handles = Vec::with_capacity(writers);
     for i in 0..writers {
@@ -597,7 +598,7 @@ fn stream(
         planned
             .par_iter()
             .map(|p| {
-                let outcome = process_input(job, table, transform, p, &senders, spool);
+                let outcome = process_input(job, table, transform, p, &senders, &router, spool);
                 progress.input_done(p.input.size);
                 outcome
             })
@@ -645,12 +646,6 @@ fn remove_files(lake: &Lake, files: &[WrittenFile]) {
             tracing::warn!(file = %lake.url(&f.key), error = %e, "could not remove a file of a failed run; the next run removes it");
         }
     }
-}
-
-fn route(part: &PartitionBatch, writers: usize) -> usize {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    part.key.hash(&mut h);
-    (h.finish() % writers as u64) as usize
 }
 
 /// A reader that hashes every byte read through it.
@@ -762,6 +757,7 @@ fn process_input(
     transform: &Transform,
     p: &Planned,
     senders: &[SyncSender<PartitionBatch>],
+    router: &Router,
     spool: &RejectSpool,
 ) -> Result<Outcome> {
     let uri = &p.input.uri;
@@ -797,7 +793,7 @@ fn process_input(
     let mut rows_written = 0u64;
     let mut send_error = None;
     let send = |part: PartitionBatch, send_error: &mut Option<Error>| {
-        let target = route(&part, senders.len());
+        let target = router.route(&part.key, part.batch.num_rows());
         if senders[target].send(part).is_err() {
             send_error.get_or_insert(Error::io("writer thread", io::Error::other("stopped")));
         }
