@@ -141,6 +141,9 @@ pub struct CloudFrontOptions {
     pub batch_size: usize,
     /// Longest line accepted, in bytes; longer lines are rejected.
     pub max_line: usize,
+    /// A batch ends once its lines hold this many bytes, whatever its row count, so no string
+    /// column of a batch comes near Arrow's 2 GiB offset limit.
+    pub max_batch_bytes: usize,
 }
 
 impl Default for CloudFrontOptions {
@@ -148,6 +151,7 @@ impl Default for CloudFrontOptions {
         Self {
             batch_size: DEFAULT_BATCH_SIZE,
             max_line: 1 << 20,
+            max_batch_bytes: 256 << 20,
         }
     }
 }
@@ -173,6 +177,8 @@ pub struct CloudFrontDecoder {
     tabs: Vec<usize>,
     rejects: Vec<Reject>,
     counts: RowCounts,
+    /// Bytes of the lines in the pending batch.
+    batch_bytes: usize,
 }
 
 impl CloudFrontDecoder {
@@ -196,9 +202,12 @@ impl CloudFrontDecoder {
             tabs: Vec::with_capacity(40),
             rejects: Vec::new(),
             counts: RowCounts::default(),
+            batch_bytes: 0,
             options: CloudFrontOptions {
                 batch_size: rows,
                 max_line: options.max_line.max(256),
+                // At most 1 GiB: one more line of up to `max_line` keeps a column under 2 GiB.
+                max_batch_bytes: options.max_batch_bytes.clamp(1, 1 << 30),
             },
         }
     }
@@ -301,10 +310,11 @@ impl CloudFrontDecoder {
                     if kind != Kind::Str && value.is_empty() {
                         continue;
                     }
-                    cells[i] = parse_cell(kind, value).ok_or_else(|| RejectReason::BadNumber {
-                        column: COLUMN_NAMES[i].clone(),
-                        value: reject_text(value.as_bytes()),
-                    })?;
+                    cells[i] =
+                        parse_cell(kind, text, s, e).ok_or_else(|| RejectReason::BadNumber {
+                            column: COLUMN_NAMES[i].clone(),
+                            value: reject_text(value.as_bytes()),
+                        })?;
                 }
             }
         }
@@ -315,7 +325,7 @@ impl CloudFrontDecoder {
         })?;
         self.prefix.append(ts, line_no);
         for (builder, cell) in self.columns.iter_mut().zip(cells) {
-            builder.append(cell);
+            builder.append(cell, text);
         }
         if has_extra {
             let mut map = serde_json::Map::new();
@@ -336,6 +346,7 @@ impl CloudFrontDecoder {
             self.extra.append_null();
         }
         self.counts.rows_ok += 1;
+        self.batch_bytes += line.len();
         Ok(())
     }
 
@@ -453,6 +464,9 @@ impl Decoder for CloudFrontDecoder {
     }
 
     fn capacity(&self) -> usize {
+        if self.batch_bytes >= self.options.max_batch_bytes {
+            return 0;
+        }
         self.options.batch_size - self.prefix.len()
     }
 
@@ -461,6 +475,7 @@ impl Decoder for CloudFrontDecoder {
             return Ok(None);
         }
         let mut arrays = Vec::with_capacity(N_COLS + 3);
+        self.batch_bytes = 0;
         arrays.extend(self.prefix.finish());
         arrays.extend(self.columns.iter_mut().map(ColumnBuilder::finish));
         arrays.push(Arc::new(self.extra.finish()));
@@ -749,6 +764,7 @@ mod tests {
             let mut d = CloudFrontDecoder::new(CloudFrontOptions {
                 batch_size: 10,
                 max_line: 1000,
+                ..Default::default()
             });
             let out = decode_chunked(input.as_bytes(), chunk, &mut d).unwrap();
             let rejects: Vec<_> = out.iter().flat_map(|o| o.rejects.clone()).collect();
@@ -778,5 +794,31 @@ mod tests {
         let out = decode_chunked(input.as_bytes(), input.len(), &mut d).unwrap();
         let sizes: Vec<_> = out.iter().map(|o| o.batch.num_rows()).collect();
         assert_eq!(sizes, [2, 2, 1]);
+    }
+
+    #[test]
+    fn batches_are_cut_at_their_byte_bound() {
+        let rows: Vec<String> = (0..7).map(|i| row19("192.0.2.1", &i.to_string())).collect();
+        let input = format!("#Fields: {F19}\n{}\n", rows.join("\n"));
+        let mut d = CloudFrontDecoder::new(CloudFrontOptions {
+            // Two lines reach it; the third starts a new batch.
+            max_batch_bytes: rows[0].len() + 1,
+            ..Default::default()
+        });
+        let out = decode_chunked(input.as_bytes(), 50, &mut d).unwrap();
+        let sizes: Vec<_> = out.iter().map(|o| o.batch.num_rows()).collect();
+        assert_eq!(sizes, [2, 2, 2, 1]);
+        let bytes: Vec<i64> = out
+            .iter()
+            .flat_map(|o| {
+                o.batch
+                    .column_by_name("sc_bytes")
+                    .unwrap()
+                    .as_primitive::<Int64Type>()
+                    .values()
+                    .to_vec()
+            })
+            .collect();
+        assert_eq!(bytes, (0..7).collect::<Vec<i64>>());
     }
 }
