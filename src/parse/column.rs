@@ -67,12 +67,13 @@ pub enum Cell {
 /// are the caller's call.
 #[inline]
 pub fn parse_cell(kind: Kind, line: &str, start: usize, end: usize) -> Option<Cell> {
-    let text = &line[start..end];
+    // Strings stay ranges; only numbers need the text.
+    let text = || &line[start..end];
     match kind {
         Kind::Str => Some(Cell::Str { start, end }),
-        Kind::I64 => text.parse::<i64>().ok().map(Cell::Int),
-        Kind::I32 => text.parse::<i32>().ok().map(|v| Cell::Int(v.into())),
-        Kind::F64 => text
+        Kind::I64 => text().parse::<i64>().ok().map(Cell::Int),
+        Kind::I32 => text().parse::<i32>().ok().map(|v| Cell::Int(v.into())),
+        Kind::F64 => text()
             .parse::<f64>()
             .ok()
             .filter(|v| v.is_finite())
