@@ -32,6 +32,9 @@ pub struct AuditOptions {
     /// Longest record accepted, in bytes. A longer one is almost always an unbalanced quote
     /// swallowing the rest of the file, so the file is failed rather than guessed at.
     pub max_record: usize,
+    /// A batch ends once its records hold this many bytes, whatever its row count, so no
+    /// string column of a batch comes near Arrow's 2 GiB offset limit.
+    pub max_batch_bytes: usize,
 }
 
 impl Default for AuditOptions {
@@ -39,6 +42,7 @@ impl Default for AuditOptions {
         Self {
             batch_size: DEFAULT_BATCH_SIZE,
             max_record: 16 << 20,
+            max_batch_bytes: 256 << 20,
         }
     }
 }
@@ -139,6 +143,9 @@ impl AuditDecoder {
         Self {
             options: AuditOptions {
                 batch_size: rows,
+                // At most 1 GiB: one more record of up to `max_record` keeps a column under
+                // 2 GiB.
+                max_batch_bytes: options.max_batch_bytes.clamp(1, 1 << 30),
                 ..options
             },
             reader: Reader::new(),
@@ -248,7 +255,7 @@ impl AuditDecoder {
         self.counts.rows_read += 1;
         let reason = match Self::check(header, out, ends, field) {
             Ok(ts) => {
-                self.prefix.append(ts, line);
+                self.prefix.append(ts, line, out.len());
                 for (i, target) in header.targets.iter().enumerate() {
                     // Checked UTF-8 above; empty is null.
                     let text = std::str::from_utf8(field(i)).unwrap_or_default();
@@ -371,7 +378,8 @@ impl Decoder for AuditDecoder {
     }
 
     fn capacity(&self) -> usize {
-        self.options.batch_size - self.prefix.len()
+        self.prefix
+            .room(self.options.batch_size, self.options.max_batch_bytes)
     }
 
     fn flush(&mut self) -> Result<Option<Decoded>, FileError> {
@@ -528,6 +536,24 @@ mod tests {
             .as_primitive::<Int64Type>()
             .values()
             .to_vec()
+    }
+
+    #[test]
+    fn batches_are_cut_at_their_byte_bound() {
+        let mut input = String::from("timestamp,user,action\n");
+        for i in 0..5 {
+            input.push_str(&format!("2024-03-01T10:00:0{i}Z,user{i},login\n"));
+        }
+        let mut d = AuditDecoder::new(AuditOptions {
+            // Two records reach it; the third starts a new batch.
+            max_batch_bytes: "2024-03-01T10:00:00Zuser0login".len() + 1,
+            ..Default::default()
+        });
+        let out = decode_chunked(input.as_bytes(), 16, &mut d).unwrap();
+        let sizes: Vec<_> = out.iter().map(|o| o.batch.num_rows()).collect();
+        assert_eq!(sizes, [2, 2, 1]);
+        let lines: Vec<i64> = out.iter().flat_map(|o| row_nums(&o.batch)).collect();
+        assert_eq!(lines, [2, 3, 4, 5, 6]);
     }
 
     #[test]

@@ -177,8 +177,6 @@ pub struct CloudFrontDecoder {
     tabs: Vec<usize>,
     rejects: Vec<Reject>,
     counts: RowCounts,
-    /// Bytes of the lines in the pending batch.
-    batch_bytes: usize,
 }
 
 impl CloudFrontDecoder {
@@ -202,7 +200,6 @@ impl CloudFrontDecoder {
             tabs: Vec::with_capacity(40),
             rejects: Vec::new(),
             counts: RowCounts::default(),
-            batch_bytes: 0,
             options: CloudFrontOptions {
                 batch_size: rows,
                 max_line: options.max_line.max(256),
@@ -323,7 +320,7 @@ impl CloudFrontDecoder {
                 value: reject_text(format!("{date} {time}").as_bytes()),
             }
         })?;
-        self.prefix.append(ts, line_no);
+        self.prefix.append(ts, line_no, line.len());
         for (builder, cell) in self.columns.iter_mut().zip(cells) {
             builder.append(cell, text);
         }
@@ -346,7 +343,6 @@ impl CloudFrontDecoder {
             self.extra.append_null();
         }
         self.counts.rows_ok += 1;
-        self.batch_bytes += line.len();
         Ok(())
     }
 
@@ -464,10 +460,8 @@ impl Decoder for CloudFrontDecoder {
     }
 
     fn capacity(&self) -> usize {
-        if self.batch_bytes >= self.options.max_batch_bytes {
-            return 0;
-        }
-        self.options.batch_size - self.prefix.len()
+        self.prefix
+            .room(self.options.batch_size, self.options.max_batch_bytes)
     }
 
     fn flush(&mut self) -> Result<Option<Decoded>, FileError> {
@@ -475,7 +469,6 @@ impl Decoder for CloudFrontDecoder {
             return Ok(None);
         }
         let mut arrays = Vec::with_capacity(N_COLS + 3);
-        self.batch_bytes = 0;
         arrays.extend(self.prefix.finish());
         arrays.extend(self.columns.iter_mut().map(ColumnBuilder::finish));
         arrays.push(Arc::new(self.extra.finish()));

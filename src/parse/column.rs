@@ -252,6 +252,8 @@ impl ColumnBuilder {
 pub struct PrefixBuilders {
     ts: TimestampMicrosecondBuilder,
     row_num: Int64Builder,
+    /// Bytes of the input records appended since the last finish.
+    bytes: usize,
 }
 
 impl PrefixBuilders {
@@ -260,14 +262,26 @@ impl PrefixBuilders {
         Self {
             ts: TimestampMicrosecondBuilder::with_capacity(rows).with_timezone(UTC),
             row_num: Int64Builder::with_capacity(rows),
+            bytes: 0,
         }
     }
 
-    /// Append one row's `ts` and `row_num`.
+    /// Append one row's `ts` and `row_num`; `bytes` is the size of its input record.
     #[inline]
-    pub fn append(&mut self, ts: i64, row_num: u64) {
+    pub fn append(&mut self, ts: i64, row_num: u64, bytes: usize) {
         self.ts.append_value(ts);
         self.row_num.append_value(row_num as i64);
+        self.bytes += bytes;
+    }
+
+    /// Rows the pending batch has room for: up to `batch_size` rows, and none once its records
+    /// hold `max_bytes` bytes. The byte bound keeps every string column of a batch far from
+    /// Arrow's 2 GiB offset limit, whatever the row count.
+    pub fn room(&self, batch_size: usize, max_bytes: usize) -> usize {
+        if self.bytes >= max_bytes {
+            return 0;
+        }
+        batch_size.saturating_sub(self.len())
     }
 
     /// Rows appended since the last finish.
