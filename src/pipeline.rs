@@ -1,12 +1,14 @@
 //! The only module that knows the order of things: lock → recover → plan → stream → publish →
 //! register → report → marker (DESIGN.md section 2).
 //!
-//! Streaming runs the CPU work (decompress, decode, transform, split) on a rayon pool of
-//! `threads` workers, one input file per task, and the Parquet encoding on `threads` writer
-//! threads, each owning the partitions [`Router`] gave it (the least loaded writer takes a
-//! partition it has not seen). Between them are bounded channels of
-//! [`CHANNEL_BATCHES`] partition batches each, so memory is bounded by: workers × one decoded
-//! batch (or one buffered small file) + writers × channel bound + the writers' own budget.
+//! Streaming runs on a rayon pool of `threads` workers, one input per task. A task decodes,
+//! transforms and splits its input, and encodes the partition batches itself with its pool
+//! thread's own [`PartitionedWriter`]: no hand-off between threads, so a batch is encoded
+//! while it is still in the core's cache and no core waits on another's backlog. rayon gives
+//! each thread a contiguous range of the plan (inputs sorted by path, so by customer), so a
+//! partition is mostly written by one writer; one written by several gets a file from each.
+//! Memory is bounded by: workers × (one decoded batch, or one buffered small file) + the
+//! writers' budget, split between them.
 //!
 //! A bad input must never leave rows behind. Inputs up to `buffer_file_bytes` on disk are
 //! decoded whole before any of their rows is sent, so a failure drops them cleanly; larger
@@ -16,9 +18,8 @@
 
 use std::collections::BTreeSet;
 use std::io::{self, Read};
-use std::sync::atomic::AtomicU64;
-use std::sync::mpsc::{sync_channel, SyncSender};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
 use arrow::datatypes::SchemaRef;
@@ -44,10 +45,7 @@ use crate::register::{columns_of, grows_at_end, Catalog, GlueCatalog, LocalCatal
 use crate::schema::{is_lineage, table_schema};
 use crate::store::Stores;
 use crate::transform::{Lineage, Masker, Transform, TransformCounts};
-use crate::write::{PartitionedWriter, Router, WrittenFile};
-
-/// Partition batches each writer's channel holds.
-pub const CHANNEL_BATCHES: usize = 8;
+use crate::write::{PartitionedWriter, WrittenFile};
 
 /// Environment variable naming a stage at which a run stops and waits (tests kill it there).
 pub const STALL_ENV: &str = "CITRINE_TEST_STALL";
@@ -550,82 +548,87 @@ fn stream(
     spool: &RejectSpool,
     progress: &dyn Progress,
 ) -> Result<(Vec<Outcome>, Vec<WrittenFile>)> {
-    let writers = job.threads.max(1);
-    let per_writer = WriteOptions {
-        max_open_files: (job.write.max_open_files / writers).max(1),
-        memory_budget_bytes: job.write.memory_budget_bytes / writers as u64,
+    let threads = job.threads.max(1);
+    let per_worker = WriteOptions {
+        max_open_files: (job.write.max_open_files / threads).max(1),
+        memory_budget_bytes: job.write.memory_budget_bytes / threads as u64,
         ..job.write.clone()
     };
     let sequence = Arc::new(AtomicU64::new(0));
-    let router = Router::new(writers);
-    let mut senders = Vec::with_capacity(writers);
-    let mut handles = Vec::with_capacity(writers);
-    for i in 0..writers {
-        let (tx, rx) = sync_channel::<PartitionBatch>(CHANNEL_BATCHES);
-        senders.push(tx);
-        let mut writer = PartitionedWriter::new(
-            lake.clone(),
-            &table.name,
-            run_id,
-            transform.table_schema().clone(),
-            per_writer.clone(),
-            sequence.clone(),
-        );
-        let handle = std::thread::Builder::new()
-            .name(format!("citrine-writer-{i}"))
-            .spawn(move || -> (Vec<WrittenFile>, Option<Error>) {
-                for part in rx {
-                    if let Err(e) = writer.write(part) {
-                        // Closed files are returned so the caller removes them.
-                        let closed = writer.written().to_vec();
-                        writer.abort();
-                        return (closed, Some(e));
-                    }
-                }
-                match writer.finish() {
-                    Ok(files) => (files, None),
-                    Err(e) => (Vec::new(), Some(e)),
-                }
-            })
-            .map_err(|e| Error::io("writer thread", e))?;
-        handles.push(handle);
-    }
     let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(job.threads.max(1))
+        .num_threads(threads)
         .build()
         .map_err(|e| Error::io("worker pool", io::Error::other(e)))?;
-    let results: Vec<std::result::Result<Outcome, Error>> = pool.install(|| {
+    // One writer per pool thread; a task locks its own thread's (never contended: a task does
+    // not yield to another on its thread).
+    let writers: Vec<Mutex<PartitionedWriter>> = (0..threads)
+        .map(|_| {
+            Mutex::new(PartitionedWriter::new(
+                lake.clone(),
+                &table.name,
+                run_id,
+                transform.table_schema().clone(),
+                per_worker.clone(),
+                sequence.clone(),
+            ))
+        })
+        .collect();
+    let stop = AtomicBool::new(false);
+    // rayon splits the plan into contiguous ranges (stealing halves when a thread runs out), so
+    // neighbouring inputs, which share partitions, are mostly written by the same writer.
+    let results: Vec<Option<Result<Outcome>>> = pool.install(|| {
         planned
             .par_iter()
             .map(|p| {
-                let outcome = process_input(job, table, transform, p, &senders, &router, spool);
+                if stop.load(Ordering::Relaxed) {
+                    return None;
+                }
+                let slot = &writers[rayon::current_thread_index().unwrap_or(0) % threads];
+                let mut writer = slot.lock().unwrap_or_else(PoisonError::into_inner);
+                let outcome = process_input(job, table, transform, p, &mut writer, spool);
+                if outcome.is_err() {
+                    stop.store(true, Ordering::Relaxed);
+                }
                 progress.input_done(p.input.size);
-                outcome
+                Some(outcome)
             })
             .collect()
     });
-    drop(senders);
-    let mut files = Vec::new();
-    let mut first_error = None;
-    for h in handles {
-        match h.join() {
-            Ok((f, error)) => {
-                files.extend(f);
-                if let Some(e) = error {
-                    first_error.get_or_insert(e);
-                }
-            }
-            Err(_) => {
-                first_error.get_or_insert(Error::io("writer thread", io::Error::other("panicked")));
-            }
-        }
-    }
+    let writers = writers
+        .into_iter()
+        .map(|w| w.into_inner().unwrap_or_else(PoisonError::into_inner));
     let mut outcomes = Vec::with_capacity(results.len());
-    for r in results {
+    let mut first_error = None;
+    for r in results.into_iter().flatten() {
         match r {
             Ok(o) => outcomes.push(o),
             Err(e) => {
                 first_error.get_or_insert(e);
+            }
+        }
+    }
+    let mut files = Vec::new();
+    if first_error.is_some() {
+        // Closed files are returned so they are removed below; open ones are aborted.
+        for w in writers {
+            files.extend_from_slice(w.written());
+            w.abort();
+        }
+    } else {
+        // Closing flushes every open file's last row group: in parallel, like the rest.
+        let finished: Vec<Result<Vec<WrittenFile>>> = pool.install(|| {
+            writers
+                .collect::<Vec<_>>()
+                .into_par_iter()
+                .map(PartitionedWriter::finish)
+                .collect()
+        });
+        for f in finished {
+            match f {
+                Ok(f) => files.extend(f),
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
             }
         }
     }
@@ -756,8 +759,7 @@ fn process_input(
     table: &TableSpec,
     transform: &Transform,
     p: &Planned,
-    senders: &[SyncSender<PartitionBatch>],
-    router: &Router,
+    writer: &mut PartitionedWriter,
     spool: &RejectSpool,
 ) -> Result<Outcome> {
     let uri = &p.input.uri;
@@ -791,13 +793,8 @@ fn process_input(
     let mut rejects = Vec::new();
     let mut transform_counts = TransformCounts::default();
     let mut rows_written = 0u64;
-    let mut send_error = None;
-    let send = |part: PartitionBatch, send_error: &mut Option<Error>| {
-        let target = router.route(&part.key, part.batch.num_rows());
-        if senders[target].send(part).is_err() {
-            send_error.get_or_insert(Error::io("writer thread", io::Error::other("stopped")));
-        }
-    };
+    // A write error is the run's, not the input's: it is kept here and the decode stopped.
+    let mut write_error = None;
     let input: Box<dyn io::BufRead> = match source {
         Content::Memory(bytes) => Box::new(io::Cursor::new(bytes)),
         Content::Stream(reader) => Box::new(decompress::buffered_sized(reader, p.input.size)),
@@ -823,14 +820,22 @@ fn process_input(
             })?;
             if buffered {
                 held.extend(parts);
-            } else {
-                for part in parts {
-                    send(part, &mut send_error);
+                return Ok(());
+            }
+            for part in parts {
+                if let Err(e) = writer.write(part) {
+                    write_error = Some(e);
+                    return Err(FileError::Io {
+                        source: io::Error::other("the run's write failed"),
+                    });
                 }
             }
             Ok(())
         },
     );
+    if let Some(e) = write_error {
+        return Err(e);
+    }
     if let Err(kind) = decoded {
         if buffered {
             return Ok(failed(kind));
@@ -838,10 +843,7 @@ fn process_input(
         return Err(InputError::new(uri.clone(), kind).into());
     }
     for part in held {
-        send(part, &mut send_error);
-    }
-    if let Some(e) = send_error {
-        return Err(e);
+        writer.write(part)?;
     }
     // Consumed: its rejects go to the spool (a failed input's rows are dropped with it).
     spool.append(uri, &rejects)?;

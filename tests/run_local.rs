@@ -65,6 +65,18 @@ fn generated_data_lands_whole_and_masked() {
         assert_eq!(duck, g.expected, "DuckDB");
         assert_eq!(arrow, g.expected, "pyarrow");
     }
+    // Each of the 2 workers writes a partition's rows it decoded into a file of its own:
+    // at most one file per worker and partition (none reaches the target size here).
+    let mut per_partition: BTreeMap<String, usize> = BTreeMap::new();
+    for f in files_below(&dir.path().join("lake/data/cloudfront_logs")) {
+        let (folder, _) = f.rsplit_once('/').unwrap();
+        *per_partition.entry(folder.to_owned()).or_default() += 1;
+    }
+    assert_eq!(per_partition.len(), g.expected.len());
+    assert!(
+        per_partition.values().all(|&n| (1..=2).contains(&n)),
+        "{per_partition:?}"
+    );
     // Rejected rows are in the rejects file with file and line.
     let rejects: Vec<_> = files_below(&dir.path().join("lake/_citrine/rejects"));
     assert_eq!(rejects.len(), 1);

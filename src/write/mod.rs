@@ -2,7 +2,5 @@
 //! committing is a separate step that reads only that list.
 
 pub mod parquet;
-pub mod route;
 
 pub use self::parquet::{PartitionedWriter, WrittenFile};
-pub use self::route::Router;
