@@ -9,7 +9,8 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, RecordBatch, StringArray, StringBuilder};
+use arrow::array::{Array, ArrayRef, RecordBatch, StringArray};
+use arrow::buffer::{Buffer, OffsetBuffer, ScalarBuffer};
 use arrow::datatypes::DataType;
 
 use crate::error::ConfigError;
@@ -202,10 +203,14 @@ fn split_padding(piece: &str) -> (&str, &str, &str) {
 /// `out`. Returns how many tokens were not addresses (each became `-`).
 pub fn mask_value(value: &str, opts: MaskOptions, out: &mut String) -> u64 {
     let mut invalid = 0;
-    for (i, piece) in value.split(',').enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
+    let mut rest = value;
+    loop {
+        // A byte scan: values are short, and `str::split` searched for each comma with a
+        // call per element (1.7% of a CloudFront run).
+        let (piece, next) = match rest.bytes().position(|b| b == b',') {
+            Some(comma) => (&rest[..comma], Some(&rest[comma + 1..])),
+            None => (rest, None),
+        };
         let (lead, token, trail) = split_padding(piece);
         out.push_str(lead);
         match parse_token(token) {
@@ -221,8 +226,41 @@ pub fn mask_value(value: &str, opts: MaskOptions, out: &mut String) -> u64 {
             }
         }
         out.push_str(trail);
+        match next {
+            Some(after) => {
+                out.push(',');
+                rest = after;
+            }
+            None => return invalid,
+        }
     }
-    invalid
+}
+
+/// Mask every value of `values` (see [`mask_value`]); nulls stay null. Returns the masked
+/// array and the count of tokens that were not addresses. Masked values are written straight
+/// into the new array's value buffer.
+pub fn mask_array(values: &StringArray, opts: MaskOptions) -> (StringArray, u64) {
+    let mut invalid = 0;
+    // A masked IPv4 address is at most 3 bytes longer ("/24"), anything else shorter.
+    let mut text = String::with_capacity(values.value_data().len() + values.len() * 4);
+    let mut offsets = Vec::with_capacity(values.len() + 1);
+    offsets.push(0i32);
+    for i in 0..values.len() {
+        if values.is_valid(i) {
+            invalid += mask_value(values.value(i), opts, &mut text);
+        }
+        // A batch holds at most 1 GiB of input lines (the decoders' byte bound), and masking
+        // adds at most 3 bytes to a 7-byte address: under 2 GiB.
+        offsets.push(i32::try_from(text.len()).expect("masked strings over 2 GiB in one batch"));
+    }
+    let offsets = OffsetBuffer::new(ScalarBuffer::from(offsets));
+    let masked = StringArray::try_new(
+        offsets,
+        Buffer::from_vec(text.into_bytes()),
+        values.nulls().cloned(),
+    )
+    .expect("masked values are whole strings, one per row");
+    (masked, invalid)
 }
 
 /// Mask every address-looking token in free text with the default prefixes. Errs on the side
@@ -303,19 +341,9 @@ impl Masker {
             let Some(values) = arrays[idx].as_any().downcast_ref::<StringArray>() else {
                 continue;
             };
-            let mut builder = StringBuilder::with_capacity(values.len(), values.len() * 16);
-            let mut buf = String::with_capacity(64);
-            for v in values.iter() {
-                match v {
-                    None => builder.append_null(),
-                    Some(v) => {
-                        buf.clear();
-                        invalid += mask_value(v, self.options, &mut buf);
-                        builder.append_value(&buf);
-                    }
-                }
-            }
-            arrays[idx] = Arc::new(builder.finish());
+            let (masked, n) = mask_array(values, self.options);
+            invalid += n;
+            arrays[idx] = Arc::new(masked);
         }
         // Same schema, same lengths: cannot fail.
         let batch = RecordBatch::try_new(schema, arrays).expect("masking keeps the schema");
@@ -405,9 +433,43 @@ mod tests {
             ("not-an-ip", "-", 1),
             ("-", "-", 0),
             ("1.2.3.4,", "1.2.3.0/24,", 0),
+            (",1.2.3.4", ",1.2.3.0/24", 0),
+            ("1.2.3.4,,5.6.7.8", "1.2.3.0/24,,5.6.7.0/24", 0),
+            (",", ",", 0),
+            ("", "", 0),
         ];
         for (input, want, bad) in cases {
             assert_eq!(masked(input), (want.to_string(), bad), "{input}");
+        }
+    }
+
+    #[test]
+    fn arrays_are_masked_value_by_value_keeping_nulls() {
+        let values = StringArray::from(vec![
+            Some("0.0.0.0"),
+            Some("192.0.2.1"),
+            None,
+            Some("203.0.113.5, [2001:db8::7]:80"),
+            Some("junk"),
+            Some(""),
+            None,
+            Some("198.51.100.255"),
+        ]);
+        // Sliced too: the offsets and nulls of a slice start where it does.
+        for array in [values.clone(), values.slice(1, 6)] {
+            let (out, invalid) = mask_array(&array, MaskOptions::default());
+            assert_eq!(out.len(), array.len());
+            let mut want_invalid = 0;
+            for i in 0..array.len() {
+                assert_eq!(out.is_null(i), array.is_null(i), "row {i}");
+                if array.is_valid(i) {
+                    let (want, bad) = masked(array.value(i));
+                    assert_eq!(out.value(i), want, "row {i}");
+                    want_invalid += bad;
+                }
+            }
+            assert_eq!(invalid, want_invalid);
+            assert_eq!(invalid, 1);
         }
     }
 
