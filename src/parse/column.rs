@@ -73,12 +73,56 @@ pub fn parse_cell(kind: Kind, line: &str, start: usize, end: usize) -> Option<Ce
         Kind::Str => Some(Cell::Str { start, end }),
         Kind::I64 => text().parse::<i64>().ok().map(Cell::Int),
         Kind::I32 => text().parse::<i32>().ok().map(|v| Cell::Int(v.into())),
-        Kind::F64 => text()
-            .parse::<f64>()
-            .ok()
-            .filter(|v| v.is_finite())
+        Kind::F64 => plain_decimal(&line.as_bytes()[start..end])
+            .or_else(|| text().parse::<f64>().ok().filter(|v| v.is_finite()))
             .map(Cell::Float),
     }
+}
+
+/// Exact powers of ten as `f64` (every one up to 10^22 is).
+const POW10: [f64; 16] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+];
+
+/// The common float of a log (`0.001`, `12.5`, `-3`): an optional `-`, digits, at most one
+/// `.`, at most 15 significant digits and 15 after the point. Its value is exactly what
+/// `str::parse` gives: the digits as an integer are below 2^53 and the power of ten is exact,
+/// so one IEEE division is correctly rounded (Clinger's fast path). `None` for anything else,
+/// which the caller parses the general way.
+fn plain_decimal(b: &[u8]) -> Option<f64> {
+    let (negative, b) = match b {
+        [b'-', rest @ ..] => (true, rest),
+        _ => (false, b),
+    };
+    let mut mantissa = 0u64;
+    let mut digits = 0;
+    let mut significant = 0;
+    let mut fraction: Option<usize> = None;
+    for &c in b {
+        match c {
+            b'0'..=b'9' => {
+                mantissa = mantissa * 10 + u64::from(c - b'0');
+                digits += 1;
+                if mantissa > 0 {
+                    significant += 1;
+                }
+                if let Some(f) = fraction.as_mut() {
+                    *f += 1;
+                }
+            }
+            b'.' if fraction.is_none() => fraction = Some(0),
+            _ => return None,
+        }
+        if significant > 15 {
+            return None;
+        }
+    }
+    let fraction = fraction.unwrap_or(0);
+    if digits == 0 || fraction >= POW10.len() {
+        return None;
+    }
+    let value = mantissa as f64 / POW10[fraction];
+    Some(if negative { -value } else { value })
 }
 
 /// Bytes a short string is copied in at once (see [`StrBuilder`]).
@@ -111,7 +155,9 @@ impl StrBuilder {
     }
 
     /// Append bytes `start..end` of `line`. Panics, as slicing would, when the range is out of
-    /// bounds or does not fall on character boundaries.
+    /// bounds. The range must fall on character boundaries (a decoder's fields lie between
+    /// ASCII separators): that is checked once per column by [`StrBuilder::finish`], which
+    /// panics otherwise, not per value.
     #[inline]
     pub fn append_range(&mut self, line: &str, start: usize, end: usize) {
         let bytes = line.as_bytes();
@@ -119,17 +165,11 @@ impl StrBuilder {
             .checked_sub(start)
             .expect("a string range ends before it starts");
         if len <= BLOCK && start + BLOCK <= bytes.len() {
-            assert!(
-                line.is_char_boundary(start) && line.is_char_boundary(end),
-                "a string range must fall on char boundaries"
-            );
             let at = self.values.len();
             self.values.extend_from_slice(&bytes[start..start + BLOCK]);
             self.values.truncate(at + len);
         } else {
-            // Slicing the `str` checks the character boundaries.
-            let value = &line[start..end];
-            self.values.extend_from_slice(value.as_bytes());
+            self.values.extend_from_slice(&bytes[start..end]);
         }
         self.push_offset();
         self.nulls.append_non_null();
@@ -160,10 +200,11 @@ impl StrBuilder {
         let done = std::mem::replace(self, next);
         let mut nulls = done.nulls;
         let offsets = OffsetBuffer::new(ScalarBuffer::from(done.offsets));
-        // Every value was appended whole from a `&str`, so the bytes are UTF-8 and the
-        // offsets fall between characters; `try_new` checks it again.
+        // Every value was appended from a `&str`; `try_new` checks, once for the column, that
+        // the ranges fell on char boundaries (so the bytes are UTF-8 and every offset lies
+        // between characters).
         StringArray::try_new(offsets, Buffer::from_vec(done.values), nulls.finish())
-            .expect("string values are appended from UTF-8 text at character boundaries")
+            .expect("string ranges must fall on char boundaries")
     }
 }
 
@@ -366,16 +407,90 @@ mod tests {
     fn a_short_range_inside_a_character_panics() {
         // Byte 2 is inside the two-byte é, and the line is long enough for the block copy.
         let line = "t\u{e9}l\u{e9}phone and more text after it, and more";
-        StrBuilder::with_capacity(1, 1).append_range(line, 2, 4);
+        let mut builder = StrBuilder::with_capacity(1, 1);
+        builder.append_range(line, 2, 4);
+        builder.finish();
     }
 
     #[test]
     #[should_panic(expected = "char boundar")]
     fn a_range_inside_a_character_at_the_line_end_panics() {
-        StrBuilder::with_capacity(1, 1).append_range("t\u{e9}l\u{e9}phone", 2, 4);
+        let mut builder = StrBuilder::with_capacity(1, 1);
+        builder.append_range("t\u{e9}l\u{e9}phone", 2, 4);
+        builder.finish();
+    }
+
+    #[test]
+    #[should_panic(expected = "char boundar")]
+    fn a_range_ending_inside_a_character_panics() {
+        // Two values split one character: the values buffer is valid UTF-8 ("中"), only the
+        // offset between them is not at a boundary.
+        let line = "\u{4e2d}a\u{4e2d}";
+        let mut builder = StrBuilder::with_capacity(1, 1);
+        builder.append_range(line, 0, 1);
+        builder.append_range(line, 1, 3);
+        builder.finish();
+    }
+
+    #[test]
+    fn plain_decimals_parse_as_the_standard_parser_does() {
+        for text in [
+            "0",
+            "0.001",
+            "12.5",
+            "-3",
+            "-0.0",
+            "1.",
+            ".5",
+            "999999999999999",
+            "0.000000000000001",
+            "1234567.89012345",
+        ] {
+            let fast = plain_decimal(text.as_bytes()).unwrap_or_else(|| panic!("{text}"));
+            assert_eq!(
+                fast.to_bits(),
+                text.parse::<f64>().unwrap().to_bits(),
+                "{text}"
+            );
+        }
+        // Left to the general parser: too many digits, exponents, signs, names, no digits.
+        for text in [
+            "1234567890123456",
+            "0.0000000000000001",
+            "1e3",
+            "+1",
+            "inf",
+            "NaN",
+            ".",
+            "-",
+            "",
+            "1.2.3",
+            "1,5",
+            "--1",
+        ] {
+            assert_eq!(plain_decimal(text.as_bytes()), None, "{text}");
+        }
+        assert_eq!(
+            parse_cell(Kind::F64, "1e3", 0, 3),
+            Some(Cell::Float(1000.0))
+        );
     }
 
     proptest::proptest! {
+        #[test]
+        fn short_plain_decimals_take_the_fast_path(text in "-?[0-9]{0,7}(\\.[0-9]{0,7})?") {
+            // At most 14 digits: parsed here exactly when the standard parser takes them.
+            let fast = plain_decimal(text.as_bytes()).map(f64::to_bits);
+            proptest::prop_assert_eq!(fast, text.parse::<f64>().ok().map(f64::to_bits));
+        }
+
+        #[test]
+        fn long_plain_decimals_agree_or_fall_back(text in "-?[0-9]{0,20}(\\.[0-9]{0,20})?") {
+            if let Some(fast) = plain_decimal(text.as_bytes()) {
+                proptest::prop_assert_eq!(fast.to_bits(), text.parse::<f64>().unwrap().to_bits());
+            }
+        }
+
         #[test]
         fn any_ranges_give_arrows_array(
             line in "[a-z\u{e9}\u{4e2d}\t]{0,60}",
