@@ -10,7 +10,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use arrow::array::{AsArray, RecordBatch, StringArray};
 use arrow::datatypes::SchemaRef;
@@ -104,6 +104,9 @@ fn mostly_distinct(column: &StringArray) -> bool {
     }
     sampled >= MIN_SAMPLE_VALUES && seen.len() * 100 >= sampled * DISTINCT_PERCENT
 }
+
+/// Threads that publish a writer's last files together (see [`PartitionedWriter::finish`]).
+const PUBLISH_THREADS: usize = 16;
 
 struct OpenFile {
     writer: ArrowWriter<Box<dyn Upload>>,
@@ -254,12 +257,58 @@ impl PartitionedWriter {
     }
 
     /// Close every open file and return all files written, sorted by key.
+    ///
+    /// The files' last row groups and footers are encoded one after the other (CPU work);
+    /// then they are published together, on up to [`PUBLISH_THREADS`] threads: publishing waits
+    /// on storage (locally an fsync per file, on S3 an upload's last part and completion), and
+    /// one after the other those waits were most of a run's last half second.
     pub fn finish(mut self) -> Result<Vec<WrittenFile>> {
-        let keys: Vec<PartitionKey> = self.open.keys().cloned().collect();
-        for k in keys {
-            self.close(&k)?;
+        let mut encoded = Vec::with_capacity(self.open.len());
+        for (partition, file) in self.open.drain() {
+            let upload = file
+                .writer
+                .into_inner()
+                .map_err(|source| parquet_error(&file.url, source))?;
+            encoded.push((upload, file.key, file.rows, partition));
         }
+        let threads = encoded.len().min(PUBLISH_THREADS);
+        let queue = Mutex::new(encoded.into_iter());
+        let published: Vec<Result<WrittenFile>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..threads)
+                .map(|_| {
+                    scope.spawn(|| {
+                        let mut done = Vec::new();
+                        loop {
+                            let next = queue.lock().unwrap_or_else(PoisonError::into_inner).next();
+                            let Some((upload, key, rows, partition)) = next else {
+                                return done;
+                            };
+                            done.push(upload.finish().map(|bytes| WrittenFile {
+                                key,
+                                bytes,
+                                rows,
+                                partition,
+                            }));
+                        }
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| {
+                    h.join().unwrap_or_else(|_| {
+                        vec![Err(Error::io(
+                            "publishing files",
+                            std::io::Error::other("panicked"),
+                        ))]
+                    })
+                })
+                .collect()
+        });
         let mut written = std::mem::take(&mut self.written);
+        for file in published {
+            written.push(file?);
+        }
         written.sort_by(|a, b| a.key.cmp(&b.key));
         Ok(written)
     }
@@ -382,6 +431,38 @@ mod tests {
         let files = w.finish().unwrap();
         assert_eq!(files.len(), 5);
         assert_eq!(files.iter().map(|f| f.rows).sum::<u64>(), 15);
+    }
+
+    #[test]
+    fn finishing_publishes_every_open_file() {
+        // More open files than publishing threads: each is published once, whole.
+        let dir = tempfile::tempdir().unwrap();
+        let options = WriteOptions {
+            max_open_files: 1000,
+            ..Default::default()
+        };
+        let mut w = writer(dir.path(), options);
+        let days: Vec<i32> = (0..(PUBLISH_THREADS as i32 * 2 + 3)).collect();
+        for part in split(&batch(&["acme", "globex"], &days, 2)).unwrap() {
+            w.write(part).unwrap();
+        }
+        assert_eq!(w.open.len(), days.len() * 2);
+        let files = w.finish().unwrap();
+        assert_eq!(files.len(), days.len() * 2);
+        assert!(
+            files.windows(2).all(|f| f[0].key < f[1].key),
+            "sorted, no repeats"
+        );
+        for f in &files {
+            assert_eq!(f.rows, 2);
+            let path = dir.path().join(&f.key);
+            assert_eq!(std::fs::metadata(&path).unwrap().len(), f.bytes);
+        }
+        assert_eq!(
+            walk(dir.path()).len(),
+            files.len(),
+            "no temporary file left"
+        );
     }
 
     #[test]
