@@ -19,7 +19,7 @@
 use std::collections::BTreeSet;
 use std::io::{self, Read};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, TryLockError};
 use std::time::Instant;
 
 use arrow::datatypes::SchemaRef;
@@ -559,8 +559,8 @@ fn stream(
         .num_threads(threads)
         .build()
         .map_err(|e| Error::io("worker pool", io::Error::other(e)))?;
-    // One writer per pool thread; a task locks its own thread's (never contended: a task does
-    // not yield to another on its thread).
+    // One writer per pool thread; a task takes its own thread's. Only that thread's one task at
+    // a time uses it (nothing in a task calls back into rayon), so it is never held elsewhere.
     let writers: Vec<Mutex<PartitionedWriter>> = (0..threads)
         .map(|_| {
             Mutex::new(PartitionedWriter::new(
@@ -584,7 +584,13 @@ fn stream(
                     return None;
                 }
                 let slot = &writers[rayon::current_thread_index().unwrap_or(0) % threads];
-                let mut writer = slot.lock().unwrap_or_else(PoisonError::into_inner);
+                let mut writer = match slot.try_lock() {
+                    Ok(writer) => writer,
+                    Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+                    Err(TryLockError::WouldBlock) => {
+                        unreachable!("a pool thread's writer is used by one task at a time")
+                    }
+                };
                 let outcome = process_input(job, table, transform, p, &mut writer, spool);
                 if outcome.is_err() {
                     stop.store(true, Ordering::Relaxed);

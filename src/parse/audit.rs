@@ -13,7 +13,7 @@ use arrow::array::{ArrayRef, RecordBatch, StringBuilder};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use csv_core::{ReadRecordResult, Reader};
 
-use super::column::{initial_rows, PrefixBuilders};
+use super::column::{initial_rows, PrefixBuilders, MAX_BATCH_BYTES};
 use super::timestamp::parse_timestamp;
 use super::{
     reject_text, Decoded, Decoder, Reject, RejectReason, RowCounts, DEFAULT_BATCH_SIZE, UTF8_BOM,
@@ -33,7 +33,8 @@ pub struct AuditOptions {
     /// swallowing the rest of the file, so the file is failed rather than guessed at.
     pub max_record: usize,
     /// A batch ends once its records hold this many bytes, whatever its row count, so no
-    /// string column of a batch comes near Arrow's 2 GiB offset limit.
+    /// string column of a batch comes near Arrow's 2 GiB offset limit (at most
+    /// [`MAX_BATCH_BYTES`]).
     pub max_batch_bytes: usize,
 }
 
@@ -143,9 +144,7 @@ impl AuditDecoder {
         Self {
             options: AuditOptions {
                 batch_size: rows,
-                // At most 1 GiB: one more record of up to `max_record` keeps a column under
-                // 2 GiB.
-                max_batch_bytes: options.max_batch_bytes.clamp(1, 1 << 30),
+                max_batch_bytes: options.max_batch_bytes.clamp(1, MAX_BATCH_BYTES),
                 ..options
             },
             reader: Reader::new(),

@@ -12,7 +12,9 @@ use arrow::array::{RecordBatch, StringBuilder};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use memchr::memchr;
 
-use super::column::{initial_rows, parse_cell, Cell, ColumnBuilder, Kind, PrefixBuilders};
+use super::column::{
+    initial_rows, parse_cell, Cell, ColumnBuilder, Kind, PrefixBuilders, MAX_BATCH_BYTES,
+};
 use super::split::find_all;
 use super::timestamp::parse_date_time;
 use super::{
@@ -142,7 +144,7 @@ pub struct CloudFrontOptions {
     /// Longest line accepted, in bytes; longer lines are rejected.
     pub max_line: usize,
     /// A batch ends once its lines hold this many bytes, whatever its row count, so no string
-    /// column of a batch comes near Arrow's 2 GiB offset limit.
+    /// column of a batch comes near Arrow's 2 GiB offset limit (at most [`MAX_BATCH_BYTES`]).
     pub max_batch_bytes: usize,
 }
 
@@ -203,8 +205,7 @@ impl CloudFrontDecoder {
             options: CloudFrontOptions {
                 batch_size: rows,
                 max_line: options.max_line.max(256),
-                // At most 1 GiB: one more line of up to `max_line` keeps a column under 2 GiB.
-                max_batch_bytes: options.max_batch_bytes.clamp(1, 1 << 30),
+                max_batch_bytes: options.max_batch_bytes.clamp(1, MAX_BATCH_BYTES),
             },
         }
     }

@@ -288,6 +288,12 @@ impl ColumnBuilder {
     }
 }
 
+/// The largest `max_batch_bytes` a decoder accepts. A batch's records then hold at most this
+/// plus one record (16 MiB at most by default), and masking makes a value at most 3 times
+/// longer (`::` can become `::/127`), so no string column of a batch, decoded or masked,
+/// reaches Arrow's 2 GiB offset limit.
+pub const MAX_BATCH_BYTES: usize = 512 << 20;
+
 /// Builders for the two columns every decoder emits first.
 #[derive(Debug)]
 pub struct PrefixBuilders {
@@ -445,6 +451,8 @@ mod tests {
             "999999999999999",
             "0.000000000000001",
             "1234567.89012345",
+            "4200000.0517",
+            "32.85828107",
         ] {
             let fast = plain_decimal(text.as_bytes()).unwrap_or_else(|| panic!("{text}"));
             assert_eq!(
@@ -456,6 +464,7 @@ mod tests {
         // Left to the general parser: too many digits, exponents, signs, names, no digits.
         for text in [
             "1234567890123456",
+            "1000000.000000000",
             "0.0000000000000001",
             "1e3",
             "+1",

@@ -241,7 +241,8 @@ pub fn mask_value(value: &str, opts: MaskOptions, out: &mut String) -> u64 {
 /// into the new array's value buffer.
 pub fn mask_array(values: &StringArray, opts: MaskOptions) -> (StringArray, u64) {
     let mut invalid = 0;
-    // A masked IPv4 address is at most 3 bytes longer ("/24"), anything else shorter.
+    // A masked token is at most 3 bytes longer than the token ("/24", or "/48" after the
+    // shortest IPv6 forms); room for one address per value grown that much.
     let mut text = String::with_capacity(values.value_data().len() + values.len() * 4);
     let mut offsets = Vec::with_capacity(values.len() + 1);
     offsets.push(0i32);
@@ -249,8 +250,8 @@ pub fn mask_array(values: &StringArray, opts: MaskOptions) -> (StringArray, u64)
         if values.is_valid(i) {
             invalid += mask_value(values.value(i), opts, &mut text);
         }
-        // A batch holds at most 1 GiB of input lines (the decoders' byte bound), and masking
-        // adds at most 3 bytes to a 7-byte address: under 2 GiB.
+        // Decoded batches are bounded so that even masked columns stay under 2 GiB
+        // (`parse::column::MAX_BATCH_BYTES`).
         offsets.push(i32::try_from(text.len()).expect("masked strings over 2 GiB in one batch"));
     }
     let offsets = OffsetBuffer::new(ScalarBuffer::from(offsets));
