@@ -408,22 +408,29 @@ mod tests {
         check(&mut builder, line, &[]);
     }
 
+    /// A column of `ranges` of `line`, finished (where the ranges are checked).
+    fn finished(line: &str, ranges: &[(usize, usize)]) -> StringArray {
+        let mut builder = StrBuilder::with_capacity(1, 1);
+        for &(start, end) in ranges {
+            builder.append_range(line, start, end);
+        }
+        builder.finish()
+    }
+
     #[test]
     #[should_panic(expected = "char boundar")]
     fn a_short_range_inside_a_character_panics() {
         // Byte 2 is inside the two-byte é, and the line is long enough for the block copy.
-        let line = "t\u{e9}l\u{e9}phone and more text after it, and more";
-        let mut builder = StrBuilder::with_capacity(1, 1);
-        builder.append_range(line, 2, 4);
-        builder.finish();
+        finished(
+            "t\u{e9}l\u{e9}phone and more text after it, and more",
+            &[(2, 4)],
+        );
     }
 
     #[test]
     #[should_panic(expected = "char boundar")]
     fn a_range_inside_a_character_at_the_line_end_panics() {
-        let mut builder = StrBuilder::with_capacity(1, 1);
-        builder.append_range("t\u{e9}l\u{e9}phone", 2, 4);
-        builder.finish();
+        finished("t\u{e9}l\u{e9}phone", &[(2, 4)]);
     }
 
     #[test]
@@ -431,11 +438,7 @@ mod tests {
     fn a_range_ending_inside_a_character_panics() {
         // Two values split one character: the values buffer is valid UTF-8 ("中"), only the
         // offset between them is not at a boundary.
-        let line = "\u{4e2d}a\u{4e2d}";
-        let mut builder = StrBuilder::with_capacity(1, 1);
-        builder.append_range(line, 0, 1);
-        builder.append_range(line, 1, 3);
-        builder.finish();
+        finished("\u{4e2d}a\u{4e2d}", &[(0, 1), (1, 3)]);
     }
 
     #[test]
