@@ -120,6 +120,43 @@ struct OpenFile {
     memory: u64,
 }
 
+impl OpenFile {
+    /// Encode the last row group and the footer: what is left is to publish.
+    fn seal(self, partition: PartitionKey) -> Result<Sealed> {
+        let upload = self
+            .writer
+            .into_inner()
+            .map_err(|source| parquet_error(&self.url, source))?;
+        Ok(Sealed {
+            upload,
+            key: self.key,
+            rows: self.rows,
+            partition,
+        })
+    }
+}
+
+/// A file whose bytes are all written, not yet published.
+struct Sealed {
+    upload: Box<dyn Upload>,
+    key: String,
+    rows: u64,
+    partition: PartitionKey,
+}
+
+impl Sealed {
+    /// Publish the file (see [`Upload::finish`]).
+    fn publish(self) -> Result<WrittenFile> {
+        let bytes = self.upload.finish()?;
+        Ok(WrittenFile {
+            key: self.key,
+            bytes,
+            rows: self.rows,
+            partition: self.partition,
+        })
+    }
+}
+
 /// Writes partition batches of one table for one run.
 pub struct PartitionedWriter {
     lake: Lake,
@@ -242,17 +279,8 @@ impl PartitionedWriter {
         let Some(file) = self.open.remove(key) else {
             return Ok(());
         };
-        let upload = file
-            .writer
-            .into_inner()
-            .map_err(|source| parquet_error(&file.url, source))?;
-        let bytes = upload.finish()?;
-        self.written.push(WrittenFile {
-            key: file.key,
-            bytes,
-            rows: file.rows,
-            partition: key.clone(),
-        });
+        let written = file.seal(key.clone())?.publish()?;
+        self.written.push(written);
         Ok(())
     }
 
@@ -265,11 +293,7 @@ impl PartitionedWriter {
     pub fn finish(mut self) -> Result<Vec<WrittenFile>> {
         let mut encoded = Vec::with_capacity(self.open.len());
         for (partition, file) in self.open.drain() {
-            let upload = file
-                .writer
-                .into_inner()
-                .map_err(|source| parquet_error(&file.url, source))?;
-            encoded.push((upload, file.key, file.rows, partition));
+            encoded.push(file.seal(partition)?);
         }
         let threads = encoded.len().min(PUBLISH_THREADS);
         let queue = Mutex::new(encoded.into_iter());
@@ -280,15 +304,10 @@ impl PartitionedWriter {
                         let mut done = Vec::new();
                         loop {
                             let next = queue.lock().unwrap_or_else(PoisonError::into_inner).next();
-                            let Some((upload, key, rows, partition)) = next else {
+                            let Some(sealed) = next else {
                                 return done;
                             };
-                            done.push(upload.finish().map(|bytes| WrittenFile {
-                                key,
-                                bytes,
-                                rows,
-                                partition,
-                            }));
+                            done.push(sealed.publish());
                         }
                     })
                 })
@@ -369,6 +388,15 @@ mod tests {
         .unwrap()
     }
 
+    /// A writer with default options but at most `max_open_files` open.
+    fn capped(dir: &std::path::Path, max_open_files: usize) -> PartitionedWriter {
+        let options = WriteOptions {
+            max_open_files,
+            ..Default::default()
+        };
+        writer(dir, options)
+    }
+
     fn writer(dir: &std::path::Path, options: WriteOptions) -> PartitionedWriter {
         PartitionedWriter::new(
             Lake::local(dir).unwrap(),
@@ -418,11 +446,7 @@ mod tests {
     #[test]
     fn open_file_cap_closes_the_least_recently_used() {
         let dir = tempfile::tempdir().unwrap();
-        let options = WriteOptions {
-            max_open_files: 2,
-            ..Default::default()
-        };
-        let mut w = writer(dir.path(), options);
+        let mut w = capped(dir.path(), 2);
         let days: Vec<i32> = (0..5).collect();
         for part in split(&batch(&["acme"], &days, 3)).unwrap() {
             w.write(part).unwrap();
@@ -437,11 +461,7 @@ mod tests {
     fn finishing_publishes_every_open_file() {
         // More open files than publishing threads: each is published once, whole.
         let dir = tempfile::tempdir().unwrap();
-        let options = WriteOptions {
-            max_open_files: 1000,
-            ..Default::default()
-        };
-        let mut w = writer(dir.path(), options);
+        let mut w = capped(dir.path(), 1000);
         let days: Vec<i32> = (0..(PUBLISH_THREADS as i32 * 2 + 3)).collect();
         for part in split(&batch(&["acme", "globex"], &days, 2)).unwrap() {
             w.write(part).unwrap();
