@@ -8,15 +8,15 @@
 
 use std::sync::{Arc, LazyLock};
 
-use arrow::array::{RecordBatch, StringBuilder};
+use arrow::array::RecordBatch;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use memchr::memchr;
 
 use super::column::{
-    initial_rows, parse_cell, Cell, ColumnBuilder, Kind, PrefixBuilders, MAX_BATCH_BYTES,
+    initial_rows, ColumnBuilder, Kind, PrefixBuilders, StrBuilder, MAX_BATCH_BYTES,
 };
 use super::split::find_all;
-use super::timestamp::parse_date_time;
+use super::timestamp::{parse_date, parse_time, MICROS_PER_DAY};
 use super::{
     reject_text, Decoded, Decoder, Reject, RejectReason, RowCounts, DEFAULT_BATCH_SIZE, UTF8_BOM,
 };
@@ -99,6 +99,8 @@ enum Slot {
 struct Layout {
     slots: Vec<Slot>,
     extra_names: Vec<String>,
+    /// Standard columns the layout lacks: null in each of its rows.
+    missing: Vec<usize>,
 }
 
 impl Layout {
@@ -132,7 +134,13 @@ impl Layout {
                 reason: "#Fields directive has no date and time fields".into(),
             });
         }
-        Ok((Layout { slots, extra_names }, names))
+        let missing = (0..N_COLS).filter(|&i| !used[i]).collect();
+        let layout = Layout {
+            slots,
+            extra_names,
+            missing,
+        };
+        Ok((layout, names))
     }
 }
 
@@ -166,7 +174,7 @@ pub struct CloudFrontDecoder {
     layouts_seen: Vec<Vec<String>>,
     prefix: PrefixBuilders,
     columns: Vec<ColumnBuilder>,
-    extra: StringBuilder,
+    extra: StrBuilder,
     /// Bytes of a line that started in an earlier chunk.
     partial: Vec<u8>,
     /// Inside a line that is already rejected as too long; bytes are dropped up to its newline.
@@ -174,9 +182,10 @@ pub struct CloudFrontDecoder {
     /// Lines completed so far (the next line is `line + 1`).
     line: u64,
     seen_content: bool,
-    fields: Vec<(usize, usize)>,
-    /// Tab positions of the line being split.
-    tabs: Vec<usize>,
+    /// Where each field of the line being decoded ends: its tabs, then the line's end.
+    ends: Vec<usize>,
+    /// The last `date` field read and its day number: a file's rows share a few dates.
+    last_date: (Vec<u8>, i64),
     rejects: Vec<Reject>,
     counts: RowCounts,
 }
@@ -193,13 +202,13 @@ impl CloudFrontDecoder {
                 .iter()
                 .map(|(_, k)| ColumnBuilder::new(*k, initial_rows(rows)))
                 .collect(),
-            extra: StringBuilder::new(),
+            extra: StrBuilder::with_capacity(initial_rows(rows), 0),
             partial: Vec::new(),
             skipping: false,
             line: 0,
             seen_content: false,
-            fields: Vec::with_capacity(40),
-            tabs: Vec::with_capacity(40),
+            ends: Vec::with_capacity(40),
+            last_date: (Vec::new(), 0),
             rejects: Vec::new(),
             counts: RowCounts::default(),
             options: CloudFrontOptions {
@@ -274,51 +283,79 @@ impl CloudFrontDecoder {
         Ok(())
     }
 
-    /// Decode one data row under `layout`, or say why it is rejected. Nothing is appended
-    /// unless the whole row is good.
+    /// Decode one data row under `layout`, or say why it is rejected. A rejected row leaves
+    /// nothing in the batch.
     fn row(&mut self, line_no: u64, line: &[u8], layout: &Layout) -> Result<(), RejectReason> {
         self.split_fields(line, layout.slots.len())?;
         let text = match std::str::from_utf8(line) {
             Ok(t) => t,
             Err(e) => {
                 let bad = self
-                    .fields
+                    .ends
                     .iter()
-                    .position(|&(_, end)| end > e.valid_up_to())
+                    .position(|&end| end > e.valid_up_to())
                     .unwrap_or(0);
                 return Err(RejectReason::InvalidUtf8 {
                     column: self.slot_name(layout, bad),
                 });
             }
         };
-        let mut cells = [Cell::Null; N_COLS];
+        let rows = self.prefix.len();
+        match self.append_fields(text, layout) {
+            Ok((ts, has_extra)) => {
+                self.prefix.append(ts, line_no, line.len());
+                if has_extra {
+                    self.append_extra(text, layout);
+                } else {
+                    self.extra.append_null();
+                }
+                self.counts.rows_ok += 1;
+                Ok(())
+            }
+            Err(reason) => {
+                for column in &mut self.columns {
+                    column.truncate(rows);
+                }
+                Err(reason)
+            }
+        }
+    }
+
+    /// Append the standard fields of a split, UTF-8 checked row to their columns, and give
+    /// its timestamp and whether it has fields for `extra`. On `Err` some columns may hold
+    /// the row already: the caller takes it back.
+    #[inline]
+    fn append_fields(&mut self, text: &str, layout: &Layout) -> Result<(i64, bool), RejectReason> {
+        let line = text.as_bytes();
         let (mut date, mut time): (&[u8], &[u8]) = (b"", b"");
         let mut has_extra = false;
-        // Fields as bytes: they lie between tabs of a line checked to be UTF-8 above, so
-        // slicing the text (a char-boundary check per field) would add nothing.
-        for (slot, &(s, e)) in layout.slots.iter().zip(&self.fields) {
-            let value = &line[s..e];
+        let mut start = 0;
+        // Fields as byte ranges: they lie between tabs of a line checked to be UTF-8, so a
+        // char-boundary check per field would add nothing.
+        for (slot, &end) in layout.slots.iter().zip(&self.ends) {
+            let value = &line[start..end];
             match *slot {
+                Slot::Column(i) => {
+                    let column = &mut self.columns[i];
+                    if value == b"-" {
+                        column.append_null();
+                    } else if !column.append_text(text, start, end) {
+                        return Err(RejectReason::BadNumber {
+                            column: COLUMN_NAMES[i].clone(),
+                            value: reject_text(value),
+                        });
+                    }
+                }
                 Slot::Date => date = value,
                 Slot::Time => time = value,
                 Slot::Extra(_) => has_extra = true,
-                Slot::Column(i) => {
-                    if value == b"-" {
-                        continue;
-                    }
-                    let kind = STANDARD_FIELDS[i].1;
-                    if kind != Kind::Str && value.is_empty() {
-                        continue;
-                    }
-                    cells[i] =
-                        parse_cell(kind, text, s, e).ok_or_else(|| RejectReason::BadNumber {
-                            column: COLUMN_NAMES[i].clone(),
-                            value: reject_text(value),
-                        })?;
-                }
             }
+            start = end + 1;
         }
-        let ts = parse_date_time(date, time).ok_or_else(|| {
+        for &i in &layout.missing {
+            self.columns[i].append_null();
+        }
+        let ts = self.timestamp(date, time).ok_or_else(|| {
             let mut value = date.to_vec();
             value.push(b' ');
             value.extend_from_slice(time);
@@ -326,54 +363,60 @@ impl CloudFrontDecoder {
                 value: reject_text(&value),
             }
         })?;
-        self.prefix.append(ts, line_no, line.len());
-        for (builder, cell) in self.columns.iter_mut().zip(cells) {
-            builder.append(cell, text);
-        }
-        if has_extra {
-            let mut map = serde_json::Map::new();
-            for (slot, &(s, e)) in layout.slots.iter().zip(&self.fields) {
-                if let Slot::Extra(j) = *slot {
-                    let v = &text[s..e];
-                    let v = if v == "-" {
-                        serde_json::Value::Null
-                    } else {
-                        v.into()
-                    };
-                    map.insert(layout.extra_names[j].clone(), v);
-                }
-            }
-            self.extra
-                .append_value(serde_json::Value::Object(map).to_string());
-        } else {
-            self.extra.append_null();
-        }
-        self.counts.rows_ok += 1;
-        Ok(())
+        Ok((ts, has_extra))
     }
 
-    /// Find the `expected` tab-separated fields of `line` in one pass, or say how many it has.
-    /// A stray trailing tab (seen in AWS's own example) adds one empty field and is allowed.
-    fn split_fields(&mut self, line: &[u8], expected: usize) -> Result<(), RejectReason> {
-        self.tabs.clear();
-        find_all(line, b'\t', &mut self.tabs);
-        let mut tabs = self.tabs.as_slice();
-        let mut end = line.len();
-        if tabs.len() == expected && tabs.last() == Some(&(line.len() - 1)) {
-            end = line.len() - 1;
-            tabs = &tabs[..tabs.len() - 1];
+    /// A row's `date` and `time` as microseconds since the epoch, UTC.
+    #[inline]
+    fn timestamp(&mut self, date: &[u8], time: &[u8]) -> Option<i64> {
+        let time = parse_time(time)?;
+        if date != self.last_date.0.as_slice() {
+            let days = parse_date(date)?;
+            self.last_date.0.clear();
+            self.last_date.0.extend_from_slice(date);
+            self.last_date.1 = days;
         }
-        if tabs.len() + 1 != expected {
-            let found = self.tabs.len() + 1;
-            return Err(RejectReason::FieldCount { expected, found });
-        }
-        self.fields.clear();
+        Some(self.last_date.1 * MICROS_PER_DAY + time)
+    }
+
+    /// The row's fields that the table does not know, as one JSON object in `extra`.
+    fn append_extra(&mut self, text: &str, layout: &Layout) {
+        let mut map = serde_json::Map::new();
         let mut start = 0;
-        for &tab in tabs {
-            self.fields.push((start, tab));
-            start = tab + 1;
+        for (slot, &end) in layout.slots.iter().zip(&self.ends) {
+            if let Slot::Extra(j) = *slot {
+                let v = &text[start..end];
+                let v = if v == "-" {
+                    serde_json::Value::Null
+                } else {
+                    v.into()
+                };
+                map.insert(layout.extra_names[j].clone(), v);
+            }
+            start = end + 1;
         }
-        self.fields.push((start, end));
+        self.extra
+            .append_value(&serde_json::Value::Object(map).to_string());
+    }
+
+    /// Find the `expected` tab-separated fields of `line` in one pass (into `ends`), or say
+    /// how many it has. A stray trailing tab (seen in AWS's own example) adds one empty field
+    /// and is allowed.
+    fn split_fields(&mut self, line: &[u8], expected: usize) -> Result<(), RejectReason> {
+        self.ends.clear();
+        find_all(line, b'\t', &mut self.ends);
+        let tabs = self.ends.len();
+        if tabs == expected && self.ends.last() == Some(&(line.len() - 1)) {
+            // The stray trailing tab ends the last field.
+            return Ok(());
+        }
+        if tabs + 1 != expected {
+            return Err(RejectReason::FieldCount {
+                expected,
+                found: tabs + 1,
+            });
+        }
+        self.ends.push(line.len());
         Ok(())
     }
 
@@ -714,7 +757,15 @@ mod tests {
                 (10, "cs_user_agent: invalid UTF-8".to_string()),
             ]
         );
+        // The rejected rows' fields read before the bad one were taken back out.
         assert_eq!(out.batch.num_rows(), 2);
+        for column in ["x_edge_location", "c_ip", "cs_uri_stem", "cs_user_agent"] {
+            let values = strs(&out.batch, column);
+            assert_eq!(values[0], values[1], "{column}");
+        }
+        assert_eq!(strs(&out.batch, "c_ip")[0].as_deref(), Some("192.0.2.1"));
+        let status = out.batch.column_by_name("sc_status").unwrap();
+        assert_eq!(status.as_primitive::<Int32Type>().values(), &[200, 200]);
         assert_eq!(
             out.counts,
             RowCounts {

@@ -1,15 +1,15 @@
-//! Typed column builders shared by the decoders. A row is first parsed into [`Cell`]s (so a bad
-//! field rejects the whole row before anything is appended), then appended column by column.
+//! Typed column builders shared by the decoders. A decoder appends a row's fields column by
+//! column as it reads them; a field that does not parse (a bad number) makes it take the row
+//! back out of every column with [`ColumnBuilder::truncate`], so a rejected row leaves nothing
+//! behind. Rejects are rare, so the good row pays for no second pass.
 
 use std::sync::Arc;
 
-use arrow::array::builder::NullBufferBuilder;
-use arrow::array::{
-    Array, ArrayBuilder, ArrayRef, Float64Builder, Int32Builder, Int64Builder, StringArray,
-    TimestampMicrosecondBuilder,
+use arrow::array::{ArrayRef, PrimitiveArray, StringArray};
+use arrow::buffer::{BooleanBuffer, Buffer, NullBuffer, OffsetBuffer, ScalarBuffer};
+use arrow::datatypes::{
+    ArrowPrimitiveType, DataType, Float64Type, Int32Type, Int64Type, TimestampMicrosecondType,
 };
-use arrow::buffer::{Buffer, OffsetBuffer, ScalarBuffer};
-use arrow::datatypes::DataType;
 
 use crate::schema::UTC;
 
@@ -45,38 +45,34 @@ impl Kind {
     }
 }
 
-/// One parsed field of the line being decoded.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Cell {
-    /// No value.
-    Null,
-    /// A string: the byte range `start..end` of the line (already checked to be UTF-8).
-    Str {
-        /// First byte.
-        start: usize,
-        /// One past the last byte.
-        end: usize,
-    },
-    /// An integer (for both integer kinds; I32 range is checked when parsing).
-    Int(i64),
-    /// A float.
-    Float(f64),
+/// An integer of `text`: `str::parse`'s answer. Up to 18 digits with an optional `-` (every
+/// log's integers) are read here without overflow checks, since they cannot overflow an
+/// `i64`; anything else goes to `str::parse`.
+#[inline]
+pub fn parse_int(text: &str) -> Option<i64> {
+    let b = text.as_bytes();
+    let (negative, digits) = match b {
+        [b'-', rest @ ..] => (true, rest),
+        _ => (false, b),
+    };
+    if digits.is_empty() || digits.len() > 18 {
+        return text.parse().ok();
+    }
+    let mut value = 0i64;
+    for &c in digits {
+        let d = c.wrapping_sub(b'0');
+        if d > 9 {
+            return text.parse().ok();
+        }
+        value = value * 10 + i64::from(d);
+    }
+    Some(if negative { -value } else { value })
 }
 
-/// Parse bytes `start..end` of `line` as a value of `kind`; `None` when they are not one. Nulls
-/// are the caller's call.
+/// A finite float of `text` (what `str::parse` gives; infinities and NaN are not values).
 #[inline]
-pub fn parse_cell(kind: Kind, line: &str, start: usize, end: usize) -> Option<Cell> {
-    // Strings stay ranges; only numbers need the text.
-    let text = || &line[start..end];
-    match kind {
-        Kind::Str => Some(Cell::Str { start, end }),
-        Kind::I64 => text().parse::<i64>().ok().map(Cell::Int),
-        Kind::I32 => text().parse::<i32>().ok().map(|v| Cell::Int(v.into())),
-        Kind::F64 => plain_decimal(&line.as_bytes()[start..end])
-            .or_else(|| text().parse::<f64>().ok().filter(|v| v.is_finite()))
-            .map(Cell::Float),
-    }
+pub fn parse_float(text: &str) -> Option<f64> {
+    plain_decimal(text.as_bytes()).or_else(|| text.parse::<f64>().ok().filter(|v| v.is_finite()))
 }
 
 /// Exact powers of ten as `f64` (every one up to 10^22 is).
@@ -125,6 +121,51 @@ fn plain_decimal(b: &[u8]) -> Option<f64> {
     Some(if negative { -value } else { value })
 }
 
+/// Which values of a column are null. Until the first null it is only a count; from then on,
+/// one byte per value (a store, cheaper than setting a bit), packed into Arrow's bitmap once
+/// per batch.
+#[derive(Debug, Default)]
+struct Validity {
+    len: usize,
+    /// Empty while no value is null; otherwise one byte per value, 0 for a null.
+    bytes: Vec<u8>,
+}
+
+impl Validity {
+    #[inline]
+    fn append_non_null(&mut self) {
+        self.len += 1;
+        if !self.bytes.is_empty() {
+            self.bytes.push(1);
+        }
+    }
+
+    #[inline]
+    fn append_null(&mut self) {
+        if self.bytes.is_empty() {
+            self.bytes.resize(self.len, 1);
+        }
+        self.len += 1;
+        self.bytes.push(0);
+    }
+
+    fn truncate(&mut self, len: usize) {
+        self.len = self.len.min(len);
+        self.bytes.truncate(self.len);
+        if !self.bytes.contains(&0) {
+            self.bytes.clear();
+        }
+    }
+
+    fn finish(self) -> Option<NullBuffer> {
+        (!self.bytes.is_empty()).then(|| {
+            NullBuffer::new(BooleanBuffer::collect_bool(self.len, |i| {
+                self.bytes[i] != 0
+            }))
+        })
+    }
+}
+
 /// Bytes a short string is copied in at once (see [`StrBuilder`]).
 const BLOCK: usize = 32;
 
@@ -139,7 +180,7 @@ const BLOCK: usize = 32;
 pub struct StrBuilder {
     values: Vec<u8>,
     offsets: Vec<i32>,
-    nulls: NullBufferBuilder,
+    nulls: Validity,
 }
 
 impl StrBuilder {
@@ -150,7 +191,7 @@ impl StrBuilder {
         Self {
             values: Vec::with_capacity(bytes + BLOCK),
             offsets,
-            nulls: NullBufferBuilder::new(rows),
+            nulls: Validity::default(),
         }
     }
 
@@ -175,11 +216,27 @@ impl StrBuilder {
         self.nulls.append_non_null();
     }
 
+    /// Append a whole string.
+    pub fn append_value(&mut self, value: &str) {
+        self.values.extend_from_slice(value.as_bytes());
+        self.push_offset();
+        self.nulls.append_non_null();
+    }
+
     /// Append a null.
     #[inline]
     pub fn append_null(&mut self) {
         self.push_offset();
         self.nulls.append_null();
+    }
+
+    /// Keep the first `rows` values.
+    pub fn truncate(&mut self, rows: usize) {
+        if rows + 1 < self.offsets.len() {
+            self.offsets.truncate(rows + 1);
+            self.values.truncate(self.offsets[rows] as usize);
+            self.nulls.truncate(rows);
+        }
     }
 
     #[inline]
@@ -198,7 +255,7 @@ impl StrBuilder {
         let bytes = self.values.len();
         let next = Self::with_capacity(rows + rows / 8, bytes + bytes / 8);
         let done = std::mem::replace(self, next);
-        let mut nulls = done.nulls;
+        let nulls = done.nulls;
         let offsets = OffsetBuffer::new(ScalarBuffer::from(done.offsets));
         // Every value was appended from a `&str`; `try_new` checks, once for the column, that
         // the ranges fell on char boundaries (so the bytes are UTF-8 and every offset lies
@@ -208,45 +265,109 @@ impl StrBuilder {
     }
 }
 
-/// An Arrow builder for one [`Kind`].
+/// A column of fixed-width values and their nulls.
+#[derive(Debug)]
+pub struct NumBuilder<T: ArrowPrimitiveType> {
+    values: Vec<T::Native>,
+    nulls: Validity,
+}
+
+impl<T: ArrowPrimitiveType> NumBuilder<T> {
+    /// A builder with room for `rows` values.
+    pub fn with_capacity(rows: usize) -> Self {
+        Self {
+            values: Vec::with_capacity(rows),
+            nulls: Validity::default(),
+        }
+    }
+
+    /// Append a value.
+    #[inline]
+    pub fn append_value(&mut self, value: T::Native) {
+        self.values.push(value);
+        self.nulls.append_non_null();
+    }
+
+    /// Append a null.
+    #[inline]
+    pub fn append_null(&mut self) {
+        self.values.push(T::Native::default());
+        self.nulls.append_null();
+    }
+
+    /// Values appended since the last finish.
+    pub fn len(&self) -> usize {
+        self.values.len()
+    }
+
+    /// True when nothing is pending.
+    pub fn is_empty(&self) -> bool {
+        self.values.is_empty()
+    }
+
+    /// Keep the first `rows` values.
+    pub fn truncate(&mut self, rows: usize) {
+        self.values.truncate(rows);
+        self.nulls.truncate(rows);
+    }
+
+    /// Take the values appended so far as an array, keeping room for as many (plus an
+    /// eighth), so the next batch of a file is appended without growing.
+    pub fn finish(&mut self) -> PrimitiveArray<T> {
+        let rows = self.values.len();
+        let done = std::mem::replace(self, Self::with_capacity(rows + rows / 8));
+        let nulls = done.nulls;
+        PrimitiveArray::new(ScalarBuffer::from(done.values), nulls.finish())
+    }
+}
+
+/// A builder for one [`Kind`].
 #[derive(Debug)]
 pub enum ColumnBuilder {
     /// Strings.
     Str(StrBuilder),
     /// 64-bit integers.
-    I64(Int64Builder),
+    I64(NumBuilder<Int64Type>),
     /// 32-bit integers.
-    I32(Int32Builder),
+    I32(NumBuilder<Int32Type>),
     /// Floats.
-    F64(Float64Builder),
+    F64(NumBuilder<Float64Type>),
 }
 
 impl ColumnBuilder {
     /// A builder for `kind` with room for `rows` rows (strings: 16 bytes each).
     pub fn new(kind: Kind, rows: usize) -> Self {
-        Self::with_capacity(kind, rows, rows * 16)
-    }
-
-    /// A builder for `kind` with room for `rows` rows and `bytes` bytes of string data.
-    fn with_capacity(kind: Kind, rows: usize, bytes: usize) -> Self {
         match kind {
-            Kind::Str => Self::Str(StrBuilder::with_capacity(rows, bytes)),
-            Kind::I64 => Self::I64(Int64Builder::with_capacity(rows)),
-            Kind::I32 => Self::I32(Int32Builder::with_capacity(rows)),
-            Kind::F64 => Self::F64(Float64Builder::with_capacity(rows)),
+            Kind::Str => Self::Str(StrBuilder::with_capacity(rows, rows * 16)),
+            Kind::I64 => Self::I64(NumBuilder::with_capacity(rows)),
+            Kind::I32 => Self::I32(NumBuilder::with_capacity(rows)),
+            Kind::F64 => Self::F64(NumBuilder::with_capacity(rows)),
         }
     }
 
-    /// Append one cell of `line`. The cell's variant matches the builder's kind by
-    /// construction ([`parse_cell`]); a mismatch appends null.
+    /// Append bytes `start..end` of `line` as a value of this column's kind: a string as it
+    /// is, a number parsed, and an empty number as null. `false`, with nothing appended, when
+    /// they are not a number of the column's kind. For strings the range must fall on char
+    /// boundaries (see [`StrBuilder::append_range`]).
     #[inline]
-    pub fn append(&mut self, cell: Cell, line: &str) {
-        match (self, cell) {
-            (Self::Str(b), Cell::Str { start, end }) => b.append_range(line, start, end),
-            (Self::I64(b), Cell::Int(v)) => b.append_value(v),
-            (Self::I32(b), Cell::Int(v)) => b.append_value(v as i32),
-            (Self::F64(b), Cell::Float(v)) => b.append_value(v),
-            (b, _) => b.append_null(),
+    pub fn append_text(&mut self, line: &str, start: usize, end: usize) -> bool {
+        if let Self::Str(b) = self {
+            b.append_range(line, start, end);
+            return true;
+        }
+        if start == end {
+            self.append_null();
+            return true;
+        }
+        let text = &line[start..end];
+        match self {
+            Self::Str(_) => unreachable!("strings are appended above"),
+            Self::I64(b) => parse_int(text).map(|v| b.append_value(v)).is_some(),
+            Self::I32(b) => parse_int(text)
+                .and_then(|v| i32::try_from(v).ok())
+                .map(|v| b.append_value(v))
+                .is_some(),
+            Self::F64(b) => parse_float(text).map(|v| b.append_value(v)).is_some(),
         }
     }
 
@@ -261,30 +382,26 @@ impl ColumnBuilder {
         }
     }
 
-    /// The kind this builder holds.
-    pub fn kind(&self) -> Kind {
+    /// Keep the first `rows` rows: how a decoder takes back a row that turned out bad.
+    pub fn truncate(&mut self, rows: usize) {
         match self {
-            Self::Str(_) => Kind::Str,
-            Self::I64(_) => Kind::I64,
-            Self::I32(_) => Kind::I32,
-            Self::F64(_) => Kind::F64,
+            Self::Str(b) => b.truncate(rows),
+            Self::I64(b) => b.truncate(rows),
+            Self::I32(b) => b.truncate(rows),
+            Self::F64(b) => b.truncate(rows),
         }
     }
 
     /// Take the values appended so far as an array. The builder is left with room for as many
     /// rows and string bytes as the array has (plus an eighth), so the next batch of a file
-    /// is appended without growing buffers: Arrow's builders hand over their buffers and would
-    /// otherwise start again from nothing.
+    /// is appended without growing buffers.
     pub fn finish(&mut self) -> ArrayRef {
-        let array: ArrayRef = match self {
-            Self::Str(b) => return Arc::new(b.finish()),
+        match self {
+            Self::Str(b) => Arc::new(b.finish()),
             Self::I64(b) => Arc::new(b.finish()),
             Self::I32(b) => Arc::new(b.finish()),
             Self::F64(b) => Arc::new(b.finish()),
-        };
-        let rows = array.len() + array.len() / 8;
-        *self = Self::with_capacity(self.kind(), rows, 0);
-        array
+        }
     }
 }
 
@@ -294,11 +411,11 @@ impl ColumnBuilder {
 /// reaches Arrow's 2 GiB offset limit.
 pub const MAX_BATCH_BYTES: usize = 512 << 20;
 
-/// Builders for the two columns every decoder emits first.
+/// Builders for the two columns every decoder emits first (never null).
 #[derive(Debug)]
 pub struct PrefixBuilders {
-    ts: TimestampMicrosecondBuilder,
-    row_num: Int64Builder,
+    ts: Vec<i64>,
+    row_num: Vec<i64>,
     /// Bytes of the input records appended since the last finish.
     bytes: usize,
 }
@@ -307,8 +424,8 @@ impl PrefixBuilders {
     /// Builders with room for `rows` rows.
     pub fn new(rows: usize) -> Self {
         Self {
-            ts: TimestampMicrosecondBuilder::with_capacity(rows).with_timezone(UTC),
-            row_num: Int64Builder::with_capacity(rows),
+            ts: Vec::with_capacity(rows),
+            row_num: Vec::with_capacity(rows),
             bytes: 0,
         }
     }
@@ -316,8 +433,8 @@ impl PrefixBuilders {
     /// Append one row's `ts` and `row_num`; `bytes` is the size of its input record.
     #[inline]
     pub fn append(&mut self, ts: i64, row_num: u64, bytes: usize) {
-        self.ts.append_value(ts);
-        self.row_num.append_value(row_num as i64);
+        self.ts.push(ts);
+        self.row_num.push(row_num as i64);
         self.bytes += bytes;
     }
 
@@ -344,29 +461,112 @@ impl PrefixBuilders {
     /// Take `ts` and `row_num` arrays, keeping room for as many rows (see
     /// [`ColumnBuilder::finish`]).
     pub fn finish(&mut self) -> [ArrayRef; 2] {
-        let arrays: [ArrayRef; 2] = [Arc::new(self.ts.finish()), Arc::new(self.row_num.finish())];
-        *self = Self::new(arrays[0].len() + arrays[0].len() / 8);
-        arrays
+        let rows = self.ts.len();
+        let done = std::mem::replace(self, Self::new(rows + rows / 8));
+        let ts = PrimitiveArray::<TimestampMicrosecondType>::new(done.ts.into(), None)
+            .with_timezone(UTC);
+        let row_num = PrimitiveArray::<Int64Type>::new(done.row_num.into(), None);
+        [Arc::new(ts), Arc::new(row_num)]
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use arrow::array::{Array, AsArray, Float64Array, Int32Array, Int64Array};
+
+    /// Append each of `fields` (all of `line`) to a `kind` column; give what each append
+    /// returned and the finished column.
+    fn appended(kind: Kind, fields: &[&str]) -> (Vec<bool>, ArrayRef) {
+        let mut column = ColumnBuilder::new(kind, 1);
+        let line = fields.concat();
+        let mut start = 0;
+        let took = fields
+            .iter()
+            .map(|f| {
+                start += f.len();
+                column.append_text(&line, start - f.len(), start)
+            })
+            .collect();
+        (took, column.finish())
+    }
 
     #[test]
-    fn cells_parse_by_kind() {
-        let cell = |kind, text: &str| parse_cell(kind, text, 0, text.len());
-        assert_eq!(cell(Kind::I64, "392"), Some(Cell::Int(392)));
-        assert_eq!(cell(Kind::I64, "3.5"), None);
-        assert_eq!(cell(Kind::I32, "4294967296"), None);
-        assert_eq!(cell(Kind::F64, "0.001"), Some(Cell::Float(0.001)));
-        assert_eq!(cell(Kind::F64, "NaN"), None);
-        assert_eq!(parse_cell(Kind::I64, "a\t12\tb", 2, 4), Some(Cell::Int(12)));
+    fn fields_append_by_kind() {
+        let (took, array) = appended(Kind::I64, &["392", "", "-7", "3.5", "9223372036854775807"]);
+        assert_eq!(took, [true, true, true, false, true]);
+        let expected: Int64Array = vec![Some(392), None, Some(-7), Some(i64::MAX)].into();
+        assert_eq!(array.as_primitive::<Int64Type>(), &expected);
+
+        let (took, array) = appended(Kind::I32, &["200", "4294967296", "-2147483648"]);
+        assert_eq!(took, [true, false, true]);
+        let expected: Int32Array = vec![200, i32::MIN].into();
+        assert_eq!(array.as_primitive::<Int32Type>(), &expected);
+
+        let (took, array) = appended(Kind::F64, &["0.001", "NaN", "1e3", "inf", ""]);
+        assert_eq!(took, [true, false, true, false, true]);
+        let expected: Float64Array = vec![Some(0.001), Some(1000.0), None].into();
+        assert_eq!(array.as_primitive::<Float64Type>(), &expected);
+
+        // Strings are taken as they are, the empty one too.
+        let (took, array) = appended(Kind::Str, &["GET", "", "-"]);
+        assert_eq!(took, [true; 3]);
         assert_eq!(
-            parse_cell(Kind::Str, "a\tbc", 2, 4),
-            Some(Cell::Str { start: 2, end: 4 })
+            array.as_string::<i32>(),
+            &StringArray::from(vec!["GET", "", "-"])
         );
+    }
+
+    #[test]
+    fn a_truncated_row_leaves_nothing_behind() {
+        let line = "a\tbb\t12";
+        for kind in [Kind::Str, Kind::I64, Kind::I32, Kind::F64] {
+            let mut column = ColumnBuilder::new(kind, 1);
+            // A good row, then a bad row's value and null taken back, then one more good row.
+            column.append_text(line, 5, 7);
+            column.append_text(line, 0, 1);
+            column.append_null();
+            column.truncate(1);
+            column.append_null();
+            column.truncate(5);
+            let array = column.finish();
+            assert_eq!(array.len(), 2, "{kind:?}");
+            assert!(array.is_valid(0) && array.is_null(1), "{kind:?}");
+            // The builder starts the next batch empty.
+            assert_eq!(column.finish().len(), 0, "{kind:?}");
+        }
+        let mut strings = StrBuilder::with_capacity(1, 1);
+        strings.append_range(line, 2, 4);
+        strings.append_range(line, 0, 1);
+        strings.truncate(1);
+        strings.append_value("c");
+        assert_eq!(strings.finish(), StringArray::from(vec!["bb", "c"]));
+    }
+
+    #[test]
+    fn integers_parse_as_the_standard_parser_does() {
+        for text in [
+            "0",
+            "-0",
+            "42",
+            "-42",
+            "007",
+            "999999999999999999",
+            "-999999999999999999",
+            "9223372036854775807",
+            "-9223372036854775808",
+            "9223372036854775808",
+            "+5",
+            "",
+            "-",
+            "1.0",
+            "1 ",
+            " 1",
+            "1_000",
+            "٣",
+        ] {
+            assert_eq!(parse_int(text), text.parse::<i64>().ok(), "{text:?}");
+        }
     }
 
     /// Append `ranges` of `line` (None: a null) and compare with Arrow's own array of them.
@@ -482,13 +682,16 @@ mod tests {
         ] {
             assert_eq!(plain_decimal(text.as_bytes()), None, "{text}");
         }
-        assert_eq!(
-            parse_cell(Kind::F64, "1e3", 0, 3),
-            Some(Cell::Float(1000.0))
-        );
+        assert_eq!(parse_float("1e3"), Some(1000.0));
+        assert_eq!(parse_float("-inf"), None);
     }
 
     proptest::proptest! {
+        #[test]
+        fn integers_agree_with_the_standard_parser(text in "[-+]?[0-9]{0,21}|.{0,6}") {
+            proptest::prop_assert_eq!(parse_int(&text), text.parse::<i64>().ok());
+        }
+
         #[test]
         fn short_plain_decimals_take_the_fast_path(text in "-?[0-9]{0,7}(\\.[0-9]{0,7})?") {
             // At most 14 digits: parsed here exactly when the standard parser takes them.

@@ -10,6 +10,7 @@ const ONES: u64 = 0x0101_0101_0101_0101;
 const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
 
 /// Append to `out` the index of every `sep` byte in `line`, in increasing order.
+#[inline]
 pub fn find_all(line: &[u8], sep: u8, out: &mut Vec<usize>) {
     let pattern = ONES * u64::from(sep);
     let mut words = line.chunks_exact(8);

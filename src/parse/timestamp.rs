@@ -130,13 +130,18 @@ impl Cursor<'_> {
     }
 }
 
-/// A CloudFront `date` (`YYYY-MM-DD`) and `time` (`HH:MM:SS`, UTC) as microseconds.
-pub fn parse_date_time(date: &[u8], time: &[u8]) -> Option<i64> {
+/// A CloudFront `date` (`YYYY-MM-DD`) as days since 1970-01-01.
+pub fn parse_date(date: &[u8]) -> Option<i64> {
     let mut d = Cursor { b: date, i: 0 };
     let days = d.date()?;
+    d.done().then_some(days)
+}
+
+/// A CloudFront `time` (`HH:MM:SS`, UTC, an optional fraction) as microseconds into the day.
+pub fn parse_time(time: &[u8]) -> Option<i64> {
     let mut t = Cursor { b: time, i: 0 };
     let tod = t.time_of_day(true)?;
-    (d.done() && t.done()).then_some(days * MICROS_PER_DAY + tod)
+    t.done().then_some(tod)
 }
 
 /// An audit `timestamp`: ISO 8601 (`T` or space, optional seconds and fraction, `Z`, `±HH:MM`,
@@ -251,6 +256,8 @@ mod tests {
 
     #[test]
     fn cloudfront_date_time() {
+        let parse_date_time =
+            |date, time| Some(parse_date(date)? * MICROS_PER_DAY + parse_time(time)?);
         assert_eq!(parse_date_time(b"2019-12-04", b"21:02:31"), Some(T2019));
         assert_eq!(parse_date_time(b"2019-12-04", b"21:02"), None);
         assert_eq!(parse_date_time(b"2019-12-32", b"21:02:31"), None);
