@@ -52,14 +52,14 @@ impl MaskOptions {
     }
 }
 
-/// Write the masked form of `addr` to `out`.
-pub fn mask_addr(addr: IpAddr, opts: MaskOptions, out: &mut String) {
-    use std::fmt::Write;
+/// Write the masked form of `addr` to `out` (ASCII text).
+pub fn mask_addr(addr: IpAddr, opts: MaskOptions, out: &mut Vec<u8>) {
+    use std::io::Write;
     let addr = match addr {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(addr, IpAddr::V4),
         v4 => v4,
     };
-    // Writing to a String cannot fail.
+    // Writing to a Vec cannot fail.
     let _ = match addr {
         IpAddr::V4(v4) => {
             // The hot case (every c_ip, most x-forwarded-for elements): digits by hand, no
@@ -78,7 +78,7 @@ pub fn mask_addr(addr: IpAddr, opts: MaskOptions, out: &mut String) {
             text[len] = b'/';
             len += 1;
             len += put_decimal(&mut text[len..], opts.ipv4_prefix);
-            out.push_str(std::str::from_utf8(&text[..len]).unwrap_or_default());
+            out.extend_from_slice(&text[..len]);
             Ok(())
         }
         IpAddr::V6(v6) => {
@@ -199,9 +199,10 @@ fn split_padding(piece: &str) -> (&str, &str, &str) {
     (&piece[..start], &piece[start..end], &piece[end..])
 }
 
-/// Mask a value that holds one address or a comma list of them, appending the result to
+/// Mask a value that holds one address or a comma list of them, appending the result (UTF-8
+/// text: `value`'s own pieces and ASCII) to
 /// `out`. Returns how many tokens were not addresses (each became `-`).
-pub fn mask_value(value: &str, opts: MaskOptions, out: &mut String) -> u64 {
+pub fn mask_value(value: &str, opts: MaskOptions, out: &mut Vec<u8>) -> u64 {
     let mut invalid = 0;
     let mut rest = value;
     loop {
@@ -212,7 +213,7 @@ pub fn mask_value(value: &str, opts: MaskOptions, out: &mut String) -> u64 {
             None => (rest, None),
         };
         let (lead, token, trail) = split_padding(piece);
-        out.push_str(lead);
+        out.extend_from_slice(lead.as_bytes());
         match parse_token(token) {
             Some(ip) => mask_addr(ip, opts, out),
             None => {
@@ -221,14 +222,14 @@ pub fn mask_value(value: &str, opts: MaskOptions, out: &mut String) -> u64 {
                     invalid += 1;
                 }
                 if !token.is_empty() {
-                    out.push('-');
+                    out.push(b'-');
                 }
             }
         }
-        out.push_str(trail);
+        out.extend_from_slice(trail.as_bytes());
         match next {
             Some(after) => {
-                out.push(',');
+                out.push(b',');
                 rest = after;
             }
             None => return invalid,
@@ -243,7 +244,7 @@ pub fn mask_array(values: &StringArray, opts: MaskOptions) -> (StringArray, u64)
     let mut invalid = 0;
     // A masked token is at most 3 bytes longer than the token ("/24", or "/48" after the
     // shortest IPv6 forms); room for one address per value grown that much.
-    let mut text = String::with_capacity(values.value_data().len() + values.len() * 4);
+    let mut text = Vec::with_capacity(values.value_data().len() + values.len() * 4);
     let mut offsets = Vec::with_capacity(values.len() + 1);
     offsets.push(0i32);
     for i in 0..values.len() {
@@ -255,12 +256,8 @@ pub fn mask_array(values: &StringArray, opts: MaskOptions) -> (StringArray, u64)
         offsets.push(i32::try_from(text.len()).expect("masked strings over 2 GiB in one batch"));
     }
     let offsets = OffsetBuffer::new(ScalarBuffer::from(offsets));
-    let masked = StringArray::try_new(
-        offsets,
-        Buffer::from_vec(text.into_bytes()),
-        values.nulls().cloned(),
-    )
-    .expect("masked values are whole strings, one per row");
+    let masked = StringArray::try_new(offsets, Buffer::from_vec(text), values.nulls().cloned())
+        .expect("masked values are whole strings, one per row");
     (masked, invalid)
 }
 
@@ -272,7 +269,7 @@ pub fn scrub_text(text: &str) -> String {
     let opts = MaskOptions::default();
     let b = text.as_bytes();
     let is_addr_byte = |c: u8| c.is_ascii_hexdigit() || c == b':' || c == b'.';
-    let mut out = String::with_capacity(text.len());
+    let mut out = Vec::with_capacity(text.len());
     let mut copied = 0;
     let mut i = 0;
     while i < b.len() {
@@ -292,7 +289,7 @@ pub fn scrub_text(text: &str) -> String {
                 .find_map(|end| text[start..end].parse::<IpAddr>().ok().map(|ip| (end, ip)));
             match found {
                 Some((end, ip)) => {
-                    out.push_str(&text[copied..start]);
+                    out.extend_from_slice(&b[copied..start]);
                     mask_addr(ip, opts, &mut out);
                     // An address already written as a network (`192.0.2.0/24`, as masked
                     // values are) keeps one prefix, the masked one.
@@ -307,8 +304,8 @@ pub fn scrub_text(text: &str) -> String {
         }
         i = run_end;
     }
-    out.push_str(&text[copied..]);
-    out
+    out.extend_from_slice(&b[copied..]);
+    String::from_utf8(out).expect("text with its addresses masked is UTF-8")
 }
 
 /// Masks the named columns of a batch. Columns that are absent or not strings are left alone
@@ -357,9 +354,9 @@ mod tests {
     use super::*;
 
     fn masked(v: &str) -> (String, u64) {
-        let mut out = String::new();
+        let mut out = Vec::new();
         let n = mask_value(v, MaskOptions::default(), &mut out);
-        (out, n)
+        (String::from_utf8(out).unwrap(), n)
     }
 
     #[test]
@@ -480,9 +477,9 @@ mod tests {
             ipv4_prefix: 16,
             ipv6_prefix: 32,
         };
-        let mut out = String::new();
+        let mut out = Vec::new();
         mask_value("192.0.2.100, 2001:db8:85a3::1", opts, &mut out);
-        assert_eq!(out, "192.0.0.0/16, 2001:db8::/32");
+        assert_eq!(out, b"192.0.0.0/16, 2001:db8::/32");
         out.clear();
         mask_addr(
             "10.1.2.3".parse().unwrap(),
@@ -492,7 +489,7 @@ mod tests {
             },
             &mut out,
         );
-        assert_eq!(out, "0.0.0.0/0");
+        assert_eq!(out, b"0.0.0.0/0");
     }
 
     #[test]
