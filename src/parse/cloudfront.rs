@@ -184,8 +184,9 @@ pub struct CloudFrontDecoder {
     seen_content: bool,
     /// Where each field of the line being decoded ends: its tabs, then the line's end.
     ends: Vec<usize>,
-    /// The last `date` field read and its day number: a file's rows share a few dates.
-    last_date: (Vec<u8>, i64),
+    /// The last `date` field parsed and its day number (none yet): a file's rows share a
+    /// few dates.
+    last_date: (Vec<u8>, Option<i64>),
     rejects: Vec<Reject>,
     counts: RowCounts,
 }
@@ -208,7 +209,7 @@ impl CloudFrontDecoder {
             line: 0,
             seen_content: false,
             ends: Vec::with_capacity(40),
-            last_date: (Vec::new(), 0),
+            last_date: (Vec::new(), None),
             rejects: Vec::new(),
             counts: RowCounts::default(),
             options: CloudFrontOptions {
@@ -370,13 +371,17 @@ impl CloudFrontDecoder {
     #[inline]
     fn timestamp(&mut self, date: &[u8], time: &[u8]) -> Option<i64> {
         let time = parse_time(time)?;
-        if date != self.last_date.0.as_slice() {
-            let days = parse_date(date)?;
-            self.last_date.0.clear();
-            self.last_date.0.extend_from_slice(date);
-            self.last_date.1 = days;
-        }
-        Some(self.last_date.1 * MICROS_PER_DAY + time)
+        let days = match &self.last_date {
+            (last, Some(days)) if last.as_slice() == date => *days,
+            _ => {
+                let days = parse_date(date)?;
+                self.last_date.0.clear();
+                self.last_date.0.extend_from_slice(date);
+                self.last_date.1 = Some(days);
+                days
+            }
+        };
+        Some(days * MICROS_PER_DAY + time)
     }
 
     /// The row's fields that the table does not know, as one JSON object in `extra`.
@@ -781,6 +786,30 @@ mod tests {
             out.rejects[1].raw
         );
         assert!(!out.rejects.iter().any(|r| r.raw.contains("192.0.2.3")));
+    }
+
+    #[test]
+    fn dates_are_checked_whether_or_not_they_repeat() {
+        let good = row19("192.0.2.1", "1");
+        let rows = [
+            good.replace("2020-01-02", ""),
+            good.clone(),
+            good.replace("2020-01-02", "2020-02-30"),
+            good.clone(),
+            good.replace("2020-01-02", "2021-03-04"),
+        ];
+        let out = decode(&format!("#Fields: {F19}\n{}\n", rows.join("\n")));
+        let lines: Vec<u64> = out.rejects.iter().map(|r| r.line).collect();
+        assert_eq!(lines, [2, 4]);
+        let ts = out.batch.column_by_name("ts").unwrap();
+        let days: Vec<i64> = ts
+            .as_primitive::<TimestampMicrosecondType>()
+            .values()
+            .iter()
+            .map(|us| us / MICROS_PER_DAY)
+            .collect();
+        // 2020-01-02, 2020-01-02, 2021-03-04 as days since 1970-01-01.
+        assert_eq!(days, [18263, 18263, 18690]);
     }
 
     #[test]

@@ -351,23 +351,25 @@ impl ColumnBuilder {
     /// boundaries (see [`StrBuilder::append_range`]).
     #[inline]
     pub fn append_text(&mut self, line: &str, start: usize, end: usize) -> bool {
-        if let Self::Str(b) = self {
-            b.append_range(line, start, end);
-            return true;
-        }
-        if start == end {
-            self.append_null();
-            return true;
-        }
-        let text = &line[start..end];
         match self {
-            Self::Str(_) => unreachable!("strings are appended above"),
-            Self::I64(b) => parse_int(text).map(|v| b.append_value(v)).is_some(),
-            Self::I32(b) => parse_int(text)
+            Self::Str(b) => {
+                b.append_range(line, start, end);
+                true
+            }
+            _ if start == end => {
+                self.append_null();
+                true
+            }
+            Self::I64(b) => parse_int(&line[start..end])
+                .map(|v| b.append_value(v))
+                .is_some(),
+            Self::I32(b) => parse_int(&line[start..end])
                 .and_then(|v| i32::try_from(v).ok())
                 .map(|v| b.append_value(v))
                 .is_some(),
-            Self::F64(b) => parse_float(text).map(|v| b.append_value(v)).is_some(),
+            Self::F64(b) => parse_float(&line[start..end])
+                .map(|v| b.append_value(v))
+                .is_some(),
         }
     }
 
