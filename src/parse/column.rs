@@ -218,9 +218,7 @@ impl StrBuilder {
 
     /// Append a whole string.
     pub fn append_value(&mut self, value: &str) {
-        self.values.extend_from_slice(value.as_bytes());
-        self.push_offset();
-        self.nulls.append_non_null();
+        self.append_range(value, 0, value.len());
     }
 
     /// Append a null.
@@ -293,16 +291,6 @@ impl<T: ArrowPrimitiveType> NumBuilder<T> {
     pub fn append_null(&mut self) {
         self.values.push(T::Native::default());
         self.nulls.append_null();
-    }
-
-    /// Values appended since the last finish.
-    pub fn len(&self) -> usize {
-        self.values.len()
-    }
-
-    /// True when nothing is pending.
-    pub fn is_empty(&self) -> bool {
-        self.values.is_empty()
     }
 
     /// Keep the first `rows` values.
