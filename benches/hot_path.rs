@@ -202,7 +202,11 @@ fn end_to_end(c: &mut Criterion) {
             || {
                 let _ = std::fs::remove_dir_all(&lake);
             },
-            |()| black_box(pipeline::run(&job, None, &NoProgress).unwrap()),
+            |()| {
+                let summaries = pipeline::run(&job, None, &NoProgress);
+                assert!(summaries.iter().all(|s| s.error.is_none()), "{summaries:?}");
+                black_box(summaries)
+            },
             BatchSize::PerIteration,
         )
     });

@@ -145,10 +145,20 @@ pub struct RunConfig {
     /// Cap on one input's decompressed size, in MiB (default 16384).
     #[serde(default = "default_max_decompressed_mb")]
     pub max_decompressed_mb: u64,
-    /// Inputs up to this many MiB on disk are decoded whole before any row is written, so a
-    /// bad one is dropped cleanly; larger gzip inputs are verified in a first pass (default 32).
+    /// MiB of one input's decoded rows held in memory before any of them is written (default
+    /// 32): an input that fails within it is dropped cleanly. A larger input (counted in
+    /// decoded bytes, whatever its size on disk) is written to data files of its own from
+    /// there on, deleted if it fails, so its failure is its own at any size.
     #[serde(default = "default_buffer_file_mb")]
     pub buffer_file_mb: u64,
+    /// An input with a larger share of rejected rows than this is a failed input: reported,
+    /// nothing of it written, left unconsumed (default 0.1).
+    #[serde(default = "default_max_reject_fraction")]
+    pub max_reject_fraction: f64,
+    /// Most columns a table may have, lineage columns included (default 1000; Redshift allows
+    /// 1600). An audit file whose header would pass it fails as an input.
+    #[serde(default = "default_max_columns")]
+    pub max_columns: usize,
 }
 
 impl Default for RunConfig {
@@ -159,6 +169,8 @@ impl Default for RunConfig {
             lock_lease_secs: default_lock_lease_secs(),
             max_decompressed_mb: default_max_decompressed_mb(),
             buffer_file_mb: default_buffer_file_mb(),
+            max_reject_fraction: default_max_reject_fraction(),
+            max_columns: default_max_columns(),
         }
     }
 }
@@ -218,6 +230,12 @@ fn default_max_decompressed_mb() -> u64 {
 }
 fn default_buffer_file_mb() -> u64 {
     32
+}
+fn default_max_reject_fraction() -> f64 {
+    0.1
+}
+fn default_max_columns() -> usize {
+    1000
 }
 
 /// Parquet codecs citrine writes.
@@ -402,8 +420,12 @@ pub struct Job {
     pub lock_lease: std::time::Duration,
     /// Decompressed cap per input, bytes.
     pub max_decompressed_bytes: u64,
-    /// Inputs up to this size are decoded whole before writing.
+    /// Decoded bytes of one input held before its rows are written to files of its own.
     pub buffer_file_bytes: u64,
+    /// Share of rejected rows past which an input fails.
+    pub max_reject_fraction: f64,
+    /// Most columns of a table.
+    pub max_columns: usize,
     /// Tables in config order.
     pub tables: Vec<TableSpec>,
 }
@@ -508,6 +530,25 @@ impl ConfigFile {
         positive("run.batch_size", run.batch_size as u64)?;
         positive("run.lock_lease_secs", run.lock_lease_secs)?;
         positive("run.max_decompressed_mb", run.max_decompressed_mb)?;
+        if !(0.0..=1.0).contains(&run.max_reject_fraction) {
+            return Err(ConfigError::new(
+                "run.max_reject_fraction",
+                format!(
+                    "expected a fraction from 0 to 1, got {}",
+                    run.max_reject_fraction
+                ),
+            ));
+        }
+        let fixed = crate::schema::lineage_fields().len() + 1;
+        if run.max_columns <= fixed || run.max_columns > MAX_REDSHIFT_COLUMNS {
+            return Err(ConfigError::new(
+                "run.max_columns",
+                format!(
+                    "expected more than {fixed} and at most {MAX_REDSHIFT_COLUMNS} (Redshift's limit), got {}",
+                    run.max_columns
+                ),
+            ));
+        }
         let threads = match run.threads {
             Some(0) => return Err(ConfigError::new("run.threads", "expected at least 1")),
             Some(n) => n,
@@ -562,6 +603,21 @@ impl ConfigFile {
                     InputPattern::parse(p, base).map_err(|m| ConfigError::new(key("inputs"), m))
                 })
                 .collect::<Result<Vec<_>, _>>()?;
+            // CloudFront rows carry no customer: without `{customer}` every row would be
+            // rejected and the inputs consumed for nothing.
+            if let Some(p) = inputs
+                .iter()
+                .find(|p| format == Format::CloudFront && !p.has_customer())
+            {
+                return Err(ConfigError::new(
+                    key("inputs"),
+                    format!(
+                        "{:?}: a cloudfront pattern needs a {} segment (CloudFront rows do not name their customer)",
+                        p.text(),
+                        crate::read::pattern::CUSTOMER_PLACEHOLDER
+                    ),
+                ));
+            }
             let mut mask_columns: Vec<String> = match format {
                 Format::CloudFront => crate::parse::cloudfront::MASKED_COLUMNS
                     .map(String::from)
@@ -614,10 +670,15 @@ impl ConfigFile {
             lock_lease: std::time::Duration::from_secs(run.lock_lease_secs),
             max_decompressed_bytes: run.max_decompressed_mb << 20,
             buffer_file_bytes: run.buffer_file_mb << 20,
+            max_reject_fraction: run.max_reject_fraction,
+            max_columns: run.max_columns,
             tables,
         })
     }
 }
+
+/// The most columns a Redshift table may have.
+pub const MAX_REDSHIFT_COLUMNS: usize = 1600;
 
 fn positive(key: &str, v: u64) -> Result<(), ConfigError> {
     if v == 0 {

@@ -38,6 +38,68 @@ pub enum FileError {
         /// What gave it away.
         reason: String,
     },
+    /// The input changed between listing and the end of reading it (a file still being
+    /// written, or replaced): it is not consumed this run and is read again by the next.
+    #[error("changed while being read ({detail}); still being written? it is read again on the next run")]
+    Changed {
+        /// What differed.
+        detail: String,
+    },
+    /// Too large a share of the input's rows was rejected: it is more likely the wrong file
+    /// or the wrong configuration than a few bad rows, so none of it is consumed.
+    #[error("{rejected} of {read} rows rejected, more than run.max_reject_fraction = {limit} allows (first at line {first_line}: {first_reason})")]
+    TooManyRejects {
+        /// Rows rejected.
+        rejected: u64,
+        /// Rows read.
+        read: u64,
+        /// The configured fraction.
+        limit: f64,
+        /// Line of the first rejected row.
+        first_line: u64,
+        /// Why it was rejected (scrubbed).
+        first_reason: String,
+    },
+    /// A partition folder of the input's rows would not fit the lake's path limits.
+    #[error("{0}")]
+    PathTooLong(String),
+    /// The input's header would grow its table past the column cap.
+    #[error(
+        "its header would give the table {columns} columns, more than run.max_columns = {limit}"
+    )]
+    TooManyColumns {
+        /// Columns the table would have.
+        columns: usize,
+        /// The cap.
+        limit: usize,
+    },
+}
+
+/// Carried inside an `io::Error` by readers that find their input changed while it was read,
+/// so it survives the `Read` plumbing and becomes [`FileError::Changed`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangedWhileRead(pub String);
+
+impl std::fmt::Display for ChangedWhileRead {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ChangedWhileRead {}
+
+impl ChangedWhileRead {
+    /// An `io::Error` carrying this.
+    pub fn io(detail: impl Into<String>) -> io::Error {
+        io::Error::other(Self(detail.into()))
+    }
+
+    /// The detail, when `err` carries one.
+    pub fn find(err: &io::Error) -> Option<&str> {
+        err.get_ref()
+            .and_then(|e| e.downcast_ref::<Self>())
+            .map(|c| c.0.as_str())
+    }
 }
 
 /// A [`FileError`] with the input it concerns.
@@ -150,6 +212,12 @@ pub enum Error {
     #[error("query: {message}")]
     Query {
         /// What the engine said.
+        message: String,
+    },
+    /// A broken invariant: a bug in citrine, never blamed on an input.
+    #[error("internal error (a bug in citrine, please report it): {message}")]
+    Internal {
+        /// What broke.
         message: String,
     },
     /// Lake metadata (report, catalog, lock) is not what citrine wrote.

@@ -22,10 +22,10 @@ pub enum Decision {
     New,
     /// Same uri and size, and the same mtime or S3 ETag as consumed: skip without reading.
     Unchanged,
-    /// Same uri and size, new mtime and ETag: hash it to tell a re-copy from a change.
+    /// Same uri, new mtime and ETag or a new size: hash it to tell a re-copy from a change
+    /// (a size that differs from the record with the same content is a no-op, never a
+    /// reprocess).
     CheckContent,
-    /// Same uri, different size: changed content, process and report.
-    Changed,
 }
 
 impl Ledger {
@@ -65,7 +65,7 @@ impl Ledger {
     pub fn decide(&self, uri: &str, size: u64, mtime_ns: i128, etag: Option<&str>) -> Decision {
         match self.by_uri.get(uri) {
             None => Decision::New,
-            Some(r) if r.size != size => Decision::Changed,
+            Some(r) if r.size != size => Decision::CheckContent,
             Some(r) if r.mtime_ns == mtime_ns => Decision::Unchanged,
             Some(r) if etag.is_some() && r.etag.as_deref() == etag => Decision::Unchanged,
             Some(_) => Decision::CheckContent,

@@ -52,6 +52,7 @@ pub mod lake;
 pub mod lambda;
 pub mod ledger;
 pub mod lock;
+pub mod logs;
 pub mod parse;
 pub mod partition;
 pub mod pipeline;

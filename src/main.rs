@@ -9,9 +9,11 @@ use clap::{Parser, Subcommand, ValueEnum};
 use citrine::config::{ConfigFile, Job};
 use citrine::inspect::{inspect_path, InspectOptions};
 use citrine::ledger::Ledger;
+use citrine::logs::ScrubLines;
 use citrine::parse::Format;
 use citrine::pipeline;
 use citrine::store::Stores;
+use citrine::transform::mask::scrub_text;
 
 /// Streams customer log files into a masked, Hive-partitioned Parquet lake.
 #[derive(Debug, Parser)]
@@ -155,6 +157,23 @@ impl From<FormatArg> for Format {
     }
 }
 
+/// `print!` that returns an error instead of panicking: a closed pipe (`citrine … | head`)
+/// then ends the program quietly (see [`main`]).
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        write!(std::io::stdout().lock(), $($arg)*)
+    }};
+}
+
+/// `println!` as [`out!`] is `print!`.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout().lock(), $($arg)*)
+    }};
+}
+
 /// Exit codes: 0 ok, 1 completed with errors, 2 failed or usage.
 const EXIT_PARTIAL: u8 = 1;
 const EXIT_FAILED: u8 = 2;
@@ -164,19 +183,35 @@ fn main() -> ExitCode {
     init_logs(cli.log_format);
     match run(cli) {
         Ok(code) => code,
+        // The reader of our output went away (`| head`): not an error, as in ripgrep.
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("citrine: {e:#}");
+            eprintln!("citrine: {}", scrub_text(&format!("{e:#}")));
             ExitCode::from(EXIT_FAILED)
         }
     }
 }
 
+/// True when `e` is standard output's reader having gone away.
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
 fn init_logs(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("CITRINE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    // Colour only on a terminal, and never with NO_COLOR set (no-color.org).
+    let ansi = {
+        use std::io::IsTerminal;
+        std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+    };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_ansi(ansi)
+        .with_writer(|| ScrubLines::new(std::io::stderr()));
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
@@ -235,19 +270,25 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let job = load_job(&cli.config)?;
             check_table(&job, table.as_deref(), &cli.config)?;
             let bar = Bar::new();
-            let summaries = pipeline::run(&job, table.as_deref(), &bar).context("run failed")?;
-            let failed: usize = summaries.iter().map(|s| s.inputs_failed.len()).sum();
+            let summaries = pipeline::run(&job, table.as_deref(), &bar);
             if json {
-                println!("{}", serde_json::to_string_pretty(&summaries)?);
+                outln!("{}", scrub_text(&serde_json::to_string_pretty(&summaries)?))?;
             } else {
                 for s in &summaries {
-                    println!("{s}");
-                    for f in &s.inputs_failed {
-                        eprintln!("citrine: {}: {}", f.uri, f.error);
-                    }
+                    outln!("{}", scrub_text(&s.to_string()))?;
                 }
             }
-            Ok(if failed > 0 {
+            for s in &summaries {
+                for f in &s.inputs_failed {
+                    eprintln!("citrine: {}: {}", scrub_text(&f.uri), f.error);
+                }
+                if let Some(e) = &s.error {
+                    eprintln!("citrine: table {}: run failed: {e}", s.table);
+                }
+            }
+            Ok(if summaries.iter().any(|s| s.error.is_some()) {
+                ExitCode::from(EXIT_FAILED)
+            } else if summaries.iter().any(|s| !s.inputs_failed.is_empty()) {
                 ExitCode::from(EXIT_PARTIAL)
             } else {
                 ExitCode::SUCCESS
@@ -258,14 +299,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let stores = Stores::new(job.aws.clone());
             let lake = pipeline::open_lake(&job, &stores)?;
             let catalog = pipeline::open_catalog(&job, &stores, &lake);
-            println!("lake: {}", job.root);
+            outln!("lake: {}", job.root)?;
             for t in &job.tables {
                 let runs = lake.committed_runs(&t.name)?;
                 let ledger = Ledger::load(&lake, &t.name)?;
                 let columns = catalog.columns(&t.name)?.map_or(0, |c| c.len());
                 let partitions = catalog.partitions(&t.name)?.len();
                 let locked = lake.store().read(&lake.lock_key(&t.name))?.is_some();
-                println!(
+                outln!(
                     "{}: {} format, {columns} columns, {partitions} partitions, {} runs (last {}), {} inputs in the ledger{}",
                     t.name,
                     t.format.name(),
@@ -273,7 +314,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     runs.last().map_or("-", String::as_str),
                     ledger.len(),
                     if locked { ", locked by a run" } else { "" }
-                );
+                )?;
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -291,7 +332,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
                 let summary = citrine::register::sync::sync(&lake, catalog.as_mut(), &t.name)
                     .with_context(|| format!("catalog sync of {} failed", t.name))?;
-                println!("{summary}");
+                outln!("{summary}")?;
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -301,10 +342,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::IamPolicy => {
             let job = load_job(&cli.config)?;
-            println!(
+            outln!(
                 "{}",
                 serde_json::to_string_pretty(&citrine::iam::policy(&job))?
-            );
+            )?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Query { sql, format } => {
@@ -327,13 +368,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let mut failed = 0;
             for (i, file) in files.iter().enumerate() {
                 if i > 0 {
-                    println!();
+                    outln!()?;
                 }
                 match inspect_path(file, &options) {
-                    Ok(report) => print!("{report}"),
+                    Ok(report) => out!("{report}")?,
                     Err(e) => {
                         failed += 1;
-                        eprintln!("citrine: {e:#}");
+                        eprintln!("citrine: {}", scrub_text(&format!("{e:#}")));
                     }
                 }
             }
@@ -370,7 +411,7 @@ fn redshift(job: &Job, action: RedshiftAction, config: &Path) -> anyhow::Result<
                     "Spectrum reads the Glue Data Catalog: set catalog.kind = \"glue\" in {}",
                     config.display()
                 );
-                print!(
+                out!(
                     "{}",
                     sql::spectrum_schema(
                         &format!("{}_lake", job.database),
@@ -378,11 +419,11 @@ fn redshift(job: &Job, action: RedshiftAction, config: &Path) -> anyhow::Result<
                         &warehouse.iam_role,
                         job.aws.region.as_deref()
                     )
-                );
-                println!(
+                )?;
+                outln!(
                     "-- then: SELECT count(*) FROM \"{}_lake\".\"{table}\";",
                     job.database
-                );
+                )?;
                 return Ok(ExitCode::SUCCESS);
             }
             let mut history: Vec<(u64, Vec<citrine::commit::report::ColumnRecord>)> = Vec::new();
@@ -394,16 +435,16 @@ fn redshift(job: &Job, action: RedshiftAction, config: &Path) -> anyhow::Result<
                     history.push((report.schema_version, report.columns));
                 }
             }
-            print!(
+            out!(
                 "{}",
                 sql::ddl(&warehouse, &table, &history, from_version).map_err(anyhow::Error::msg)?
-            );
+            )?;
             Ok(ExitCode::SUCCESS)
         }
         RedshiftAction::Copy { manifest } => {
             let (table, run) = parse_marker(&lake, &manifest)?;
             let report = lake.report(&table, &run)?;
-            print!(
+            out!(
                 "{}",
                 sql::copy(
                     &warehouse,
@@ -411,7 +452,7 @@ fn redshift(job: &Job, action: RedshiftAction, config: &Path) -> anyhow::Result<
                     &report.columns,
                     &manifest
                 )
-            );
+            )?;
             Ok(ExitCode::SUCCESS)
         }
         RedshiftAction::Load {
@@ -446,7 +487,7 @@ fn redshift(job: &Job, action: RedshiftAction, config: &Path) -> anyhow::Result<
                 } else {
                     "already loaded, skipped"
                 };
-                println!("{}: run {} {what}", o.table, o.run_id);
+                outln!("{}: run {} {what}", o.table, o.run_id)?;
             }
             if outcomes.iter().any(|o| o.loaded) {
                 maintain(&api, &table, vacuum, analyze)?;
@@ -483,9 +524,9 @@ fn query(job: &Job, sql: &str, format: QueryFormat) -> anyhow::Result<()> {
         QueryFormat::Csv => OutputFormat::Csv,
         QueryFormat::Json => OutputFormat::Json,
     };
-    print!("{}", render(&batches, format)?);
+    out!("{}", render(&batches, format)?)?;
     if format == OutputFormat::Table {
-        println!();
+        outln!()?;
     }
     Ok(())
 }

@@ -17,6 +17,12 @@ use crate::error::Result;
 use crate::parse::timestamp::civil_from_days;
 use crate::schema::{CUSTOMER, DT, ROW_NUM};
 
+/// The longest name a folder may have (ext4, XFS, APFS, NTFS; Hive paths on S3 follow it).
+pub const MAX_SEGMENT_BYTES: usize = 255;
+
+/// The longest S3 object key.
+pub const MAX_KEY_BYTES: usize = 1024;
+
 /// The value Hive writes for an empty or null partition value.
 pub const HIVE_DEFAULT_PARTITION: &str = "__HIVE_DEFAULT_PARTITION__";
 
@@ -44,6 +50,34 @@ impl PartitionKey {
             escape_path_value(&self.customer),
             self.date()
         )
+    }
+}
+
+impl PartitionKey {
+    /// Check that the partition's folder can exist: its `customer=…` segment within
+    /// [`MAX_SEGMENT_BYTES`], and the whole `customer=…/dt=…` path within `room` bytes (what is
+    /// left of a data file's key). The message names the customer (scrubbed, shortened).
+    pub fn check_path(&self, room: usize) -> std::result::Result<(), String> {
+        let segment = format!("customer={}", escape_path_value(&self.customer));
+        let path = self.path();
+        let limit = if segment.len() > MAX_SEGMENT_BYTES {
+            format!("its folder name `customer=…` would be {} bytes, more than the {MAX_SEGMENT_BYTES} a folder name may have", segment.len())
+        } else if path.len() > room {
+            format!("a data file key under it would be longer than S3's {MAX_KEY_BYTES} bytes ({} bytes of partition path, {room} left by the lake's prefix)", path.len())
+        } else {
+            return Ok(());
+        };
+        let shown = crate::parse::cut_at_boundary(&self.customer, 48);
+        Err(format!(
+            "customer {:?}{} ({} bytes): {limit}",
+            crate::transform::mask::scrub_text(shown),
+            if shown.len() < self.customer.len() {
+                "…"
+            } else {
+                ""
+            },
+            self.customer.len()
+        ))
     }
 }
 

@@ -1,5 +1,5 @@
 //! The only module that knows the order of things: lock → recover → plan → stream → publish →
-//! register → report → marker (DESIGN.md section 2).
+//! register → report → marker (the run protocol of `docs/design.md`).
 //!
 //! Streaming runs on a rayon pool of `threads` workers, one input per task. A task decodes,
 //! transforms and splits its input, and encodes the partition batches itself with its pool
@@ -7,14 +7,16 @@
 //! while it is still in the core's cache and no core waits on another's backlog. rayon gives
 //! each thread a contiguous range of the plan (inputs sorted by path, so by customer), so a
 //! partition is mostly written by one writer; one written by several gets a file from each.
-//! Memory is bounded by: workers × (one decoded batch, or one buffered small file) + the
-//! writers' budget, split between them.
 //!
-//! A bad input must never leave rows behind. Inputs up to `buffer_file_bytes` on disk are
-//! decoded whole before any of their rows is sent, so a failure drops them cleanly; larger
-//! gzip inputs are first verified (decompressed once, checked against the cap) and then
-//! streamed. A failure after rows were sent fails the whole run before its marker: nothing of
-//! it is committed, and the next run deletes its files.
+//! A bad input never leaves rows behind and never fails the run, at any size. An input's rows
+//! are held in memory until its decoded bytes pass `buffer_file_bytes`; past that they are
+//! written tentatively to files of the input's own. When the input turns out bad (unreadable,
+//! truncated, a bad layout on its last line, too many rejects, a partition folder that cannot
+//! exist, changed while read) the held rows are dropped or its own files deleted, and it is
+//! reported and left unconsumed. Only a failure that is not the input's (a write to the lake,
+//! a bug) fails the table's run, and then nothing of it is committed; other tables still run.
+//! Memory is bounded by: workers × (one decoded batch + `buffer_file_bytes` of held rows) +
+//! the writers' budget, split between them, whatever an input inflates to.
 
 use std::collections::BTreeSet;
 use std::io::{self, Read};
@@ -36,14 +38,16 @@ use crate::lake::{new_run_id, Lake};
 use crate::ledger::{Decision, Ledger};
 use crate::lock::TableLock;
 use crate::parse::audit::{read_columns, HeaderUnion};
+use crate::parse::Reject;
 use crate::parse::{cloudfront, decode_stream, Decoder, Format, FormatDecoder, RowCounts};
-use crate::partition::{split, PartitionBatch};
+use crate::partition::{split, PartitionBatch, MAX_KEY_BYTES};
 use crate::read::decompress::{self, Decompressed, Encoding};
 use crate::read::inflate::{self, Gunzipped};
 use crate::read::pattern::MatchedInput;
 use crate::register::{columns_of, grows_at_end, Catalog, GlueCatalog, LocalCatalog};
 use crate::schema::{is_lineage, table_schema};
 use crate::store::Stores;
+use crate::transform::mask::scrub_text;
 use crate::transform::{Lineage, Masker, Transform, TransformCounts};
 use crate::write::{PartitionedWriter, WrittenFile};
 
@@ -108,6 +112,12 @@ pub struct TableSummary {
     pub strings_truncated: u64,
     /// Wall time.
     pub seconds: f64,
+    /// Things the user should know that did not fail anything (a pattern that matched
+    /// nothing), scrubbed of addresses.
+    pub warnings: Vec<String>,
+    /// Why the table's run failed, when it did (nothing of it was committed; other tables
+    /// ran on), scrubbed of addresses.
+    pub error: Option<String>,
 }
 
 impl TableSummary {
@@ -140,9 +150,10 @@ impl std::fmt::Display for TableSummary {
             self.seconds,
             self.mb_per_sec()
         )?;
-        match &self.run_id {
-            Some(r) => write!(f, ", run {r}"),
-            None => write!(f, ", nothing new: no marker"),
+        match (&self.run_id, &self.error) {
+            (_, Some(_)) => write!(f, ", run failed: nothing committed"),
+            (Some(r), None) => write!(f, ", run {r}"),
+            (None, None) => write!(f, ", nothing new: no marker"),
         }
     }
 }
@@ -193,19 +204,28 @@ pub fn open_catalog(job: &Job, stores: &Stores, lake: &Lake) -> Box<dyn Catalog>
     }
 }
 
-/// Run every table of `job` (or just `only`), one after another.
-pub fn run(job: &Job, only: Option<&str>, progress: &dyn Progress) -> Result<Vec<TableSummary>> {
+/// Run every table of `job` (or just `only`), one after another. A table whose run fails is
+/// reported in its summary ([`TableSummary::error`]) and the other tables still run.
+pub fn run(job: &Job, only: Option<&str>, progress: &dyn Progress) -> Vec<TableSummary> {
     let stores = Stores::new(job.aws.clone());
     let mut out = Vec::new();
     for table in &job.tables {
         if only.is_some_and(|t| t != table.name) {
             continue;
         }
-        let summary = run_table(job, &stores, table, progress);
+        let summary = run_table(job, &stores, table, progress).unwrap_or_else(|e| {
+            let error = scrub_text(&e.to_string());
+            tracing::error!(table = %table.name, %error, "the table's run failed; nothing of it was committed");
+            TableSummary {
+                table: table.name.clone(),
+                error: Some(error),
+                ..Default::default()
+            }
+        });
         progress.finished(&table.name);
-        out.push(summary?);
+        out.push(summary);
     }
-    Ok(out)
+    out
 }
 
 /// Process the new inputs of one table and commit them as one run.
@@ -249,7 +269,7 @@ fn run_table_from(
     summary.orphans_removed = recover(&lake, &table.name)?;
     stall_point("after_lock");
 
-    let (planned, listed, skipped) = plan(table, stores, &lake, given)?;
+    let (planned, listed, skipped) = plan(table, stores, &lake, given, &mut summary.warnings)?;
     summary.inputs_listed = listed;
     summary.inputs_skipped = skipped;
     tracing::info!(table = %table.name, listed, skipped, planned = planned.len(), "planned");
@@ -265,15 +285,29 @@ fn run_table_from(
     }
 
     let mut catalog = open_catalog(job, stores, &lake);
-    let schema = resolve_schema(job, table, &planned, catalog.as_ref())?;
+    let (schema, refused) = resolve_schema(job, table, &planned, catalog.as_ref())?;
     let transform = Transform::new(
         schema.clone(),
         Masker::new(table.mask_columns.clone(), job.mask),
     );
+    // Inputs that cannot join the table's layout fail before anything is read of them.
+    let mut refused: std::collections::HashMap<usize, FileError> = refused.into_iter().collect();
+    let mut outcomes = Vec::new();
+    let mut admitted = Vec::with_capacity(planned.len());
+    for (i, p) in planned.into_iter().enumerate() {
+        match refused.remove(&i) {
+            Some(kind) => outcomes.push(Outcome {
+                result: Err(InputError::new(p.input.uri.clone(), kind)),
+                planned: p,
+            }),
+            None => admitted.push(p),
+        }
+    }
     let spool = RejectSpool::new()?;
-    let (outcomes, files) = stream(
-        job, table, &lake, &run_id, &transform, &planned, &spool, progress,
+    let (streamed, files) = stream(
+        job, table, &lake, &run_id, &transform, &admitted, &spool, progress,
     )?;
+    outcomes.extend(streamed);
     stall_point("before_commit");
 
     // Commit: everything below reads only `outcomes` and `files`.
@@ -303,20 +337,21 @@ fn run_table_from(
                 });
             }
             Err(e) => {
-                tracing::warn!(input = %e.uri, error = %e.kind, "input failed; left unconsumed");
-                summary.inputs_failed.push(FailedInput {
-                    uri: e.uri,
-                    error: e.kind.to_string(),
-                });
+                let error = scrub_text(&e.kind.to_string());
+                tracing::warn!(input = %e.uri, %error, "input failed; left unconsumed");
+                summary
+                    .inputs_failed
+                    .push(FailedInput { uri: e.uri, error });
             }
         }
     }
     let written_rows: u64 = files.iter().map(|f| f.rows).sum();
     if written_rows != summary.rows_written {
-        return Err(Error::Corrupt {
-            path: lake.url(&lake.data_prefix(&table.name)),
+        remove_files(&lake, &files);
+        return Err(Error::Internal {
             message: format!(
-                "internal accounting error: {} rows transformed but {written_rows} written",
+                "{}: {} rows transformed but {written_rows} written",
+                lake.url(&lake.data_prefix(&table.name)),
                 summary.rows_written
             ),
         });
@@ -442,6 +477,7 @@ fn plan(
     stores: &Stores,
     lake: &Lake,
     given: Option<Vec<MatchedInput>>,
+    warnings: &mut Vec<String>,
 ) -> Result<(Vec<Planned>, usize, usize)> {
     let ledger = Ledger::load(lake, &table.name)?;
     let mut seen = BTreeSet::new();
@@ -449,11 +485,23 @@ fn plan(
     let (mut listed, mut skipped) = (0, 0);
     let batches = match given {
         Some(inputs) => vec![inputs],
-        None => table
-            .inputs
-            .iter()
-            .map(|p| p.list(stores))
-            .collect::<Result<Vec<_>>>()?,
+        None => {
+            let mut batches = Vec::with_capacity(table.inputs.len());
+            for pattern in &table.inputs {
+                let matched = pattern.list(stores)?;
+                if matched.is_empty() {
+                    let warning = format!(
+                        "input pattern {:?} matched nothing under {}",
+                        pattern.text(),
+                        pattern.root()
+                    );
+                    tracing::warn!(table = %table.name, "{warning}");
+                    warnings.push(scrub_text(&warning));
+                }
+                batches.push(matched);
+            }
+            batches
+        }
     };
     for matches in batches {
         for m in matches {
@@ -467,15 +515,18 @@ fn plan(
                     skipped += 1;
                     continue;
                 }
-                Decision::Changed => true,
-                Decision::CheckContent => {
-                    let hash = hash_input(&m)?;
-                    if ledger.get(&m.uri).is_some_and(|r| r.hash == hash) {
+                Decision::CheckContent => match hash_input(&m) {
+                    Ok(hash) if ledger.get(&m.uri).is_some_and(|r| r.hash == hash) => {
                         skipped += 1;
                         continue;
                     }
-                    true
-                }
+                    Ok(_) => true,
+                    // Unreadable now (or changing): planned, so its own processing reports it.
+                    Err(e) => {
+                        tracing::debug!(input = %m.uri, error = %e, "could not hash a known input; processing it");
+                        true
+                    }
+                },
             };
             if changed {
                 tracing::warn!(input = %m.uri, "input changed since it was consumed; processing it again");
@@ -487,13 +538,15 @@ fn plan(
 }
 
 /// The table schema for this run: CloudFront's fixed layout, or for audit the catalog's
-/// columns followed by new header columns in first-seen order.
+/// columns followed by new header columns in first-seen order. Also the planned inputs (by
+/// index) whose header would take the table past `run.max_columns`: they join nothing.
 fn resolve_schema(
     job: &Job,
     table: &TableSpec,
     planned: &[Planned],
     catalog: &dyn Catalog,
-) -> Result<SchemaRef> {
+) -> Result<(SchemaRef, Vec<(usize, FileError)>)> {
+    let mut refused = Vec::new();
     let parsed = match table.format {
         Format::CloudFront => cloudfront::parsed_schema(),
         Format::Audit => {
@@ -505,7 +558,7 @@ fn resolve_schema(
                 .filter(|n| !is_lineage(n))
                 .collect();
             let mut union = HeaderUnion::from_columns(existing);
-            for p in planned {
+            for (i, p) in planned.iter().enumerate() {
                 // A file whose header cannot be read fails later, with its error reported.
                 let Ok(file) = p.input.open() else {
                     continue;
@@ -514,10 +567,24 @@ fn resolve_schema(
                     continue;
                 };
                 let encoding = reader.encoding();
-                if let Ok(cols) = read_columns(decompress::buffered(reader), |e| {
+                let Ok(cols) = read_columns(decompress::buffered(reader), |e| {
                     decompress::classify(e, encoding)
-                }) {
-                    union.add(&cols);
+                }) else {
+                    continue;
+                };
+                let mut grown = union.clone();
+                grown.add(&cols);
+                let columns = table_schema(&grown.parsed_schema()).fields().len();
+                if columns > job.max_columns {
+                    refused.push((
+                        i,
+                        FileError::TooManyColumns {
+                            columns,
+                            limit: job.max_columns,
+                        },
+                    ));
+                } else {
+                    union = grown;
                 }
             }
             union.parsed_schema()
@@ -532,7 +599,7 @@ fn resolve_schema(
             });
         }
     }
-    Ok(schema)
+    Ok((schema, refused))
 }
 
 /// Decode, transform and write every planned input, spooling rejected rows. Returns each
@@ -548,6 +615,13 @@ fn stream(
     spool: &RejectSpool,
     progress: &dyn Progress,
 ) -> Result<(Vec<Outcome>, Vec<WrittenFile>)> {
+    let worker = Worker {
+        job,
+        table,
+        transform,
+        spool,
+        key_room: partition_key_room(lake, &table.name, run_id),
+    };
     let threads = job.threads.max(1);
     let per_worker = WriteOptions {
         max_open_files: (job.write.max_open_files / threads).max(1),
@@ -591,7 +665,7 @@ fn stream(
                         unreachable!("a pool thread's writer is used by one task at a time")
                     }
                 };
-                let outcome = process_input(job, table, transform, p, &mut writer, spool);
+                let outcome = process_input(&worker, p, &mut writer);
                 if outcome.is_err() {
                     stop.store(true, Ordering::Relaxed);
                 }
@@ -617,7 +691,7 @@ fn stream(
     if first_error.is_some() {
         // Closed files are returned so they are removed below; open ones are aborted.
         for w in writers {
-            files.extend_from_slice(w.written());
+            files.extend(w.written());
             w.abort();
         }
     } else {
@@ -645,6 +719,22 @@ fn stream(
     }
     files.sort_by(|a, b| a.key.cmp(&b.key));
     Ok((outcomes, files))
+}
+
+/// Bytes a partition folder (`customer=…/dt=…`) may take so that every data file key of this
+/// run stays within S3's key limit (the lake's key prefix and file names counted).
+fn partition_key_room(lake: &Lake, table: &str, run_id: &str) -> usize {
+    // The longest file name a run writes, with room for more digits than any run reaches.
+    let name = format!("part-{run_id}-{}.parquet", "0".repeat(12));
+    let key = format!("{}//{name}", lake.data_prefix(table));
+    let url = lake.url(&key);
+    // On S3 the limit is on the whole key, the lake's prefix included; a local lake is held
+    // to the same rule (below its root) so it can be copied to S3 as it is.
+    let used = match url.strip_prefix("s3://") {
+        Some(rest) => rest.split_once('/').map_or(rest.len(), |(_, k)| k.len()),
+        None => key.len(),
+    };
+    MAX_KEY_BYTES.saturating_sub(used)
 }
 
 /// Remove files of a run that will not commit (best effort: the next run's recovery removes
@@ -693,10 +783,14 @@ pub fn hash_input(input: &MatchedInput) -> Result<String> {
     Ok(hex128(&h))
 }
 
-/// The error of an input that could not be opened.
+/// The error of an input that could not be opened: the input's own when the store said why
+/// (it changed since it was listed), else the store's text.
 fn open_failed(e: Error) -> FileError {
-    FileError::Io {
-        source: io::Error::other(e.to_string()),
+    match e {
+        Error::Input(InputError { kind, .. }) => kind,
+        e => FileError::Io {
+            source: io::Error::other(e.to_string()),
+        },
     }
 }
 
@@ -723,8 +817,8 @@ fn open_content(
     whole_output: usize,
 ) -> std::result::Result<(Content, Encoding), FileError> {
     let stream = |reader: Box<dyn Read + Send>| {
-        let reader =
-            Decompressed::sized(reader, cap, size).map_err(|source| FileError::Io { source })?;
+        let reader = Decompressed::sized(reader, cap, size)
+            .map_err(|e| decompress::classify(e, Encoding::Plain))?;
         let encoding = reader.encoding();
         Ok((Content::Stream(reader), encoding))
     };
@@ -734,7 +828,7 @@ fn open_content(
     let mut raw = Vec::with_capacity(size as usize + 1);
     reader
         .read_to_end(&mut raw)
-        .map_err(|source| FileError::Io { source })?;
+        .map_err(|e| decompress::classify(e, Encoding::Plain))?;
     if !raw.starts_with(&decompress::GZIP_MAGIC) {
         if raw.len() as u64 > cap {
             return Err(FileError::DecompressionCap { cap });
@@ -749,31 +843,87 @@ fn open_content(
     }
 }
 
-/// Decompress a whole input once, checking integrity and the cap, without decoding.
-fn verify(input: &MatchedInput, cap: u64) -> std::result::Result<(), FileError> {
-    let file = input.open().map_err(open_failed)?;
-    let mut reader = Decompressed::new(file, cap).map_err(|source| FileError::Io { source })?;
-    let encoding = reader.encoding();
-    io::copy(&mut reader, &mut io::sink()).map_err(|e| decompress::classify(e, encoding))?;
-    Ok(())
+/// What a worker needs besides its writer: the same for every input of the run.
+struct Worker<'a> {
+    job: &'a Job,
+    table: &'a TableSpec,
+    transform: &'a Transform,
+    spool: &'a RejectSpool,
+    /// Bytes a partition folder may take in a data file's key (see [`PartitionKey::check_path`]).
+    key_room: usize,
 }
 
-/// Process one input. An `Err` is fatal for the run (rows may have been sent); a bad input
-/// that sent nothing is an `Ok` outcome holding its error.
-fn process_input(
-    job: &Job,
-    table: &TableSpec,
-    transform: &Transform,
-    p: &Planned,
-    writer: &mut PartitionedWriter,
-    spool: &RejectSpool,
-) -> Result<Outcome> {
-    let uri = &p.input.uri;
+/// An input's rows until the input is known to be good. They are held in memory up to a
+/// number of decoded bytes; past it they are written tentatively to files of the input's own
+/// (see [`PartitionedWriter::begin_input`]). Either way a failure leaves nothing behind.
+struct Staged<'w> {
+    writer: &'w mut PartitionedWriter,
+    held: Vec<PartitionBatch>,
+    held_bytes: usize,
+    limit: usize,
+}
+
+impl<'w> Staged<'w> {
+    fn new(writer: &'w mut PartitionedWriter, limit: u64) -> Self {
+        Self {
+            writer,
+            held: Vec::new(),
+            held_bytes: 0,
+            limit: usize::try_from(limit).unwrap_or(usize::MAX),
+        }
+    }
+
+    /// Take one decoded batch's partitions (`bytes` decoded bytes in all).
+    fn add(&mut self, mut parts: Vec<PartitionBatch>, bytes: usize) -> Result<()> {
+        if !self.writer.is_tentative() {
+            self.held_bytes += bytes;
+            self.held.append(&mut parts);
+            if self.held_bytes <= self.limit {
+                return Ok(());
+            }
+            self.writer.begin_input();
+            parts = std::mem::take(&mut self.held);
+        }
+        for part in parts {
+            self.writer.write(part)?;
+        }
+        Ok(())
+    }
+
+    /// The input is good: its rows become part of the run.
+    fn commit(self) -> Result<()> {
+        if self.writer.is_tentative() {
+            return self.writer.commit_input();
+        }
+        for part in self.held {
+            self.writer.write(part)?;
+        }
+        Ok(())
+    }
+
+    /// The input failed: nothing of it stays (an error is the run's).
+    fn discard(self) -> Result<()> {
+        self.writer.rollback_input()
+    }
+}
+
+/// Why a decode stopped early when it is not the input's fault: kept aside and raised as the
+/// run's error.
+fn stopped_for_the_run() -> FileError {
+    FileError::Io {
+        source: io::Error::other("stopped: the run failed"),
+    }
+}
+
+/// Process one input. An `Err` is the run's (a write failed, or a bug): nothing of the run
+/// may commit. A bad input gives an `Ok` outcome holding its error, with none of its rows
+/// left in the writer.
+fn process_input(w: &Worker, p: &Planned, writer: &mut PartitionedWriter) -> Result<Outcome> {
+    let (job, uri) = (w.job, &p.input.uri);
     let failed = |kind: FileError| Outcome {
         planned: p.clone(),
         result: Err(InputError::new(uri.clone(), kind)),
     };
-    let buffered = p.input.size <= job.buffer_file_bytes;
     let file = match p.input.open() {
         Ok(f) => f,
         Err(e) => return Ok(failed(open_failed(e))),
@@ -788,19 +938,14 @@ fn process_input(
         Ok(opened) => opened,
         Err(kind) => return Ok(failed(kind)),
     };
-    if !buffered && encoding == Encoding::Gzip && matches!(source, Content::Stream(_)) {
-        if let Err(kind) = verify(&p.input, job.max_decompressed_bytes) {
-            return Ok(failed(kind));
-        }
-    }
     let lineage = Lineage::new(uri.clone(), p.input.customer.clone());
-    let mut decoder = FormatDecoder::new(table.format, job.batch_size);
-    let mut held: Vec<PartitionBatch> = Vec::new();
+    let mut decoder = FormatDecoder::new(w.table.format, job.batch_size);
+    let mut staged = Staged::new(writer, job.buffer_file_bytes);
     let mut rejects = Vec::new();
     let mut transform_counts = TransformCounts::default();
     let mut rows_written = 0u64;
-    // A write error is the run's, not the input's: it is kept here and the decode stopped.
-    let mut write_error = None;
+    // An error that is not the input's: kept here, the decode stopped, and raised for the run.
+    let mut run_error = None;
     let input: Box<dyn io::BufRead> = match source {
         Content::Memory(bytes) => Box::new(io::Cursor::new(bytes)),
         Content::Stream(reader) => Box::new(decompress::buffered_sized(reader, p.input.size)),
@@ -811,49 +956,45 @@ fn process_input(
         |e| decompress::classify(e, encoding),
         |d| {
             rejects.extend(d.rejects);
-            let out = transform
+            let (out, parts) = match w
+                .transform
                 .apply(d.batch, &lineage)
-                .map_err(|e| FileError::NotFormat {
-                    format: "a supported input",
-                    reason: e.to_string(),
-                })?;
+                .and_then(|out| split(&out.batch).map(|parts| (out, parts)))
+            {
+                Ok(done) => done,
+                Err(e) => {
+                    run_error = Some(e);
+                    return Err(stopped_for_the_run());
+                }
+            };
+            for part in &parts {
+                part.key
+                    .check_path(w.key_room)
+                    .map_err(FileError::PathTooLong)?;
+            }
             transform_counts += out.counts;
             rejects.extend(out.rejects);
             rows_written += out.batch.num_rows() as u64;
-            let parts = split(&out.batch).map_err(|e| FileError::NotFormat {
-                format: "a supported input",
-                reason: e.to_string(),
-            })?;
-            if buffered {
-                held.extend(parts);
-                return Ok(());
-            }
-            for part in parts {
-                if let Err(e) = writer.write(part) {
-                    write_error = Some(e);
-                    return Err(FileError::Io {
-                        source: io::Error::other("the run's write failed"),
-                    });
-                }
+            if let Err(e) = staged.add(parts, out.batch.get_array_memory_size()) {
+                run_error = Some(e);
+                return Err(stopped_for_the_run());
             }
             Ok(())
         },
     );
-    if let Some(e) = write_error {
+    if let Some(e) = run_error {
         return Err(e);
     }
-    if let Err(kind) = decoded {
-        if buffered {
-            return Ok(failed(kind));
-        }
-        return Err(InputError::new(uri.clone(), kind).into());
-    }
-    for part in held {
-        writer.write(part)?;
-    }
-    // Consumed: its rejects go to the spool (a failed input's rows are dropped with it).
-    spool.append(uri, &rejects)?;
     let counts = decoder.counts();
+    let verdict =
+        decoded.and_then(|()| check_rejects(&rejects, counts.rows_read, job.max_reject_fraction));
+    if let Err(kind) = verdict {
+        staged.discard()?;
+        return Ok(failed(kind));
+    }
+    staged.commit()?;
+    // Consumed: its rejects go to the spool (a failed input's rows are dropped with it).
+    w.spool.append(uri, &rejects)?;
     let hash = hasher.lock().map(|h| hex128(&h)).unwrap_or_default();
     Ok(Outcome {
         planned: p.clone(),
@@ -864,6 +1005,26 @@ fn process_input(
             rows_rejected: rejects.len() as u64,
             transform: transform_counts,
         }),
+    })
+}
+
+/// Fail an input whose rejected share of `read` rows passes `limit` (see
+/// [`FileError::TooManyRejects`]).
+fn check_rejects(rejects: &[Reject], read: u64, limit: f64) -> std::result::Result<(), FileError> {
+    let rejected = rejects.len() as u64;
+    if read == 0 || rejected as f64 <= limit * read as f64 {
+        return Ok(());
+    }
+    let first = rejects
+        .iter()
+        .min_by_key(|r| r.line)
+        .expect("some rejected");
+    Err(FileError::TooManyRejects {
+        rejected,
+        read,
+        limit,
+        first_line: first.line,
+        first_reason: first.reason.to_string(),
     })
 }
 

@@ -20,6 +20,7 @@ use super::{
 };
 use crate::error::FileError;
 use crate::schema::{column_name, parsed_prefix, CUSTOMER};
+use crate::transform::mask::scrub_text;
 
 /// The header column that holds the event time.
 pub const TIMESTAMP: &str = "timestamp";
@@ -30,7 +31,8 @@ pub struct AuditOptions {
     /// Rows per batch.
     pub batch_size: usize,
     /// Longest record accepted, in bytes. A longer one is almost always an unbalanced quote
-    /// swallowing the rest of the file, so the file is failed rather than guessed at.
+    /// swallowing the lines after it: it is rejected at the line where it started, and
+    /// decoding resumes at the next line.
     pub max_record: usize,
     /// A batch ends once its records hold this many bytes, whatever its row count, so no
     /// string column of a batch comes near Arrow's 2 GiB offset limit (at most
@@ -42,7 +44,7 @@ impl Default for AuditOptions {
     fn default() -> Self {
         Self {
             batch_size: DEFAULT_BATCH_SIZE,
-            max_record: 16 << 20,
+            max_record: 1 << 20,
             max_batch_bytes: 256 << 20,
         }
     }
@@ -67,6 +69,20 @@ struct Header {
 
 impl Header {
     fn parse(fields: &[&[u8]]) -> Result<Header, FileError> {
+        if let Some((i, what)) = fields
+            .iter()
+            .enumerate()
+            .find_map(|(i, f)| looks_like_data(&String::from_utf8_lossy(f)).map(|what| (i, what)))
+        {
+            // The values are not echoed: a data row holds addresses and user names.
+            return Err(FileError::NotFormat {
+                format: "an audit CSV",
+                reason: format!(
+                    "no header row: the first line looks like data (its field {} is {what})",
+                    i + 1
+                ),
+            });
+        }
         let mut targets = Vec::with_capacity(fields.len());
         let mut names: Vec<String> = Vec::with_capacity(fields.len());
         let mut columns = Vec::new();
@@ -97,7 +113,10 @@ impl Header {
         if !targets.contains(&Target::Ts) {
             return Err(FileError::NotFormat {
                 format: "an audit CSV",
-                reason: format!("the header has no `timestamp` column (it has {names:?})"),
+                reason: scrub_text(&format!(
+                    "the header has no `timestamp` column (it has {})",
+                    shown_names(&names)
+                )),
             });
         }
         let mut schema_fields: Vec<Field> = parsed_prefix().into();
@@ -112,6 +131,29 @@ impl Header {
             schema: Arc::new(Schema::new(schema_fields)),
         })
     }
+}
+
+/// What a header field is when it is a value rather than a name: an address or a
+/// timestamp with a date (`2024-03-01…`).
+fn looks_like_data(field: &str) -> Option<&'static str> {
+    let field = field.trim();
+    if field.parse::<std::net::IpAddr>().is_ok() {
+        return Some("an IP address");
+    }
+    if field.contains('-') && parse_timestamp(field).is_some() {
+        return Some("a timestamp");
+    }
+    None
+}
+
+/// Header names for a message: at most 20 of them, the rest counted.
+fn shown_names(names: &[String]) -> String {
+    const SHOWN: usize = 20;
+    let mut text = format!("{:?}", &names[..names.len().min(SHOWN)]);
+    if names.len() > SHOWN {
+        text.push_str(&format!(" and {} more", names.len() - SHOWN));
+    }
+    text
 }
 
 /// Push decoder for audit CSV files.
@@ -130,6 +172,14 @@ pub struct AuditDecoder {
     /// Newlines consumed so far, and the last byte consumed: they place each record's line.
     newlines: u64,
     last_byte: u8,
+    /// Raw bytes of the record in progress given in earlier calls (the record spans them).
+    partial: Vec<u8>,
+    /// Bytes to decode before any more input: the lines after an abandoned record.
+    pending: Vec<u8>,
+    /// Skipping the rest of a line whose record was abandoned before the line ended.
+    skipping: bool,
+    /// In `finish`: the batch may run past its size to decode what is pending.
+    finishing: bool,
     prefix: PrefixBuilders,
     customer: StringBuilder,
     columns: Vec<StringBuilder>,
@@ -157,6 +207,10 @@ impl AuditDecoder {
             nend: 0,
             newlines: 0,
             last_byte: 0,
+            partial: Vec::new(),
+            pending: Vec::new(),
+            skipping: false,
+            finishing: false,
             prefix: PrefixBuilders::new(initial_rows(rows)),
             customer: StringBuilder::new(),
             columns: Vec::new(),
@@ -176,40 +230,56 @@ impl AuditDecoder {
         self.header.as_ref().map(|h| h.columns.as_slice())
     }
 
-    /// Feed bytes to csv-core until the input is used up or the batch is full.
-    fn pump(&mut self, mut input: &[u8]) -> Result<usize, FileError> {
-        let total = input.len();
+    /// Feed bytes to csv-core until the input is used up, the batch is full, or a record is
+    /// abandoned (then [`Self::pending`] holds what to decode before the rest of `input`).
+    /// Returns the bytes of `input` consumed.
+    fn pump(&mut self, input: &[u8]) -> Result<usize, FileError> {
+        let mut pos = 0;
+        // Where the record in progress starts in `input` (its earlier bytes are in `partial`).
+        let mut start = 0;
         loop {
-            if self.capacity() == 0 {
-                return Ok(total - input.len());
+            if self.skipping {
+                let Some(nl) = memchr::memchr(b'\n', &input[pos..]) else {
+                    return Ok(input.len());
+                };
+                pos += nl + 1;
+                self.newlines += 1;
+                self.last_byte = b'\n';
+                self.skipping = false;
+                start = pos;
+            }
+            if self.capacity() == 0 && !self.finishing {
+                self.partial.extend_from_slice(&input[start..pos]);
+                return Ok(pos);
             }
             let (res, nin, nout, nend) = self.reader.read_record(
-                input,
+                &input[pos..],
                 &mut self.out[self.nout..],
                 &mut self.ends[self.nend..],
             );
-            let consumed = &input[..nin];
+            let consumed = &input[pos..pos + nin];
             self.newlines += memchr::memchr_iter(b'\n', consumed).count() as u64;
             if let Some(&b) = consumed.last() {
                 self.last_byte = b;
             }
-            input = &input[nin..];
+            pos += nin;
             self.nout += nout;
             self.nend += nend;
             match res {
-                ReadRecordResult::InputEmpty => return Ok(total),
-                ReadRecordResult::End => return Ok(total),
+                ReadRecordResult::InputEmpty => {
+                    self.partial.extend_from_slice(&input[start..pos]);
+                    return Ok(pos);
+                }
+                ReadRecordResult::End => return Ok(pos),
                 ReadRecordResult::OutputFull => {
                     if self.out.len() >= self.options.max_record {
-                        return Err(FileError::NotFormat {
-                            format: "an audit CSV",
-                            reason: format!(
-                                "record at line {} is longer than {} bytes (an unbalanced quote?)",
-                                self.newlines + 1
-                                    - self.out.iter().filter(|&&b| b == b'\n').count() as u64,
-                                self.options.max_record
-                            ),
-                        });
+                        let raw = self.take_raw(&input[start..pos]);
+                        let detail = format!(
+                            "the record runs past {} bytes (a quote that never closes?)",
+                            self.options.max_record
+                        );
+                        self.abandon(&raw, detail)?;
+                        return Ok(pos);
                     }
                     let len = self.out.len() * 2;
                     self.out.resize(len, 0);
@@ -224,13 +294,107 @@ impl AuditDecoder {
                     let ended_by_newline = nin > 0 && self.last_byte == b'\n';
                     let end_line = self.newlines + u64::from(!ended_by_newline);
                     let embedded = memchr::memchr_iter(b'\n', &self.out[..self.nout]).count();
-                    let line = end_line - embedded as u64;
-                    self.record(line)?;
+                    let expected = self.header.as_ref().map(|h| h.targets.len());
+                    // A record over several lines with the wrong number of fields is a quote
+                    // left open that a later line's quote closed: its lines are rows of their own.
+                    if embedded > 0 && expected.is_some_and(|n| n != self.nend) {
+                        let raw = self.take_raw(&input[start..pos]);
+                        let detail = format!(
+                            "a quoted field runs over {} lines, leaving {} fields where {} are expected",
+                            embedded + 1,
+                            self.nend,
+                            expected.unwrap_or_default()
+                        );
+                        self.abandon(&raw, detail)?;
+                        return Ok(pos);
+                    }
+                    self.record(end_line - embedded as u64)?;
                     self.nout = 0;
                     self.nend = 0;
+                    self.partial.clear();
+                    start = pos;
                 }
             }
         }
+    }
+
+    /// The raw text of the record in progress: what earlier calls gave, then `tail`.
+    fn take_raw(&mut self, tail: &[u8]) -> Vec<u8> {
+        let mut raw = std::mem::take(&mut self.partial);
+        raw.extend_from_slice(tail);
+        raw
+    }
+
+    /// Reject the record whose raw text is `raw` at the line where it starts, and decode again
+    /// from the next line: the lines an unbalanced quote swallowed are rows of their own.
+    fn abandon(&mut self, raw: &[u8], detail: String) -> Result<(), FileError> {
+        // `raw` may begin with the end of the line before (the `\n` of a CRLF) and blank lines.
+        let lead = raw
+            .iter()
+            .take_while(|&&b| b == b'\r' || b == b'\n')
+            .count();
+        let lead_newlines = memchr::memchr_iter(b'\n', &raw[..lead]).count() as u64;
+        let first_line_of_raw = self.newlines + 1 - memchr::memchr_iter(b'\n', raw).count() as u64;
+        let line = first_line_of_raw + lead_newlines;
+        let body = &raw[lead..];
+        let first_end = memchr::memchr(b'\n', body).map(|i| i + 1);
+        let text = &body[..first_end.unwrap_or(body.len())];
+        let text = text.strip_suffix(b"\n").unwrap_or(text);
+        let text = text.strip_suffix(b"\r").unwrap_or(text);
+        if self.header.is_none() {
+            return Err(FileError::NotFormat {
+                format: "an audit CSV",
+                reason: format!("the header row has an unbalanced quote: {detail}"),
+            });
+        }
+        self.counts.rows_read += 1;
+        self.counts.rows_rejected += 1;
+        self.rejects.push(Reject {
+            line,
+            reason: RejectReason::UnbalancedQuote { detail },
+            raw: reject_text(text),
+        });
+        self.reader.reset();
+        self.nout = 0;
+        self.nend = 0;
+        self.partial.clear();
+        self.newlines = line;
+        self.last_byte = b'\n';
+        match first_end {
+            Some(end) => {
+                let mut pending = body[end..].to_vec();
+                pending.append(&mut self.pending);
+                self.pending = pending;
+            }
+            // The record's first line has not ended yet: the rest of it is not a row.
+            None => self.skipping = true,
+        }
+        Ok(())
+    }
+
+    /// Decode what [`Self::pending`] holds; false when the batch filled first.
+    fn drain_pending(&mut self) -> Result<bool, FileError> {
+        while !self.pending.is_empty() {
+            if self.capacity() == 0 && !self.finishing {
+                return Ok(false);
+            }
+            let pending = std::mem::take(&mut self.pending);
+            let used = self.pump(&pending)?;
+            // An abandoned record in `pending` queued its own lines first.
+            self.pending.extend_from_slice(&pending[used..]);
+        }
+        Ok(true)
+    }
+
+    /// True when the record in progress is inside a quoted field: a newline would not end it.
+    fn in_quotes(&self) -> bool {
+        if self.partial.iter().all(|&b| b == b'\r' || b == b'\n') {
+            return false;
+        }
+        let mut probe = self.reader.clone();
+        let (mut out, mut ends) = ([0u8; 4], [0usize; 4]);
+        let (res, ..) = probe.read_record(b"\n", &mut out, &mut ends);
+        !matches!(res, ReadRecordResult::Record)
     }
 
     fn record(&mut self, line: u64) -> Result<(), FileError> {
@@ -355,11 +519,20 @@ impl Decoder for AuditDecoder {
             self.started = true;
             let head = std::mem::take(&mut self.head);
             let head = head.strip_prefix(UTF8_BOM).unwrap_or(&head);
-            let used = self.pump(head)?;
-            debug_assert_eq!(used, head.len(), "a header never fills a batch");
+            // Three bytes never fill a batch nor run past a record's limit.
+            self.pump(head)?;
             return Ok(take);
         }
-        self.pump(buf)
+        let mut used = 0;
+        loop {
+            if !self.drain_pending()? {
+                return Ok(used);
+            }
+            if used == buf.len() || self.capacity() == 0 {
+                return Ok(used);
+            }
+            used += self.pump(&buf[used..])?;
+        }
     }
 
     fn finish(&mut self) -> Result<(), FileError> {
@@ -370,10 +543,24 @@ impl Decoder for AuditDecoder {
                 self.pump(&head)?;
             }
         }
-        // An empty input tells csv-core the stream has ended: it yields a last record with
-        // no newline. Called until End, as a full batch may interrupt it.
-        self.pump(&[])?;
-        Ok(())
+        // Whatever is pending is decoded now, even past the batch size (it is at most one
+        // record's limit of bytes).
+        self.finishing = true;
+        loop {
+            self.drain_pending()?;
+            if !self.skipping && self.in_quotes() {
+                let raw = std::mem::take(&mut self.partial);
+                self.abandon(&raw, "the input ends inside a quoted field".into())?;
+                continue;
+            }
+            self.skipping = false;
+            // An empty input tells csv-core the stream has ended: it yields a last record with
+            // no newline (which may itself be abandoned, queuing its later lines).
+            self.pump(&[])?;
+            if self.pending.is_empty() {
+                return Ok(());
+            }
+        }
     }
 
     fn capacity(&self) -> usize {

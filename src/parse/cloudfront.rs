@@ -22,6 +22,7 @@ use super::{
 };
 use crate::error::FileError;
 use crate::schema::{column_name, parsed_prefix, EXTRA};
+use crate::transform::mask::scrub_text;
 
 /// The standard fields in AWS order (after `date` and `time`, which fold into `ts`), with the
 /// type each is stored as.
@@ -384,17 +385,20 @@ impl CloudFrontDecoder {
         Some(days * MICROS_PER_DAY + time)
     }
 
-    /// The row's fields that the table does not know, as one JSON object in `extra`.
+    /// The row's fields that the table does not know, as one JSON object in `extra`, every value
+    /// scrubbed of addresses.
     fn append_extra(&mut self, text: &str, layout: &Layout) {
         let mut map = serde_json::Map::new();
         let mut start = 0;
         for (slot, &end) in layout.slots.iter().zip(&self.ends) {
             if let Slot::Extra(j) = *slot {
                 let v = &text[start..end];
+                // Unknown fields may hold addresses too (a layout naming `c-ip` twice puts
+                // the second copy here): every value passes the address scrubber.
                 let v = if v == "-" {
                     serde_json::Value::Null
                 } else {
-                    v.into()
+                    scrub_text(v).into()
                 };
                 map.insert(layout.extra_names[j].clone(), v);
             }

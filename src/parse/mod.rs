@@ -105,6 +105,13 @@ pub enum RejectReason {
     },
     /// Neither the path nor the row names a customer.
     MissingCustomer,
+    /// A quoted CSV field never closed (or closed only lines later, leaving a record of the
+    /// wrong shape): the record is rejected at the line where it started and decoding
+    /// resumes at the next line, so the lines it swallowed are rows of their own.
+    UnbalancedQuote {
+        /// What showed it.
+        detail: String,
+    },
 }
 
 impl fmt::Display for RejectReason {
@@ -125,6 +132,7 @@ impl fmt::Display for RejectReason {
                 )
             }
             Self::MissingCustomer => write!(f, "no customer in the row or the input path"),
+            Self::UnbalancedQuote { detail } => write!(f, "unbalanced quote: {detail}"),
         }
     }
 }

@@ -120,6 +120,11 @@ impl<R: Read> Read for Decompressed<R> {
 
 /// Turn an I/O error from a [`Decompressed`] reader into the file-level error it stands for.
 pub fn classify(err: io::Error, encoding: Encoding) -> FileError {
+    if let Some(detail) = crate::error::ChangedWhileRead::find(&err) {
+        return FileError::Changed {
+            detail: detail.to_owned(),
+        };
+    }
     if let Some(CapExceeded(cap)) = err.get_ref().and_then(|e| e.downcast_ref::<CapExceeded>()) {
         return FileError::DecompressionCap { cap: *cap };
     }

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::error::Result;
-use crate::store::{Location, Store, Stores};
+use crate::store::{Location, ObjectInfo, Store, Stores};
 
 /// The placeholder that captures the customer.
 pub const CUSTOMER_PLACEHOLDER: &str = "{customer}";
@@ -52,9 +52,15 @@ pub struct MatchedInput {
 }
 
 impl MatchedInput {
-    /// Stream its raw bytes.
+    /// Stream its raw bytes, exactly as listed (see [`Store::open_snapshot`]): a file that
+    /// changes while it is read fails the read instead of being recorded with other bytes.
     pub fn open(&self) -> Result<Box<dyn std::io::Read + Send>> {
-        self.store.open(&self.key)
+        self.store.open_snapshot(&ObjectInfo {
+            key: self.key.clone(),
+            size: self.size,
+            mtime_ns: self.mtime_ns,
+            etag: self.etag.clone(),
+        })
     }
 }
 
@@ -138,6 +144,11 @@ impl InputPattern {
             root_text,
             segs,
         })
+    }
+
+    /// True when the pattern captures a `{customer}` segment.
+    pub fn has_customer(&self) -> bool {
+        self.segs.contains(&Seg::Customer)
     }
 
     /// The pattern as written.

@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 
 use xxhash_rust::xxh3::xxh3_128;
 
-use super::{ObjectInfo, Store, Upload, Version, Versioned};
-use crate::error::{Error, Result};
+use super::{Exact, ObjectInfo, Store, Upload, Version, Versioned};
+use crate::error::{ChangedWhileRead, Error, Result};
 
 /// A store over a local folder (created on first write).
 #[derive(Debug, Clone)]
@@ -217,6 +217,26 @@ impl Store for LocalStore {
         let path = self.path(key);
         let f = File::open(&path).map_err(|e| Error::io(&path, e))?;
         Ok(Box::new(f))
+    }
+
+    fn open_snapshot(&self, expect: &ObjectInfo) -> Result<Box<dyn Read + Send>> {
+        let path = self.path(&expect.key);
+        let file = File::open(&path).map_err(|e| Error::io(&path, e))?;
+        let (size, mtime) = (expect.size, expect.mtime_ns);
+        // The open file's own metadata at the end: a file rewritten (same size, new mtime) or
+        // truncated while it was read is caught even when the byte count matches.
+        let check = move |file: &mut File| {
+            let meta = file.metadata()?;
+            if meta.len() != size || mtime_ns(&meta) != mtime {
+                return Err(ChangedWhileRead::io(format!(
+                    "listed at {size} bytes, mtime {mtime} ns; now {} bytes, mtime {} ns",
+                    meta.len(),
+                    mtime_ns(&meta)
+                )));
+            }
+            Ok(())
+        };
+        Ok(Box::new(Exact::new(file, size).at_end(check)))
     }
 
     fn upload(&self, key: &str) -> Result<Box<dyn Upload>> {

@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use crate::aws::{AwsContext, AwsOptions};
-use crate::error::{Error, Result};
+use crate::error::{ChangedWhileRead, Error, Result};
 
 pub use local::LocalStore;
 pub use s3::S3Store;
@@ -161,8 +161,73 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>>;
     /// Stream an object's bytes.
     fn open(&self, key: &str) -> Result<Box<dyn Read + Send>>;
+    /// Stream the bytes of `expect`, the object as it was listed: exactly its size, and only
+    /// while it is still that version (S3: `If-Match` on its ETag; locally its size and mtime,
+    /// checked again at the end). An object found changed fails the read with
+    /// [`crate::error::ChangedWhileRead`] (or, for S3 before any byte, with
+    /// [`crate::error::FileError::Changed`]), so what is recorded as consumed is exactly
+    /// what was read.
+    fn open_snapshot(&self, expect: &ObjectInfo) -> Result<Box<dyn Read + Send>>;
     /// Start a streaming write of `key`.
     fn upload(&self, key: &str) -> Result<Box<dyn Upload>>;
+}
+
+/// A check run once a reader reaches its end.
+type AtEnd<R> = Box<dyn FnOnce(&mut R) -> std::io::Result<()> + Send>;
+
+/// A reader of exactly `size` bytes: more, or fewer before the end, fail the read with
+/// [`ChangedWhileRead`]; at the end `at_end` may find the object changed too.
+pub(crate) struct Exact<R> {
+    inner: R,
+    size: u64,
+    read: u64,
+    at_end: Option<AtEnd<R>>,
+}
+
+impl<R: Read> Exact<R> {
+    /// `inner`, expected to hold `size` bytes.
+    pub(crate) fn new(inner: R, size: u64) -> Self {
+        Self {
+            inner,
+            size,
+            read: 0,
+            at_end: None,
+        }
+    }
+
+    /// Run `check` once the end is reached (after the size matched).
+    pub(crate) fn at_end(
+        mut self,
+        check: impl FnOnce(&mut R) -> std::io::Result<()> + Send + 'static,
+    ) -> Self {
+        self.at_end = Some(Box::new(check));
+        self
+    }
+}
+
+impl<R: Read> Read for Exact<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read += n as u64;
+        if self.read > self.size {
+            return Err(ChangedWhileRead::io(format!(
+                "listed at {} bytes, it grew while read",
+                self.size
+            )));
+        }
+        if n == 0 && !buf.is_empty() {
+            if self.read < self.size {
+                return Err(ChangedWhileRead::io(format!(
+                    "listed at {} bytes, it ended after {}",
+                    self.size, self.read
+                )));
+            }
+            if let Some(check) = self.at_end.take() {
+                check(&mut self.inner)?;
+            }
+        }
+        Ok(n)
+    }
 }
 
 /// Opens stores for locations, sharing one AWS context and one S3 client per bucket.

@@ -13,12 +13,13 @@ use futures::stream::BoxStream;
 use futures::StreamExt;
 use object_store::path::Path as ObjectPath;
 use object_store::{
-    MultipartUpload, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersion,
+    GetOptions, MultipartUpload, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload,
+    UpdateVersion,
 };
 
-use super::{join_key, store_error, ObjectInfo, Store, Upload, Version, Versioned};
+use super::{join_key, store_error, Exact, ObjectInfo, Store, Upload, Version, Versioned};
 use crate::aws::block_on;
-use crate::error::Result;
+use crate::error::{FileError, InputError, Result};
 
 /// Bytes per multipart part (S3's minimum is 5 MiB for all but the last).
 pub const DEFAULT_PART_BYTES: usize = 8 << 20;
@@ -178,6 +179,33 @@ impl Store for S3Store {
             stream: got.into_stream(),
             current: Bytes::new(),
         }))
+    }
+
+    fn open_snapshot(&self, expect: &ObjectInfo) -> Result<Box<dyn Read + Send>> {
+        let key = &expect.key;
+        let path = self.path(key)?;
+        let options = GetOptions {
+            if_match: expect.etag.clone(),
+            ..Default::default()
+        };
+        let got = match block_on(self.client.get_opts(&path, options)) {
+            Ok(got) => got,
+            Err(object_store::Error::Precondition { .. }) => {
+                return Err(InputError::new(
+                    self.url(key),
+                    FileError::Changed {
+                        detail: "its ETag is no longer the one listed".into(),
+                    },
+                )
+                .into())
+            }
+            Err(e) => return Err(store_error(&self.url(key), e)),
+        };
+        let body = StreamReader {
+            stream: got.into_stream(),
+            current: Bytes::new(),
+        };
+        Ok(Box::new(Exact::new(body, expect.size)))
     }
 
     fn upload(&self, key: &str) -> Result<Box<dyn Upload>> {

@@ -284,9 +284,17 @@ pub fn scrub_text(text: &str) -> String {
         let mut start = i;
         while start + SHORTEST <= run_end {
             let longest = (start + LONGEST).min(run_end);
-            let found = (start + SHORTEST..=longest)
-                .rev()
-                .find_map(|end| text[start..end].parse::<IpAddr>().ok().map(|ip| (end, ip)));
+            // An IPv6 form glued to a word (`citrine::pipeline`, `Masker::new`) is a Rust path
+            // or an identifier, not an address: left alone so messages stay readable.
+            let word = |at: usize| {
+                b.get(at)
+                    .is_some_and(|&c| c.is_ascii_alphanumeric() || c == b'_')
+            };
+            let found = (start + SHORTEST..=longest).rev().find_map(|end| {
+                let ip = text[start..end].parse::<IpAddr>().ok()?;
+                let glued = (start == i && start > 0 && word(start - 1)) || word(end);
+                (ip.is_ipv4() || !glued).then_some((end, ip))
+            });
             match found {
                 Some((end, ip)) => {
                     out.extend_from_slice(&b[copied..start]);
@@ -520,6 +528,16 @@ mod tests {
             ("a1.2.3.4b", "a1.2.3.0/24b"),
             ("already 192.0.2.0/24 masked", "already 192.0.2.0/24 masked"),
             ("cidr 10.1.2.3/32", "cidr 10.1.2.0/24"),
+            // Rust paths in log lines are not addresses; real ones next to them are.
+            (
+                "citrine::pipeline: ::1 failed",
+                "citrine::pipeline: ::/48 failed",
+            ),
+            ("Masker::new fe80::1%eth0", "Masker::new fe80::/48%eth0"),
+            (
+                "x-forwarded-for=%202001:db8::9",
+                "x-forwarded-for=%202001:db8::/48",
+            ),
         ];
         for (input, want) in cases {
             assert_eq!(scrub_text(input), want, "{input}");

@@ -7,6 +7,12 @@
 //! [`Upload`] to the lake's store (locally a temporary dot-name renamed into place; on S3 one
 //! PUT or a multipart upload), published only when closed, so a reader never sees half a file;
 //! files become part of the table when the run's marker lands.
+//!
+//! One input at a time may be written *tentatively* ([`PartitionedWriter::begin_input`]): its
+//! rows go to files of their own, which [`PartitionedWriter::commit_input`] hands to the
+//! writer's shared files and [`PartitionedWriter::rollback_input`] deletes, so an input that
+//! fails after some of its rows were encoded leaves nothing in the run. The budget and the
+//! open-file cap count tentative files with the others.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -157,6 +163,14 @@ impl Sealed {
     }
 }
 
+/// Which open file a partition batch goes to: the writer's shared one for the partition, or
+/// the tentative input's own.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct Slot {
+    key: PartitionKey,
+    tentative: bool,
+}
+
 /// Writes partition batches of one table for one run.
 pub struct PartitionedWriter {
     lake: Lake,
@@ -165,9 +179,11 @@ pub struct PartitionedWriter {
     schema: SchemaRef,
     options: WriteOptions,
     sequence: Arc<AtomicU64>,
-    open: HashMap<PartitionKey, OpenFile>,
+    open: HashMap<Slot, OpenFile>,
     tick: u64,
     written: Vec<WrittenFile>,
+    /// Files of the tentative input closed so far; `None` when no input is tentative.
+    tentative: Option<Vec<WrittenFile>>,
 }
 
 impl PartitionedWriter {
@@ -191,7 +207,58 @@ impl PartitionedWriter {
             open: HashMap::new(),
             tick: 0,
             written: Vec::new(),
+            tentative: None,
         }
+    }
+
+    /// From now until [`Self::commit_input`] or [`Self::rollback_input`], written rows go to
+    /// files of their own. Calling it again while an input is tentative changes nothing.
+    pub fn begin_input(&mut self) {
+        self.tentative.get_or_insert_with(Vec::new);
+    }
+
+    /// True while an input is written tentatively.
+    pub fn is_tentative(&self) -> bool {
+        self.tentative.is_some()
+    }
+
+    /// The tentative input decoded cleanly: its files become ordinary files of the run. An open
+    /// one takes the place of the partition's shared file when there is none (later inputs
+    /// append to it); otherwise it is closed.
+    pub fn commit_input(&mut self) -> Result<()> {
+        let Some(closed) = self.tentative.take() else {
+            return Ok(());
+        };
+        self.written.extend(closed);
+        let mine: Vec<Slot> = self.open.keys().filter(|s| s.tentative).cloned().collect();
+        for slot in mine {
+            let shared = Slot {
+                key: slot.key.clone(),
+                tentative: false,
+            };
+            if self.open.contains_key(&shared) {
+                let file = self.open.remove(&slot).expect("listed above");
+                self.written.push(file.seal(slot.key)?.publish()?);
+            } else {
+                let file = self.open.remove(&slot).expect("listed above");
+                self.open.insert(shared, file);
+            }
+        }
+        Ok(())
+    }
+
+    /// The tentative input failed: its open files are dropped (their uploads aborted) and its
+    /// closed files deleted. An error here means a file of the input may still be in the lake,
+    /// so the caller must fail the run (its recovery then deletes every file of the run).
+    pub fn rollback_input(&mut self) -> Result<()> {
+        let Some(closed) = self.tentative.take() else {
+            return Ok(());
+        };
+        self.open.retain(|slot, _| !slot.tentative);
+        for f in closed {
+            self.lake.store().delete(&f.key)?;
+        }
+        Ok(())
     }
 
     /// Write one partition's rows.
@@ -200,7 +267,11 @@ impl PartitionedWriter {
             return Ok(());
         }
         self.tick += 1;
-        if !self.open.contains_key(&part.key) {
+        let slot = Slot {
+            key: part.key,
+            tentative: self.tentative.is_some(),
+        };
+        if !self.open.contains_key(&slot) {
             if self.open.len() >= self.options.max_open_files {
                 let lru = self
                     .open
@@ -211,11 +282,11 @@ impl PartitionedWriter {
                     self.close(&k)?;
                 }
             }
-            let file = self.create(&part.key, &part.batch)?;
-            self.open.insert(part.key.clone(), file);
+            let file = self.create(&slot.key, &part.batch)?;
+            self.open.insert(slot.clone(), file);
         }
         let tick = self.tick;
-        let file = self.open.get_mut(&part.key).expect("opened above");
+        let file = self.open.get_mut(&slot).expect("opened above");
         file.writer
             .write(&part.batch)
             .map_err(|source| parquet_error(&file.url, source))?;
@@ -224,7 +295,7 @@ impl PartitionedWriter {
         file.memory = file.writer.memory_size() as u64;
         let size = file.writer.bytes_written() as u64 + file.writer.in_progress_size() as u64;
         if size >= self.options.target_file_bytes {
-            self.close(&part.key)?;
+            self.close(&slot)?;
         } else {
             self.enforce_budget()?;
         }
@@ -275,12 +346,15 @@ impl PartitionedWriter {
         })
     }
 
-    fn close(&mut self, key: &PartitionKey) -> Result<()> {
-        let Some(file) = self.open.remove(key) else {
+    fn close(&mut self, slot: &Slot) -> Result<()> {
+        let Some(file) = self.open.remove(slot) else {
             return Ok(());
         };
-        let written = file.seal(key.clone())?.publish()?;
-        self.written.push(written);
+        let written = file.seal(slot.key.clone())?.publish()?;
+        match &mut self.tentative {
+            Some(closed) if slot.tentative => closed.push(written),
+            _ => self.written.push(written),
+        }
         Ok(())
     }
 
@@ -291,9 +365,15 @@ impl PartitionedWriter {
     /// on storage (locally an fsync per file, on S3 an upload's last part and completion), and
     /// one after the other those waits were most of a run's last half second.
     pub fn finish(mut self) -> Result<Vec<WrittenFile>> {
+        // An input still tentative here is a caller bug: its rows would be published unchecked.
+        if self.tentative.is_some() {
+            return Err(Error::Internal {
+                message: "a writer finished while an input was still tentative".into(),
+            });
+        }
         let mut encoded = Vec::with_capacity(self.open.len());
-        for (partition, file) in self.open.drain() {
-            encoded.push(file.seal(partition)?);
+        for (slot, file) in self.open.drain() {
+            encoded.push(file.seal(slot.key)?);
         }
         let threads = encoded.len().min(PUBLISH_THREADS);
         let queue = Mutex::new(encoded.into_iter());
@@ -338,9 +418,11 @@ impl PartitionedWriter {
         self.open.clear();
     }
 
-    /// The files closed so far.
-    pub fn written(&self) -> &[WrittenFile] {
-        &self.written
+    /// The files closed so far, a tentative input's included.
+    pub fn written(&self) -> Vec<WrittenFile> {
+        let mut all = self.written.clone();
+        all.extend(self.tentative.iter().flatten().cloned());
+        all
     }
 }
 
