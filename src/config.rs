@@ -771,6 +771,25 @@ mask_ips = ["source_ip"]
                 EXAMPLE.replace("logs/audit/{customer}/*.csv", "logs/{customer}/{customer}/"),
                 "table[1].inputs",
             ),
+            (
+                // CloudFront rows cannot name their customer: a pattern must.
+                EXAMPLE.replace("logs/cloudfront/{customer}/", "logs/cloudfront/**/*.gz"),
+                "table[0].inputs",
+            ),
+            (
+                format!("{EXAMPLE}
+[run]
+max_reject_fraction = 1.5
+"),
+                "run.max_reject_fraction",
+            ),
+            (
+                format!("{EXAMPLE}
+[run]
+max_columns = 2000
+"),
+                "run.max_columns",
+            ),
         ];
         for (text, key) in cases {
             let err = job(&text).unwrap_err();

@@ -214,6 +214,15 @@ pub enum Error {
         /// What the engine said.
         message: String,
     },
+    /// A local input pattern's folder does not exist (a typo, or a mount that is missing):
+    /// the table's run fails rather than report "0 files" as if all were well.
+    #[error("input pattern {pattern:?}: its folder {folder} does not exist")]
+    MissingInputFolder {
+        /// The pattern as written.
+        pattern: String,
+        /// Its literal folder.
+        folder: String,
+    },
     /// A broken invariant: a bug in citrine, never blamed on an input.
     #[error("internal error (a bug in citrine, please report it): {message}")]
     Internal {

@@ -72,3 +72,37 @@ impl Ledger {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_known_input_with_any_new_identity_is_hashed_never_reprocessed_blindly() {
+        let mut ledger = Ledger::default();
+        ledger.by_uri.insert(
+            "logs/a.log".into(),
+            InputRecord {
+                uri: "logs/a.log".into(),
+                size: 100,
+                mtime_ns: 7,
+                etag: Some("\"e1\"".into()),
+                hash: "h".into(),
+                rows_read: 1,
+                rows_written: 1,
+                rows_rejected: 0,
+                changed: false,
+            },
+        );
+        assert_eq!(ledger.decide("logs/b.log", 100, 7, None), Decision::New);
+        assert_eq!(ledger.decide("logs/a.log", 100, 7, None), Decision::Unchanged);
+        assert_eq!(
+            ledger.decide("logs/a.log", 100, 8, Some("\"e1\"")),
+            Decision::Unchanged
+        );
+        assert_eq!(ledger.decide("logs/a.log", 100, 8, None), Decision::CheckContent);
+        // A new size too: the content decides (a record written with another size than its
+        // bytes must not make the same bytes load twice).
+        assert_eq!(ledger.decide("logs/a.log", 120, 7, None), Decision::CheckContent);
+    }
+}

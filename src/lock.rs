@@ -64,11 +64,37 @@ fn encode(body: &LockBody) -> Vec<u8> {
 }
 
 fn read_body(store: &dyn Store, key: &str) -> Result<Option<(LockBody, Version)>> {
-    Ok(store.read(key)?.and_then(|v| {
-        serde_json::from_slice(&v.bytes)
-            .ok()
-            .map(|b| (b, v.version))
-    }))
+    Ok(match read_lock(store, key)? {
+        Found::Held(body, version) => Some((body, version)),
+        Found::Absent | Found::Unreadable(_) => None,
+    })
+}
+
+/// What the lock object holds.
+enum Found {
+    Absent,
+    Held(LockBody, Version),
+    /// Bytes that are not a lock body (empty or cut short by a crash, or written by hand).
+    Unreadable(Version),
+}
+
+fn read_lock(store: &dyn Store, key: &str) -> Result<Found> {
+    Ok(match store.read(key)? {
+        None => Found::Absent,
+        Some(v) => match serde_json::from_slice(&v.bytes) {
+            Ok(body) => Found::Held(body, v.version),
+            Err(_) => Found::Unreadable(v.version),
+        },
+    })
+}
+
+/// An unreadable lock's expiry: its last write plus one lease (it may be a lock another
+/// citrine version wrote, so it is respected for that long).
+fn unreadable_expiry(store: &dyn Store, key: &str, lease: Duration) -> Result<i64> {
+    let written_ms = store
+        .head(key)?
+        .map_or(0, |o| (o.mtime_ns / 1_000_000) as i64);
+    Ok(written_ms + lease.as_millis() as i64)
 }
 
 impl TableLock {
@@ -84,9 +110,26 @@ impl TableLock {
         };
         for _ in 0..5 {
             body.expires_ms = now_ms() + lease.as_millis() as i64;
-            let taken = match read_body(store.as_ref(), &key)? {
-                None => store.create(&key, &encode(&body))?,
-                Some((holder, version)) => {
+            let taken = match read_lock(store.as_ref(), &key)? {
+                Found::Absent => store.create(&key, &encode(&body))?,
+                Found::Unreadable(version) => {
+                    let expires = unreadable_expiry(store.as_ref(), &key, lease)?;
+                    if expires > now_ms() {
+                        return Err(Error::Corrupt {
+                            path: store.url(&key),
+                            message: format!(
+                                "the table lock is unreadable; it is taken over once its lease has passed, at {}",
+                                rfc3339(expires)
+                            ),
+                        });
+                    }
+                    let won = store.replace(&key, &encode(&body), &version)?;
+                    if won.is_some() {
+                        tracing::warn!(table, "took over an unreadable table lock past its lease");
+                    }
+                    won
+                }
+                Found::Held(holder, version) => {
                     let dead = holder.host == body.host && !process_alive(holder.pid);
                     if holder.expires_ms > now_ms() && !dead {
                         return Err(Error::Locked {
@@ -200,6 +243,33 @@ fn spawn_heartbeat(
     })
 }
 
+/// Delete the temporary files that runs killed while writing `table`'s lock left beside it
+/// (`.<table>.lock.<pid>.<n>.tmp`, a local lake's staging names): those of processes gone from
+/// this host, or older than `lease`. Returns how many were removed.
+pub fn remove_stale_temp_files(lake: &Lake, table: &str, lease: Duration) -> Result<usize> {
+    let key = lake.lock_key(table);
+    let (folder, name) = key.rsplit_once('/').unwrap_or(("", &key));
+    let prefix = format!(".{name}.");
+    let store = lake.store();
+    let mut removed = 0;
+    for object in store.list(folder)? {
+        let file = object.key.rsplit('/').next().unwrap_or_default();
+        let Some(rest) = file
+            .strip_prefix(&prefix)
+            .and_then(|r| r.strip_suffix(".tmp"))
+        else {
+            continue;
+        };
+        let pid = rest.split('.').next().and_then(|p| p.parse::<u32>().ok());
+        let old = object.mtime_ns / 1_000_000 + (lease.as_millis() as i128) < now_ms() as i128;
+        if old || pid.is_some_and(|p| p != std::process::id() && !process_alive(p)) {
+            store.delete(&object.key)?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -248,5 +318,47 @@ mod tests {
         };
         lake.store().write(&key, &encode(&remote)).unwrap();
         assert!(TableLock::acquire(&lake, "t", "new3", Duration::from_secs(60)).is_err());
+    }
+
+    #[test]
+    fn an_unreadable_lock_holds_for_one_lease_then_is_taken_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Lake::local(dir.path()).unwrap();
+        let key = lake.lock_key("t");
+        for garbage in [&b""[..], b"{\"run_id\": \"cut sh"] {
+            lake.store().write(&key, garbage).unwrap();
+            let err = TableLock::acquire(&lake, "t", "new", Duration::from_secs(60)).unwrap_err();
+            assert!(
+                err.to_string()
+                    .contains("the table lock is unreadable; it is taken over once its lease has passed"),
+                "{err}"
+            );
+            // Written more than a lease ago (a 1 ms lease here): taken over.
+            std::thread::sleep(Duration::from_millis(20));
+            let lock = TableLock::acquire(&lake, "t", "new", Duration::from_millis(1)).unwrap();
+            assert_eq!(read_body(lake.store().as_ref(), &key).unwrap().unwrap().0.run_id, "new");
+            lock.release();
+        }
+    }
+
+    #[test]
+    fn temp_files_of_dead_writers_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Lake::local(dir.path()).unwrap();
+        let locks = dir.path().join("_citrine/locks");
+        std::fs::create_dir_all(&locks).unwrap();
+        let dead = format!(".t.lock.{}.0.tmp", u32::MAX - 1);
+        let mine = format!(".t.lock.{}.3.tmp", std::process::id());
+        for f in [&dead, &mine, &".u.lock.1.0.tmp".to_string(), &"t.lock".to_string()] {
+            std::fs::write(locks.join(f), b"x").unwrap();
+        }
+        let lease = Duration::from_secs(600);
+        assert_eq!(remove_stale_temp_files(&lake, "t", lease).unwrap(), 1);
+        let mut left: Vec<_> = std::fs::read_dir(&locks)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, [mine, ".u.lock.1.0.tmp".to_string(), "t.lock".to_string()]);
     }
 }

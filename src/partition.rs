@@ -227,6 +227,33 @@ fn key_columns(batch: &RecordBatch) -> Result<(StringArray, Date32Array)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn partition_paths_that_cannot_exist_are_refused_with_the_reason() {
+        let key = |customer: &str| PartitionKey {
+            customer: customer.into(),
+            dt: 19_000,
+        };
+        assert!(key("acme").check_path(100).is_ok());
+        // 246 bytes fit a folder name with `customer=` (255); 247 do not.
+        assert!(key(&"a".repeat(246)).check_path(1000).is_ok());
+        let err = key(&"a".repeat(247)).check_path(1000).unwrap_err();
+        assert!(err.contains("would be 256 bytes, more than the 255"), "{err}");
+        assert!(err.starts_with(&format!("customer \"{}\"…", "a".repeat(48))), "{err}");
+        // Escaping counts: 200 characters that escape to 3 bytes each.
+        let err = key(&":".repeat(200)).check_path(1000).unwrap_err();
+        assert!(err.contains("would be 609 bytes"), "{err}");
+        // Multi-byte characters count in bytes: 85 × "€" is 255 bytes.
+        assert!(key(&"€".repeat(85)).check_path(1000).is_err());
+        // Room left by a long lake prefix.
+        let err = key("acme").check_path(20).unwrap_err();
+        assert!(err.contains("longer than S3's 1024 bytes"), "{err}");
+        // The message never carries a full address.
+        let err = key(&format!("192.0.2.77{}", "x".repeat(300)))
+            .check_path(1000)
+            .unwrap_err();
+        assert!(!err.contains("192.0.2.77"), "{err}");
+    }
     use crate::schema::lineage_fields;
     use arrow::array::{Date32Array, Int64Array, StringArray, TimestampMicrosecondArray};
     use arrow::datatypes::{Int64Type, Schema};

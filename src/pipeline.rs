@@ -267,6 +267,7 @@ fn run_table_from(
         ..Default::default()
     };
     summary.orphans_removed = recover(&lake, &table.name)?;
+    crate::lock::remove_stale_temp_files(&lake, &table.name, job.lock_lease)?;
     stall_point("after_lock");
 
     let (planned, listed, skipped) = plan(table, stores, &lake, given, &mut summary.warnings)?;
@@ -1082,6 +1083,25 @@ mod tests {
         let truncated = gz(&text);
         let err = content(truncated[..truncated.len() - 9].to_vec(), u64::MAX).unwrap_err();
         assert!(matches!(err, FileError::Gzip { .. }), "{err}");
+    }
+
+    #[test]
+    fn an_input_fails_once_its_rejected_share_passes_the_limit() {
+        use crate::parse::RejectReason;
+        let reject = |line| Reject {
+            line,
+            reason: RejectReason::MissingCustomer,
+            raw: String::new(),
+        };
+        assert!(check_rejects(&[], 0, 0.1).is_ok());
+        assert!(check_rejects(&[reject(3)], 10, 0.1).is_ok());
+        let err = check_rejects(&[reject(9), reject(4)], 10, 0.1).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "2 of 10 rows rejected, more than run.max_reject_fraction = 0.1 allows (first at line 4: no customer in the row or the input path)"
+        );
+        assert!(check_rejects(&[reject(1)], 1, 1.0).is_ok());
+        assert!(check_rejects(&[reject(1)], 1, 0.0).is_err());
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! per row, with addresses already scrubbed by the decoders.
 
 use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::{BufWriter, Seek, SeekFrom, Write};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -15,9 +15,11 @@ use crate::error::{Error, Result};
 use crate::parse::Reject;
 use crate::store::Store;
 
-/// The spool of one run.
+/// The spool of one run: a file in the system's temporary folder that is unlinked as soon as
+/// it is created, so nothing of it outlives the process, even one killed with SIGKILL.
 #[derive(Debug)]
 pub struct RejectSpool {
+    /// The name it was created under (for messages; it no longer exists).
     path: PathBuf,
     file: Mutex<BufWriter<File>>,
     lines: AtomicU64,
@@ -36,11 +38,17 @@ impl RejectSpool {
     pub fn new() -> Result<Self> {
         static N: AtomicU64 = AtomicU64::new(0);
         let path = std::env::temp_dir().join(format!(
-            "citrine-rejects-{}-{}.jsonl",
+            ".citrine-rejects-{}-{}.jsonl",
             std::process::id(),
             N.fetch_add(1, Ordering::Relaxed)
         ));
-        let file = File::create(&path).map_err(|e| Error::io(&path, e))?;
+        let file = File::options()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .map_err(|e| Error::io(&path, e))?;
+        std::fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
         Ok(Self {
             path,
             file: Mutex::new(BufWriter::new(file)),
@@ -81,22 +89,22 @@ impl RejectSpool {
         if self.lines() == 0 {
             return Ok(None);
         }
-        self.file
-            .lock()
-            .expect("reject spool")
-            .flush()
+        let mut spool = self.file.lock().expect("reject spool");
+        spool.flush().map_err(|e| Error::io(&self.path, e))?;
+        // The clone shares the file's offset: read from the start, then leave it at the end
+        // for any later append.
+        let mut from = spool
+            .get_ref()
+            .try_clone()
             .map_err(|e| Error::io(&self.path, e))?;
-        let mut from = File::open(&self.path).map_err(|e| Error::io(&self.path, e))?;
+        from.seek(SeekFrom::Start(0))
+            .map_err(|e| Error::io(&self.path, e))?;
         let mut to = store.upload(key)?;
         std::io::copy(&mut from, &mut to).map_err(|e| Error::io(store.url(key), e))?;
+        from.seek(SeekFrom::End(0))
+            .map_err(|e| Error::io(&self.path, e))?;
         to.finish()?;
         Ok(Some(key.to_owned()))
-    }
-}
-
-impl Drop for RejectSpool {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
     }
 }
 
@@ -133,8 +141,6 @@ mod tests {
             (first["file"].as_str(), first["line"].as_u64()),
             (Some("in/a.log"), Some(7))
         );
-        let path = spool.path.clone();
-        drop(spool);
-        assert!(!path.exists(), "the spool is removed");
+        assert!(!spool.path.exists(), "the spool has no name while it lives");
     }
 }

@@ -265,6 +265,17 @@ impl AuditDecoder {
             pos += nin;
             self.nout += nout;
             self.nend += nend;
+            // Past the record limit, whether the record has ended in this call or not (so the
+            // outcome does not depend on how the input was cut into pieces).
+            if self.nout > self.options.max_record {
+                let raw = self.take_raw(&input[start..pos]);
+                let detail = format!(
+                    "the record runs past {} bytes (a quote that never closes?)",
+                    self.options.max_record
+                );
+                self.abandon(&raw, detail)?;
+                return Ok(pos);
+            }
             match res {
                 ReadRecordResult::InputEmpty => {
                     self.partial.extend_from_slice(&input[start..pos]);
@@ -272,15 +283,6 @@ impl AuditDecoder {
                 }
                 ReadRecordResult::End => return Ok(pos),
                 ReadRecordResult::OutputFull => {
-                    if self.out.len() >= self.options.max_record {
-                        let raw = self.take_raw(&input[start..pos]);
-                        let detail = format!(
-                            "the record runs past {} bytes (a quote that never closes?)",
-                            self.options.max_record
-                        );
-                        self.abandon(&raw, detail)?;
-                        return Ok(pos);
-                    }
                     let len = self.out.len() * 2;
                     self.out.resize(len, 0);
                 }
@@ -293,26 +295,68 @@ impl AuditDecoder {
                     // unless it ended at `\r` (CRLF, whose `\n` comes next) or at end of input.
                     let ended_by_newline = nin > 0 && self.last_byte == b'\n';
                     let end_line = self.newlines + u64::from(!ended_by_newline);
-                    let embedded = memchr::memchr_iter(b'\n', &self.out[..self.nout]).count();
-                    let expected = self.header.as_ref().map(|h| h.targets.len());
-                    // A record over several lines with the wrong number of fields is a quote
-                    // left open that a later line's quote closed: its lines are rows of their own.
-                    if embedded > 0 && expected.is_some_and(|n| n != self.nend) {
-                        let raw = self.take_raw(&input[start..pos]);
-                        let detail = format!(
-                            "a quoted field runs over {} lines, leaving {} fields where {} are expected",
-                            embedded + 1,
-                            self.nend,
-                            expected.unwrap_or_default()
-                        );
-                        self.abandon(&raw, detail)?;
+                    if self.complete_record(&input[start..pos], end_line)? {
                         return Ok(pos);
                     }
-                    self.record(end_line - embedded as u64)?;
-                    self.nout = 0;
-                    self.nend = 0;
-                    self.partial.clear();
                     start = pos;
+                }
+            }
+        }
+    }
+
+    /// The record csv-core just ended on `end_line` (its raw text is [`Self::partial`], then
+    /// `tail`): decoded, or abandoned when it is a quote left open that a later line closed
+    /// (several lines, the wrong number of fields). True when abandoned.
+    fn complete_record(&mut self, tail: &[u8], end_line: u64) -> Result<bool, FileError> {
+        let embedded = memchr::memchr_iter(b'\n', &self.out[..self.nout]).count();
+        let expected = self.header.as_ref().map(|h| h.targets.len());
+        if embedded > 0 && expected.is_some_and(|n| n != self.nend) {
+            let raw = self.take_raw(tail);
+            let detail = format!(
+                "a quoted field runs over {} lines, leaving {} fields where {} are expected",
+                embedded + 1,
+                self.nend,
+                expected.unwrap_or_default()
+            );
+            self.abandon(&raw, detail)?;
+            return Ok(true);
+        }
+        self.record(end_line - embedded as u64)?;
+        self.nout = 0;
+        self.nend = 0;
+        self.partial.clear();
+        Ok(false)
+    }
+
+    /// The input has ended with a record in progress: a newline ends it unless it is inside
+    /// a quoted field, which never closed (then it is abandoned). The newline is not counted
+    /// as one of the input's. (csv-core's own end of input would end such a record silently.)
+    fn end_last_record(&mut self) -> Result<(), FileError> {
+        loop {
+            let (res, _, nout, nend) = self.reader.read_record(
+                b"\n",
+                &mut self.out[self.nout..],
+                &mut self.ends[self.nend..],
+            );
+            match res {
+                ReadRecordResult::OutputFull => {
+                    let len = self.out.len() * 2;
+                    self.out.resize(len, 0);
+                }
+                ReadRecordResult::OutputEndsFull => {
+                    let len = self.ends.len() * 2;
+                    self.ends.resize(len, 0);
+                }
+                ReadRecordResult::Record => {
+                    self.nout += nout;
+                    self.nend += nend;
+                    self.complete_record(&[], self.newlines + 1)?;
+                    return Ok(());
+                }
+                ReadRecordResult::InputEmpty | ReadRecordResult::End => {
+                    let raw = std::mem::take(&mut self.partial);
+                    self.abandon(&raw, "the input ends inside a quoted field".into())?;
+                    return Ok(());
                 }
             }
         }
@@ -341,6 +385,8 @@ impl AuditDecoder {
         let text = &body[..first_end.unwrap_or(body.len())];
         let text = text.strip_suffix(b"\n").unwrap_or(text);
         let text = text.strip_suffix(b"\r").unwrap_or(text);
+        // No more than the limit: how much of an over-long line arrived must not show.
+        let text = &text[..text.len().min(self.options.max_record)];
         if self.header.is_none() {
             return Err(FileError::NotFormat {
                 format: "an audit CSV",
@@ -358,7 +404,9 @@ impl AuditDecoder {
         self.nout = 0;
         self.nend = 0;
         self.partial.clear();
-        self.newlines = line;
+        // Newlines before what is decoded next: through the rejected line, or up to it while
+        // the rest of that line is still to be skipped.
+        self.newlines = if first_end.is_some() { line } else { line - 1 };
         self.last_byte = b'\n';
         match first_end {
             Some(end) => {
@@ -384,17 +432,6 @@ impl AuditDecoder {
             self.pending.extend_from_slice(&pending[used..]);
         }
         Ok(true)
-    }
-
-    /// True when the record in progress is inside a quoted field: a newline would not end it.
-    fn in_quotes(&self) -> bool {
-        if self.partial.iter().all(|&b| b == b'\r' || b == b'\n') {
-            return false;
-        }
-        let mut probe = self.reader.clone();
-        let (mut out, mut ends) = ([0u8; 4], [0usize; 4]);
-        let (res, ..) = probe.read_record(b"\n", &mut out, &mut ends);
-        !matches!(res, ReadRecordResult::Record)
     }
 
     fn record(&mut self, line: u64) -> Result<(), FileError> {
@@ -548,14 +585,15 @@ impl Decoder for AuditDecoder {
         self.finishing = true;
         loop {
             self.drain_pending()?;
-            if !self.skipping && self.in_quotes() {
-                let raw = std::mem::take(&mut self.partial);
-                self.abandon(&raw, "the input ends inside a quoted field".into())?;
+            let in_progress = self.partial.iter().any(|&b| b != b'\r' && b != b'\n');
+            if self.skipping {
+                self.skipping = false;
+            } else if in_progress {
+                // Ending it may abandon it, queuing its later lines.
+                self.end_last_record()?;
                 continue;
             }
-            self.skipping = false;
-            // An empty input tells csv-core the stream has ended: it yields a last record with
-            // no newline (which may itself be abandoned, queuing its later lines).
+            // An empty input tells csv-core the stream has ended.
             self.pump(&[])?;
             if self.pending.is_empty() {
                 return Ok(());
@@ -842,6 +880,159 @@ mod tests {
             }
         );
         assert_eq!(out.rejects[1].raw, "yesterday,bob,192.0.2.0/24");
+    }
+
+    /// Decode `input` whole and in every small chunking; all must agree. Returns one decode.
+    fn decode_all_ways(input: &[u8], options: AuditOptions) -> Out {
+        let mut outs = Vec::new();
+        for chunk in [input.len().max(1), 1, 2, 3, 7, 64] {
+            let mut d = AuditDecoder::new(options.clone());
+            let out = decode_chunked(input, chunk, &mut d).unwrap();
+            let batches: Vec<_> = out.iter().map(|o| o.batch.clone()).collect();
+            outs.push(Out {
+                batch: concat_batches(&d.schema(), &batches).unwrap(),
+                rejects: out.into_iter().flat_map(|o| o.rejects).collect(),
+                counts: d.counts(),
+                columns: d.columns().unwrap_or_default().to_vec(),
+            });
+        }
+        let first = outs.remove(0);
+        for (i, o) in outs.iter().enumerate() {
+            assert_eq!(o.batch, first.batch, "chunking {i}");
+            assert_eq!(o.rejects, first.rejects, "chunking {i}");
+            assert_eq!(o.counts, first.counts, "chunking {i}");
+        }
+        first
+    }
+
+    fn reject_lines(out: &Out) -> Vec<(u64, String)> {
+        out.rejects
+            .iter()
+            .map(|r| (r.line, r.reason.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn an_unterminated_quote_rejects_its_line_and_every_later_row_loads() {
+        // Line 3 opens a quote that never closes; the lines after it have no quotes, so
+        // without a limit they would all become one field (and, in the last column, one row).
+        let mut input = String::from("timestamp,user,note\n2024-03-01T10:00:00Z,alice,ok\n");
+        input.push_str("2024-03-01T10:00:01Z,bob,\"never closed 192.0.2.9\n");
+        for i in 0..40 {
+            input.push_str(&format!("2024-03-01T10:01:{i:02}Z,user{i},198.51.100.{i}\n"));
+        }
+        let small = AuditOptions {
+            max_record: 256,
+            batch_size: 8,
+            ..Default::default()
+        };
+        let out = decode_all_ways(input.as_bytes(), small);
+        assert_eq!(
+            reject_lines(&out),
+            [(
+                3,
+                "unbalanced quote: the record runs past 256 bytes (a quote that never closes?)"
+                    .to_string()
+            )]
+        );
+        assert_eq!(out.rejects[0].raw, "2024-03-01T10:00:01Z,bob,\"never closed 192.0.2.0/24");
+        assert_eq!(
+            out.counts,
+            RowCounts {
+                rows_read: 42,
+                rows_ok: 41,
+                rows_rejected: 1
+            }
+        );
+        let lines = row_nums(&out.batch);
+        assert_eq!(lines[0], 2);
+        assert_eq!(lines[1..], (4..44).collect::<Vec<i64>>());
+        assert_eq!(col(&out.batch, "note")[40], Some("198.51.100.39".into()));
+        // The same file with the default limit: the quote reaches the end of the input.
+        let out = decode_all_ways(input.as_bytes(), AuditOptions::default());
+        assert_eq!(
+            reject_lines(&out),
+            [(
+                3,
+                "unbalanced quote: the input ends inside a quoted field".to_string()
+            )]
+        );
+        assert_eq!(out.counts.rows_ok, 41);
+    }
+
+    #[test]
+    fn a_quote_closed_lines_later_gives_back_the_lines_between() {
+        // Line 3's quote is closed by line 5's: one record of the wrong shape over three lines.
+        let input = "timestamp,user,note\r\n\
+            2024-03-01T10:00:00Z,alice,ok\r\n\
+            2024-03-01T10:00:01Z,bob,\"open\r\n\
+            2024-03-01T10:00:02Z,carol,x\r\n\
+            2024-03-01T10:00:03Z,dave,\"q\",extra\r\n\
+            2024-03-01T10:00:04Z,erin,\"two\r\nlines\"\r\n";
+        let out = decode_all_ways(input.as_bytes(), AuditOptions::default());
+        assert_eq!(
+            reject_lines(&out),
+            [
+                (3, "unbalanced quote: a quoted field runs over 3 lines, leaving 4 fields where 3 are expected".to_string()),
+                (5, "expected 3 fields, found 4".to_string()),
+            ]
+        );
+        assert_eq!(row_nums(&out.batch), [2, 4, 6]);
+        assert_eq!(
+            col(&out.batch, "note"),
+            [Some("ok".into()), Some("x".into()), Some("two\r\nlines".into())]
+        );
+    }
+
+    #[test]
+    fn a_last_line_ending_inside_quotes_is_rejected_alone() {
+        let input = "timestamp,user\n2024-03-01T10:00:00Z,alice\n2024-03-01T10:00:01Z,\"bob";
+        let out = decode_all_ways(input.as_bytes(), AuditOptions::default());
+        assert_eq!(
+            reject_lines(&out),
+            [(3, "unbalanced quote: the input ends inside a quoted field".to_string())]
+        );
+        assert_eq!(out.counts.rows_ok, 1);
+        // A quote inside an unquoted field is literal, and a closed quote at the end is fine.
+        let input = "timestamp,user\n2024-03-01T10:00:00Z,5\" tall\n2024-03-01T10:00:01Z,\"bob\"";
+        let out = decode_all_ways(input.as_bytes(), AuditOptions::default());
+        assert!(out.rejects.is_empty(), "{:?}", out.rejects);
+        assert_eq!(col(&out.batch, "user"), [Some("5\" tall".into()), Some("bob".into())]);
+    }
+
+    #[test]
+    fn an_over_long_single_line_is_skipped_to_its_end() {
+        let long = "y".repeat(600);
+        let input = format!(
+            "timestamp,user\n2024-03-01T10:00:00Z,\"{long}\n2024-03-01T10:00:01Z,bob\n"
+        );
+        let small = AuditOptions {
+            max_record: 256,
+            ..Default::default()
+        };
+        let out = decode_all_ways(input.as_bytes(), small);
+        assert_eq!(out.rejects.len(), 1);
+        assert_eq!(out.rejects[0].line, 2);
+        assert_eq!(row_nums(&out.batch), [3]);
+    }
+
+    #[test]
+    fn a_data_row_for_a_header_fails_without_echoing_it() {
+        for first in [
+            "2024-03-01T10:00:00Z,alice,192.0.2.77\n",
+            "alice,login,192.0.2.77\n",
+            "x,2001:db8::77,y\n",
+        ] {
+            let mut d = AuditDecoder::default();
+            let err = decode_chunked(first.as_bytes(), 100, &mut d).unwrap_err();
+            let text = err.to_string();
+            assert!(text.contains("no header row: the first line looks like data"), "{text}");
+            assert!(!text.contains("77") && !text.contains("alice"), "{text}");
+        }
+        // Names that merely mention addresses are still scrubbed in the missing-column error.
+        let mut d = AuditDecoder::default();
+        let err = decode_chunked(b"user,seen from 192.0.2.77\n", 100, &mut d).unwrap_err();
+        assert!(!err.to_string().contains("192.0.2.77"), "{err}");
     }
 
     #[test]

@@ -7,7 +7,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::store::{Location, ObjectInfo, Store, Stores};
 
 /// The placeholder that captures the customer.
@@ -217,8 +217,18 @@ impl InputPattern {
         }))
     }
 
-    /// Every file the pattern matches, sorted by uri. A missing root matches nothing.
+    /// Every file the pattern matches, sorted by uri. A local pattern whose literal folder
+    /// does not exist is an error ([`Error::MissingInputFolder`]); an S3 prefix with nothing
+    /// below it matches nothing.
     pub fn list(&self, stores: &Stores) -> Result<Vec<MatchedInput>> {
+        if let Location::Local(root) = &self.root {
+            if !root.is_dir() {
+                return Err(Error::MissingInputFolder {
+                    pattern: self.text.clone(),
+                    folder: root.display().to_string(),
+                });
+            }
+        }
         let store = stores.open(&self.root)?;
         let mut out = Vec::new();
         for object in store.list("")? {
@@ -374,7 +384,14 @@ mod tests {
         );
         let got = listed("logs/audit/**/*.csv", dir.path());
         assert_eq!(got.len(), 2);
-        assert!(listed("missing/{customer}/", dir.path()).is_empty());
+        let missing = InputPattern::parse("missing/{customer}/", dir.path())
+            .unwrap()
+            .list(&Stores::new(Default::default()))
+            .unwrap_err();
+        assert!(
+            missing.to_string().ends_with("missing does not exist"),
+            "{missing}"
+        );
     }
 
     #[test]

@@ -92,14 +92,31 @@ impl LocalStore {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
             Err(e) => return Err(e),
         };
+        // A file may vanish between the folder's listing and its stat (the dot-temp files of
+        // an rsync-style copy do): it is skipped, as if listed a moment later.
+        let vanished = |e: &io::Error| e.kind() == io::ErrorKind::NotFound;
         for entry in entries {
             let entry = entry?;
-            let kind = entry.file_type()?;
             let path = entry.path();
+            let kind = match entry.file_type() {
+                Ok(kind) => kind,
+                Err(e) if vanished(&e) => {
+                    tracing::debug!(path = %path.display(), "vanished while listed; skipped");
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             if kind.is_dir() {
                 self.walk(&path, out)?;
             } else if kind.is_file() {
-                let meta = entry.metadata()?;
+                let meta = match entry.metadata() {
+                    Ok(meta) => meta,
+                    Err(e) if vanished(&e) => {
+                        tracing::debug!(path = %path.display(), "vanished while listed; skipped");
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                };
                 let rel = path.strip_prefix(&self.root).unwrap_or(&path);
                 let key = rel
                     .components()
@@ -339,6 +356,54 @@ mod tests {
         assert_eq!(s.read("lock").unwrap().unwrap().bytes, b"c");
         s.delete("lock").unwrap();
         assert!(s.replace("lock", b"e", &v2).unwrap().is_none());
+    }
+
+    #[test]
+    fn a_snapshot_read_fails_when_the_file_changes_under_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = LocalStore::new(dir.path()).unwrap();
+        s.write("in.log", b"0123456789").unwrap();
+        let listed = s.head("in.log").unwrap().unwrap();
+        let read = |s: &LocalStore| {
+            let mut body = Vec::new();
+            s.open_snapshot(&listed)
+                .unwrap()
+                .read_to_end(&mut body)
+                .map(|_| body)
+        };
+        assert_eq!(read(&s).unwrap(), b"0123456789");
+        // Appended since it was listed: more bytes than listed.
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(dir.path().join("in.log"))
+            .unwrap()
+            .write_all(b"ab")
+            .unwrap();
+        let err = read(&s).unwrap_err();
+        assert_eq!(
+            crate::error::ChangedWhileRead::find(&err),
+            Some("listed at 10 bytes, it grew while read")
+        );
+        // Rewritten with the same size: caught by its mtime at the end.
+        std::fs::write(dir.path().join("in.log"), b"9876543210").unwrap();
+        let f = File::options()
+            .write(true)
+            .open(dir.path().join("in.log"))
+            .unwrap();
+        f.set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_secs(5))
+            .unwrap();
+        let err = read(&s).unwrap_err();
+        assert!(
+            crate::error::ChangedWhileRead::find(&err).is_some_and(|d| d.contains("now 10 bytes, mtime 5000000000 ns")),
+            "{err}"
+        );
+        // Truncated: fewer bytes than listed.
+        std::fs::write(dir.path().join("in.log"), b"01234").unwrap();
+        let err = read(&s).unwrap_err();
+        assert_eq!(
+            crate::error::ChangedWhileRead::find(&err),
+            Some("listed at 10 bytes, it ended after 5")
+        );
     }
 
     #[test]

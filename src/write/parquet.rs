@@ -526,6 +526,61 @@ mod tests {
     }
 
     #[test]
+    fn a_tentative_input_is_committed_into_the_run_or_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = capped(dir.path(), 3);
+        for part in split(&batch(&["acme"], &[1], 2)).unwrap() {
+            w.write(part).unwrap();
+        }
+        // A failing input: its rows reach files of their own, some closed by the cap.
+        w.begin_input();
+        for part in split(&batch(&["acme", "globex"], &[1, 2, 3], 5)).unwrap() {
+            w.write(part).unwrap();
+        }
+        assert!(!w.written().is_empty(), "the cap closed tentative files");
+        w.rollback_input().unwrap();
+        assert!(!w.is_tentative());
+        // A good input: committed, its open file for a partition without a shared one stays
+        // open and takes the next rows.
+        w.begin_input();
+        for part in split(&batch(&["acme"], &[1, 2], 3)).unwrap() {
+            w.write(part).unwrap();
+        }
+        w.commit_input().unwrap();
+        for part in split(&batch(&["acme"], &[2], 1)).unwrap() {
+            w.write(part).unwrap();
+        }
+        let files = w.finish().unwrap();
+        let rows: Vec<(String, u64)> = files
+            .iter()
+            .map(|f| (f.partition.path(), f.rows))
+            .collect();
+        assert_eq!(
+            rows,
+            [
+                ("customer=acme/dt=1970-01-02".to_string(), 2),
+                ("customer=acme/dt=1970-01-02".to_string(), 3),
+                ("customer=acme/dt=1970-01-03".to_string(), 4),
+            ]
+        );
+        // Nothing of the rolled-back input is on disk: only the three files listed.
+        let on_disk = walk(dir.path());
+        assert_eq!(on_disk.len(), 3, "{on_disk:?}");
+    }
+
+    #[test]
+    fn finishing_with_a_tentative_input_is_a_bug_not_a_publish() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = capped(dir.path(), 3);
+        w.begin_input();
+        for part in split(&batch(&["acme"], &[1], 2)).unwrap() {
+            w.write(part).unwrap();
+        }
+        let err = w.finish().unwrap_err();
+        assert!(matches!(err, Error::Internal { .. }), "{err}");
+    }
+
+    #[test]
     fn open_file_cap_closes_the_least_recently_used() {
         let dir = tempfile::tempdir().unwrap();
         let mut w = capped(dir.path(), 2);
