@@ -777,17 +777,21 @@ mask_ips = ["source_ip"]
                 "table[0].inputs",
             ),
             (
-                format!("{EXAMPLE}
+                format!(
+                    "{EXAMPLE}
 [run]
 max_reject_fraction = 1.5
-"),
+"
+                ),
                 "run.max_reject_fraction",
             ),
             (
-                format!("{EXAMPLE}
+                format!(
+                    "{EXAMPLE}
 [run]
 max_columns = 2000
-"),
+"
+                ),
                 "run.max_columns",
             ),
         ];

@@ -95,14 +95,23 @@ mod tests {
             },
         );
         assert_eq!(ledger.decide("logs/b.log", 100, 7, None), Decision::New);
-        assert_eq!(ledger.decide("logs/a.log", 100, 7, None), Decision::Unchanged);
+        assert_eq!(
+            ledger.decide("logs/a.log", 100, 7, None),
+            Decision::Unchanged
+        );
         assert_eq!(
             ledger.decide("logs/a.log", 100, 8, Some("\"e1\"")),
             Decision::Unchanged
         );
-        assert_eq!(ledger.decide("logs/a.log", 100, 8, None), Decision::CheckContent);
+        assert_eq!(
+            ledger.decide("logs/a.log", 100, 8, None),
+            Decision::CheckContent
+        );
         // A new size too: the content decides (a record written with another size than its
         // bytes must not make the same bytes load twice).
-        assert_eq!(ledger.decide("logs/a.log", 120, 7, None), Decision::CheckContent);
+        assert_eq!(
+            ledger.decide("logs/a.log", 120, 7, None),
+            Decision::CheckContent
+        );
     }
 }

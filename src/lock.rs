@@ -329,14 +329,22 @@ mod tests {
             lake.store().write(&key, garbage).unwrap();
             let err = TableLock::acquire(&lake, "t", "new", Duration::from_secs(60)).unwrap_err();
             assert!(
-                err.to_string()
-                    .contains("the table lock is unreadable; it is taken over once its lease has passed"),
+                err.to_string().contains(
+                    "the table lock is unreadable; it is taken over once its lease has passed"
+                ),
                 "{err}"
             );
             // Written more than a lease ago (a 1 ms lease here): taken over.
             std::thread::sleep(Duration::from_millis(20));
             let lock = TableLock::acquire(&lake, "t", "new", Duration::from_millis(1)).unwrap();
-            assert_eq!(read_body(lake.store().as_ref(), &key).unwrap().unwrap().0.run_id, "new");
+            assert_eq!(
+                read_body(lake.store().as_ref(), &key)
+                    .unwrap()
+                    .unwrap()
+                    .0
+                    .run_id,
+                "new"
+            );
             lock.release();
         }
     }
@@ -349,7 +357,12 @@ mod tests {
         std::fs::create_dir_all(&locks).unwrap();
         let dead = format!(".t.lock.{}.0.tmp", u32::MAX - 1);
         let mine = format!(".t.lock.{}.3.tmp", std::process::id());
-        for f in [&dead, &mine, &".u.lock.1.0.tmp".to_string(), &"t.lock".to_string()] {
+        for f in [
+            &dead,
+            &mine,
+            &".u.lock.1.0.tmp".to_string(),
+            &"t.lock".to_string(),
+        ] {
             std::fs::write(locks.join(f), b"x").unwrap();
         }
         let lease = Duration::from_secs(600);
@@ -359,6 +372,9 @@ mod tests {
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
         left.sort();
-        assert_eq!(left, [mine, ".u.lock.1.0.tmp".to_string(), "t.lock".to_string()]);
+        assert_eq!(
+            left,
+            [mine, ".u.lock.1.0.tmp".to_string(), "t.lock".to_string()]
+        );
     }
 }

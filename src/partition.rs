@@ -238,8 +238,14 @@ mod tests {
         // 246 bytes fit a folder name with `customer=` (255); 247 do not.
         assert!(key(&"a".repeat(246)).check_path(1000).is_ok());
         let err = key(&"a".repeat(247)).check_path(1000).unwrap_err();
-        assert!(err.contains("would be 256 bytes, more than the 255"), "{err}");
-        assert!(err.starts_with(&format!("customer \"{}\"…", "a".repeat(48))), "{err}");
+        assert!(
+            err.contains("would be 256 bytes, more than the 255"),
+            "{err}"
+        );
+        assert!(
+            err.starts_with(&format!("customer \"{}\"…", "a".repeat(48))),
+            "{err}"
+        );
         // Escaping counts: 200 characters that escape to 3 bytes each.
         let err = key(&":".repeat(200)).check_path(1000).unwrap_err();
         assert!(err.contains("would be 609 bytes"), "{err}");

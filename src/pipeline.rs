@@ -179,11 +179,19 @@ struct Consumed {
     transform: TransformCounts,
 }
 
-/// Stop here if the test hook names `stage`.
+/// Environment variable naming a file whose appearance ends a stall (tests change an input
+/// while the run waits, then let it go on); without it a stall lasts 300 s.
+pub const RESUME_ENV: &str = "CITRINE_TEST_RESUME";
+
+/// Stop here if the test hook names `stage`, until the resume file appears.
 fn stall_point(stage: &str) {
     if std::env::var(STALL_ENV).is_ok_and(|s| s == stage) {
         eprintln!("citrine: stalled at {stage} ({STALL_ENV})");
-        std::thread::sleep(std::time::Duration::from_secs(300));
+        let resume = std::env::var_os(RESUME_ENV).map(std::path::PathBuf::from);
+        let until = Instant::now() + std::time::Duration::from_secs(300);
+        while Instant::now() < until && !resume.as_ref().is_some_and(|r| r.exists()) {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
     }
 }
 
@@ -929,6 +937,7 @@ fn process_input(w: &Worker, p: &Planned, writer: &mut PartitionedWriter) -> Res
         Ok(f) => f,
         Err(e) => return Ok(failed(open_failed(e))),
     };
+    stall_point("input_opened");
     let hasher = Arc::new(std::sync::Mutex::new(Xxh3::new()));
     let reader = HashingReader {
         inner: file,

@@ -133,6 +133,43 @@ impl Header {
     }
 }
 
+impl Header {
+    /// True when `line`, alone, is a record of this header's shape with a timestamp that
+    /// parses: a line inside a quoted field that is really a row. It is read twice, as CSV
+    /// (its end taken as the record's even inside a quote) and with quotes as plain text (the
+    /// quote it opens is the one that went wrong), and either reading may show the row.
+    fn reads_as_row(&self, line: &[u8]) -> bool {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.is_empty() {
+            return false;
+        }
+        [true, false].into_iter().any(|quoting| {
+            let mut reader = csv_core::ReaderBuilder::new().quoting(quoting).build();
+            let mut out = vec![0u8; line.len() + 1];
+            let mut ends = vec![0usize; self.targets.len() + 1];
+            let (mut nout, mut nend) = (0, 0);
+            for input in [line, &[][..]] {
+                let (res, _, o, e) = reader.read_record(input, &mut out[nout..], &mut ends[nend..]);
+                nout += o;
+                nend += e;
+                match res {
+                    ReadRecordResult::InputEmpty => continue,
+                    ReadRecordResult::Record => break,
+                    _ => return false,
+                }
+            }
+            if nend != self.targets.len() {
+                return false;
+            }
+            let Some(ts) = self.targets.iter().position(|t| *t == Target::Ts) else {
+                return false;
+            };
+            let start = if ts == 0 { 0 } else { ends[ts - 1] };
+            std::str::from_utf8(&out[start..ends[ts]]).is_ok_and(|t| parse_timestamp(t).is_some())
+        })
+    }
+}
+
 /// What a header field is when it is a value rather than a name: an address or a
 /// timestamp with a date (`2024-03-01…`).
 fn looks_like_data(field: &str) -> Option<&'static str> {
@@ -309,17 +346,42 @@ impl AuditDecoder {
     /// (several lines, the wrong number of fields). True when abandoned.
     fn complete_record(&mut self, tail: &[u8], end_line: u64) -> Result<bool, FileError> {
         let embedded = memchr::memchr_iter(b'\n', &self.out[..self.nout]).count();
-        let expected = self.header.as_ref().map(|h| h.targets.len());
-        if embedded > 0 && expected.is_some_and(|n| n != self.nend) {
-            let raw = self.take_raw(tail);
-            let detail = format!(
-                "a quoted field runs over {} lines, leaving {} fields where {} are expected",
-                embedded + 1,
-                self.nend,
-                expected.unwrap_or_default()
-            );
-            self.abandon(&raw, detail)?;
-            return Ok(true);
+        if embedded > 0 {
+            if let Some(header) = &self.header {
+                let expected = header.targets.len();
+                let detail = if expected != self.nend {
+                    Some(format!(
+                        "a quoted field runs over {} lines, leaving {} fields where {expected} are expected",
+                        embedded + 1,
+                        self.nend,
+                    ))
+                } else {
+                    // The right shape, but a later line of it reads as a row of its own: two
+                    // quotes left open on different lines closed each other.
+                    let mut raw = self.partial.clone();
+                    raw.extend_from_slice(tail);
+                    let lead = raw
+                        .iter()
+                        .take_while(|&&b| b == b'\r' || b == b'\n')
+                        .count();
+                    raw[lead..]
+                        .split(|&b| b == b'\n')
+                        .skip(1)
+                        .position(|line| header.reads_as_row(line))
+                        .map(|at| {
+                            format!(
+                                "a quoted field runs over {} lines, and its line {} reads as a row of its own",
+                                embedded + 1,
+                                at + 2
+                            )
+                        })
+                };
+                if let Some(detail) = detail {
+                    let raw = self.take_raw(tail);
+                    self.abandon(&raw, detail)?;
+                    return Ok(true);
+                }
+            }
         }
         self.record(end_line - embedded as u64)?;
         self.nout = 0;
@@ -919,7 +981,9 @@ mod tests {
         let mut input = String::from("timestamp,user,note\n2024-03-01T10:00:00Z,alice,ok\n");
         input.push_str("2024-03-01T10:00:01Z,bob,\"never closed 192.0.2.9\n");
         for i in 0..40 {
-            input.push_str(&format!("2024-03-01T10:01:{i:02}Z,user{i},198.51.100.{i}\n"));
+            input.push_str(&format!(
+                "2024-03-01T10:01:{i:02}Z,user{i},198.51.100.{i}\n"
+            ));
         }
         let small = AuditOptions {
             max_record: 256,
@@ -935,7 +999,10 @@ mod tests {
                     .to_string()
             )]
         );
-        assert_eq!(out.rejects[0].raw, "2024-03-01T10:00:01Z,bob,\"never closed 192.0.2.0/24");
+        assert_eq!(
+            out.rejects[0].raw,
+            "2024-03-01T10:00:01Z,bob,\"never closed 192.0.2.0/24"
+        );
         assert_eq!(
             out.counts,
             RowCounts {
@@ -980,8 +1047,28 @@ mod tests {
         assert_eq!(row_nums(&out.batch), [2, 4, 6]);
         assert_eq!(
             col(&out.batch, "note"),
-            [Some("ok".into()), Some("x".into()), Some("two\r\nlines".into())]
+            [
+                Some("ok".into()),
+                Some("x".into()),
+                Some("two\r\nlines".into())
+            ]
         );
+        // Two quotes left open on lines 3 and 4 close each other: a record of the right shape
+        // whose second line is a row of its own. Each line is a row; the two are rejected.
+        let input = "timestamp,user,note\n\
+            2024-03-01T10:00:01Z,bob,\"open 192.0.2.1\n\
+            2024-03-01T10:00:02Z,carol,\"open 192.0.2.2\n\
+            2024-03-01T10:00:03Z,dave,fine\n\
+            2024-03-01T10:00:04Z,erin,\"a real\nmulti-line note\"\n";
+        let out = decode_all_ways(input.as_bytes(), AuditOptions::default());
+        assert_eq!(
+            reject_lines(&out),
+            [
+                (2, "unbalanced quote: a quoted field runs over 2 lines, and its line 2 reads as a row of its own".to_string()),
+                (3, "unbalanced quote: a quoted field runs over 3 lines, and its line 2 reads as a row of its own".to_string()),
+            ]
+        );
+        assert_eq!(row_nums(&out.batch), [4, 5]);
     }
 
     #[test]
@@ -990,22 +1077,27 @@ mod tests {
         let out = decode_all_ways(input.as_bytes(), AuditOptions::default());
         assert_eq!(
             reject_lines(&out),
-            [(3, "unbalanced quote: the input ends inside a quoted field".to_string())]
+            [(
+                3,
+                "unbalanced quote: the input ends inside a quoted field".to_string()
+            )]
         );
         assert_eq!(out.counts.rows_ok, 1);
         // A quote inside an unquoted field is literal, and a closed quote at the end is fine.
         let input = "timestamp,user\n2024-03-01T10:00:00Z,5\" tall\n2024-03-01T10:00:01Z,\"bob\"";
         let out = decode_all_ways(input.as_bytes(), AuditOptions::default());
         assert!(out.rejects.is_empty(), "{:?}", out.rejects);
-        assert_eq!(col(&out.batch, "user"), [Some("5\" tall".into()), Some("bob".into())]);
+        assert_eq!(
+            col(&out.batch, "user"),
+            [Some("5\" tall".into()), Some("bob".into())]
+        );
     }
 
     #[test]
     fn an_over_long_single_line_is_skipped_to_its_end() {
         let long = "y".repeat(600);
-        let input = format!(
-            "timestamp,user\n2024-03-01T10:00:00Z,\"{long}\n2024-03-01T10:00:01Z,bob\n"
-        );
+        let input =
+            format!("timestamp,user\n2024-03-01T10:00:00Z,\"{long}\n2024-03-01T10:00:01Z,bob\n");
         let small = AuditOptions {
             max_record: 256,
             ..Default::default()
@@ -1026,7 +1118,10 @@ mod tests {
             let mut d = AuditDecoder::default();
             let err = decode_chunked(first.as_bytes(), 100, &mut d).unwrap_err();
             let text = err.to_string();
-            assert!(text.contains("no header row: the first line looks like data"), "{text}");
+            assert!(
+                text.contains("no header row: the first line looks like data"),
+                "{text}"
+            );
             assert!(!text.contains("77") && !text.contains("alice"), "{text}");
         }
         // Names that merely mention addresses are still scrubbed in the missing-column error.

@@ -394,7 +394,8 @@ mod tests {
             .unwrap();
         let err = read(&s).unwrap_err();
         assert!(
-            crate::error::ChangedWhileRead::find(&err).is_some_and(|d| d.contains("now 10 bytes, mtime 5000000000 ns")),
+            crate::error::ChangedWhileRead::find(&err)
+                .is_some_and(|d| d.contains("now 10 bytes, mtime 5000000000 ns")),
             "{err}"
         );
         // Truncated: fewer bytes than listed.

@@ -551,10 +551,7 @@ mod tests {
             w.write(part).unwrap();
         }
         let files = w.finish().unwrap();
-        let rows: Vec<(String, u64)> = files
-            .iter()
-            .map(|f| (f.partition.path(), f.rows))
-            .collect();
+        let rows: Vec<(String, u64)> = files.iter().map(|f| (f.partition.path(), f.rows)).collect();
         assert_eq!(
             rows,
             [

@@ -62,6 +62,27 @@ fn ip(r: &mut Seeded) -> String {
     )
 }
 
+/// One row of the 33-field layout of [`FIELDS`], newline included.
+pub fn cloudfront_row(
+    date: &str,
+    time: &str,
+    bytes: &str,
+    client: &str,
+    forwarded: &str,
+    i: u32,
+    port: u64,
+) -> String {
+    format!(
+        "{date}\t{time}\tLAX1\t{bytes}\t{client}\tGET\td1.cloudfront.net\t/p/{i}\t200\t-\tMozilla/5.0%20(X11)\t-\t-\tHit\tid{i}==\td1.cloudfront.net\thttps\t23\t0.001\t{forwarded},%20{client}\tTLSv1.2\tECDHE\tHit\tHTTP/2.0\t-\t-\t{port}\t0.001\tHit\ttext/html\t78\t-\t-\n"
+    )
+}
+
+/// A client address from the seeded stream: never a network address, so a masked value
+/// (`a.b.c.0/24`) can never equal one.
+pub fn client_ip(r: &mut Seeded) -> String {
+    ip(r)
+}
+
 /// Write CloudFront logs under `dir/logs/cloudfront/<customer>/`, half of them gzip (or all).
 pub fn cloudfront(dir: &Path, shape: &Shape) -> Generated {
     let mut r = Seeded(shape.seed | 1);
@@ -92,11 +113,10 @@ pub fn cloudfront(dir: &Path, shape: &Shape) -> Generated {
                     } else {
                         *g.expected.entry(format!("{customer}|{date}")).or_default() += 1;
                     }
-                    text.push_str(&format!(
-                        "{date}\t{h:02}:{:02}:{:02}\tLAX1\t{bytes}\t{client}\tGET\td1.cloudfront.net\t/p/{i}\t200\t-\tMozilla/5.0%20(X11)\t-\t-\tHit\tid{i}==\td1.cloudfront.net\thttps\t23\t0.001\t{forwarded},%20{client}\tTLSv1.2\tECDHE\tHit\tHTTP/2.0\t-\t-\t{}\t0.001\tHit\ttext/html\t78\t-\t-\n",
-                        r.next() % 60,
-                        r.next() % 60,
-                        1024 + r.next() % 60000
+                    let time = format!("{h:02}:{:02}:{:02}", r.next() % 60, r.next() % 60);
+                    let port = 1024 + r.next() % 60000;
+                    text.push_str(&cloudfront_row(
+                        &date, &time, &bytes, &client, &forwarded, i, port,
                     ));
                 }
                 let name = format!(

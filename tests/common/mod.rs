@@ -97,25 +97,38 @@ pub fn citrine_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
 /// Start `citrine run` in `dir` with `env`, stopping at `stage` (CITRINE_TEST_STALL must be
 /// among `env`), and return once it is there.
 pub fn stalled(dir: &Path, env: &[(&str, &str)], stage: &str) -> std::process::Child {
+    stalled_with(dir, &["run"], env, stage)
+}
+
+/// [`stalled`] for any arguments; the child's standard output is piped for the caller.
+pub fn stalled_with(
+    dir: &Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+    stage: &str,
+) -> std::process::Child {
     use std::io::{BufRead, BufReader};
     use std::process::Stdio;
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_citrine"));
     cmd.current_dir(dir)
-        .arg("run")
-        .stdout(Stdio::null())
+        .args(args)
+        .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     for (k, v) in env {
         cmd.env(k, v);
     }
     let mut child = cmd.spawn().unwrap();
-    let lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
     let reached = lines
+        .by_ref()
         .map_while(Result::ok)
         .any(|line| line.contains(&format!("stalled at {stage}")));
     if !reached {
         let status = child.wait().unwrap();
         panic!("the run exited ({status}) before stalling at {stage}");
     }
+    // Keep reading its standard error, so a run that goes on can still write to it.
+    std::thread::spawn(move || lines.map_while(Result::ok).for_each(drop));
     child
 }
 
