@@ -1,4 +1,4 @@
-//! The lake's layout (DESIGN.md section 1): the one place that knows where things live.
+//! The lake's layout (docs/design.md section 1): the one place that knows where things live.
 //!
 //! ```text
 //! <root>/data/<table>/customer=<c>/dt=<YYYY-MM-DD>/part-<run_id>-<n>.parquet

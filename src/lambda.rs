@@ -233,9 +233,28 @@ pub fn handle(env: &LambdaEnv, event: &Value) -> Result<Invocation> {
     let mut first_error = None;
     for (i, (inputs, messages)) in per_table {
         let table = &env.job.tables[i];
+        let message_of: BTreeMap<String, Option<String>> = inputs
+            .iter()
+            .map(|m| m.uri.clone())
+            .zip(messages.iter().cloned())
+            .collect();
         match run_inputs(&env.job, &env.stores, table, inputs, &NoProgress) {
             Ok(summary) => {
                 tracing::info!(summary = %summary, "run");
+                // An input that failed is left unconsumed: its message goes back to the
+                // queue, so SQS retries it (and parks it in the dead-letter queue after
+                // maxReceiveCount) while the rest of the batch is done.
+                if is_sqs {
+                    for f in &summary.inputs_failed {
+                        let id = message_of.get(&f.uri).cloned().flatten();
+                        if let Some(id) = id {
+                            let item = json!({ "itemIdentifier": id });
+                            if !inv.batch_item_failures.contains(&item) {
+                                inv.batch_item_failures.push(item);
+                            }
+                        }
+                    }
+                }
                 inv.runs.push(summary);
             }
             Err(e) => {

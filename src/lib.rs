@@ -20,7 +20,7 @@
 //!   [`commit`] writes the run report and the marker; [`pipeline`] alone knows the order.
 //! - [`inspect`] runs the first three on one file for a person to look at.
 //!
-//! The contract (lake layout, run protocol, table schemas, masking) is `DESIGN.md`.
+//! The contract (lake layout, run protocol, table schemas, masking) is `docs/design.md`.
 //!
 //! ```
 //! use citrine::parse::{decode_chunked, Format, FormatDecoder};

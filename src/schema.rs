@@ -1,4 +1,4 @@
-//! Column names and the table schemas of DESIGN.md section 3.
+//! Column names and the table schemas of docs/design.md section 3.
 //!
 //! Column order is a contract (Redshift COPY maps Parquet columns by position), so every table
 //! starts with the lineage columns below and only ever grows at the end.

@@ -1,7 +1,8 @@
 //! The Lambda handler (`citrine::lambda::handle`, what the `bootstrap` binary runs) invoked
 //! with real event JSON (fixtures/lambda/) against the local S3 server, one container's
 //! environment for all invocations, asserting the lake afterwards: direct S3 events, S3 events
-//! inside SQS messages (batch item failures per message), S3's test event, a folder key, an
+//! inside SQS messages (batch item failures per message, an input that fails returning its
+//! message alone), S3's test event, a folder key, an
 //! object gone since the event, a redelivered event, and a marker event loading Redshift once
 //! (through an HTTP fake of the Data API).
 
@@ -157,6 +158,32 @@ fn the_handler_on_real_events() {
     assert!(out.skipped.iter().any(|s| s.contains("gone.gz")));
     assert_eq!(markers(&e, &bucket).len(), 2);
 
+    // SQS: an object that fails (a gzip cut short) is left unconsumed and its message alone
+    // goes back to the queue; the good object of the same batch is committed.
+    put_file(
+        &e,
+        dir.path(),
+        &bucket,
+        "in/cloudfront/globex/E2.2019-12-14-02.ok.log",
+        "webreadr-log-aws.log",
+    );
+    let gz = std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fixtures/cloudfront/aws-log-parser-cloudfront-multiple.log.gz"),
+    )
+    .unwrap();
+    let tree = dir.path().join("upload");
+    let _ = std::fs::remove_dir_all(&tree);
+    let cut = tree.join("in/cloudfront/acme/E1.2019-12-14-02.cut.gz");
+    std::fs::create_dir_all(cut.parent().unwrap()).unwrap();
+    std::fs::write(&cut, &gz[..gz.len() - 9]).unwrap();
+    e.client(&["upload", &bucket, "", tree.to_str().unwrap()]);
+    let out = handle(&env, &event("sqs-poison.json", &bucket, "")).unwrap();
+    assert_eq!(out.batch_item_failures, [json!({"itemIdentifier": "msg-cut"})]);
+    assert_eq!(out.runs[0].inputs_consumed, 1);
+    assert!(out.runs[0].inputs_failed[0].error.starts_with("truncated or corrupt gzip"));
+    assert_eq!(markers(&e, &bucket).len(), 3);
+
     // SQS: S3's test event is fine; a message that is not an S3 event is retried alone.
     let out = handle(&env, &event("sqs-test-and-garbage.json", &bucket, "")).unwrap();
     assert_eq!(
@@ -173,7 +200,7 @@ fn the_handler_on_real_events() {
             "{name}: {out:?}"
         );
     }
-    assert_eq!(markers(&e, &bucket).len(), 2);
+    assert_eq!(markers(&e, &bucket).len(), 3);
 
     // The marker event loads that run into Redshift, in one transaction.
     let out = handle(&env, &event("s3-marker.json", &bucket, &run_id)).unwrap();

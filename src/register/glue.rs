@@ -1,4 +1,4 @@
-//! The AWS Glue Data Catalog (DESIGN.md section 5): tables are EXTERNAL_TABLEs with
+//! The AWS Glue Data Catalog (docs/design.md section 5): tables are EXTERNAL_TABLEs with
 //! `classification=parquet`, ParquetHiveSerDe and the Mapred Parquet formats, partitioned by
 //! `customer` (string) and `dt` (date). Partitions are registered with BatchCreatePartition in
 //! chunks of 100, checking every entry's error: AlreadyExists is success, throttling is retried
