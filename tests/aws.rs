@@ -265,7 +265,7 @@ fn a_new_audit_column_grows_the_glue_table_at_the_end() {
     );
     std::fs::write(
         dir.path().join("citrine.toml"),
-        format!("[lake]\nroot = \"s3://{bucket}/lake\"\n[catalog]\nkind = \"glue\"\ndatabase = \"{db}\"\n[[table]]\nname = \"audit\"\nformat = \"audit\"\ninputs = [\"s3://{bucket}/in/{{customer}}/*.csv\"]\nmask_ips = [\"source_ip\"]\n"),
+        format!("[lake]\nroot = \"s3://{bucket}/lake\"\n[catalog]\nkind = \"glue\"\ndatabase = \"{db}\"\n[[table]]\nname = \"audit\"\nformat = \"audit\"\ninputs = [\"s3://{bucket}/in/{{customer}}/*.csv\", \"s3://{bucket}/nothing-yet/{{customer}}/*.csv\"]\nmask_ips = [\"source_ip\"]\n"),
     )
     .unwrap();
     let columns = || -> (Vec<String>, Value) {
@@ -278,7 +278,12 @@ fn a_new_audit_column_grows_the_glue_table_at_the_end() {
             .collect();
         (names, t["parameters"]["citrine_schema_version"].clone())
     };
-    run_json(&e, dir.path(), &[]);
+    // A pattern whose prefix lists nothing is a warning on every run, never a failure.
+    let empty = format!(
+        "input pattern \"s3://{bucket}/nothing-yet/{{customer}}/*.csv\" matched nothing under s3://{bucket}/nothing-yet"
+    );
+    let s = run_json(&e, dir.path(), &[]);
+    assert_eq!(s["warnings"], serde_json::json!([empty]));
     let base = ["ts", "source_file", "row_num", "user", "source_ip"]
         .map(String::from)
         .to_vec();
@@ -287,7 +292,8 @@ fn a_new_audit_column_grows_the_glue_table_at_the_end() {
         "in/acme/b.csv",
         "zone,timestamp,source_ip,user\neu-west-1,2024-03-02T08:00:00Z,192.0.2.12,carol\n",
     );
-    run_json(&e, dir.path(), &[]);
+    let s = run_json(&e, dir.path(), &[]);
+    assert_eq!(s["warnings"], serde_json::json!([empty]));
     let mut grown = base;
     grown.push("zone".into());
     assert_eq!(columns(), (grown, Value::from("2")));

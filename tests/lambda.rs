@@ -179,9 +179,14 @@ fn the_handler_on_real_events() {
     std::fs::write(&cut, &gz[..gz.len() - 9]).unwrap();
     e.client(&["upload", &bucket, "", tree.to_str().unwrap()]);
     let out = handle(&env, &event("sqs-poison.json", &bucket, "")).unwrap();
-    assert_eq!(out.batch_item_failures, [json!({"itemIdentifier": "msg-cut"})]);
+    assert_eq!(
+        out.batch_item_failures,
+        [json!({"itemIdentifier": "msg-cut"})]
+    );
     assert_eq!(out.runs[0].inputs_consumed, 1);
-    assert!(out.runs[0].inputs_failed[0].error.starts_with("truncated or corrupt gzip"));
+    assert!(out.runs[0].inputs_failed[0]
+        .error
+        .starts_with("truncated or corrupt gzip"));
     assert_eq!(markers(&e, &bucket).len(), 3);
 
     // SQS: S3's test event is fine; a message that is not an S3 event is retried alone.

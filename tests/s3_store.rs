@@ -1,6 +1,6 @@
 //! The S3 store against the local endpoint over HTTP: conditional writes (`If-None-Match: *`,
-//! `If-Match`), streaming reads, single and multipart uploads, and an unfinished multipart
-//! upload leaving nothing visible.
+//! `If-Match`), streaming reads, snapshot reads of a listed version, single and multipart
+//! uploads, and an unfinished multipart upload leaving nothing visible.
 
 mod common;
 
@@ -91,6 +91,47 @@ fn conformance(endpoint: &Endpoint) {
         ]
     );
     assert!(store.list("nothing").unwrap().is_empty());
+
+    // A snapshot read gives exactly the listed version: a replaced object is refused before
+    // its first byte (If-Match), and a listing that is no longer the object's size fails.
+    store.write("in/log", b"first version").unwrap();
+    let listed = store.head("in/log").unwrap().unwrap();
+    let mut got = Vec::new();
+    store
+        .open_snapshot(&listed)
+        .unwrap()
+        .read_to_end(&mut got)
+        .unwrap();
+    assert_eq!(got, b"first version");
+    store.write("in/log", b"second, longer version").unwrap();
+    let err = store.open_snapshot(&listed).err().expect("refused");
+    assert!(
+        matches!(
+            &err,
+            citrine::Error::Input(citrine::InputError {
+                kind: citrine::FileError::Changed { .. },
+                ..
+            })
+        ),
+        "{err}"
+    );
+    let stale_size = citrine::store::ObjectInfo {
+        etag: None,
+        ..store.head("in/log").unwrap().unwrap()
+    };
+    let short = citrine::store::ObjectInfo {
+        size: stale_size.size - 3,
+        ..stale_size
+    };
+    let err = store
+        .open_snapshot(&short)
+        .unwrap()
+        .read_to_end(&mut Vec::new())
+        .unwrap_err();
+    assert!(
+        citrine::error::ChangedWhileRead::find(&err).is_some_and(|d| d.contains("it grew")),
+        "{err}"
+    );
 }
 
 #[test]

@@ -15,6 +15,8 @@ fn main() -> Result<(), Error> {
         )
         .with_current_span(false)
         .without_time()
+        // Every log line passes the address scrubber, as the CLI's do.
+        .with_writer(|| citrine::logs::ScrubLines::new(std::io::stdout()))
         .init();
     // Built once per container: the job, the AWS config and its clients.
     let env = Arc::new(citrine::lambda::LambdaEnv::from_env()?);
