@@ -122,38 +122,7 @@ fn assert_no_orphans(dir: &Path, table: &str) {
 
 /// The audit table's rows per customer|dt, read back.
 fn audit_counts(dir: &Path) -> BTreeMap<String, u64> {
-    use arrow::array::AsArray;
-    use arrow::datatypes::Date32Type;
-    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-    let data = dir.join("lake/data/audit");
-    let mut out = BTreeMap::new();
-    for rel in files_below(&data) {
-        let f = std::fs::File::open(data.join(&rel)).unwrap();
-        for batch in ParquetRecordBatchReaderBuilder::try_new(f)
-            .unwrap()
-            .build()
-            .unwrap()
-        {
-            let batch = batch.unwrap();
-            let c = batch
-                .column_by_name("customer")
-                .unwrap()
-                .as_string::<i32>()
-                .clone();
-            let d = batch
-                .column_by_name("dt")
-                .unwrap()
-                .as_primitive::<Date32Type>()
-                .clone();
-            for i in 0..batch.num_rows() {
-                let date = arrow::temporal_conversions::date32_to_datetime(d.value(i))
-                    .unwrap()
-                    .date();
-                *out.entry(format!("{}|{date}", c.value(i))).or_default() += 1;
-            }
-        }
-    }
-    out
+    common::table_counts(dir, "audit")
 }
 
 fn audit_text(seed: u64, rows: u32, date: &str) -> (String, Vec<String>) {

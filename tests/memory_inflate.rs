@@ -7,7 +7,7 @@ mod common;
 
 use std::io::Write;
 
-use common::{citrine, files_below};
+use common::{files_below, run_summary};
 
 const BUDGET_MB: u64 = 32;
 const BUFFER_MB: u64 = 8;
@@ -72,24 +72,13 @@ fn lake(dir: &std::path::Path, blocks: u64) -> u64 {
     rows
 }
 
-fn run(dir: &std::path::Path) -> serde_json::Value {
-    let out = citrine(dir, &["run", "--json"]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()[0].clone()
-}
-
 #[test]
 fn a_gzip_inflating_to_one_and_a_half_gib_stays_within_the_budget() {
     // The baseline: the same rows, one block (16 KB decoded). Children's peak RSS is the
     // largest of any child so far, so the small run goes first.
     let small = tempfile::tempdir().unwrap();
     lake(small.path(), 1);
-    run(small.path());
+    run_summary(small.path());
     let base_mb = peak_rss_of_children_kib() / 1024;
 
     let dir = tempfile::tempdir().unwrap();
@@ -102,7 +91,7 @@ fn a_gzip_inflating_to_one_and_a_half_gib_stays_within_the_budget() {
     .unwrap()
     .len();
     assert!(on_disk < 16 << 20, "{on_disk} bytes on disk");
-    let s = run(dir.path());
+    let s = run_summary(dir.path());
     assert_eq!(s["rows_written"], rows);
     let peak_mb = peak_rss_of_children_kib() / 1024;
     let bound = base_mb + BUDGET_MB + THREADS * BUFFER_MB + CONSTANT_MB;

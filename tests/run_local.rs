@@ -7,7 +7,9 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use common::gen::{cloudfront, write_config, Generated, Shape};
-use common::{assert_no_address, citrine, files_below, lake_counts, python, rust_counts};
+use common::{
+    assert_no_address, citrine, files_below, lake_counts, python, run_summary, rust_counts,
+};
 use serde_json::Value;
 
 const CUSTOMERS: &[&str] = &["acme", "globex", "umbrella"];
@@ -29,18 +31,6 @@ fn generate(dir: &Path) -> Generated {
     g
 }
 
-fn run_json(dir: &Path) -> Value {
-    let out = citrine(dir, &["run", "--json"]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-    v[0].clone()
-}
-
 fn markers(dir: &Path) -> Vec<String> {
     files_below(&dir.join("lake/complete/cloudfront_logs"))
         .into_iter()
@@ -52,7 +42,7 @@ fn markers(dir: &Path) -> Vec<String> {
 fn generated_data_lands_whole_and_masked() {
     let dir = tempfile::tempdir().unwrap();
     let g = generate(dir.path());
-    let s = run_json(dir.path());
+    let s = run_summary(dir.path());
     assert_eq!(s["rows_read"], g.rows);
     assert_eq!(s["rows_rejected"], g.bad);
     assert_eq!(s["rows_written"], g.rows - g.bad);
@@ -96,12 +86,12 @@ fn generated_data_lands_whole_and_masked() {
 fn reruns_are_exactly_once() {
     let dir = tempfile::tempdir().unwrap();
     let g = generate(dir.path());
-    run_json(dir.path());
+    run_summary(dir.path());
     assert_eq!(markers(dir.path()).len(), 1);
     let before = files_below(&dir.path().join("lake"));
 
     // Nothing new: nothing written, no marker.
-    let s = run_json(dir.path());
+    let s = run_summary(dir.path());
     assert_eq!(s["run_id"], Value::Null);
     assert_eq!(s["inputs_skipped"], g.files as u64);
     assert_eq!(files_below(&dir.path().join("lake")), before);
@@ -115,7 +105,7 @@ fn reruns_are_exactly_once() {
         std::fs::remove_file(&p).unwrap();
         std::fs::write(&p, bytes).unwrap();
     }
-    let s = run_json(dir.path());
+    let s = run_summary(dir.path());
     assert_eq!(s["run_id"], Value::Null, "{s}");
     assert_eq!(files_below(&dir.path().join("lake")), before);
 
@@ -140,7 +130,7 @@ fn reruns_are_exactly_once() {
         let f = f.unwrap();
         std::fs::copy(f.path(), dst.join(f.file_name())).unwrap();
     }
-    let s = run_json(dir.path());
+    let s = run_summary(dir.path());
     let run_id = s["run_id"].as_str().unwrap().to_owned();
     assert_eq!(s["inputs_consumed"], g2.files as u64);
     assert_eq!(markers(dir.path()).len(), 2);
@@ -198,7 +188,7 @@ fn a_bad_input_is_reported_left_unconsumed_and_the_run_goes_on() {
     );
     // Fixed, it is consumed by the next run, once.
     std::fs::write(&path, &bytes).unwrap();
-    let s = run_json(dir.path());
+    let s = run_summary(dir.path());
     assert_eq!(s["inputs_consumed"], 1);
     assert_eq!(rust_counts(dir.path()), g.expected);
 }
@@ -207,7 +197,7 @@ fn a_bad_input_is_reported_left_unconsumed_and_the_run_goes_on() {
 fn status_reports_tables_runs_and_ledger() {
     let dir = tempfile::tempdir().unwrap();
     let g = generate(dir.path());
-    run_json(dir.path());
+    run_summary(dir.path());
     let out = citrine(dir.path(), &["status"]);
     let text = String::from_utf8(out.stdout).unwrap();
     let partitions = g.expected.len();

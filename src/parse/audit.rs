@@ -319,13 +319,8 @@ impl AuditDecoder {
                     return Ok(pos);
                 }
                 ReadRecordResult::End => return Ok(pos),
-                ReadRecordResult::OutputFull => {
-                    let len = self.out.len() * 2;
-                    self.out.resize(len, 0);
-                }
-                ReadRecordResult::OutputEndsFull => {
-                    let len = self.ends.len() * 2;
-                    self.ends.resize(len, 0);
+                full @ (ReadRecordResult::OutputFull | ReadRecordResult::OutputEndsFull) => {
+                    self.grow(&full)
                 }
                 ReadRecordResult::Record => {
                     // The record's last line: the newline that ended it is already counted,
@@ -401,13 +396,8 @@ impl AuditDecoder {
                 &mut self.ends[self.nend..],
             );
             match res {
-                ReadRecordResult::OutputFull => {
-                    let len = self.out.len() * 2;
-                    self.out.resize(len, 0);
-                }
-                ReadRecordResult::OutputEndsFull => {
-                    let len = self.ends.len() * 2;
-                    self.ends.resize(len, 0);
+                full @ (ReadRecordResult::OutputFull | ReadRecordResult::OutputEndsFull) => {
+                    self.grow(&full)
                 }
                 ReadRecordResult::Record => {
                     self.nout += nout;
@@ -421,6 +411,17 @@ impl AuditDecoder {
                     return Ok(());
                 }
             }
+        }
+    }
+
+    /// Double the buffer csv-core found full.
+    fn grow(&mut self, full: &ReadRecordResult) {
+        if *full == ReadRecordResult::OutputEndsFull {
+            let len = self.ends.len() * 2;
+            self.ends.resize(len, 0);
+        } else {
+            let len = self.out.len() * 2;
+            self.out.resize(len, 0);
         }
     }
 

@@ -64,6 +64,19 @@ fn write_temp(path: &Path, bytes: &[u8]) -> io::Result<PathBuf> {
     }
 }
 
+/// A file may vanish between its folder's listing and its stat (the dot-temp files of an
+/// rsync-style copy do): `None` then, and the walk skips it as if it had listed a moment later.
+fn still_there<T>(looked: io::Result<T>, path: &Path) -> io::Result<Option<T>> {
+    match looked {
+        Ok(found) => Ok(Some(found)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            tracing::debug!(path = %path.display(), "vanished while listed; skipped");
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
 impl LocalStore {
     /// The store at `root` (made absolute; created on first write).
     pub fn new(root: &Path) -> Result<Self> {
@@ -92,30 +105,17 @@ impl LocalStore {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
             Err(e) => return Err(e),
         };
-        // A file may vanish between the folder's listing and its stat (the dot-temp files of
-        // an rsync-style copy do): it is skipped, as if listed a moment later.
-        let vanished = |e: &io::Error| e.kind() == io::ErrorKind::NotFound;
         for entry in entries {
             let entry = entry?;
             let path = entry.path();
-            let kind = match entry.file_type() {
-                Ok(kind) => kind,
-                Err(e) if vanished(&e) => {
-                    tracing::debug!(path = %path.display(), "vanished while listed; skipped");
-                    continue;
-                }
-                Err(e) => return Err(e),
+            let Some(kind) = still_there(entry.file_type(), &path)? else {
+                continue;
             };
             if kind.is_dir() {
                 self.walk(&path, out)?;
             } else if kind.is_file() {
-                let meta = match entry.metadata() {
-                    Ok(meta) => meta,
-                    Err(e) if vanished(&e) => {
-                        tracing::debug!(path = %path.display(), "vanished while listed; skipped");
-                        continue;
-                    }
-                    Err(e) => return Err(e),
+                let Some(meta) = still_there(entry.metadata(), &path)? else {
+                    continue;
                 };
                 let rel = path.strip_prefix(&self.root).unwrap_or(&path);
                 let key = rel

@@ -72,6 +72,18 @@ pub fn citrine(dir: &Path, args: &[&str]) -> Output {
     citrine_env(dir, args, &[])
 }
 
+/// `citrine run --json` in `dir`, which must succeed: the first table's summary.
+pub fn run_summary(dir: &Path) -> serde_json::Value {
+    let out = citrine(dir, &["run", "--json"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()[0].clone()
+}
+
 /// `citrine run` in `dir`, which must succeed (exit code 0).
 pub fn run_ok(dir: &Path) -> Output {
     let out = citrine(dir, &["run"]);
@@ -230,12 +242,18 @@ pub fn assert_no_address(lake: &Path, ips: &HashSet<String>) {
     }
 }
 
-/// Rows per `customer|dt` from the lake's own files, read with the parquet crate.
+/// Rows per `customer|dt` of `cloudfront_logs` from the lake's own files, read with the
+/// parquet crate.
 pub fn rust_counts(dir: &Path) -> BTreeMap<String, u64> {
+    table_counts(dir, "cloudfront_logs")
+}
+
+/// Rows per `customer|dt` of `table` in `dir/lake`, read with the parquet crate.
+pub fn table_counts(dir: &Path, table: &str) -> BTreeMap<String, u64> {
     use arrow::array::AsArray;
     use arrow::datatypes::Date32Type;
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-    let data = dir.join("lake/data/cloudfront_logs");
+    let data = dir.join("lake/data").join(table);
     let mut out = BTreeMap::new();
     for rel in files_below(&data) {
         assert!(
