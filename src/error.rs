@@ -38,6 +38,10 @@ pub enum FileError {
         /// What gave it away.
         reason: String,
     },
+    /// The input was deleted between listing and opening it: there is nothing to consume or
+    /// to try again, so the run skips it (logged at debug).
+    #[error("gone since it was listed")]
+    Vanished,
     /// The input changed between listing and the end of reading it (a file still being
     /// written, or replaced): it is not consumed this run and is read again by the next.
     #[error("changed while being read ({detail}); still being written? it is read again on the next run")]

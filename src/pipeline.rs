@@ -281,6 +281,7 @@ fn run_table_from(
     let (planned, listed, skipped) = plan(table, stores, &lake, given, &mut summary.warnings)?;
     summary.inputs_listed = listed;
     summary.inputs_skipped = skipped;
+    stall_point("planned");
     tracing::info!(table = %table.name, listed, skipped, planned = planned.len(), "planned");
     progress.planned(
         &table.name,
@@ -344,6 +345,13 @@ fn run_table_from(
                     rows_rejected: c.rows_rejected,
                     changed: o.planned.changed,
                 });
+            }
+            Err(InputError {
+                uri,
+                kind: FileError::Vanished,
+            }) => {
+                tracing::debug!(input = %uri, "deleted since it was listed; skipped");
+                summary.inputs_skipped += 1;
             }
             Err(e) => {
                 let error = scrub_text(&e.kind.to_string());

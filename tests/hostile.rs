@@ -594,6 +594,40 @@ fn files_vanishing_while_listed_are_skipped() {
 }
 
 #[test]
+fn an_input_deleted_after_listing_is_skipped_not_failed() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    config(d, "", "");
+    let (text, _) = cloudfront_text(65, "2024-01-01", 7);
+    for name in ["a", "b", "c"] {
+        put(
+            d,
+            &format!("logs/cloudfront/acme/E1.2024-01-01-10.{name}"),
+            text.as_bytes(),
+        );
+    }
+    let resume = d.join("resume");
+    let resume_text = resume.display().to_string();
+    let env = [
+        ("CITRINE_TEST_STALL", "planned"),
+        ("CITRINE_TEST_RESUME", resume_text.as_str()),
+    ];
+    let child = common::stalled_with(d, &["run", "--json"], &env, "planned");
+    std::fs::remove_file(d.join("logs/cloudfront/acme/E1.2024-01-01-10.b")).unwrap();
+    std::fs::write(&resume, b"").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let s: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(s[0]["inputs_consumed"], 2);
+    assert_eq!(s[0]["inputs_skipped"], 1);
+    assert_eq!(s[0]["inputs_failed"], serde_json::json!([]));
+    assert_eq!(
+        rust_counts(d),
+        BTreeMap::from([("acme|2024-01-01".to_string(), 14)])
+    );
+}
+
+#[test]
 fn a_killed_run_leaves_no_temporary_file_anywhere() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use xxhash_rust::xxh3::xxh3_128;
 
 use super::{Exact, ObjectInfo, Store, Upload, Version, Versioned};
-use crate::error::{ChangedWhileRead, Error, Result};
+use crate::error::{ChangedWhileRead, Error, FileError, InputError, Result};
 
 /// A store over a local folder (created on first write).
 #[derive(Debug, Clone)]
@@ -238,7 +238,13 @@ impl Store for LocalStore {
 
     fn open_snapshot(&self, expect: &ObjectInfo) -> Result<Box<dyn Read + Send>> {
         let path = self.path(&expect.key);
-        let file = File::open(&path).map_err(|e| Error::io(&path, e))?;
+        let file = match File::open(&path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(InputError::new(path.display().to_string(), FileError::Vanished).into())
+            }
+            Err(e) => return Err(Error::io(&path, e)),
+        };
         let (size, mtime) = (expect.size, expect.mtime_ns);
         // The open file's own metadata at the end: a file rewritten (same size, new mtime) or
         // truncated while it was read is caught even when the byte count matches.

@@ -199,6 +199,9 @@ impl Store for S3Store {
                 )
                 .into())
             }
+            Err(object_store::Error::NotFound { .. }) => {
+                return Err(InputError::new(self.url(key), FileError::Vanished).into())
+            }
             Err(e) => return Err(store_error(&self.url(key), e)),
         };
         let body = StreamReader {
