@@ -13,7 +13,7 @@ use citrine::config::{ConfigFile, WriteOptions};
 use citrine::lake::Lake;
 use citrine::parse::{cloudfront, decode_chunked, Format, FormatDecoder};
 use citrine::partition::split;
-use citrine::pipeline::{self, NoProgress};
+use citrine::run::{self, NoProgress};
 use citrine::schema::table_schema;
 use citrine::transform::{Lineage, MaskOptions, Masker, Transform};
 use citrine::write::PartitionedWriter;
@@ -203,7 +203,7 @@ fn end_to_end(c: &mut Criterion) {
                 let _ = std::fs::remove_dir_all(&lake);
             },
             |()| {
-                let summaries = pipeline::run(&job, None, &NoProgress);
+                let summaries = run::run(&job, None, &NoProgress);
                 assert!(summaries.iter().all(|s| s.error.is_none()), "{summaries:?}");
                 black_box(summaries)
             },

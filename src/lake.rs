@@ -33,6 +33,11 @@ impl Lake {
         Self { store }
     }
 
+    /// The lake of `job`, opened through `stores`.
+    pub fn open(job: &crate::config::Job, stores: &crate::store::Stores) -> Result<Self> {
+        Ok(Self::new(stores.open(&job.root)?))
+    }
+
     /// A lake in a local folder (created on first write).
     pub fn local(root: &Path) -> Result<Self> {
         Ok(Self::new(Arc::new(LocalStore::new(root)?)))

@@ -25,9 +25,9 @@ use serde_json::{json, Value};
 use crate::config::{ConfigFile, Job};
 use crate::error::{Error, Result};
 use crate::lake::{Lake, MANIFEST_SUFFIX};
-use crate::pipeline::{open_lake, run_inputs, NoProgress, TableSummary};
 use crate::read::pattern::MatchedInput;
 use crate::redshift::{load_run, parse_marker, DataApi, LoadOutcome};
+use crate::run::{run_inputs, NoProgress, TableSummary};
 use crate::store::Stores;
 
 /// What a container keeps between invocations: the job and its clients.
@@ -84,7 +84,7 @@ impl LambdaEnv {
     /// Build for `job`.
     pub fn new(job: Job) -> Result<Self> {
         let stores = Stores::new(job.aws.clone());
-        let lake = open_lake(&job, &stores)?;
+        let lake = Lake::open(&job, &stores)?;
         let redshift = job.redshift.clone().map(|r| DataApi::new(stores.aws(), r));
         Ok(Self {
             job,

@@ -17,7 +17,7 @@
 //! - [`write`] encodes Parquet into [`store`] uploads; [`store`] is the one storage layer for
 //!   local folders and S3 ([`aws`] holds the AWS plumbing).
 //! - [`register`] registers partitions in a catalog (local JSON or the Glue Data Catalog);
-//!   [`commit`] writes the run report and the marker; [`pipeline`] alone knows the order.
+//!   [`commit`] writes the run report and the marker; [`run`] alone knows the order.
 //! - [`inspect`] runs the first three on one file for a person to look at.
 //!
 //! The contract (lake layout, run protocol, table schemas, masking) is `docs/design.md`.
@@ -55,12 +55,12 @@ pub mod lock;
 pub mod logs;
 pub mod parse;
 pub mod partition;
-pub mod pipeline;
 #[cfg(feature = "query")]
 pub mod query;
 pub mod read;
 pub mod redshift;
 pub mod register;
+pub mod run;
 pub mod schema;
 pub mod store;
 pub mod transform;

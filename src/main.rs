@@ -8,10 +8,12 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use citrine::config::{ConfigFile, Job};
 use citrine::inspect::{inspect_path, InspectOptions};
+use citrine::lake::Lake;
 use citrine::ledger::Ledger;
 use citrine::logs::ScrubLines;
 use citrine::parse::Format;
-use citrine::pipeline;
+use citrine::register;
+use citrine::run;
 use citrine::store::Stores;
 use citrine::transform::mask::scrub_text;
 
@@ -240,7 +242,7 @@ impl Bar {
     }
 }
 
-impl pipeline::Progress for Bar {
+impl run::Progress for Bar {
     fn planned(&self, table: &str, _inputs: usize, bytes: u64) {
         self.0.reset();
         self.0.set_prefix(table.to_owned());
@@ -270,7 +272,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let job = load_job(&cli.config)?;
             check_table(&job, table.as_deref(), &cli.config)?;
             let bar = Bar::new();
-            let summaries = pipeline::run(&job, table.as_deref(), &bar);
+            let summaries = run::run(&job, table.as_deref(), &bar);
             if json {
                 outln!("{}", scrub_text(&serde_json::to_string_pretty(&summaries)?))?;
             } else {
@@ -297,8 +299,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Status => {
             let job = load_job(&cli.config)?;
             let stores = Stores::new(job.aws.clone());
-            let lake = pipeline::open_lake(&job, &stores)?;
-            let catalog = pipeline::open_catalog(&job, &stores, &lake);
+            let lake = Lake::open(&job, &stores)?;
+            let catalog = register::open(&job, &stores, &lake);
             outln!("lake: {}", job.root)?;
             for t in &job.tables {
                 let runs = lake.committed_runs(&t.name)?;
@@ -324,8 +326,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let job = load_job(&cli.config)?;
             check_table(&job, table.as_deref(), &cli.config)?;
             let stores = Stores::new(job.aws.clone());
-            let lake = pipeline::open_lake(&job, &stores)?;
-            let mut catalog = pipeline::open_catalog(&job, &stores, &lake);
+            let lake = Lake::open(&job, &stores)?;
+            let mut catalog = register::open(&job, &stores, &lake);
             for t in &job.tables {
                 if table.as_deref().is_some_and(|only| only != t.name) {
                     continue;
@@ -392,7 +394,7 @@ fn redshift(job: &Job, action: RedshiftAction, config: &Path) -> anyhow::Result<
     use citrine::config::CatalogKind;
     use citrine::redshift::{load_run, load_table, maintain, parse_marker, DataApi};
     let stores = Stores::new(job.aws.clone());
-    let lake = pipeline::open_lake(job, &stores)?;
+    let lake = Lake::open(job, &stores)?;
     let warehouse = job
         .redshift
         .as_ref()

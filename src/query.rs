@@ -16,7 +16,6 @@ use datafusion::prelude::SessionContext;
 
 use crate::config::Job;
 use crate::error::{Error, Result};
-use crate::pipeline::open_lake;
 use crate::store::{Location, Stores};
 
 /// How results are printed.
@@ -46,7 +45,7 @@ pub struct Committed {
 
 /// The committed files of every table of `job` (from the reports of runs with a marker).
 pub fn committed(job: &Job, stores: &Stores) -> Result<Committed> {
-    let lake = open_lake(job, stores)?;
+    let lake = crate::lake::Lake::open(job, stores)?;
     let mut out = Committed::default();
     if let Location::S3 { bucket, .. } = &job.root {
         out.s3 = Some((format!("s3://{bucket}"), stores.s3_client(bucket)?));

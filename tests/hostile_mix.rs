@@ -12,7 +12,7 @@ use std::io::Write;
 use std::path::Path;
 
 use citrine::config::ConfigFile;
-use citrine::pipeline::{self, NoProgress, TableSummary};
+use citrine::run::{self, NoProgress, TableSummary};
 use common::files_below;
 use common::gen::{client_ip, cloudfront_row, Seeded, FIELDS};
 use proptest::prelude::*;
@@ -217,7 +217,7 @@ fn run(dir: &Path, buffer_mb: u32, threads: u32) -> BTreeMap<String, TableSummar
         .unwrap()
         .validate(dir)
         .unwrap();
-    pipeline::run(&job, None, &NoProgress)
+    run::run(&job, None, &NoProgress)
         .into_iter()
         .map(|s| (s.table.clone(), s))
         .collect()

@@ -3,6 +3,7 @@
 
 pub mod decompress;
 pub mod inflate;
+pub mod input;
 pub mod pattern;
 
 use std::fs::File;

@@ -25,7 +25,23 @@ pub struct PartitionRecord {
     pub location: String,
 }
 
-/// What the pipeline needs from a catalog.
+/// The catalog `job` registers partitions in.
+pub fn open(
+    job: &crate::config::Job,
+    stores: &crate::store::Stores,
+    lake: &crate::lake::Lake,
+) -> Box<dyn Catalog> {
+    match &job.catalog {
+        crate::config::CatalogKind::Local => Box::new(LocalCatalog::new(lake, &job.database)),
+        crate::config::CatalogKind::Glue { catalog_id } => Box::new(GlueCatalog::new(
+            stores.aws(),
+            &job.database,
+            catalog_id.clone(),
+        )),
+    }
+}
+
+/// What a run needs from a catalog.
 pub trait Catalog: Send {
     /// The table's columns in file order (`customer` and `dt` included), if it exists.
     fn columns(&self, table: &str) -> Result<Option<Vec<ColumnRecord>>>;

@@ -284,7 +284,7 @@ pub fn scrub_text(text: &str) -> String {
         let mut start = i;
         while start + SHORTEST <= run_end {
             let longest = (start + LONGEST).min(run_end);
-            // An IPv6 form glued to a word (`citrine::pipeline`, `Masker::new`) is a Rust path
+            // An IPv6 form glued to a word (`citrine::run`, `Masker::new`) is a Rust path
             // or an identifier, not an address: left alone so messages stay readable.
             let word = |at: usize| {
                 b.get(at)
@@ -530,8 +530,8 @@ mod tests {
             ("cidr 10.1.2.3/32", "cidr 10.1.2.0/24"),
             // Rust paths in log lines are not addresses; real ones next to them are.
             (
-                "citrine::pipeline: ::1 failed",
-                "citrine::pipeline: ::/48 failed",
+                "citrine::run: ::1 failed",
+                "citrine::run: ::/48 failed",
             ),
             ("Masker::new fe80::1%eth0", "Masker::new fe80::/48%eth0"),
             (

@@ -1,0 +1,334 @@
+//! The commit of a run, as a function of what streaming gave (each input's outcome and the
+//! files written) and nothing else: the summary's tallies, the rejects, the catalog's
+//! partitions, the run report, and the marker, last. Testable without a pipeline.
+
+use std::collections::BTreeSet;
+
+use arrow::datatypes::SchemaRef;
+
+use super::stall_point;
+use super::stream::{remove_files, Outcome};
+use super::TableSummary;
+use crate::commit::rejects::RejectSpool;
+use crate::commit::report::{now_rfc3339, REPORT_VERSION};
+use crate::commit::{manifest_json, FailedInput, InputRecord, RunReport, WrittenRecord};
+use crate::error::{Error, FileError, InputError, Result};
+use crate::lake::Lake;
+use crate::register::{columns_of, Catalog};
+use crate::transform::mask::scrub_text;
+use crate::write::WrittenFile;
+
+/// The run being committed.
+pub struct RunContext<'a> {
+    /// Its lake.
+    pub lake: &'a Lake,
+    /// Its table.
+    pub table: &'a str,
+    /// Its id.
+    pub run_id: &'a str,
+    /// When it started (RFC 3339).
+    pub started_at: String,
+}
+
+/// Commit a run from its `outcomes` and written `files`: tally them into `summary`; if any
+/// input was consumed, publish the rejects, register the partitions, write the report and then
+/// the marker (`summary.run_id` is set). With nothing consumed, the files are removed and no
+/// marker is written. An accounting mismatch (rows transformed ≠ rows in files) is an internal
+/// error and commits nothing.
+#[allow(clippy::too_many_arguments)]
+pub fn commit(
+    run: &RunContext,
+    outcomes: Vec<Outcome>,
+    files: Vec<WrittenFile>,
+    schema: &SchemaRef,
+    spool: &RejectSpool,
+    catalog: &mut dyn Catalog,
+    summary: &mut TableSummary,
+) -> Result<()> {
+    let (lake, table, run_id) = (run.lake, run.table, run.run_id);
+    let mut inputs = Vec::new();
+    for o in outcomes {
+        summary.bytes_in += o.planned.input.size;
+        match o.result {
+            Ok(c) => {
+                summary.rows_read += c.counts.rows_read;
+                summary.rows_written += c.rows_written;
+                summary.rows_rejected += c.rows_rejected;
+                summary.ips_invalid += c.transform.ips_invalid;
+                summary.strings_truncated += c.transform.strings_truncated;
+                if o.planned.changed {
+                    summary.inputs_changed.push(o.planned.input.uri.clone());
+                }
+                inputs.push(InputRecord {
+                    uri: o.planned.input.uri,
+                    size: o.planned.input.size,
+                    mtime_ns: o.planned.input.mtime_ns,
+                    etag: o.planned.input.etag,
+                    hash: c.hash,
+                    rows_read: c.counts.rows_read,
+                    rows_written: c.rows_written,
+                    rows_rejected: c.rows_rejected,
+                    changed: o.planned.changed,
+                });
+            }
+            Err(InputError {
+                uri,
+                kind: FileError::Vanished,
+            }) => {
+                tracing::debug!(input = %uri, "deleted since it was listed; skipped");
+                summary.inputs_skipped += 1;
+            }
+            Err(e) => {
+                let error = scrub_text(&e.kind.to_string());
+                tracing::warn!(input = %e.uri, %error, "input failed; left unconsumed");
+                summary
+                    .inputs_failed
+                    .push(FailedInput { uri: e.uri, error });
+            }
+        }
+    }
+    let written_rows: u64 = files.iter().map(|f| f.rows).sum();
+    if written_rows != summary.rows_written {
+        remove_files(lake, &files);
+        return Err(Error::Internal {
+            message: format!(
+                "{}: {} rows transformed but {written_rows} written",
+                lake.url(&lake.data_prefix(table)),
+                summary.rows_written
+            ),
+        });
+    }
+    summary.inputs_consumed = inputs.len();
+    summary.files_written = files.len();
+    summary.bytes_out = files.iter().map(|f| f.bytes).sum();
+    if inputs.is_empty() {
+        // Every input failed: nothing consumed, so no marker.
+        remove_files(lake, &files);
+        return Ok(());
+    }
+
+    let rejects_key = spool.publish(lake.store().as_ref(), &lake.rejects_key(table, run_id))?;
+    let columns = columns_of(schema);
+    let data_url = format!("{}/", lake.url(&lake.data_prefix(table)));
+    let schema_version = catalog.ensure_table(table, &columns, &data_url)?;
+    let partitions: BTreeSet<_> = files.iter().map(|f| f.partition.clone()).collect();
+    summary.partitions = partitions.len();
+    let registrations: Vec<_> = partitions
+        .into_iter()
+        .map(|p| {
+            let url = format!("{data_url}{}/", p.path());
+            (p, url)
+        })
+        .collect();
+    summary.partitions_new = catalog.add_partitions(table, &registrations)?;
+
+    let records: Vec<WrittenRecord> = files
+        .iter()
+        .map(|f| WrittenRecord {
+            url: lake.url(&f.key),
+            key: f.key.clone(),
+            bytes: f.bytes,
+            rows: f.rows,
+            customer: f.partition.customer.clone(),
+            dt: f.partition.date(),
+        })
+        .collect();
+    let report = RunReport {
+        version: REPORT_VERSION,
+        run_id: run_id.to_owned(),
+        table: table.to_owned(),
+        started_at: run.started_at.clone(),
+        finished_at: now_rfc3339(),
+        schema_version,
+        columns,
+        inputs,
+        failed_inputs: summary.inputs_failed.clone(),
+        files: records.clone(),
+        rows_rejected: summary.rows_rejected,
+        rejects_key,
+    };
+    let store = lake.store();
+    store.write(&lake.report_key(table, run_id), report.to_json().as_bytes())?;
+    stall_point("before_manifest");
+    store.write(
+        &lake.manifest_key(table, run_id),
+        manifest_json(&records).as_bytes(),
+    )?;
+    summary.run_id = Some(run_id.to_owned());
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::parse::{cloudfront, RowCounts};
+    use crate::partition::PartitionKey;
+    use crate::read::pattern::MatchedInput;
+    use crate::register::LocalCatalog;
+    use crate::run::plan::Planned;
+    use crate::run::stream::Consumed;
+    use crate::schema::table_schema;
+    use crate::store::LocalStore;
+    use crate::transform::TransformCounts;
+
+    fn planned(uri: &str, size: u64) -> Planned {
+        Planned {
+            input: MatchedInput {
+                store: Arc::new(LocalStore::new(std::path::Path::new("/in")).unwrap()),
+                key: uri.to_owned(),
+                uri: uri.to_owned(),
+                customer: Some("acme".into()),
+                size,
+                mtime_ns: 7,
+                etag: None,
+            },
+            changed: false,
+        }
+    }
+
+    fn consumed(uri: &str, read: u64, rejected: u64) -> Outcome {
+        Outcome {
+            planned: planned(uri, 100),
+            result: Ok(Consumed {
+                hash: "h".into(),
+                counts: RowCounts {
+                    rows_read: read,
+                    rows_ok: read - rejected,
+                    rows_rejected: rejected,
+                },
+                rows_written: read - rejected,
+                rows_rejected: rejected,
+                transform: TransformCounts::default(),
+            }),
+        }
+    }
+
+    fn failed(uri: &str, kind: FileError) -> Outcome {
+        Outcome {
+            planned: planned(uri, 50),
+            result: Err(InputError::new(uri, kind)),
+        }
+    }
+
+    fn file(key: &str, rows: u64) -> WrittenFile {
+        WrittenFile {
+            key: key.into(),
+            bytes: 1000 + rows,
+            rows,
+            partition: PartitionKey {
+                customer: "acme".into(),
+                dt: 19_000,
+            },
+        }
+    }
+
+    #[test]
+    fn a_commit_is_a_function_of_outcomes_and_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Lake::local(dir.path()).unwrap();
+        let mut catalog = LocalCatalog::new(&lake, "db");
+        let schema = table_schema(&cloudfront::parsed_schema());
+        let spool = RejectSpool::new().unwrap();
+        let run = RunContext {
+            lake: &lake,
+            table: "t",
+            run_id: "20260101T000000000Z-00000001",
+            started_at: "2026-01-01T00:00:00Z".into(),
+        };
+        let outcomes = vec![
+            consumed("in/a.log", 10, 2),
+            failed("in/b.gz", FileError::DecompressionCap { cap: 1 }),
+            failed("in/c.log", FileError::Vanished),
+            consumed("in/d.log", 5, 0),
+        ];
+        let files = vec![
+            file("data/t/customer=acme/dt=2022-01-08/part-x-0.parquet", 9),
+            file("data/t/customer=acme/dt=2022-01-08/part-x-1.parquet", 4),
+        ];
+        let mut summary = TableSummary::default();
+        commit(
+            &run,
+            outcomes,
+            files,
+            &schema,
+            &spool,
+            &mut catalog,
+            &mut summary,
+        )
+        .unwrap();
+        assert_eq!(summary.run_id.as_deref(), Some(run.run_id));
+        assert_eq!(
+            (
+                summary.rows_read,
+                summary.rows_written,
+                summary.rows_rejected
+            ),
+            (15, 13, 2)
+        );
+        assert_eq!((summary.inputs_consumed, summary.inputs_skipped), (2, 1));
+        assert_eq!(summary.inputs_failed.len(), 1);
+        assert_eq!((summary.files_written, summary.bytes_out), (2, 2013));
+        assert_eq!((summary.partitions, summary.partitions_new), (1, 1));
+        let report = lake.report("t", run.run_id).unwrap();
+        let uris: Vec<_> = report.inputs.iter().map(|i| i.uri.as_str()).collect();
+        assert_eq!(uris, ["in/a.log", "in/d.log"]);
+        assert_eq!(report.failed_inputs[0].uri, "in/b.gz");
+        let manifest: serde_json::Value = serde_json::from_slice(
+            &lake
+                .store()
+                .read(&lake.manifest_key("t", run.run_id))
+                .unwrap()
+                .unwrap()
+                .bytes,
+        )
+        .unwrap();
+        assert_eq!(manifest["entries"].as_array().unwrap().len(), 2);
+        assert_eq!(manifest["entries"][0]["meta"]["content_length"], 1009);
+        assert_eq!(catalog.partitions("t").unwrap().len(), 1);
+    }
+
+    #[test]
+    fn rows_that_do_not_add_up_commit_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Lake::local(dir.path()).unwrap();
+        let mut catalog = LocalCatalog::new(&lake, "db");
+        let run = RunContext {
+            lake: &lake,
+            table: "t",
+            run_id: "r",
+            started_at: String::new(),
+        };
+        let mut summary = TableSummary::default();
+        let err = commit(
+            &run,
+            vec![consumed("in/a.log", 10, 0)],
+            vec![file(
+                "data/t/customer=acme/dt=2022-01-08/part-r-0.parquet",
+                9,
+            )],
+            &table_schema(&cloudfront::parsed_schema()),
+            &RejectSpool::new().unwrap(),
+            &mut catalog,
+            &mut summary,
+        )
+        .unwrap_err();
+        assert!(matches!(err, Error::Internal { .. }), "{err}");
+        assert!(lake.committed_runs("t").unwrap().is_empty());
+        // Nothing consumed: no marker either.
+        let mut summary = TableSummary::default();
+        commit(
+            &run,
+            vec![failed("in/b.gz", FileError::Vanished)],
+            Vec::new(),
+            &table_schema(&cloudfront::parsed_schema()),
+            &RejectSpool::new().unwrap(),
+            &mut catalog,
+            &mut summary,
+        )
+        .unwrap();
+        assert_eq!(summary.run_id, None);
+        assert!(lake.committed_runs("t").unwrap().is_empty());
+    }
+}

@@ -1,0 +1,289 @@
+//! The only module that knows the order of things: lock → recover → plan → stream → commit
+//! (publish, register, report, marker), the run protocol of `docs/design.md` §2. Each step is
+//! a module of its own: [`plan`], [`recover`], [`stream`], [`commit`].
+//!
+//! Streaming runs on a rayon pool of `threads` workers, one input per task. A task decodes,
+//! transforms and splits its input, and encodes the partition batches itself with its pool
+//! thread's own [`crate::write::PartitionedWriter`]: no hand-off between threads, so a batch is
+//! encoded while it is still in the core's cache and no core waits on another's backlog. rayon
+//! gives each thread a contiguous range of the plan (inputs sorted by path, so by customer), so
+//! a partition is mostly written by one writer; one written by several gets a file from each.
+//!
+//! A bad input never leaves rows behind and never fails the run, at any size (see
+//! [`stream`]). Only a failure that is not the input's (a write to the lake, a bug) fails the
+//! table's run, and then nothing of it is committed; other tables still run.
+
+pub mod commit;
+pub mod plan;
+pub mod recover;
+pub mod stream;
+
+use std::time::Instant;
+
+use serde::Serialize;
+
+use crate::commit::rejects::RejectSpool;
+use crate::commit::report::now_rfc3339;
+use crate::commit::FailedInput;
+use crate::config::{Job, TableSpec};
+use crate::error::{FileError, InputError, Result};
+use crate::lake::{new_run_id, Lake};
+use crate::lock::TableLock;
+use crate::read::pattern::MatchedInput;
+use crate::register;
+use crate::store::Stores;
+use crate::transform::mask::scrub_text;
+use crate::transform::{Masker, Transform};
+
+use self::plan::{plan, resolve_schema};
+pub use self::recover::recover;
+use self::stream::{stream, Outcome};
+
+/// Environment variable naming a stage at which a run stops and waits (tests kill it there).
+pub const STALL_ENV: &str = "CITRINE_TEST_STALL";
+
+/// Hooks a front end uses to show progress (the CLI draws a bar on a terminal). Every method
+/// has an empty default.
+pub trait Progress: Sync {
+    /// A table's plan is known: `inputs` new inputs of `bytes` bytes on disk.
+    fn planned(&self, _table: &str, _inputs: usize, _bytes: u64) {}
+    /// One input is done (consumed or failed).
+    fn input_done(&self, _bytes: u64) {}
+    /// The table's run has ended.
+    fn finished(&self, _table: &str) {}
+}
+
+/// No progress display.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoProgress;
+
+impl Progress for NoProgress {}
+
+/// What one table's run did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct TableSummary {
+    /// The table.
+    pub table: String,
+    /// The run id, when the run committed.
+    pub run_id: Option<String>,
+    /// Inputs the patterns matched.
+    pub inputs_listed: usize,
+    /// Inputs the ledger already held.
+    pub inputs_skipped: usize,
+    /// Inputs consumed.
+    pub inputs_consumed: usize,
+    /// Inputs consumed that had changed since an earlier run.
+    pub inputs_changed: Vec<String>,
+    /// Inputs that failed (left unconsumed).
+    pub inputs_failed: Vec<FailedInput>,
+    /// Rows read, written and rejected (`read = written + rejected`).
+    pub rows_read: u64,
+    /// Rows written.
+    pub rows_written: u64,
+    /// Rows rejected.
+    pub rows_rejected: u64,
+    /// Input bytes on disk.
+    pub bytes_in: u64,
+    /// Data files written.
+    pub files_written: usize,
+    /// Bytes written.
+    pub bytes_out: u64,
+    /// Partitions the run wrote to.
+    pub partitions: usize,
+    /// Partitions new to the catalog.
+    pub partitions_new: usize,
+    /// Files of crashed runs removed.
+    pub orphans_removed: usize,
+    /// Masked tokens that were not addresses.
+    pub ips_invalid: u64,
+    /// Strings cut to the Redshift limit.
+    pub strings_truncated: u64,
+    /// Wall time.
+    pub seconds: f64,
+    /// Things the user should know that did not fail anything (a pattern that matched
+    /// nothing), scrubbed of addresses.
+    pub warnings: Vec<String>,
+    /// Why the table's run failed, when it did (nothing of it was committed; other tables
+    /// ran on), scrubbed of addresses.
+    pub error: Option<String>,
+}
+
+impl TableSummary {
+    /// Input megabytes per second.
+    pub fn mb_per_sec(&self) -> f64 {
+        if self.seconds > 0.0 {
+            self.bytes_in as f64 / 1e6 / self.seconds
+        } else {
+            0.0
+        }
+    }
+}
+
+impl std::fmt::Display for TableSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}: {} files in ({} skipped, {} failed), rows {} in / {} out / {} rejected, {} files out ({} bytes), {} partitions ({} new), {:.2} s, {:.1} MB/s",
+            self.table,
+            self.inputs_consumed,
+            self.inputs_skipped,
+            self.inputs_failed.len(),
+            self.rows_read,
+            self.rows_written,
+            self.rows_rejected,
+            self.files_written,
+            self.bytes_out,
+            self.partitions,
+            self.partitions_new,
+            self.seconds,
+            self.mb_per_sec()
+        )?;
+        match (&self.run_id, &self.error) {
+            (_, Some(_)) => write!(f, ", run failed: nothing committed"),
+            (Some(r), None) => write!(f, ", run {r}"),
+            (None, None) => write!(f, ", nothing new: no marker"),
+        }
+    }
+}
+
+/// Environment variable naming a file whose appearance ends a stall (tests change an input
+/// while the run waits, then let it go on); without it a stall lasts 300 s.
+pub const RESUME_ENV: &str = "CITRINE_TEST_RESUME";
+
+/// Stop here if the test hook names `stage`, until the resume file appears.
+pub(crate) fn stall_point(stage: &str) {
+    if std::env::var(STALL_ENV).is_ok_and(|s| s == stage) {
+        eprintln!("citrine: stalled at {stage} ({STALL_ENV})");
+        let resume = std::env::var_os(RESUME_ENV).map(std::path::PathBuf::from);
+        let until = Instant::now() + std::time::Duration::from_secs(300);
+        while Instant::now() < until && !resume.as_ref().is_some_and(|r| r.exists()) {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+}
+
+/// Run every table of `job` (or just `only`), one after another. A table whose run fails is
+/// reported in its summary ([`TableSummary::error`]) and the other tables still run.
+pub fn run(job: &Job, only: Option<&str>, progress: &dyn Progress) -> Vec<TableSummary> {
+    let stores = Stores::new(job.aws.clone());
+    let mut out = Vec::new();
+    for table in &job.tables {
+        if only.is_some_and(|t| t != table.name) {
+            continue;
+        }
+        let summary = run_table(job, &stores, table, progress).unwrap_or_else(|e| {
+            let error = scrub_text(&e.to_string());
+            tracing::error!(table = %table.name, %error, "the table's run failed; nothing of it was committed");
+            TableSummary {
+                table: table.name.clone(),
+                error: Some(error),
+                ..Default::default()
+            }
+        });
+        progress.finished(&table.name);
+        out.push(summary);
+    }
+    out
+}
+
+/// Process the new inputs of one table and commit them as one run.
+pub fn run_table(
+    job: &Job,
+    stores: &Stores,
+    table: &TableSpec,
+    progress: &dyn Progress,
+) -> Result<TableSummary> {
+    run_table_from(job, stores, table, None, progress)
+}
+
+/// Process `inputs` (those the ledger does not hold) of one table as one run, instead of
+/// listing the table's patterns: the Lambda's objects of one invocation.
+pub fn run_inputs(
+    job: &Job,
+    stores: &Stores,
+    table: &TableSpec,
+    inputs: Vec<MatchedInput>,
+    progress: &dyn Progress,
+) -> Result<TableSummary> {
+    run_table_from(job, stores, table, Some(inputs), progress)
+}
+
+fn run_table_from(
+    job: &Job,
+    stores: &Stores,
+    table: &TableSpec,
+    given: Option<Vec<MatchedInput>>,
+    progress: &dyn Progress,
+) -> Result<TableSummary> {
+    let started = Instant::now();
+    let started_at = now_rfc3339();
+    let lake = Lake::open(job, stores)?;
+    let run_id = new_run_id();
+    let lock = TableLock::acquire(&lake, &table.name, &run_id, job.lock_lease)?;
+    let mut summary = TableSummary {
+        table: table.name.clone(),
+        ..Default::default()
+    };
+    summary.orphans_removed = recover(&lake, &table.name)?;
+    crate::lock::remove_stale_temp_files(&lake, &table.name, job.lock_lease)?;
+    stall_point("after_lock");
+
+    let (planned, listed, skipped) = plan(table, stores, &lake, given, &mut summary.warnings)?;
+    summary.inputs_listed = listed;
+    summary.inputs_skipped = skipped;
+    stall_point("planned");
+    tracing::info!(table = %table.name, listed, skipped, planned = planned.len(), "planned");
+    progress.planned(
+        &table.name,
+        planned.len(),
+        planned.iter().map(|p| p.input.size).sum(),
+    );
+    if planned.is_empty() {
+        lock.release();
+        summary.seconds = started.elapsed().as_secs_f64();
+        return Ok(summary);
+    }
+
+    let mut catalog = register::open(job, stores, &lake);
+    let (schema, refused) = resolve_schema(job, table, &planned, catalog.as_ref())?;
+    let transform = Transform::new(
+        schema.clone(),
+        Masker::new(table.mask_columns.clone(), job.mask),
+    );
+    // Inputs that cannot join the table's layout fail before anything is read of them.
+    let mut refused: std::collections::HashMap<usize, FileError> = refused.into_iter().collect();
+    let mut outcomes = Vec::new();
+    let mut admitted = Vec::with_capacity(planned.len());
+    for (i, p) in planned.into_iter().enumerate() {
+        match refused.remove(&i) {
+            Some(kind) => outcomes.push(Outcome {
+                result: Err(InputError::new(p.input.uri.clone(), kind)),
+                planned: p,
+            }),
+            None => admitted.push(p),
+        }
+    }
+    let spool = RejectSpool::new()?;
+    let (streamed, files) = stream(
+        job, table, &lake, &run_id, &transform, &admitted, &spool, progress,
+    )?;
+    outcomes.extend(streamed);
+    stall_point("before_commit");
+    commit::commit(
+        &commit::RunContext {
+            lake: &lake,
+            table: &table.name,
+            run_id: &run_id,
+            started_at,
+        },
+        outcomes,
+        files,
+        &schema,
+        &spool,
+        catalog.as_mut(),
+        &mut summary,
+    )?;
+    lock.release();
+    summary.seconds = started.elapsed().as_secs_f64();
+    Ok(summary)
+}

@@ -1,0 +1,160 @@
+//! Planning a run: list the table's inputs and keep those the ledger does not hold; fix the
+//! table schema the run writes (and the inputs that cannot join it).
+
+use std::collections::BTreeSet;
+
+use arrow::datatypes::SchemaRef;
+
+use crate::config::{Job, TableSpec};
+use crate::error::{Error, FileError, Result};
+use crate::lake::Lake;
+use crate::ledger::{Decision, Ledger};
+use crate::parse::audit::{read_columns, HeaderUnion};
+use crate::parse::{cloudfront, Format};
+use crate::read::decompress::{self, Decompressed};
+use crate::read::input::hash_input;
+use crate::read::pattern::MatchedInput;
+use crate::register::{columns_of, grows_at_end, Catalog};
+use crate::schema::{is_lineage, table_schema};
+use crate::store::Stores;
+use crate::transform::mask::scrub_text;
+
+/// One input the plan will process.
+#[derive(Debug, Clone)]
+pub struct Planned {
+    /// The input.
+    pub input: MatchedInput,
+    /// Consumed before with other content.
+    pub changed: bool,
+}
+
+/// List inputs and keep those the ledger does not hold. Returns (planned, listed, skipped).
+pub fn plan(
+    table: &TableSpec,
+    stores: &Stores,
+    lake: &Lake,
+    given: Option<Vec<MatchedInput>>,
+    warnings: &mut Vec<String>,
+) -> Result<(Vec<Planned>, usize, usize)> {
+    let ledger = Ledger::load(lake, &table.name)?;
+    let mut seen = BTreeSet::new();
+    let mut planned = Vec::new();
+    let (mut listed, mut skipped) = (0, 0);
+    let batches = match given {
+        Some(inputs) => vec![inputs],
+        None => {
+            let mut batches = Vec::with_capacity(table.inputs.len());
+            for pattern in &table.inputs {
+                let matched = pattern.list(stores)?;
+                if matched.is_empty() {
+                    let warning = format!(
+                        "input pattern {:?} matched nothing under {}",
+                        pattern.text(),
+                        pattern.root()
+                    );
+                    tracing::warn!(table = %table.name, "{warning}");
+                    warnings.push(scrub_text(&warning));
+                }
+                batches.push(matched);
+            }
+            batches
+        }
+    };
+    for matches in batches {
+        for m in matches {
+            if !seen.insert(m.uri.clone()) {
+                continue;
+            }
+            listed += 1;
+            let changed = match ledger.decide(&m.uri, m.size, m.mtime_ns, m.etag.as_deref()) {
+                Decision::New => false,
+                Decision::Unchanged => {
+                    skipped += 1;
+                    continue;
+                }
+                Decision::CheckContent => match hash_input(&m) {
+                    Ok(hash) if ledger.get(&m.uri).is_some_and(|r| r.hash == hash) => {
+                        skipped += 1;
+                        continue;
+                    }
+                    Ok(_) => true,
+                    // Unreadable now (or changing): planned, so its own processing reports it.
+                    Err(e) => {
+                        tracing::debug!(input = %m.uri, error = %e, "could not hash a known input; processing it");
+                        true
+                    }
+                },
+            };
+            if changed {
+                tracing::warn!(input = %m.uri, "input changed since it was consumed; processing it again");
+            }
+            planned.push(Planned { input: m, changed });
+        }
+    }
+    Ok((planned, listed, skipped))
+}
+
+/// The table schema for this run: CloudFront's fixed layout, or for audit the catalog's
+/// columns followed by new header columns in first-seen order. Also the planned inputs (by
+/// index) whose header would take the table past `run.max_columns`: they join nothing.
+pub fn resolve_schema(
+    job: &Job,
+    table: &TableSpec,
+    planned: &[Planned],
+    catalog: &dyn Catalog,
+) -> Result<(SchemaRef, Vec<(usize, FileError)>)> {
+    let mut refused = Vec::new();
+    let parsed = match table.format {
+        Format::CloudFront => cloudfront::parsed_schema(),
+        Format::Audit => {
+            let existing = catalog
+                .columns(&table.name)?
+                .unwrap_or_default()
+                .into_iter()
+                .map(|c| c.name)
+                .filter(|n| !is_lineage(n))
+                .collect();
+            let mut union = HeaderUnion::from_columns(existing);
+            for (i, p) in planned.iter().enumerate() {
+                // A file whose header cannot be read fails later, with its error reported.
+                let Ok(file) = p.input.open() else {
+                    continue;
+                };
+                let Ok(reader) = Decompressed::new(file, job.max_decompressed_bytes) else {
+                    continue;
+                };
+                let encoding = reader.encoding();
+                let Ok(cols) = read_columns(decompress::buffered(reader), |e| {
+                    decompress::classify(e, encoding)
+                }) else {
+                    continue;
+                };
+                let mut grown = union.clone();
+                grown.add(&cols);
+                let columns = table_schema(&grown.parsed_schema()).fields().len();
+                if columns > job.max_columns {
+                    refused.push((
+                        i,
+                        FileError::TooManyColumns {
+                            columns,
+                            limit: job.max_columns,
+                        },
+                    ));
+                } else {
+                    union = grown;
+                }
+            }
+            union.parsed_schema()
+        }
+    };
+    let schema = table_schema(&parsed);
+    if let Some(registered) = catalog.columns(&table.name)? {
+        if !grows_at_end(&registered, &columns_of(&schema)) {
+            return Err(Error::Corrupt {
+                path: table.name.clone(),
+                message: "the catalog's columns differ from this table's layout".into(),
+            });
+        }
+    }
+    Ok((schema, refused))
+}

@@ -1,0 +1,65 @@
+//! Recovery: what crashed runs of a table left is deleted before a new run plans.
+
+use std::collections::BTreeSet;
+
+use crate::error::Result;
+use crate::lake::Lake;
+
+/// Delete what crashed runs left: data files of runs without a marker, temporary files,
+/// reports and rejects of uncommitted runs. Returns how many data files were removed.
+pub fn recover(lake: &Lake, table: &str) -> Result<usize> {
+    let committed: BTreeSet<String> = lake.committed_runs(table)?.into_iter().collect();
+    let store = lake.store();
+    let is_tmp = |name: &str| name.starts_with('.') && name.ends_with(".tmp");
+    let mut removed = 0;
+    for object in store.list(&lake.data_prefix(table))? {
+        let name = object.key.rsplit('/').next().unwrap_or_default();
+        if is_tmp(name) || run_of_part(name).is_some_and(|run| !committed.contains(run)) {
+            store.delete(&object.key)?;
+            removed += 1;
+        }
+    }
+    // Reports and rejects of runs that never wrote their marker.
+    for object in store.list(&lake.complete_prefix(table))? {
+        let name = object.key.rsplit('/').next().unwrap_or_default();
+        let run = name.strip_suffix(crate::lake::REPORT_SUFFIX);
+        if is_tmp(name) || run.is_some_and(|r| !committed.contains(r)) {
+            store.delete(&object.key)?;
+        }
+    }
+    let rejects = lake.rejects_prefix(table);
+    for object in store.list(&rejects)? {
+        let run = object.key[rejects.len()..]
+            .trim_start_matches('/')
+            .split('/')
+            .next()
+            .unwrap_or_default();
+        if !committed.contains(run) {
+            store.delete(&object.key)?;
+        }
+    }
+    if removed > 0 {
+        tracing::warn!(table, removed, "removed files of runs that did not commit");
+    }
+    Ok(removed)
+}
+
+/// The run id in a data file name `part-<run_id>-<n>.parquet`.
+fn run_of_part(name: &str) -> Option<&str> {
+    let rest = name.strip_prefix("part-")?.strip_suffix(".parquet")?;
+    rest.rsplit_once('-').map(|(run, _)| run)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn part_names_give_their_run() {
+        assert_eq!(
+            run_of_part("part-20261123T090102123Z-0a1b2c3d-00012.parquet"),
+            Some("20261123T090102123Z-0a1b2c3d")
+        );
+        assert_eq!(run_of_part("other.parquet"), None);
+    }
+}
