@@ -8,10 +8,10 @@ use std::path::Path;
 use serde::Deserialize;
 
 use crate::aws::AwsOptions;
-use crate::commit::redshift::Warehouse;
 use crate::error::ConfigError;
 use crate::parse::Format;
 use crate::read::pattern::InputPattern;
+use crate::redshift::sql::Warehouse;
 use crate::redshift::{Auth, RedshiftOptions, Target};
 use crate::store::Location;
 use crate::transform::MaskOptions;

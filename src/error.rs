@@ -3,6 +3,9 @@
 
 use std::io;
 
+/// Any error kept as the source of one of ours.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
 /// Result alias for the library.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -168,26 +171,29 @@ pub enum Error {
         source: std::io::Error,
     },
     /// A storage request (S3 or the local store) failed.
-    #[error("{url}: {message}")]
+    #[error("{url}: {source}")]
     Store {
         /// The object or prefix.
         url: String,
         /// What the store said.
-        message: String,
+        #[source]
+        source: BoxError,
     },
     /// A catalog request (Glue) failed.
-    #[error("catalog {table}: {message}")]
+    #[error("catalog {table}: {source}")]
     Catalog {
         /// The table (`database.table`).
         table: String,
         /// What the catalog said.
-        message: String,
+        #[source]
+        source: BoxError,
     },
     /// A Redshift statement failed, was aborted or timed out.
-    #[error("redshift: {message}")]
+    #[error("redshift: {source}")]
     Redshift {
         /// What Redshift (or the Data API) said.
-        message: String,
+        #[source]
+        source: BoxError,
     },
     /// Encoding Parquet failed.
     #[error("{path}: parquet: {source}")]
@@ -213,10 +219,11 @@ pub enum Error {
         expires: String,
     },
     /// A query failed (SQL error, unknown table, ...).
-    #[error("query: {message}")]
+    #[error("query: {source}")]
     Query {
         /// What the engine said.
-        message: String,
+        #[source]
+        source: BoxError,
     },
     /// A local input pattern's folder does not exist (a typo, or a mount that is missing):
     /// the table's run fails rather than report "0 files" as if all were well.

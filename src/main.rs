@@ -188,10 +188,28 @@ fn main() -> ExitCode {
         // The reader of our output went away (`| head`): not an error, as in ripgrep.
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("citrine: {}", scrub_text(&format!("{e:#}")));
+            eprintln!("citrine: {}", error_text(e.as_ref()));
             ExitCode::from(EXIT_FAILED)
         }
     }
+}
+
+/// An error and its causes on one line, scrubbed of addresses. A cause whose text its parent
+/// already shows (most of ours do, so a message reads whole on its own) is not repeated.
+fn error_text(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = String::new();
+    let mut cause = Some(e);
+    while let Some(c) = cause {
+        let part = c.to_string();
+        if !text.contains(&part) {
+            if !text.is_empty() {
+                text.push_str(": ");
+            }
+            text.push_str(&part);
+        }
+        cause = c.source();
+    }
+    scrub_text(&text)
 }
 
 /// True when `e` is standard output's reader having gone away.
@@ -376,7 +394,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     Ok(report) => out!("{report}")?,
                     Err(e) => {
                         failed += 1;
-                        eprintln!("citrine: {}", scrub_text(&format!("{e:#}")));
+                        eprintln!("citrine: {}", error_text(&e));
                     }
                 }
             }
@@ -390,8 +408,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 fn redshift(job: &Job, action: RedshiftAction, config: &Path) -> anyhow::Result<ExitCode> {
-    use citrine::commit::redshift as sql;
     use citrine::config::CatalogKind;
+    use citrine::redshift::sql;
     use citrine::redshift::{load_run, load_table, maintain, parse_marker, DataApi};
     let stores = Stores::new(job.aws.clone());
     let lake = Lake::open(job, &stores)?;

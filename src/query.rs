@@ -29,10 +29,8 @@ pub enum OutputFormat {
     Json,
 }
 
-fn query_error(e: impl std::fmt::Display) -> Error {
-    Error::Query {
-        message: e.to_string(),
-    }
+fn query_error(e: impl Into<crate::error::BoxError>) -> Error {
+    Error::Query { source: e.into() }
 }
 
 /// What a query session registers: each table's committed files, and the S3 client for an

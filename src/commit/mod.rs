@@ -2,7 +2,6 @@
 //! from the list of files the writers returned and nothing else.
 
 pub mod manifest;
-pub mod redshift;
 pub mod rejects;
 pub mod report;
 

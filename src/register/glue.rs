@@ -13,14 +13,14 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use aws_sdk_glue::error::{DisplayErrorContext, ProvideErrorMetadata};
+use aws_sdk_glue::error::ProvideErrorMetadata;
 use aws_sdk_glue::types::{
     Column, DatabaseInput, PartitionInput, PartitionValueList, SerDeInfo, StorageDescriptor,
     TableInput,
 };
 
 use super::{partition_keys, Catalog, PartitionRecord};
-use crate::aws::{block_on, AwsContext};
+use crate::aws::{block_on, AwsContext, SdkFailure};
 use crate::commit::report::ColumnRecord;
 use crate::error::{Error, Result};
 use crate::partition::PartitionKey;
@@ -77,7 +77,7 @@ fn glue_columns(columns: &[ColumnRecord]) -> Result<Vec<Column>> {
                 .build()
                 .map_err(|e| Error::Catalog {
                     table: c.name.clone(),
-                    message: e.to_string(),
+                    source: Box::new(e),
                 })
         })
         .collect()
@@ -137,10 +137,10 @@ impl GlueCatalog {
         }
     }
 
-    fn error(&self, table: &str, e: impl std::error::Error) -> Error {
+    fn error(&self, table: &str, e: impl std::error::Error + Send + Sync + 'static) -> Error {
         Error::Catalog {
             table: format!("{}.{table}", self.database),
-            message: DisplayErrorContext(e).to_string(),
+            source: SdkFailure::boxed(e),
         }
     }
 
@@ -299,11 +299,12 @@ impl Catalog for GlueCatalog {
             if !super::grows_at_end(&registered, columns) {
                 return Err(Error::Catalog {
                     table: format!("{}.{table}", self.database),
-                    message: format!(
+                    source: format!(
                         "the table's columns can only grow at the end: registered {:?}, new {:?}",
                         registered.iter().map(|c| &c.name).collect::<Vec<_>>(),
                         columns.iter().map(|c| &c.name).collect::<Vec<_>>()
-                    ),
+                    )
+                    .into(),
                 });
             }
             if registered.len() >= columns.len() {
@@ -340,7 +341,7 @@ impl Catalog for GlueCatalog {
         }
         Err(Error::Catalog {
             table: format!("{}.{table}", self.database),
-            message: "the table kept changing while its schema was updated".into(),
+            source: "the table kept changing while its schema was updated".into(),
         })
     }
 
@@ -398,10 +399,11 @@ impl Catalog for GlueCatalog {
                     if !retryable(&code) || attempt + 1 >= ATTEMPTS {
                         return Err(Error::Catalog {
                             table: format!("{}.{table}", self.database),
-                            message: format!(
+                            source: format!(
                                 "partition {:?} was not registered: {code}: {message}",
                                 err.partition_values()
-                            ),
+                            )
+                            .into(),
                         });
                     }
                     failed.insert(err.partition_values().to_vec(), code);
@@ -501,11 +503,12 @@ impl Catalog for GlueCatalog {
                     code => {
                         return Err(Error::Catalog {
                             table: format!("{}.{table}", self.database),
-                            message: format!(
+                            source: format!(
                                 "partition {:?} was not removed: {}",
                                 err.partition_values(),
                                 code.unwrap_or("UnknownError")
-                            ),
+                            )
+                            .into(),
                         })
                     }
                 }

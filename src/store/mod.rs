@@ -276,10 +276,10 @@ impl Stores {
 }
 
 /// An error from a store operation on `url`.
-pub(crate) fn store_error(url: &str, e: impl std::fmt::Display) -> Error {
+pub(crate) fn store_error(url: &str, e: impl Into<crate::error::BoxError>) -> Error {
     Error::Store {
         url: url.to_owned(),
-        message: e.to_string(),
+        source: e.into(),
     }
 }
 

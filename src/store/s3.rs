@@ -21,8 +21,7 @@ use super::{join_key, store_error, Exact, ObjectInfo, Store, Upload, Version, Ve
 use crate::aws::block_on;
 use crate::error::{FileError, InputError, Result};
 
-/// Bytes per multipart part (S3's minimum is 5 MiB for all but the last).
-pub const DEFAULT_PART_BYTES: usize = 8 << 20;
+use crate::aws::DEFAULT_S3_PART_BYTES;
 
 /// A store over one bucket and key prefix.
 #[derive(Debug, Clone)]
@@ -40,7 +39,7 @@ impl S3Store {
             client,
             bucket: bucket.to_owned(),
             prefix: prefix.trim_matches('/').to_owned(),
-            part_bytes: DEFAULT_PART_BYTES,
+            part_bytes: DEFAULT_S3_PART_BYTES,
         }
     }
 

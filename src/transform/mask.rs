@@ -529,10 +529,7 @@ mod tests {
             ("already 192.0.2.0/24 masked", "already 192.0.2.0/24 masked"),
             ("cidr 10.1.2.3/32", "cidr 10.1.2.0/24"),
             // Rust paths in log lines are not addresses; real ones next to them are.
-            (
-                "citrine::run: ::1 failed",
-                "citrine::run: ::/48 failed",
-            ),
+            ("citrine::run: ::1 failed", "citrine::run: ::/48 failed"),
             ("Masker::new fe80::1%eth0", "Masker::new fe80::/48%eth0"),
             (
                 "x-forwarded-for=%202001:db8::9",

@@ -1,40 +1,19 @@
-//! AWS plumbing shared by the S3 store and the Glue catalog: one tokio runtime for the async
-//! clients, the SDK configuration from the standard AWS chain (environment, profiles and SSO,
-//! ECS / Batch task roles, IMDSv2, web identity), and endpoint resolution that honours
-//! `AWS_ENDPOINT_URL` and the service-specific `AWS_ENDPOINT_URL_S3` / `AWS_ENDPOINT_URL_GLUE`
-//! the way the AWS CLI does.
-//!
-//! Nothing here contacts AWS until an `s3://` location or the Glue catalog is first used, so a
-//! local run never loads credentials.
+//! The `[aws]` options, endpoint resolution as the AWS CLI does it, and the context that
+//! loads the SDK configuration (once, on first use) and builds the clients.
 
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
-use aws_credential_types::provider::ProvideCredentials;
-use object_store::aws::{AmazonS3Builder, AwsCredential};
-use object_store::{BackoffConfig, ClientOptions, CredentialProvider, ObjectStore, RetryConfig};
+use object_store::aws::AmazonS3Builder;
+use object_store::{BackoffConfig, ClientOptions, ObjectStore, RetryConfig};
 
+use super::block_on;
+use super::credentials::SdkCredentials;
 use crate::error::{Error, Result};
 
-/// The runtime every async AWS call runs on (two worker threads; started on first use).
-pub fn runtime() -> &'static tokio::runtime::Runtime {
-    static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
-    RUNTIME.get_or_init(|| {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("citrine-io")
-            .enable_all()
-            .build()
-            .expect("a tokio runtime")
-    })
-}
-
-/// Run `future` to completion on [`runtime`] from synchronous code. Must not be called from
-/// inside an async task (the pipeline calls it from rayon workers and plain threads).
-pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
-    runtime().block_on(future)
-}
+/// Bytes per multipart part of S3 uploads (S3's minimum is 5 MiB for all but the last).
+pub const DEFAULT_S3_PART_BYTES: usize = 8 << 20;
 
 /// `[aws]` settings; every field falls back to the standard AWS chain.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,7 +40,7 @@ impl Default for AwsOptions {
             s3_endpoint: None,
             glue_endpoint: None,
             s3_path_style: None,
-            s3_part_bytes: crate::store::s3::DEFAULT_PART_BYTES,
+            s3_part_bytes: DEFAULT_S3_PART_BYTES,
         }
     }
 }
@@ -135,12 +114,7 @@ impl AwsContext {
     pub fn s3_client(&self, bucket: &str) -> Result<Arc<dyn ObjectStore>> {
         let credentials = self
             .credentials
-            .get_or_init(|| {
-                Arc::new(SdkCredentials {
-                    provider: self.sdk().credentials_provider(),
-                    cached: tokio::sync::Mutex::new(None),
-                })
-            })
+            .get_or_init(|| Arc::new(SdkCredentials::new(self.sdk().credentials_provider())))
             .clone();
         let endpoint = self
             .options
@@ -170,53 +144,9 @@ impl AwsContext {
         }
         let client = builder.build().map_err(|e| Error::Store {
             url: format!("s3://{bucket}"),
-            message: e.to_string(),
+            source: Box::new(e),
         })?;
         Ok(Arc::new(client))
-    }
-}
-
-/// object_store credentials from the SDK's provider chain, cached until five minutes before
-/// they expire.
-#[derive(Debug)]
-pub struct SdkCredentials {
-    provider: Option<aws_credential_types::provider::SharedCredentialsProvider>,
-    cached: tokio::sync::Mutex<Option<(Arc<AwsCredential>, Option<SystemTime>)>>,
-}
-
-#[async_trait::async_trait]
-impl CredentialProvider for SdkCredentials {
-    type Credential = AwsCredential;
-
-    async fn get_credential(&self) -> object_store::Result<Arc<AwsCredential>> {
-        let mut cached = self.cached.lock().await;
-        if let Some((credential, expiry)) = cached.as_ref() {
-            let fresh = expiry.is_none_or(|e| e > SystemTime::now() + Duration::from_secs(300));
-            if fresh {
-                return Ok(credential.clone());
-            }
-        }
-        let no_chain = || object_store::Error::Generic {
-            store: "S3",
-            source: "no AWS credentials provider is configured".into(),
-        };
-        let c = self
-            .provider
-            .as_ref()
-            .ok_or_else(no_chain)?
-            .provide_credentials()
-            .await
-            .map_err(|e| object_store::Error::Generic {
-                store: "S3",
-                source: format!("no AWS credentials from the standard chain: {e}").into(),
-            })?;
-        let credential = Arc::new(AwsCredential {
-            key_id: c.access_key_id().to_owned(),
-            secret_key: c.secret_access_key().to_owned(),
-            token: c.session_token().map(str::to_owned),
-        });
-        *cached = Some((credential.clone(), c.expiry()));
-        Ok(credential)
     }
 }
 

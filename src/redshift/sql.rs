@@ -2,7 +2,7 @@
 //! order, because COPY maps Parquet columns by position), the schema-growth statements, the
 //! Spectrum alternative, the COPY of one marker, and the exactly-once load transaction.
 //!
-//! Every function here returns text only; running it is [`crate::redshift`]'s job.
+//! Every function here returns text only; running it is [`super::data_api`]'s job.
 
 use crate::commit::report::ColumnRecord;
 
