@@ -109,6 +109,38 @@ impl Lake {
         Ok(runs)
     }
 
+    /// Whether `run` has a marker, and the runs with markers after it, sorted: one listing
+    /// that starts after `run`'s report (`start-after` on S3), so its cost does not depend on
+    /// how many runs came before.
+    pub fn committed_runs_after(&self, table: &str, run: &str) -> Result<(bool, Vec<String>)> {
+        let prefix = self.complete_prefix(table);
+        let after = self.report_key(table, run);
+        let mut committed = false;
+        let mut later = Vec::new();
+        for o in self.store.list_after(&prefix, &after)? {
+            let name = o.key.rsplit('/').next().unwrap_or_default();
+            if let Some(r) = name.strip_suffix(MANIFEST_SUFFIX) {
+                if r == run {
+                    committed = true;
+                } else {
+                    later.push(r.to_owned());
+                }
+            }
+        }
+        later.sort();
+        Ok((committed, later))
+    }
+
+    /// `_citrine/runs/<table>`: the journals of the table's runs in progress.
+    pub fn runs_prefix(&self, table: &str) -> String {
+        format!("_citrine/runs/{table}")
+    }
+
+    /// `_citrine/ledger/<table>`: the table's ledger checkpoints.
+    pub fn checkpoint_prefix(&self, table: &str) -> String {
+        format!("_citrine/ledger/{table}")
+    }
+
     /// The report of a committed run.
     pub fn report(&self, table: &str, run_id: &str) -> Result<RunReport> {
         let key = self.report_key(table, run_id);
@@ -130,21 +162,56 @@ impl Lake {
 
 /// A new run id: UTC start time to the millisecond, then random hex; ids sort by start.
 pub fn new_run_id() -> String {
-    use std::hash::{BuildHasher, RandomState};
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();
-    let micros = now.as_micros() as i64;
-    let days = micros.div_euclid(crate::parse::timestamp::MICROS_PER_DAY);
-    let (y, m, d) = crate::parse::timestamp::civil_from_days(days);
-    let secs_of_day = micros.rem_euclid(crate::parse::timestamp::MICROS_PER_DAY) / 1_000_000;
-    let millis = (micros / 1000).rem_euclid(1000);
-    let random = RandomState::new().hash_one((micros, std::process::id())) as u32;
+    run_id_at(now.as_millis() as i64)
+}
+
+/// A run id that sorts after `previous` (and after now): a run on a machine whose clock is
+/// behind the last committed run's still gets a later id, so "the markers after a run" is one
+/// listing that misses none.
+pub fn run_id_after(previous: &str) -> String {
+    let own = new_run_id();
+    if own.as_str() > previous {
+        return own;
+    }
+    let millis = millis_of(previous).unwrap_or_default() + 1;
+    run_id_at(millis)
+}
+
+/// The id of a run started at `millis` since the epoch.
+fn run_id_at(millis: i64) -> String {
+    use crate::parse::timestamp::civil_from_days;
+    use std::hash::{BuildHasher, RandomState};
+    let day_ms = 86_400_000;
+    let (y, m, d) = civil_from_days(millis.div_euclid(day_ms));
+    let ms = millis.rem_euclid(day_ms);
+    let random = RandomState::new().hash_one((millis, std::process::id())) as u32;
     format!(
-        "{y:04}{m:02}{d:02}T{:02}{:02}{:02}{millis:03}Z-{random:08x}",
-        secs_of_day / 3600,
-        secs_of_day / 60 % 60,
-        secs_of_day % 60
+        "{y:04}{m:02}{d:02}T{:02}{:02}{:02}{:03}Z-{random:08x}",
+        ms / 3_600_000,
+        ms / 60_000 % 60,
+        ms / 1000 % 60,
+        ms % 1000
+    )
+}
+
+/// The start of a run id, milliseconds since the epoch.
+fn millis_of(run_id: &str) -> Option<i64> {
+    let b = run_id.as_bytes();
+    if b.len() < 19 || b[8] != b'T' || b[18] != b'Z' {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| run_id.get(r)?.parse::<i64>().ok();
+    let days =
+        crate::parse::timestamp::days_from_civil(num(0..4)?, num(4..6)? as u32, num(6..8)? as u32)?;
+    Some(
+        days * 86_400_000
+            + num(9..11)? * 3_600_000
+            + num(11..13)? * 60_000
+            + num(13..15)? * 1000
+            + num(15..18)?,
     )
 }
 
@@ -159,6 +226,18 @@ mod tests {
         let b = new_run_id();
         assert!(a < b, "{a} {b}");
         assert_eq!(a.len(), "20261123T090102123Z-0123abcd".len());
+        assert_eq!(
+            millis_of(&run_id_at(1_575_493_351_123)),
+            Some(1_575_493_351_123)
+        );
+        // A run whose clock is behind the last committed run still sorts after it.
+        let ahead = "29991231T235959998Z-ffffffff";
+        let next = run_id_after(ahead);
+        assert!(
+            next.as_str() > ahead && next.starts_with("29991231T235959999Z-"),
+            "{next}"
+        );
+        assert!(run_id_after("20000101T000000000Z-00000000") > b);
     }
 
     #[test]
@@ -171,5 +250,15 @@ mod tests {
         s.write(&lake.report_key("t", "r2"), b"{}").unwrap();
         s.write(&lake.manifest_key("t", "r2"), b"{}").unwrap();
         assert_eq!(lake.committed_runs("t").unwrap(), ["r2"]);
+        s.write(&lake.report_key("t", "r3"), b"{}").unwrap();
+        s.write(&lake.manifest_key("t", "r3"), b"{}").unwrap();
+        assert_eq!(
+            lake.committed_runs_after("t", "r2").unwrap(),
+            (true, vec!["r3".to_string()])
+        );
+        assert_eq!(
+            lake.committed_runs_after("t", "r1").unwrap(),
+            (false, vec!["r2".to_string(), "r3".to_string()])
+        );
     }
 }

@@ -221,6 +221,22 @@ impl InputPattern {
     /// does not exist is an error ([`Error::MissingInputFolder`]); an S3 prefix with nothing
     /// below it matches nothing.
     pub fn list(&self, stores: &Stores) -> Result<Vec<MatchedInput>> {
+        let mut out = Vec::new();
+        self.for_each_match(stores, |m| {
+            out.push(m);
+            Ok(())
+        })?;
+        out.sort_by(|a, b| a.uri.cmp(&b.uri));
+        Ok(out)
+    }
+
+    /// Hand every file the pattern matches to `each` as the listing yields it (in key order),
+    /// so a listing of millions of objects is never held whole. Returns how many matched.
+    pub fn for_each_match(
+        &self,
+        stores: &Stores,
+        mut each: impl FnMut(MatchedInput) -> Result<()>,
+    ) -> Result<usize> {
         if let Location::Local(root) = &self.root {
             if !root.is_dir() {
                 return Err(Error::MissingInputFolder {
@@ -230,8 +246,9 @@ impl InputPattern {
             }
         }
         let store = stores.open(&self.root)?;
-        let mut out = Vec::new();
-        for object in store.list("")? {
+        let mut matched = 0;
+        for object in store.list_iter("")? {
+            let object = object?;
             let segs: Vec<&str> = object.key.split('/').collect();
             if segs
                 .iter()
@@ -248,7 +265,8 @@ impl InputPattern {
                 Location::Local(_) if self.root_text.is_empty() => object.key.clone(),
                 Location::Local(_) => format!("{}/{}", self.root_text, object.key),
             };
-            out.push(MatchedInput {
+            matched += 1;
+            each(MatchedInput {
                 store: store.clone(),
                 customer: customer.map(str::to_owned),
                 key: object.key,
@@ -256,10 +274,9 @@ impl InputPattern {
                 size: object.size,
                 mtime_ns: object.mtime_ns,
                 etag: object.etag,
-            });
+            })?;
         }
-        out.sort_by(|a, b| a.uri.cmp(&b.uri));
-        Ok(out)
+        Ok(matched)
     }
 }
 

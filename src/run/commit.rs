@@ -14,9 +14,26 @@ use crate::commit::report::{now_rfc3339, REPORT_VERSION};
 use crate::commit::{manifest_json, FailedInput, InputRecord, RunReport, WrittenRecord};
 use crate::error::{Error, FileError, InputError, Result};
 use crate::lake::Lake;
+use crate::ledger::{checkpoint, Ledger};
 use crate::register::{columns_of, Catalog};
 use crate::transform::mask::scrub_text;
 use crate::write::WrittenFile;
+
+/// Fold the committed `report` into `ledger` and, when due, write it as the table's newest
+/// checkpoint. A failure is logged, never the run's: the run is committed, and the next plan
+/// replays one more report.
+fn checkpoint_after(lake: &Lake, table: &str, mut ledger: Ledger, report: RunReport) {
+    let due = ledger.provenance().checkpoint.is_none()
+        || ledger.provenance().replayed + 1 >= checkpoint::EVERY_RUNS;
+    if !due {
+        return;
+    }
+    let older = ledger.provenance().checkpoint_keys.clone();
+    ledger.apply(report);
+    if let Err(e) = checkpoint::write(lake, table, &ledger, &older) {
+        tracing::warn!(table, error = %e, "could not write the ledger checkpoint; the next plan replays more reports");
+    }
+}
 
 /// The run being committed.
 pub struct RunContext<'a> {
@@ -43,6 +60,7 @@ pub fn commit(
     schema: &SchemaRef,
     spool: &RejectSpool,
     catalog: &mut dyn Catalog,
+    ledger: Ledger,
     summary: &mut TableSummary,
 ) -> Result<()> {
     let (lake, table, run_id) = (run.lake, run.table, run.run_id);
@@ -154,6 +172,8 @@ pub fn commit(
         &lake.manifest_key(table, run_id),
         manifest_json(&records).as_bytes(),
     )?;
+    stall_point("before_checkpoint");
+    checkpoint_after(lake, table, ledger, report);
     summary.run_id = Some(run_id.to_owned());
     Ok(())
 }
@@ -255,10 +275,15 @@ mod tests {
             &schema,
             &spool,
             &mut catalog,
+            Ledger::default(),
             &mut summary,
         )
         .unwrap();
         assert_eq!(summary.run_id.as_deref(), Some(run.run_id));
+        // The first run of a table writes the ledger's first checkpoint.
+        let ledger = Ledger::load(&lake, "t").unwrap();
+        assert_eq!(ledger.provenance().checkpoint.as_deref(), Some(run.run_id));
+        assert_eq!((ledger.len(), ledger.provenance().replayed), (2, 0));
         assert_eq!(
             (
                 summary.rows_read,
@@ -311,6 +336,7 @@ mod tests {
             &table_schema(&cloudfront::parsed_schema()),
             &RejectSpool::new().unwrap(),
             &mut catalog,
+            Ledger::default(),
             &mut summary,
         )
         .unwrap_err();
@@ -325,6 +351,7 @@ mod tests {
             &table_schema(&cloudfront::parsed_schema()),
             &RejectSpool::new().unwrap(),
             &mut catalog,
+            Ledger::default(),
             &mut summary,
         )
         .unwrap();

@@ -22,12 +22,14 @@ use std::time::Instant;
 
 use serde::Serialize;
 
+use crate::commit::journal::Journal;
 use crate::commit::rejects::RejectSpool;
 use crate::commit::report::now_rfc3339;
 use crate::commit::FailedInput;
 use crate::config::{Job, TableSpec};
 use crate::error::{FileError, InputError, Result};
-use crate::lake::{new_run_id, Lake};
+use crate::lake::{new_run_id, run_id_after, Lake};
+use crate::ledger::Provenance;
 use crate::lock::TableLock;
 use crate::read::pattern::MatchedInput;
 use crate::register;
@@ -35,7 +37,7 @@ use crate::store::Stores;
 use crate::transform::mask::scrub_text;
 use crate::transform::{Masker, Transform};
 
-use self::plan::{plan, resolve_schema};
+use self::plan::{plan, resolve_schema, Plan};
 pub use self::recover::recover;
 use self::stream::{stream, Outcome};
 
@@ -100,6 +102,8 @@ pub struct TableSummary {
     pub strings_truncated: u64,
     /// Wall time.
     pub seconds: f64,
+    /// The ledger's checkpoint and the reports replayed on top of it: the run's fixed cost.
+    pub ledger: Provenance,
     /// Things the user should know that did not fail anything (a pattern that matched
     /// nothing), scrubbed of addresses.
     pub warnings: Vec<String>,
@@ -218,8 +222,7 @@ fn run_table_from(
     let started = Instant::now();
     let started_at = now_rfc3339();
     let lake = Lake::open(job, stores)?;
-    let run_id = new_run_id();
-    let lock = TableLock::acquire(&lake, &table.name, &run_id, job.lock_lease)?;
+    let lock = TableLock::acquire(&lake, &table.name, &new_run_id(), job.lock_lease)?;
     let mut summary = TableSummary {
         table: table.name.clone(),
         ..Default::default()
@@ -228,9 +231,15 @@ fn run_table_from(
     crate::lock::remove_stale_temp_files(&lake, &table.name, job.lock_lease)?;
     stall_point("after_lock");
 
-    let (planned, listed, skipped) = plan(table, stores, &lake, given, &mut summary.warnings)?;
+    let Plan {
+        planned,
+        listed,
+        skipped,
+        ledger,
+    } = plan(table, stores, &lake, given, &mut summary.warnings)?;
     summary.inputs_listed = listed;
     summary.inputs_skipped = skipped;
+    summary.ledger = ledger.provenance().clone();
     stall_point("planned");
     tracing::info!(table = %table.name, listed, skipped, planned = planned.len(), "planned");
     progress.planned(
@@ -244,6 +253,14 @@ fn run_table_from(
         return Ok(summary);
     }
 
+    // The run's id sorts after every committed run's, whatever this machine's clock says, so
+    // "the markers after a run" never misses one. It names every file the run writes, each
+    // recorded in the run's journal before it is written.
+    let run_id = match ledger.newest_run() {
+        Some(newest) => run_id_after(newest),
+        None => lock.run_id().to_owned(),
+    };
+    let journal = Journal::start(&lake, &table.name, &run_id)?;
     let mut catalog = register::open(job, stores, &lake);
     let (schema, refused) = resolve_schema(job, table, &planned, catalog.as_ref())?;
     let transform = Transform::new(
@@ -265,7 +282,7 @@ fn run_table_from(
     }
     let spool = RejectSpool::new()?;
     let (streamed, files) = stream(
-        job, table, &lake, &run_id, &transform, &admitted, &spool, progress,
+        job, table, &lake, &run_id, &journal, &transform, &admitted, &spool, progress,
     )?;
     outcomes.extend(streamed);
     stall_point("before_commit");
@@ -281,8 +298,13 @@ fn run_table_from(
         &schema,
         &spool,
         catalog.as_mut(),
+        ledger,
         &mut summary,
     )?;
+    // Committed (or, with nothing consumed, its files removed): the journal has served.
+    if let Err(e) = journal.finish() {
+        tracing::warn!(table = %table.name, error = %e, "could not delete the run's journal; the next run does");
+    }
     lock.release();
     summary.seconds = started.elapsed().as_secs_f64();
     Ok(summary)

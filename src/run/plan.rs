@@ -28,25 +28,66 @@ pub struct Planned {
     pub changed: bool,
 }
 
-/// List inputs and keep those the ledger does not hold. Returns (planned, listed, skipped).
+/// What planning found.
+pub struct Plan {
+    /// The inputs to process, in listing order (by uri within a pattern).
+    pub planned: Vec<Planned>,
+    /// Inputs the patterns matched.
+    pub listed: usize,
+    /// Inputs the ledger already held.
+    pub skipped: usize,
+    /// The ledger the plan was made against (the commit folds the run into it).
+    pub ledger: Ledger,
+}
+
+/// List the inputs (or take `given` ones) and keep those the ledger does not hold. Listings
+/// are consumed as they arrive: only the new inputs are kept.
 pub fn plan(
     table: &TableSpec,
     stores: &Stores,
     lake: &Lake,
     given: Option<Vec<MatchedInput>>,
     warnings: &mut Vec<String>,
-) -> Result<(Vec<Planned>, usize, usize)> {
+) -> Result<Plan> {
     let ledger = Ledger::load(lake, &table.name)?;
     let mut seen = BTreeSet::new();
     let mut planned = Vec::new();
     let (mut listed, mut skipped) = (0, 0);
-    let batches = match given {
-        Some(inputs) => vec![inputs],
+    let mut consider = |m: MatchedInput| -> Result<()> {
+        if !seen.insert(m.uri.clone()) {
+            return Ok(());
+        }
+        listed += 1;
+        let changed = match ledger.decide(&m.uri, m.size, m.mtime_ns, m.etag.as_deref()) {
+            Decision::New => false,
+            Decision::Unchanged => {
+                skipped += 1;
+                return Ok(());
+            }
+            Decision::CheckContent => match hash_input(&m) {
+                Ok(hash) if ledger.get(&m.uri).is_some_and(|r| r.hash == hash) => {
+                    skipped += 1;
+                    return Ok(());
+                }
+                Ok(_) => true,
+                // Unreadable now (or changing): planned, so its own processing reports it.
+                Err(e) => {
+                    tracing::debug!(input = %m.uri, error = %e, "could not hash a known input; processing it");
+                    true
+                }
+            },
+        };
+        if changed {
+            tracing::warn!(input = %m.uri, "input changed since it was consumed; processing it again");
+        }
+        planned.push(Planned { input: m, changed });
+        Ok(())
+    };
+    match given {
+        Some(inputs) => inputs.into_iter().try_for_each(&mut consider)?,
         None => {
-            let mut batches = Vec::with_capacity(table.inputs.len());
             for pattern in &table.inputs {
-                let matched = pattern.list(stores)?;
-                if matched.is_empty() {
+                if pattern.for_each_match(stores, &mut consider)? == 0 {
                     let warning = format!(
                         "input pattern {:?} matched nothing under {}",
                         pattern.text(),
@@ -55,43 +96,15 @@ pub fn plan(
                     tracing::warn!(table = %table.name, "{warning}");
                     warnings.push(scrub_text(&warning));
                 }
-                batches.push(matched);
             }
-            batches
-        }
-    };
-    for matches in batches {
-        for m in matches {
-            if !seen.insert(m.uri.clone()) {
-                continue;
-            }
-            listed += 1;
-            let changed = match ledger.decide(&m.uri, m.size, m.mtime_ns, m.etag.as_deref()) {
-                Decision::New => false,
-                Decision::Unchanged => {
-                    skipped += 1;
-                    continue;
-                }
-                Decision::CheckContent => match hash_input(&m) {
-                    Ok(hash) if ledger.get(&m.uri).is_some_and(|r| r.hash == hash) => {
-                        skipped += 1;
-                        continue;
-                    }
-                    Ok(_) => true,
-                    // Unreadable now (or changing): planned, so its own processing reports it.
-                    Err(e) => {
-                        tracing::debug!(input = %m.uri, error = %e, "could not hash a known input; processing it");
-                        true
-                    }
-                },
-            };
-            if changed {
-                tracing::warn!(input = %m.uri, "input changed since it was consumed; processing it again");
-            }
-            planned.push(Planned { input: m, changed });
         }
     }
-    Ok((planned, listed, skipped))
+    Ok(Plan {
+        planned,
+        listed,
+        skipped,
+        ledger,
+    })
 }
 
 /// The table schema for this run: CloudFront's fixed layout, or for audit the catalog's

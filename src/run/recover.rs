@@ -1,17 +1,28 @@
-//! Recovery: what crashed runs of a table left is deleted before a new run plans.
+//! Recovery: what crashed runs of a table left is deleted before a new run plans. Every run
+//! does it from the run journals ([`crate::commit::journal`]), at the cost of what the crashed runs
+//! wrote; [`repair`] is the explicit full listing, for a lake touched by hand or written by a
+//! citrine that kept no journals (`citrine repair`).
 
 use std::collections::BTreeSet;
 
 use crate::error::Result;
 use crate::lake::Lake;
 
-/// Delete what crashed runs left: data files of runs without a marker, temporary files,
-/// reports and rejects of uncommitted runs. Returns how many data files were removed.
+/// Delete what crashed runs of `table` left, from their journals. Returns how many data files
+/// were removed.
 pub fn recover(lake: &Lake, table: &str) -> Result<usize> {
+    crate::commit::journal::recover(lake, table)
+}
+
+/// Delete, by listing all of the table, whatever no committed run accounts for: data files of
+/// runs without a marker, temporary files, reports and rejects of uncommitted runs, and the
+/// journals of runs. Its cost grows with the table: run it by hand (under the table's lock),
+/// not on every run. Returns how many data files were removed.
+pub fn repair(lake: &Lake, table: &str) -> Result<usize> {
+    let mut removed = recover(lake, table)?;
     let committed: BTreeSet<String> = lake.committed_runs(table)?.into_iter().collect();
     let store = lake.store();
     let is_tmp = |name: &str| name.starts_with('.') && name.ends_with(".tmp");
-    let mut removed = 0;
     for object in store.list(&lake.data_prefix(table))? {
         let name = object.key.rsplit('/').next().unwrap_or_default();
         if is_tmp(name) || run_of_part(name).is_some_and(|run| !committed.contains(run)) {

@@ -19,6 +19,7 @@ use rayon::prelude::*;
 use super::plan::Planned;
 use super::stall_point;
 use super::Progress;
+use crate::commit::journal::Journal;
 use crate::commit::rejects::RejectSpool;
 use crate::config::{Job, TableSpec, WriteOptions};
 use crate::error::{Error, FileError, InputError, Result};
@@ -59,6 +60,7 @@ pub fn stream(
     table: &TableSpec,
     lake: &Lake,
     run_id: &str,
+    journal: &Journal,
     transform: &Transform,
     planned: &[Planned],
     spool: &RejectSpool,
@@ -86,14 +88,17 @@ pub fn stream(
     // a time uses it (nothing in a task calls back into rayon), so it is never held elsewhere.
     let writers: Vec<Mutex<PartitionedWriter>> = (0..threads)
         .map(|_| {
-            Mutex::new(PartitionedWriter::new(
-                lake.clone(),
-                &table.name,
-                run_id,
-                transform.table_schema().clone(),
-                per_worker.clone(),
-                sequence.clone(),
-            ))
+            Mutex::new(
+                PartitionedWriter::new(
+                    lake.clone(),
+                    &table.name,
+                    run_id,
+                    transform.table_schema().clone(),
+                    per_worker.clone(),
+                    sequence.clone(),
+                )
+                .with_journal(journal.clone()),
+            )
         })
         .collect();
     let stop = AtomicBool::new(false);

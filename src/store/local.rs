@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use xxhash_rust::xxh3::xxh3_128;
 
-use super::{Exact, ObjectInfo, Store, Upload, Version, Versioned};
+use super::{Exact, Listing, ObjectInfo, Store, Upload, Version, Versioned};
 use crate::error::{ChangedWhileRead, Error, FileError, InputError, Result};
 
 /// A store over a local folder (created on first write).
@@ -97,6 +97,15 @@ impl LocalStore {
         } else {
             self.root.join(key)
         }
+    }
+
+    /// Every file below `prefix`, sorted by key (a folder is read whole: it is local).
+    fn sorted(&self, prefix: &str) -> Result<Vec<ObjectInfo>> {
+        let dir = self.path(prefix);
+        let mut out = Vec::new();
+        self.walk(&dir, &mut out).map_err(|e| Error::io(&dir, e))?;
+        out.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(out)
     }
 
     fn walk(&self, dir: &Path, out: &mut Vec<ObjectInfo>) -> io::Result<()> {
@@ -222,12 +231,14 @@ impl Store for LocalStore {
         }
     }
 
-    fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>> {
-        let dir = self.path(prefix);
-        let mut out = Vec::new();
-        self.walk(&dir, &mut out).map_err(|e| Error::io(&dir, e))?;
-        out.sort_by(|a, b| a.key.cmp(&b.key));
-        Ok(out)
+    fn list_iter<'a>(&'a self, prefix: &str) -> Result<Listing<'a>> {
+        Ok(Box::new(self.sorted(prefix)?.into_iter().map(Ok)))
+    }
+
+    fn list_after(&self, prefix: &str, after: &str) -> Result<Vec<ObjectInfo>> {
+        let mut all = self.sorted(prefix)?;
+        all.retain(|o| o.key.as_str() > after);
+        Ok(all)
     }
 
     fn open(&self, key: &str) -> Result<Box<dyn Read + Send>> {
@@ -260,6 +271,31 @@ impl Store for LocalStore {
             Ok(())
         };
         Ok(Box::new(Exact::new(file, size).at_end(check)))
+    }
+
+    fn delete_staging(&self, key: &str) -> Result<()> {
+        let path = self.path(key);
+        let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+            return Ok(());
+        };
+        let prefix = format!(".{}.", name.to_string_lossy());
+        let entries = match std::fs::read_dir(dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(Error::io(dir, e)),
+        };
+        for entry in entries {
+            let entry = entry.map_err(|e| Error::io(dir, e))?;
+            let file = entry.file_name().to_string_lossy().into_owned();
+            if file.starts_with(&prefix) && file.ends_with(".tmp") {
+                match std::fs::remove_file(entry.path()) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(Error::io(entry.path(), e)),
+                }
+            }
+        }
+        Ok(())
     }
 
     fn upload(&self, key: &str) -> Result<Box<dyn Upload>> {

@@ -13,6 +13,7 @@
 //! Streaming writes ([`Store::upload`]) become visible only at [`Upload::finish`]; an upload
 //! that is aborted or dropped leaves nothing visible.
 
+pub mod counting;
 pub mod local;
 pub mod s3;
 
@@ -24,6 +25,7 @@ use std::sync::{Arc, Mutex};
 use crate::aws::{AwsContext, AwsOptions};
 use crate::error::{ChangedWhileRead, Error, Result};
 
+pub use counting::{CountingStore, Requests};
 pub use local::LocalStore;
 pub use s3::S3Store;
 
@@ -132,6 +134,9 @@ pub struct Versioned {
     pub version: Version,
 }
 
+/// Objects of a listing, in key order, as they arrive.
+pub type Listing<'a> = Box<dyn Iterator<Item = Result<ObjectInfo>> + Send + 'a>;
+
 /// A streaming write. Nothing is visible until [`Upload::finish`]; dropping an unfinished
 /// upload aborts it.
 pub trait Upload: Write + Send {
@@ -157,8 +162,17 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     fn delete(&self, key: &str) -> Result<()>;
     /// The object's size, mtime and ETag; `None` when absent.
     fn head(&self, key: &str) -> Result<Option<ObjectInfo>>;
-    /// Every object below `prefix` (a folder key, `""` for all), sorted by key.
-    fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>>;
+    /// Every object below `prefix` (a folder key, `""` for all), in key order, fetched as it
+    /// is consumed (an S3 listing one page at a time), so a listing of millions of objects
+    /// never sits in memory whole.
+    fn list_iter<'a>(&'a self, prefix: &str) -> Result<Listing<'a>>;
+    /// The objects below `prefix` whose keys sort after `after` (a key below the root), in key
+    /// order: on S3 one `start-after` listing, however many keys sort before it.
+    fn list_after(&self, prefix: &str, after: &str) -> Result<Vec<ObjectInfo>>;
+    /// Every object below `prefix`, sorted by key.
+    fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>> {
+        self.list_iter(prefix)?.collect()
+    }
     /// Stream an object's bytes.
     fn open(&self, key: &str) -> Result<Box<dyn Read + Send>>;
     /// Stream the bytes of `expect`, the object as it was listed: exactly its size, and only
@@ -170,6 +184,12 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     fn open_snapshot(&self, expect: &ObjectInfo) -> Result<Box<dyn Read + Send>>;
     /// Start a streaming write of `key`.
     fn upload(&self, key: &str) -> Result<Box<dyn Upload>>;
+    /// Delete what an interrupted write of `key` may have left beside it (a local store's
+    /// temporary files; nothing on S3, where an unfinished upload is invisible).
+    fn delete_staging(&self, key: &str) -> Result<()> {
+        let _ = key;
+        Ok(())
+    }
 }
 
 /// A check run once a reader reaches its end.

@@ -17,7 +17,7 @@ use object_store::{
     UpdateVersion,
 };
 
-use super::{join_key, store_error, Exact, ObjectInfo, Store, Upload, Version, Versioned};
+use super::{join_key, store_error, Exact, Listing, ObjectInfo, Store, Upload, Version, Versioned};
 use crate::aws::block_on;
 use crate::error::{FileError, InputError, Result};
 
@@ -66,6 +66,26 @@ impl S3Store {
             .map(|r| r.trim_start_matches('/'))
             .unwrap_or(full)
             .to_owned()
+    }
+
+    /// The listing path of `prefix` (`None`: the whole bucket).
+    fn prefix_path(&self, prefix: &str) -> Result<Option<ObjectPath>> {
+        let full = self.full_key(prefix);
+        if full.is_empty() {
+            return Ok(None);
+        }
+        ObjectPath::parse(&full)
+            .map(Some)
+            .map_err(|e| store_error(&self.url(prefix), e))
+    }
+
+    fn info(&self, m: object_store::ObjectMeta) -> ObjectInfo {
+        ObjectInfo {
+            key: self.relative(m.location.as_ref()),
+            size: m.size,
+            mtime_ns: nanos(m.last_modified),
+            etag: m.e_tag,
+        }
     }
 
     fn put_mode(&self, key: &str, bytes: &[u8], mode: PutMode) -> Result<Option<Version>> {
@@ -149,26 +169,29 @@ impl Store for S3Store {
         }
     }
 
-    fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>> {
-        let full = self.full_key(prefix);
-        let path = if full.is_empty() {
-            None
-        } else {
-            Some(ObjectPath::parse(&full).map_err(|e| store_error(&self.url(prefix), e))?)
-        };
-        let metas: Vec<_> = block_on(self.client.list(path.as_ref()).collect::<Vec<_>>());
-        let mut out = Vec::with_capacity(metas.len());
-        for m in metas {
-            let m = m.map_err(|e| store_error(&self.url(prefix), e))?;
-            out.push(ObjectInfo {
-                key: self.relative(m.location.as_ref()),
-                size: m.size,
-                mtime_ns: nanos(m.last_modified),
-                etag: m.e_tag,
-            });
-        }
-        out.sort_by(|a, b| a.key.cmp(&b.key));
-        Ok(out)
+    fn list_iter<'a>(&'a self, prefix: &str) -> Result<Listing<'a>> {
+        let path = self.prefix_path(prefix)?;
+        let url = self.url(prefix);
+        // S3 lists keys in UTF-8 binary order, page by page as the stream is polled.
+        let mut stream = self.client.list(path.as_ref());
+        Ok(Box::new(std::iter::from_fn(move || {
+            let next = block_on(stream.next())?;
+            Some(next.map(|m| self.info(m)).map_err(|e| store_error(&url, e)))
+        })))
+    }
+
+    fn list_after(&self, prefix: &str, after: &str) -> Result<Vec<ObjectInfo>> {
+        let path = self.prefix_path(prefix)?;
+        let offset = self.path(after)?;
+        let url = self.url(prefix);
+        block_on(
+            self.client
+                .list_with_offset(path.as_ref(), &offset)
+                .map(|m| m.map(|m| self.info(m)).map_err(|e| store_error(&url, e)))
+                .collect::<Vec<_>>(),
+        )
+        .into_iter()
+        .collect()
     }
 
     fn open(&self, key: &str) -> Result<Box<dyn Read + Send>> {

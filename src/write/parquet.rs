@@ -25,6 +25,7 @@ use parquet::basic::{Compression, GzipLevel, ZstdLevel};
 use parquet::file::properties::{WriterProperties, WriterPropertiesBuilder, WriterVersion};
 use parquet::schema::types::ColumnPath;
 
+use crate::commit::journal::Journal;
 use crate::config::{Codec, WriteOptions};
 use crate::error::{Error, Result};
 use crate::lake::Lake;
@@ -184,6 +185,8 @@ pub struct PartitionedWriter {
     written: Vec<WrittenFile>,
     /// Files of the tentative input closed so far; `None` when no input is tentative.
     tentative: Option<Vec<WrittenFile>>,
+    /// Where each file is recorded before it is written, so a crash leaves nothing unknown.
+    journal: Option<Journal>,
 }
 
 impl PartitionedWriter {
@@ -208,7 +211,14 @@ impl PartitionedWriter {
             tick: 0,
             written: Vec::new(),
             tentative: None,
+            journal: None,
         }
+    }
+
+    /// Record every file in `journal` before writing it.
+    pub fn with_journal(mut self, journal: Journal) -> Self {
+        self.journal = Some(journal);
+        self
     }
 
     /// From now until [`Self::commit_input`] or [`Self::rollback_input`], written rows go to
@@ -332,6 +342,9 @@ impl PartitionedWriter {
             key.path()
         );
         let url = self.lake.url(&rel);
+        if let Some(journal) = &self.journal {
+            journal.file(&rel)?;
+        }
         let upload = self.lake.store().upload(&rel)?;
         let props = file_properties(&self.options, first);
         let writer = ArrowWriter::try_new(upload, self.schema.clone(), Some(props))
