@@ -50,6 +50,14 @@ enum Command {
     },
     /// Tables, partitions, committed runs and ledger size.
     Status,
+    /// Delete, by listing the whole table, what no committed run accounts for (files of runs
+    /// that crashed, left by a citrine without run journals or a lake touched by hand).
+    /// Every run already recovers from its journals; this costs a listing of all the data.
+    Repair {
+        /// Only this table.
+        #[arg(long)]
+        table: Option<String>,
+    },
     /// Catalog maintenance.
     Catalog {
         #[command(subcommand)]
@@ -321,19 +329,49 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let catalog = register::open(&job, &stores, &lake);
             outln!("lake: {}", job.root)?;
             for t in &job.tables {
-                let runs = lake.committed_runs(&t.name)?;
                 let ledger = Ledger::load(&lake, &t.name)?;
                 let columns = catalog.columns(&t.name)?.map_or(0, |c| c.len());
                 let partitions = catalog.partitions(&t.name)?.len();
                 let locked = lake.store().read(&lake.lock_key(&t.name))?.is_some();
+                let source = ledger.provenance();
+                let from = match &source.checkpoint {
+                    Some(run) => format!("checkpoint of run {run}"),
+                    None => "no checkpoint".to_owned(),
+                };
                 outln!(
-                    "{}: {} format, {columns} columns, {partitions} partitions, {} runs (last {}), {} inputs in the ledger{}",
+                    "{}: {} format, {columns} columns, {partitions} partitions, {} runs (last {}), {} inputs in the ledger ({from} + {} reports replayed){}",
                     t.name,
                     t.format.name(),
-                    runs.len(),
-                    runs.last().map_or("-", String::as_str),
+                    ledger.runs(),
+                    ledger.newest_run().unwrap_or("-"),
                     ledger.len(),
+                    source.replayed,
                     if locked { ", locked by a run" } else { "" }
+                )?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Repair { table } => {
+            let job = load_job(&cli.config)?;
+            check_table(&job, table.as_deref(), &cli.config)?;
+            let stores = Stores::new(job.aws.clone());
+            let lake = Lake::open(&job, &stores)?;
+            for t in &job.tables {
+                if table.as_deref().is_some_and(|only| only != t.name) {
+                    continue;
+                }
+                let lock = citrine::lock::TableLock::acquire(
+                    &lake,
+                    &t.name,
+                    &citrine::lake::new_run_id(),
+                    job.lock_lease,
+                )?;
+                let removed = run::recover::repair(&lake, &t.name)
+                    .with_context(|| format!("repair of {} failed", t.name))?;
+                lock.release();
+                outln!(
+                    "{}: {removed} data files of uncommitted runs removed",
+                    t.name
                 )?;
             }
             Ok(ExitCode::SUCCESS)
@@ -501,6 +539,9 @@ fn redshift(job: &Job, action: RedshiftAction, config: &Path) -> anyhow::Result<
                 }
                 (None, None) => anyhow::bail!("give --manifest or --table"),
             };
+            if outcomes.is_empty() {
+                outln!("{table}: nothing new to load")?;
+            }
             for o in &outcomes {
                 let what = if o.loaded {
                     "loaded"

@@ -204,9 +204,12 @@ fn load_runs_one_transaction_per_marker_exactly_once() {
     // Already in citrine_loads: nothing is sent, nothing maintained.
     let (url, seen) = data_api("FINISHED", vec![run.clone()]);
     let out = load(dir.path(), &url, &["--table", "audit", "--vacuum"]);
-    assert!(stdout(&out).contains(&format!("audit: run {run} already loaded, skipped")));
+    assert_eq!(stdout(&out), "audit: nothing new to load\n");
     assert!(calls(&seen, "batchexecutestatement").is_empty());
     assert_eq!(calls(&seen, "executestatement").len(), 2);
+    let out = load(dir.path(), &url, &["--manifest", &manifest]);
+    assert!(stdout(&out).contains(&format!("audit: run {run} already loaded, skipped")));
+    assert!(calls(&seen, "batchexecutestatement").is_empty());
 }
 
 #[test]
@@ -269,4 +272,140 @@ fn moto_accepts_the_request_shape() {
         "{stderr}"
     );
     assert!(stderr.contains("CreatedAt"), "{stderr}");
+}
+
+/// A lake with `n` committed runs of `table` (run i consumed input `in/<i>.csv`; run 7 also
+/// `in/shared.csv`, which run `n` consumed again), their ledger checkpointed at run
+/// `checkpoint`, and the reports of the runs up to it deleted: whatever reads an old report
+/// fails. Returns the run ids, oldest first.
+fn history(dir: &Path, table: &str, n: usize, checkpoint: usize) -> Vec<String> {
+    use citrine::commit::{InputRecord, RunReport};
+    use citrine::lake::Lake;
+    use citrine::ledger::{checkpoint as ckpt, Ledger};
+    let lake = Lake::local(&dir.join("lake")).unwrap();
+    let runs: Vec<String> = (1..=n)
+        .map(|i| {
+            format!(
+                "20260101T00{:02}{:02}{:03}Z-{i:08x}",
+                i / 60_000 % 60,
+                i / 1000 % 60,
+                i % 1000
+            )
+        })
+        .collect();
+    let mut ledger = Ledger::default();
+    for (i, run) in runs.iter().enumerate() {
+        let input = |uri: String| InputRecord {
+            uri,
+            size: 1,
+            mtime_ns: 1,
+            etag: None,
+            hash: "h".into(),
+            rows_read: 1,
+            rows_written: 1,
+            rows_rejected: 0,
+            changed: false,
+        };
+        let mut inputs = vec![input(format!("in/{i}.csv"))];
+        if i == 6 || i + 1 == n {
+            inputs.push(input("in/shared.csv".into()));
+        }
+        let report = RunReport {
+            version: 1,
+            run_id: run.clone(),
+            table: table.into(),
+            started_at: String::new(),
+            finished_at: String::new(),
+            schema_version: 1,
+            columns: Vec::new(),
+            inputs,
+            failed_inputs: Vec::new(),
+            files: Vec::new(),
+            rows_rejected: 0,
+            rejects_key: None,
+        };
+        let store = lake.store();
+        store
+            .write(&lake.report_key(table, run), report.to_json().as_bytes())
+            .unwrap();
+        store
+            .write(&lake.manifest_key(table, run), b"{\"entries\":[]}")
+            .unwrap();
+        ledger.apply(report);
+        if i + 1 == checkpoint {
+            ckpt::write(&lake, table, &ledger, &[]).unwrap();
+        }
+    }
+    for run in &runs[..checkpoint] {
+        lake.store().delete(&lake.report_key(table, run)).unwrap();
+    }
+    runs
+}
+
+#[test]
+fn a_load_after_a_thousand_markers_costs_the_new_ones_only() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("citrine.toml"),
+        format!("[lake]\nroot = \"lake\"\n[[table]]\nname = \"audit\"\nformat = \"audit\"\ninputs = [\"logs/{{customer}}/*.csv\"]\n\n{REDSHIFT}"),
+    )
+    .unwrap();
+    std::fs::create_dir_all(dir.path().join("logs")).unwrap();
+    let runs = history(dir.path(), "audit", 1000, 995);
+    // citrine_loads holds every run but the last five (its most recent 995 come back).
+    let (url, seen) = data_api("FINISHED", runs[..995].iter().rev().cloned().collect());
+    let out = load(dir.path(), &url, &["--table", "audit"]);
+    let text = stdout(&out);
+    let loaded: Vec<&str> = text.lines().collect();
+    assert_eq!(loaded.len(), 5, "{text}");
+    assert!(
+        loaded[0].ends_with(&format!("run {} loaded", runs[995])),
+        "{text}"
+    );
+    // Two statements to plan, one transaction per new marker, whatever came before.
+    assert_eq!(calls(&seen, "executestatement").len(), 2);
+    let batches = calls(&seen, "batchexecutestatement");
+    assert_eq!(batches.len(), 5);
+    assert!(calls(&seen, "describestatement").len() <= 2 + 5 * 2);
+    // The last run consumed `in/shared.csv` again: run 7's rows of it are stale, but run 7 is
+    // long loaded; the newest run loads its own.
+    let last = batches[4]["Sqls"].to_string();
+    assert!(!last.contains("\"source_file\" IN"), "{last}");
+    // A late, older marker loaded alone: its file a later, loaded run consumed again is
+    // dropped from its stage (superseded), from the checkpoint, not from later reports.
+    let (url, seen) = data_api(
+        "FINISHED",
+        runs.iter()
+            .rev()
+            .filter(|r| **r != runs[6])
+            .cloned()
+            .collect(),
+    );
+    let manifest = format!(
+        "file://{}",
+        std::path::absolute(
+            dir.path()
+                .join(format!("lake/complete/audit/{}.manifest", runs[6]))
+        )
+        .unwrap()
+        .display()
+    );
+    // Its report was deleted with the old ones: put it back for this load.
+    let report = format!(
+        "{{\"version\":1,\"run_id\":\"{}\",\"table\":\"audit\",\"started_at\":\"\",\"finished_at\":\"\",\"schema_version\":1,\"columns\":[],\"inputs\":[{{\"uri\":\"in/6.csv\",\"size\":1,\"mtime_ns\":1,\"hash\":\"h\",\"rows_read\":1,\"rows_written\":1,\"rows_rejected\":0}},{{\"uri\":\"in/shared.csv\",\"size\":1,\"mtime_ns\":1,\"hash\":\"h\",\"rows_read\":1,\"rows_written\":1,\"rows_rejected\":0}}],\"failed_inputs\":[],\"files\":[],\"rows_rejected\":0,\"rejects_key\":null}}",
+        runs[6]
+    );
+    std::fs::write(
+        dir.path()
+            .join(format!("lake/complete/audit/{}.json", runs[6])),
+        report,
+    )
+    .unwrap();
+    let out = load(dir.path(), &url, &["--manifest", &manifest]);
+    assert!(stdout(&out).contains("loaded"), "{}", stdout(&out));
+    let batch = calls(&seen, "batchexecutestatement")[0]["Sqls"].to_string();
+    assert!(
+        batch.contains("WHERE \\\"source_file\\\" IN ('in/shared.csv')"),
+        "{batch}"
+    );
 }

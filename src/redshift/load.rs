@@ -1,10 +1,15 @@
 //! Exactly-once loads: which markers to load, and the one transaction per marker.
 
 use super::data_api::redshift_error;
-use super::sql::{create_loads_table, load_transaction, loaded_runs, maintenance, Load};
+use std::collections::BTreeSet;
+
+use super::sql::{
+    create_loads_table, load_transaction, loaded_runs, maintenance, Load, RECENT_LOADS,
+};
 use super::{DataApi, LoadOutcome};
 use crate::error::Result;
 use crate::lake::{Lake, MANIFEST_SUFFIX};
+use crate::ledger::Ledger;
 
 /// The table and run of a marker URL of `lake`.
 pub fn parse_marker(lake: &Lake, url: &str) -> Result<(String, String)> {
@@ -19,24 +24,66 @@ pub fn parse_marker(lake: &Lake, url: &str) -> Result<(String, String)> {
     Ok((table.to_owned(), run.to_owned()))
 }
 
-/// Load one committed run of `table` unless `citrine_loads` already holds it.
-pub fn load_run(api: &DataApi, lake: &Lake, table: &str, run_id: &str) -> Result<LoadOutcome> {
-    let w = &api.options().warehouse;
-    api.execute(&create_loads_table(w), "citrine-loads-table")?;
-    let loaded = api.query_column(&loaded_runs(w, table), "citrine-loaded-runs")?;
-    load_one(api, lake, table, run_id, &loaded)
+/// What `citrine_loads` says of a table: its most recent loads, and from which run on the
+/// list is complete (every run before it was loaded longer ago, so it counts as loaded).
+struct Loaded {
+    recent: BTreeSet<String>,
+    complete_from: Option<String>,
 }
 
-/// Load every committed run of `table` that `citrine_loads` does not hold, oldest first.
+impl Loaded {
+    /// Ask `citrine_loads` (creating it if needed): two statements, whatever the history.
+    fn ask(api: &DataApi, table: &str) -> Result<Self> {
+        let w = &api.options().warehouse;
+        api.execute(&create_loads_table(w), "citrine-loads-table")?;
+        let recent: Vec<String> =
+            api.query_column(&loaded_runs(w, table), "citrine-loaded-runs")?;
+        // Fewer than asked: this is every load of the table.
+        let complete_from = if recent.len() >= RECENT_LOADS {
+            recent.iter().min().cloned()
+        } else {
+            None
+        };
+        Ok(Self {
+            recent: recent.into_iter().collect(),
+            complete_from,
+        })
+    }
+
+    fn holds(&self, run: &str) -> bool {
+        self.recent.contains(run) || self.complete_from.as_deref().is_some_and(|from| run < from)
+    }
+}
+
+/// Load one committed run of `table` unless `citrine_loads` already holds it.
+pub fn load_run(api: &DataApi, lake: &Lake, table: &str, run_id: &str) -> Result<LoadOutcome> {
+    let loaded = Loaded::ask(api, table)?;
+    let ledger = Ledger::load(lake, table)?;
+    load_one(api, lake, table, run_id, &loaded, &ledger)
+}
+
+/// Load every committed run of `table` that `citrine_loads` does not hold, oldest first. Its
+/// cost follows the new markers, not the table's history: `citrine_loads` is asked for its
+/// most recent loads only; the lake is listed from the oldest of them on; what each run
+/// supersedes comes from the ledger's checkpoint, not from every later report.
 pub fn load_table(api: &DataApi, lake: &Lake, table: &str) -> Result<Vec<LoadOutcome>> {
-    let w = &api.options().warehouse;
-    api.execute(&create_loads_table(w), "citrine-loads-table")?;
-    let mut loaded = api.query_column(&loaded_runs(w, table), "citrine-loaded-runs")?;
+    let mut loaded = Loaded::ask(api, table)?;
+    let candidates = match loaded.recent.iter().min() {
+        Some(oldest) => {
+            let (_, later) = lake.committed_runs_after(table, oldest)?;
+            later
+        }
+        None => lake.committed_runs(table)?,
+    };
+    let ledger = Ledger::load(lake, table)?;
     let mut out = Vec::new();
-    for run in lake.committed_runs(table)? {
-        let outcome = load_one(api, lake, table, &run, &loaded)?;
+    for run in candidates {
+        if loaded.holds(&run) {
+            continue;
+        }
+        let outcome = load_one(api, lake, table, &run, &loaded, &ledger)?;
         if outcome.loaded {
-            loaded.push(run);
+            loaded.recent.insert(run);
         }
         out.push(outcome);
     }
@@ -48,31 +95,30 @@ fn load_one(
     lake: &Lake,
     table: &str,
     run_id: &str,
-    loaded: &[String],
+    loaded: &Loaded,
+    ledger: &Ledger,
 ) -> Result<LoadOutcome> {
     let mut outcome = LoadOutcome {
         table: table.to_owned(),
         run_id: run_id.to_owned(),
         loaded: false,
     };
-    if loaded.iter().any(|r| r == run_id) {
+    if loaded.holds(run_id) {
         tracing::info!(table, run_id, "already loaded; nothing sent");
         return Ok(outcome);
     }
     let report = lake.report(table, run_id)?;
     // Inputs this run consumed that a later, loaded run consumed again: stale here.
-    let mut superseded = Vec::new();
-    for later in lake.committed_runs(table)? {
-        if later.as_str() <= run_id || !loaded.contains(&later) {
-            continue;
-        }
-        let later = lake.report(table, &later)?;
-        for input in &report.inputs {
-            if later.inputs.iter().any(|i| i.uri == input.uri) && !superseded.contains(&input.uri) {
-                superseded.push(input.uri.clone());
-            }
-        }
-    }
+    let superseded: Vec<String> = report
+        .inputs
+        .iter()
+        .filter(|input| {
+            ledger
+                .last_run(&input.uri)
+                .is_some_and(|last| last > run_id && loaded.holds(last))
+        })
+        .map(|input| input.uri.clone())
+        .collect();
     let manifest_url = lake.url(&lake.manifest_key(table, run_id));
     let load = Load {
         table,

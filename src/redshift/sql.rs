@@ -204,14 +204,18 @@ pub fn create_loads_table(w: &Warehouse) -> String {
     )
 }
 
-/// The runs of `table` already loaded.
+/// The most recent runs of `table` already loaded, newest first (at most [`RECENT_LOADS`]).
 pub fn loaded_runs(w: &Warehouse, table: &str) -> String {
     format!(
-        "SELECT \"run_id\" FROM {} WHERE \"table_name\" = {} ORDER BY \"run_id\";\n",
+        "SELECT \"run_id\" FROM {} WHERE \"table_name\" = {} ORDER BY \"run_id\" DESC LIMIT {RECENT_LOADS};\n",
         w.qualified(LOADS_TABLE),
         literal(table)
     )
 }
+
+/// How many of a table's most recent loads [`loaded_runs`] returns: a load plans against
+/// these, whatever the table's history (runs older than the oldest of them are loaded).
+pub const RECENT_LOADS: usize = 1000;
 
 /// One marker to load.
 #[derive(Debug, Clone, PartialEq, Eq)]
