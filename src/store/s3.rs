@@ -2,8 +2,8 @@
 //!
 //! Conditional writes use `If-None-Match: *` (create) and `If-Match: <etag>` (replace).
 //! Reads stream the object body; uploads send one PUT when the object fits in one part and a
-//! multipart upload otherwise, aborted if the upload fails or is dropped unfinished, so a
-//! failed upload never leaves a visible object.
+//! multipart upload otherwise, its parts in flight while the writer keeps encoding, aborted if
+//! the upload fails or is dropped unfinished, so a failed upload never leaves a visible object.
 
 use std::io::{self, Read, Write};
 use std::sync::Arc;
@@ -13,8 +13,8 @@ use futures::stream::BoxStream;
 use futures::StreamExt;
 use object_store::path::Path as ObjectPath;
 use object_store::{
-    GetOptions, MultipartUpload, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload,
-    UpdateVersion,
+    GetOptions, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersion,
+    WriteMultipart,
 };
 
 use super::{join_key, store_error, Exact, Listing, ObjectInfo, Store, Upload, Version, Versioned};
@@ -269,37 +269,52 @@ impl Read for StreamReader {
     }
 }
 
-/// One object being written: buffered into parts; one PUT if it never fills a part.
+/// Parts of one multipart upload sent at once while the writer goes on encoding.
+pub const PARTS_IN_FLIGHT: usize = 4;
+
+/// One object being written: buffered until it fills a part (one PUT if it never does), then a
+/// multipart upload with up to [`PARTS_IN_FLIGHT`] parts uploading while the caller keeps
+/// writing. Memory per object: at most (`PARTS_IN_FLIGHT` + 1) parts.
 struct S3Upload {
     client: Arc<dyn ObjectStore>,
     path: ObjectPath,
     url: String,
     part_bytes: usize,
     buffer: Vec<u8>,
-    multipart: Option<Box<dyn MultipartUpload>>,
+    multipart: Option<WriteMultipart>,
     written: u64,
     done: bool,
 }
 
 impl S3Upload {
-    fn send_part(&mut self) -> io::Result<()> {
+    /// Hand `bytes` to the multipart upload (started on the first full part), waiting only
+    /// while [`PARTS_IN_FLIGHT`] parts are already uploading.
+    fn send(&mut self, bytes: &[u8]) -> io::Result<()> {
         if self.multipart.is_none() {
             let upload =
                 block_on(self.client.put_multipart(&self.path)).map_err(io::Error::other)?;
-            self.multipart = Some(upload);
+            self.multipart = Some(WriteMultipart::new_with_chunk_size(upload, self.part_bytes));
         }
-        let part = std::mem::take(&mut self.buffer);
         let upload = self.multipart.as_mut().expect("started above");
-        block_on(upload.put_part(PutPayload::from(part))).map_err(io::Error::other)
+        block_on(upload.wait_for_capacity(PARTS_IN_FLIGHT)).map_err(io::Error::other)?;
+        // A full part is uploaded by a task on the shared runtime.
+        let _runtime = crate::aws::runtime().enter();
+        upload.write(bytes);
+        Ok(())
     }
 }
 
 impl Write for S3Upload {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.buffer.extend_from_slice(buf);
         self.written += buf.len() as u64;
+        if self.multipart.is_some() {
+            self.send(buf)?;
+            return Ok(buf.len());
+        }
+        self.buffer.extend_from_slice(buf);
         if self.buffer.len() >= self.part_bytes {
-            self.send_part()?;
+            let first = std::mem::take(&mut self.buffer);
+            self.send(&first)?;
         }
         Ok(buf.len())
     }
@@ -311,25 +326,23 @@ impl Write for S3Upload {
 
 impl Upload for S3Upload {
     fn finish(mut self: Box<Self>) -> Result<u64> {
-        let result: io::Result<()> = (|| {
-            if self.multipart.is_none() {
+        let result: io::Result<()> = match self.multipart.take() {
+            None => {
                 let payload = PutPayload::from(std::mem::take(&mut self.buffer));
-                block_on(self.client.put(&self.path, payload)).map_err(io::Error::other)?;
-                return Ok(());
+                block_on(self.client.put(&self.path, payload))
+                    .map(|_| ())
+                    .map_err(io::Error::other)
             }
-            if !self.buffer.is_empty() {
-                self.send_part()?;
-            }
-            let upload = self.multipart.as_mut().expect("multipart");
-            block_on(upload.complete()).map_err(io::Error::other)?;
-            Ok(())
-        })();
+            // The last part, then every part awaited, then the completion; a failure aborts.
+            Some(upload) => block_on(upload.finish())
+                .map(|_| ())
+                .map_err(io::Error::other),
+        };
         match result {
             Ok(()) => {
                 self.done = true;
                 Ok(self.written)
             }
-            // Dropping `self` aborts the multipart upload.
             Err(e) => Err(store_error(&self.url, e)),
         }
     }
@@ -342,7 +355,7 @@ impl Drop for S3Upload {
         if self.done {
             return;
         }
-        if let Some(mut upload) = self.multipart.take() {
+        if let Some(upload) = self.multipart.take() {
             if let Err(e) = block_on(upload.abort()) {
                 tracing::warn!(object = %self.url, error = %e, "could not abort a multipart upload; an S3 lifecycle rule (AbortIncompleteMultipartUpload) will remove its parts");
             }
