@@ -62,6 +62,7 @@ pub mod redshift;
 pub mod register;
 pub mod run;
 pub mod schema;
+pub mod stall;
 pub mod store;
 pub mod transform;
 pub mod write;

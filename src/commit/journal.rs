@@ -121,6 +121,14 @@ pub fn recover(lake: &Lake, table: &str) -> Result<usize> {
                 files = files.len(),
                 "removed the files of a run that did not commit"
             );
+        } else {
+            // Killed after its marker, maybe while writing its ledger checkpoint.
+            let checkpoint = format!(
+                "{}/{run}{}",
+                lake.checkpoint_prefix(table),
+                crate::ledger::checkpoint::SUFFIX
+            );
+            store.delete_staging(&checkpoint)?;
         }
         let journal = Journal {
             store: store.clone(),

@@ -22,6 +22,8 @@ use std::time::Instant;
 
 use serde::Serialize;
 
+pub(crate) use crate::stall::stall_point;
+
 use crate::commit::journal::Journal;
 use crate::commit::rejects::RejectSpool;
 use crate::commit::report::now_rfc3339;
@@ -40,9 +42,6 @@ use crate::transform::{Masker, Transform};
 use self::plan::{plan, resolve_schema, Plan};
 pub use self::recover::recover;
 use self::stream::{stream, Outcome};
-
-/// Environment variable naming a stage at which a run stops and waits (tests kill it there).
-pub const STALL_ENV: &str = "CITRINE_TEST_STALL";
 
 /// Hooks a front end uses to show progress (the CLI draws a bar on a terminal). Every method
 /// has an empty default.
@@ -150,22 +149,6 @@ impl std::fmt::Display for TableSummary {
     }
 }
 
-/// Environment variable naming a file whose appearance ends a stall (tests change an input
-/// while the run waits, then let it go on); without it a stall lasts 300 s.
-pub const RESUME_ENV: &str = "CITRINE_TEST_RESUME";
-
-/// Stop here if the test hook names `stage`, until the resume file appears.
-pub(crate) fn stall_point(stage: &str) {
-    if std::env::var(STALL_ENV).is_ok_and(|s| s == stage) {
-        eprintln!("citrine: stalled at {stage} ({STALL_ENV})");
-        let resume = std::env::var_os(RESUME_ENV).map(std::path::PathBuf::from);
-        let until = Instant::now() + std::time::Duration::from_secs(300);
-        while Instant::now() < until && !resume.as_ref().is_some_and(|r| r.exists()) {
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
-    }
-}
-
 /// Run every table of `job` (or just `only`), one after another. A table whose run fails is
 /// reported in its summary ([`TableSummary::error`]) and the other tables still run.
 pub fn run(job: &Job, only: Option<&str>, progress: &dyn Progress) -> Vec<TableSummary> {
@@ -200,6 +183,18 @@ pub fn run_table(
     run_table_from(job, stores, table, None, progress)
 }
 
+/// [`run_table`] on `lake` (a lake opened another way, for instance through a store that
+/// counts its requests).
+pub fn run_table_on(
+    job: &Job,
+    stores: &Stores,
+    lake: &Lake,
+    table: &TableSpec,
+    progress: &dyn Progress,
+) -> Result<TableSummary> {
+    run_on(job, stores, lake.clone(), table, None, progress)
+}
+
 /// Process `inputs` (those the ledger does not hold) of one table as one run, instead of
 /// listing the table's patterns: the Lambda's objects of one invocation.
 pub fn run_inputs(
@@ -219,9 +214,26 @@ fn run_table_from(
     given: Option<Vec<MatchedInput>>,
     progress: &dyn Progress,
 ) -> Result<TableSummary> {
+    run_on(
+        job,
+        stores,
+        Lake::open(job, stores)?,
+        table,
+        given,
+        progress,
+    )
+}
+
+fn run_on(
+    job: &Job,
+    stores: &Stores,
+    lake: Lake,
+    table: &TableSpec,
+    given: Option<Vec<MatchedInput>>,
+    progress: &dyn Progress,
+) -> Result<TableSummary> {
     let started = Instant::now();
     let started_at = now_rfc3339();
-    let lake = Lake::open(job, stores)?;
     let lock = TableLock::acquire(&lake, &table.name, &new_run_id(), job.lock_lease)?;
     let mut summary = TableSummary {
         table: table.name.clone(),

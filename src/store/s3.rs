@@ -300,6 +300,7 @@ impl S3Upload {
         // A full part is uploaded by a task on the shared runtime.
         let _runtime = crate::aws::runtime().enter();
         upload.write(bytes);
+        crate::stall::stall_point("part_in_flight");
         Ok(())
     }
 }
