@@ -108,44 +108,56 @@ impl TableLock {
             host: hostname(),
             expires_ms: 0,
         };
-        for _ in 0..5 {
+        for attempt in 0..5 {
             body.expires_ms = now_ms() + lease.as_millis() as i64;
-            let taken = match read_lock(store.as_ref(), &key)? {
-                Found::Absent => store.create(&key, &encode(&body))?,
-                Found::Unreadable(version) => {
-                    let expires = unreadable_expiry(store.as_ref(), &key, lease)?;
-                    if expires > now_ms() {
-                        return Err(Error::Corrupt {
+            // Most runs find the table free: create first, read only when that is refused.
+            let created = if attempt == 0 {
+                store.create(&key, &encode(&body))?
+            } else {
+                None
+            };
+            let taken = match created {
+                Some(version) => Some(version),
+                None => match read_lock(store.as_ref(), &key)? {
+                    Found::Absent => store.create(&key, &encode(&body))?,
+                    Found::Unreadable(version) => {
+                        let expires = unreadable_expiry(store.as_ref(), &key, lease)?;
+                        if expires > now_ms() {
+                            return Err(Error::Corrupt {
                             path: store.url(&key),
                             message: format!(
                                 "the table lock is unreadable; it is taken over once its lease has passed, at {}",
                                 rfc3339(expires)
                             ),
                         });
+                        }
+                        let won = store.replace(&key, &encode(&body), &version)?;
+                        if won.is_some() {
+                            tracing::warn!(
+                                table,
+                                "took over an unreadable table lock past its lease"
+                            );
+                        }
+                        won
                     }
-                    let won = store.replace(&key, &encode(&body), &version)?;
-                    if won.is_some() {
-                        tracing::warn!(table, "took over an unreadable table lock past its lease");
+                    Found::Held(holder, version) => {
+                        let dead = holder.host == body.host && !process_alive(holder.pid);
+                        if holder.expires_ms > now_ms() && !dead {
+                            return Err(Error::Locked {
+                                table: table.to_owned(),
+                                holder: holder.run_id,
+                                pid: holder.pid,
+                                host: holder.host,
+                                expires: rfc3339(holder.expires_ms),
+                            });
+                        }
+                        let won = store.replace(&key, &encode(&body), &version)?;
+                        if won.is_some() {
+                            tracing::warn!(table, stale_run = %holder.run_id, "took over a stale table lock");
+                        }
+                        won
                     }
-                    won
-                }
-                Found::Held(holder, version) => {
-                    let dead = holder.host == body.host && !process_alive(holder.pid);
-                    if holder.expires_ms > now_ms() && !dead {
-                        return Err(Error::Locked {
-                            table: table.to_owned(),
-                            holder: holder.run_id,
-                            pid: holder.pid,
-                            host: holder.host,
-                            expires: rfc3339(holder.expires_ms),
-                        });
-                    }
-                    let won = store.replace(&key, &encode(&body), &version)?;
-                    if won.is_some() {
-                        tracing::warn!(table, stale_run = %holder.run_id, "took over a stale table lock");
-                    }
-                    won
-                }
+                },
             };
             if let Some(version) = taken {
                 let version = Arc::new(Mutex::new(version));
@@ -187,7 +199,10 @@ impl TableLock {
     }
 
     fn release_inner(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
+        // Once: `release` and then the drop both come here.
+        if self.stop.swap(true, Ordering::SeqCst) {
+            return;
+        }
         if let Some(h) = self.heartbeat.take() {
             h.thread().unpark();
             let _ = h.join();

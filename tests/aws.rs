@@ -426,3 +426,50 @@ fn partitions_beyond_one_batch_all_register() {
         serde_json::json!(["acme", "2024-05-09"])
     );
 }
+
+#[test]
+fn a_run_killed_with_parts_in_flight_leaves_nothing_and_reruns_clean() {
+    let Some(e) = endpoint() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let bucket = e.fresh_bucket("parts");
+    // One customer and day, written uncompressed: files of more than one 5 MiB part.
+    let g = setup(
+        &e,
+        dir.path(),
+        &bucket,
+        &Shape {
+            seed: 17,
+            customers: &["acme"],
+            days: 1,
+            files_per_day: 4,
+            rows_per_file: 30_000,
+            bad_every: 0,
+            all_gzip: true,
+        },
+    );
+    let config = dir.path().join("citrine.toml");
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        "[catalog]",
+        "compression = \"none\"\n[aws]\ns3_part_mb = 5\n[catalog]",
+    );
+    std::fs::write(&config, text).unwrap();
+    let env = e.env();
+    let mut all: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    all.push(("CITRINE_TEST_STALL", "part_in_flight"));
+    let mut child = common::stalled_with(dir.path(), &["run"], &all, "part_in_flight");
+    child.kill().unwrap(); // SIGKILL with a part uploading
+    child.wait().unwrap();
+    // Nothing of it is visible: no data object, no marker.
+    assert!(objects(&e, &bucket, "lake/data/").is_empty());
+    assert!(objects(&e, &bucket, "lake/complete/").is_empty());
+    // The rerun recovers from the run's journal and equals a clean run.
+    let s = run_json(&e, dir.path(), &[]);
+    assert_eq!(s["inputs_consumed"], g.files as u64);
+    assert_eq!(counts(&e, &bucket), g.expected);
+    let run_id = s["run_id"].as_str().unwrap();
+    let data = objects(&e, &bucket, "lake/data/");
+    assert_eq!(marker(&e, &bucket, run_id), data);
+    // Larger than one part: written by multipart uploads.
+    assert!(data.values().any(|&bytes| bytes > 5 << 20), "{data:?}");
+    assert!(objects(&e, &bucket, "lake/_citrine/runs/").is_empty());
+}

@@ -142,3 +142,30 @@ fn a_second_run_is_refused_while_the_first_holds_the_table() {
     assert_eq!(markers, 1);
     assert_eq!(ledger.len(), g.files);
 }
+
+#[test]
+fn a_run_killed_between_its_marker_and_its_checkpoint_is_committed_once() {
+    let reference = tempfile::tempdir().unwrap();
+    generate(reference.path());
+    run_ok(reference.path());
+    let want = fingerprint(reference.path());
+
+    let dir = tempfile::tempdir().unwrap();
+    generate(dir.path());
+    let mut child = stalled(dir.path(), "before_checkpoint");
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let lake = dir.path().join("lake");
+    // The marker is written: the run is committed; its journal is still there, no checkpoint.
+    assert_eq!(fingerprint(dir.path()), want);
+    assert!(!files_below(&lake.join("_citrine/runs")).is_empty());
+    assert!(files_below(&lake.join("_citrine/ledger")).is_empty());
+    // The next run has nothing to do, and clears the journal; the same lake.
+    let out = citrine(dir.path(), &["run", "--json"]);
+    assert_eq!(out.status.code(), Some(0));
+    let s: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(s[0]["run_id"], Value::Null);
+    assert_eq!(s[0]["ledger"]["checkpoint"], Value::Null);
+    assert!(files_below(&lake.join("_citrine/runs")).is_empty());
+    assert_eq!(fingerprint(dir.path()), want);
+}

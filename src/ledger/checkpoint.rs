@@ -20,7 +20,7 @@ pub const SUFFIX: &str = ".ckpt";
 
 /// A run writes a checkpoint when its plan replayed this many reports or more after the
 /// newest one (or found none): a plan never replays more than this many.
-pub const EVERY_RUNS: usize = 8;
+pub const EVERY_RUNS: usize = 4;
 
 #[derive(Serialize, Deserialize)]
 struct Header {

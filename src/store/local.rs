@@ -103,12 +103,15 @@ impl LocalStore {
     fn sorted(&self, prefix: &str) -> Result<Vec<ObjectInfo>> {
         let dir = self.path(prefix);
         let mut out = Vec::new();
-        self.walk(&dir, &mut out).map_err(|e| Error::io(&dir, e))?;
+        self.walk(&dir, None, &mut out)
+            .map_err(|e| Error::io(&dir, e))?;
         out.sort_by(|a, b| a.key.cmp(&b.key));
         Ok(out)
     }
 
-    fn walk(&self, dir: &Path, out: &mut Vec<ObjectInfo>) -> io::Result<()> {
+    /// Every file below `dir` (with a key after `after`, if given: names sorting before it
+    /// are not even looked up, so a folder of many old runs costs one reading of its names).
+    fn walk(&self, dir: &Path, after: Option<&str>, out: &mut Vec<ObjectInfo>) -> io::Result<()> {
         let entries = match std::fs::read_dir(dir) {
             Ok(e) => e,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
@@ -121,17 +124,20 @@ impl LocalStore {
                 continue;
             };
             if kind.is_dir() {
-                self.walk(&path, out)?;
+                self.walk(&path, after, out)?;
             } else if kind.is_file() {
-                let Some(meta) = still_there(entry.metadata(), &path)? else {
-                    continue;
-                };
                 let rel = path.strip_prefix(&self.root).unwrap_or(&path);
                 let key = rel
                     .components()
                     .map(|c| c.as_os_str().to_string_lossy())
                     .collect::<Vec<_>>()
                     .join("/");
+                if after.is_some_and(|a| key.as_str() <= a) {
+                    continue;
+                }
+                let Some(meta) = still_there(entry.metadata(), &path)? else {
+                    continue;
+                };
                 out.push(ObjectInfo {
                     key,
                     size: meta.len(),
@@ -236,9 +242,12 @@ impl Store for LocalStore {
     }
 
     fn list_after(&self, prefix: &str, after: &str) -> Result<Vec<ObjectInfo>> {
-        let mut all = self.sorted(prefix)?;
-        all.retain(|o| o.key.as_str() > after);
-        Ok(all)
+        let dir = self.path(prefix);
+        let mut out = Vec::new();
+        self.walk(&dir, Some(after), &mut out)
+            .map_err(|e| Error::io(&dir, e))?;
+        out.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(out)
     }
 
     fn open(&self, key: &str) -> Result<Box<dyn Read + Send>> {
