@@ -5,6 +5,7 @@ Jobs: CloudFront gzip W3C logs -> typed columns, customer from the folder, IPs m
 Parquet; the audit CSV job (timestamp parsed, source_ip masked); and many small CloudFront
 files. Each job runs A B A B; every run is timed with /usr/bin/time (wall, peak RSS, CPU).
 The machine's own gunzip throughput (2 parallel gzip -dc) is measured as the ceiling.
+With --s3: citrine on s3:// inputs and lake (the local SeaweedFS server) beside local folders.
 """
 import argparse
 import json
@@ -133,6 +134,73 @@ def run_job(name, fmt, data, stats, runs, duck_threads):
     return line
 
 
+def s3_jobs(args):
+    """citrine with s3:// inputs and an s3:// lake on the local SeaweedFS server (a real S3 that
+    checks signatures), beside the same job on local folders, A B alternating in one run: the
+    CloudFront set, and a variant of few large inputs whose Parquet files pass 64 MiB
+    (uncompressed), so multipart uploads run with parts in flight."""
+    python = sys.executable
+    client = [python, str(root / "tests/support/aws_client.py")]
+    lines = subprocess.check_output([str(root / "scripts/aws-server"), "start"], text=True).split()
+    endpoints = dict(l.split("=", 1) for l in lines)
+    env = dict(os.environ, AWS_ENDPOINT_URL=endpoints["CITRINE_TEST_S3_ENDPOINT"],
+               AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test", AWS_REGION="us-east-1",
+               AWS_DEFAULT_REGION="us-east-1", AWS_EC2_METADATA_DISABLED="true")
+    try:
+        data = work / f"data-cloudfront-{args.mb}"
+        if not (data / "stats.json").exists():
+            shutil.rmtree(data, ignore_errors=True)
+            made = json.loads(subprocess.check_output([str(gen), str(data), "cloudfront", str(args.mb)]))
+            made["uncompressed"] = uncompressed(data)
+            (data / "stats.json").write_text(json.dumps(made))
+        large = work / f"data-large-{args.mb}"
+        if not large.exists():
+            files = sorted(data.rglob("*.gz"))
+            half = len(files) // 2
+            for customer, part in (("acme", files[:half]), ("globex", files[half:])):
+                folder = large / "logs/cloudfront" / customer
+                folder.mkdir(parents=True)
+                with open(folder / "E1.2024-01-01-00.large.gz", "wb") as out:
+                    for f in part:
+                        out.write(f.read_bytes())
+        bucket = f"bench-{os.getpid()}"
+        subprocess.run(client + ["mkbucket", bucket], check=True, env=env, stdout=subprocess.DEVNULL)
+        print(f"S3 (SeaweedFS at {endpoints['CITRINE_TEST_S3_ENDPOINT']}): uploading the inputs", flush=True)
+        for name, d in (("cloudfront", data), ("large", large)):
+            subprocess.run(client + ["upload", bucket, name, str(d / "logs")], check=True, env=env,
+                           stdout=subprocess.DEVNULL)
+        table = []
+        for name, d, extra in (("cloudfront", data, ""), ("large", large, 'compression = "none"\n')):
+            raw = json.loads((data / "stats.json").read_text())["uncompressed"]
+            results = {"local": [], "s3": []}
+            for i in range(args.runs):
+                for where in ("local", "s3"):
+                    out = work / f"out-s3-{name}-{where}"
+                    shutil.rmtree(out, ignore_errors=True)
+                    if where == "local":
+                        lake, inputs = str(out), f"{d}/logs/cloudfront/{{customer}}/"
+                    else:
+                        lake, inputs = f"s3://{bucket}/lake-{name}-{i}", f"s3://{bucket}/{name}/cloudfront/{{customer}}/"
+                    cfg = work / f"s3-{name}-{where}.toml"
+                    cfg.write_text(f'[lake]\nroot = "{lake}"\n{extra}[run]\nthreads = 2\n'
+                                   f'[[table]]\nname = "cloudfront_logs"\nformat = "cloudfront"\ninputs = ["{inputs}"]\n')
+                    stats = work / "time.txt"
+                    subprocess.run(["/usr/bin/time", "-o", str(stats), "-f", "%e %M %P", str(citrine),
+                                    "--config", str(cfg), "run"], check=True, env=env, stdout=subprocess.DEVNULL)
+                    e, m, p = stats.read_text().split()[-3:]
+                    results[where].append((float(e), int(m) / 1024, p))
+                    print(f"  {name} run {i + 1} {where}: {float(e):.2f} s, peak RSS {int(m) / 1024:.0f} MiB, CPU {p}", flush=True)
+            best = {w: min(r) for w, r in results.items()}
+            table.append((name, raw, best))
+        print("\n| job | local lake | s3:// lake and inputs | S3 as % of local | peak RSS local / S3 |")
+        print("|---|---|---|---|---|")
+        for name, raw, best in table:
+            print(f"| {name} | {best['local'][0]:.2f} s | {best['s3'][0]:.2f} s | "
+                  f"{100 * best['local'][0] / best['s3'][0]:.0f}% | {best['local'][1]:.0f} / {best['s3'][1]:.0f} MiB |")
+    finally:
+        subprocess.run([str(root / "scripts/aws-server"), "stop"], check=False)
+
+
 def uncompressed(data):
     total = 0
     for f in Path(data).rglob("*"):
@@ -149,8 +217,12 @@ def main():
     ap.add_argument("--mb", type=int, default=1024, help="uncompressed CloudFront MB")
     ap.add_argument("--runs", type=int, default=2)
     ap.add_argument("--small-files", type=int, default=20000, help="0 skips the small-files job")
+    ap.add_argument("--s3", action="store_true",
+                    help="instead: the CloudFront job on s3:// (local SeaweedFS) beside local folders")
     args = ap.parse_args()
     work.mkdir(parents=True, exist_ok=True)
+    if args.s3:
+        return s3_jobs(args)
     import duckdb
     print(f"machine: {os.cpu_count()} cores, {os.uname().machine}; duckdb {duckdb.__version__}; "
           f"citrine {subprocess.check_output([str(citrine), '--version'], text=True).strip()}", flush=True)

@@ -44,14 +44,34 @@ fn temp_sibling(path: &Path) -> PathBuf {
     path.with_file_name(format!(".{name}.{}.{n}.tmp", std::process::id()))
 }
 
+/// Open `path` for writing with `options`, making its folders. A delete empties and removes
+/// folders (see [`LocalStore::delete`]); one removed between the two steps is made again.
+fn open_in_folder(path: &Path, options: &std::fs::OpenOptions) -> io::Result<File> {
+    for _ in 0..3 {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        match options.open(path) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            opened => return opened,
+        }
+    }
+    options.open(path)
+}
+
+/// A new file at `path` (truncated if it exists), its folders made.
+fn create_in_folder(path: &Path) -> io::Result<File> {
+    open_in_folder(
+        path,
+        File::options().write(true).create(true).truncate(true),
+    )
+}
+
 /// Write `bytes` to a fresh temporary sibling of `path`, fsynced; returns its path.
 fn write_temp(path: &Path, bytes: &[u8]) -> io::Result<PathBuf> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
     let tmp = temp_sibling(path);
     let result = (|| {
-        let mut f = File::create(&tmp)?;
+        let mut f = create_in_folder(&tmp)?;
         f.write_all(bytes)?;
         f.sync_all()
     })();
@@ -195,15 +215,11 @@ impl Store for LocalStore {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
         let guard_path = path.with_file_name(format!(".{name}.cas"));
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-        }
-        let guard = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&guard_path)
-            .map_err(|e| Error::io(&guard_path, e))?;
+        let guard = open_in_folder(
+            &guard_path,
+            File::options().create(true).truncate(false).write(true),
+        )
+        .map_err(|e| Error::io(&guard_path, e))?;
         guard.lock().map_err(|e| Error::io(&guard_path, e))?;
         let current = self.read(key)?;
         if current.is_none_or(|c| &c.version != version) {
@@ -213,13 +229,26 @@ impl Store for LocalStore {
         Ok(Some(content_version(bytes)))
     }
 
+    /// Delete `key`, and then its folders while they are empty: like S3, the store keeps no
+    /// empty folders, so listings never walk the folders of what was deleted long ago (run
+    /// journals are made and deleted by every run).
     fn delete(&self, key: &str) -> Result<()> {
         let path = self.path(key);
         match std::fs::remove_file(&path) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(Error::io(&path, e)),
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(Error::io(&path, e)),
         }
+        let mut folder = path.parent();
+        while let Some(dir) = folder {
+            // Fails, and stops, at the first folder that still holds something.
+            if dir == self.root || !dir.starts_with(&self.root) || std::fs::remove_dir(dir).is_err()
+            {
+                break;
+            }
+            folder = dir.parent();
+        }
+        Ok(())
     }
 
     fn head(&self, key: &str) -> Result<Option<ObjectInfo>> {
@@ -309,11 +338,8 @@ impl Store for LocalStore {
 
     fn upload(&self, key: &str) -> Result<Box<dyn Upload>> {
         let path = self.path(key);
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-        }
         let tmp = temp_sibling(&path);
-        let file = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
+        let file = create_in_folder(&tmp).map_err(|e| Error::io(&tmp, e))?;
         Ok(Box::new(LocalUpload {
             file: Some(file),
             tmp,
@@ -388,6 +414,9 @@ mod tests {
         assert!(s.list("nothing/here").unwrap().is_empty());
         s.delete("a/1.txt").unwrap();
         s.delete("a/1.txt").unwrap();
+        // No empty folder is left behind, up to the root.
+        assert!(!dir.path().join("a").exists());
+        assert!(dir.path().exists());
         let mut body = String::new();
         s.open("b/2.txt")
             .unwrap()
