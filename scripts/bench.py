@@ -6,6 +6,8 @@ Parquet; the audit CSV job (timestamp parsed, source_ip masked); and many small 
 files. Each job runs A B A B; every run is timed with /usr/bin/time (wall, peak RSS, CPU).
 The machine's own gunzip throughput (2 parallel gzip -dc) is measured as the ceiling.
 With --s3: citrine on s3:// inputs and lake (the local SeaweedFS server) beside local folders.
+With --shards: the CloudFront job as one sharded run (plan, N shard processes at once, one
+worker each, commit) for N = 1, 2, 4, beside the one-process run.
 """
 import argparse
 import json
@@ -201,6 +203,57 @@ def s3_jobs(args):
         subprocess.run([str(root / "scripts/aws-server"), "stop"], check=False)
 
 
+def cloudfront_data(mb):
+    data = work / f"data-cloudfront-{mb}"
+    if not (data / "stats.json").exists():
+        shutil.rmtree(data, ignore_errors=True)
+        made = json.loads(subprocess.check_output([str(gen), str(data), "cloudfront", str(mb)]))
+        made["uncompressed"] = uncompressed(data)
+        (data / "stats.json").write_text(json.dumps(made))
+    return data, json.loads((data / "stats.json").read_text())
+
+
+def sharded(cfg, shards):
+    """plan -> `shards` shard processes at once -> commit; wall seconds of the whole."""
+    table = ["--table", "cloudfront_logs"]
+    start = time.monotonic()
+    subprocess.run([str(citrine), "-c", str(cfg), "plan", *table, "--shards", str(shards)],
+                   check=True, stdout=subprocess.DEVNULL)
+    children = [subprocess.Popen([str(citrine), "-c", str(cfg), "run", *table, "--planned",
+                                  "--shard", str(i)], stdout=subprocess.DEVNULL)
+                for i in range(shards)]
+    for c in children:
+        assert c.wait() == 0, "a shard failed"
+    subprocess.run([str(citrine), "-c", str(cfg), "commit", *table], check=True, stdout=subprocess.DEVNULL)
+    return time.monotonic() - start
+
+
+def shard_jobs(args):
+    """One sharded run of the CloudFront job with 1, 2 and 4 shard processes (one worker each,
+    as a 1-vCPU Batch job), beside the one-process run with a worker per core, alternating."""
+    data, stats = cloudfront_data(args.mb)
+    raw = stats["uncompressed"] / 1e6
+    print(f"machine: {os.cpu_count()} cores; cloudfront: {stats['files']} files, {raw:.0f} MB uncompressed", flush=True)
+    modes = [("one process, 2 workers", 0)] + [(f"{n} shard{'s' * (n > 1)}, 1 worker each", n) for n in (1, 2, 4)]
+    best = {}
+    for i in range(args.runs):
+        for name, shards in modes:
+            out = work / "out-shards"
+            shutil.rmtree(out, ignore_errors=True)
+            cfg = citrine_config(data, out, "cloudfront", threads=2 if shards == 0 else 1)
+            if shards == 0:
+                secs, _, _ = timed([str(citrine), "--config", str(cfg), "run"])
+            else:
+                secs = sharded(cfg, shards)
+            best[name] = min(best.get(name, secs), secs)
+            print(f"  run {i + 1} {name}: {secs:.2f} s", flush=True)
+    one = best[modes[1][0]]
+    print("\n| mode | wall | MB/s (uncompressed) | vs 1 shard |")
+    print("|---|---|---|---|")
+    for name, _ in modes:
+        print(f"| {name} | {best[name]:.2f} s | {raw / best[name]:.0f} | {one / best[name]:.2f}x |")
+
+
 def uncompressed(data):
     total = 0
     for f in Path(data).rglob("*"):
@@ -217,12 +270,16 @@ def main():
     ap.add_argument("--mb", type=int, default=1024, help="uncompressed CloudFront MB")
     ap.add_argument("--runs", type=int, default=2)
     ap.add_argument("--small-files", type=int, default=20000, help="0 skips the small-files job")
+    ap.add_argument("--shards", action="store_true",
+                    help="instead: the CloudFront job as a sharded run with 1, 2, 4 shard processes")
     ap.add_argument("--s3", action="store_true",
                     help="instead: the CloudFront job on s3:// (local SeaweedFS) beside local folders")
     args = ap.parse_args()
     work.mkdir(parents=True, exist_ok=True)
     if args.s3:
         return s3_jobs(args)
+    if args.shards:
+        return shard_jobs(args)
     import duckdb
     print(f"machine: {os.cpu_count()} cores, {os.uname().machine}; duckdb {duckdb.__version__}; "
           f"citrine {subprocess.check_output([str(citrine), '--version'], text=True).strip()}", flush=True)

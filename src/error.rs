@@ -70,6 +70,9 @@ pub enum FileError {
     /// A partition folder of the input's rows would not fit the lake's path limits.
     #[error("{0}")]
     PathTooLong(String),
+    /// An input's failure as a shard of a sharded run reported it (already scrubbed).
+    #[error("{0}")]
+    Reported(String),
     /// The input's header would grow its table past the column cap.
     #[error(
         "its header would give the table {columns} columns, more than run.max_columns = {limit}"
@@ -217,6 +220,40 @@ pub enum Error {
         host: String,
         /// When its lease expires (RFC 3339).
         expires: String,
+    },
+    /// A sharded run's process found the table lock held by another run, or by none: the run
+    /// was committed, aborted, or its lease passed and another run took the table over.
+    #[error("run {run} does not hold table {table}'s lock ({}); was it committed, aborted, or taken over after its lease passed?", holder.as_deref().map_or("no run holds it".to_owned(), |h| format!("run {h} holds it")))]
+    NotHolder {
+        /// The table.
+        table: String,
+        /// The run.
+        run: String,
+        /// The run holding the lock now, if any.
+        holder: Option<String>,
+    },
+    /// A sharded run cannot go on as asked (no plan, a shard out of range, a config that
+    /// differs from the plan's, a committed run to abort).
+    #[error("table {table}, run {run}: {reason}")]
+    Sharded {
+        /// The table.
+        table: String,
+        /// The run.
+        run: String,
+        /// Why.
+        reason: String,
+    },
+    /// A sharded run's commit found shards that have not reported: nothing was published.
+    #[error("table {table}, run {run}: shards {} of {shards} have not reported; nothing was committed (run them, or abort the run)", missing.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(", "))]
+    ShardsMissing {
+        /// The table.
+        table: String,
+        /// The run.
+        run: String,
+        /// The shards without a report.
+        missing: Vec<usize>,
+        /// The run's shard count.
+        shards: usize,
     },
     /// A query failed (SQL error, unknown table, ...).
     #[error("query: {source}")]

@@ -57,12 +57,20 @@ pub struct Invocation {
     pub loads: Vec<LoadOutcome>,
     /// Objects skipped, with why.
     pub skipped: Vec<String>,
+    /// Table runs that found their table locked by another run (another invocation, a
+    /// sharded run): their messages go back to the queue for a later retry.
+    pub lock_conflicts: usize,
     /// SQS message ids to retry.
     #[serde(rename = "batchItemFailures")]
     pub batch_item_failures: Vec<Value>,
 }
 
 impl LambdaEnv {
+    /// The lake this environment writes.
+    pub fn lake(&self) -> &Lake {
+        &self.lake
+    }
+
     /// Build from `CITRINE_CONFIG_TOML` or `CITRINE_CONFIG`.
     pub fn from_env() -> Result<Self> {
         let (file, base) = match std::env::var("CITRINE_CONFIG_TOML") {
@@ -256,6 +264,12 @@ pub fn handle(env: &LambdaEnv, event: &Value) -> Result<Invocation> {
                     }
                 }
                 inv.runs.push(summary);
+            }
+            Err(e @ Error::Locked { .. }) if is_sqs => {
+                // Expected when invocations overlap: not an error, a later retry.
+                tracing::info!(table = %table.name, error = %e, "table locked; the batch's messages return to the queue");
+                inv.lock_conflicts += 1;
+                fail(&mut inv, &messages, is_sqs, &mut None, e);
             }
             Err(e) => {
                 tracing::error!(table = %table.name, error = %e, "run failed");

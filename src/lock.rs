@@ -25,6 +25,10 @@ struct LockBody {
     pid: u32,
     host: String,
     expires_ms: i64,
+    /// Held by a sharded run across processes (plan, shards, commit): it ends with its lease,
+    /// never because the process that wrote it is gone.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    shared: bool,
 }
 
 /// A held table lock; released on drop.
@@ -36,6 +40,9 @@ pub struct TableLock {
     version: Arc<Mutex<Version>>,
     stop: Arc<AtomicBool>,
     heartbeat: Option<JoinHandle<()>>,
+    /// A sharded run's lock, resumed by one of its processes: dropping it stops the heartbeat
+    /// and leaves the lock to the run; only [`TableLock::release`] ends it.
+    keep_on_drop: bool,
 }
 
 fn now_ms() -> i64 {
@@ -107,6 +114,7 @@ impl TableLock {
             pid: std::process::id(),
             host: hostname(),
             expires_ms: 0,
+            shared: false,
         };
         for attempt in 0..5 {
             body.expires_ms = now_ms() + lease.as_millis() as i64;
@@ -141,7 +149,9 @@ impl TableLock {
                         won
                     }
                     Found::Held(holder, version) => {
-                        let dead = holder.host == body.host && !process_alive(holder.pid);
+                        let dead = !holder.shared
+                            && holder.host == body.host
+                            && !process_alive(holder.pid);
                         if holder.expires_ms > now_ms() && !dead {
                             return Err(Error::Locked {
                                 table: table.to_owned(),
@@ -177,6 +187,7 @@ impl TableLock {
                     version,
                     stop,
                     heartbeat,
+                    keep_on_drop: false,
                 });
             }
             // Lost a race with another run creating or taking over the lock: look again.
@@ -193,25 +204,100 @@ impl TableLock {
         &self.run_id
     }
 
-    /// Release now (also done on drop).
+    /// Hand the lock to the sharded run `run_id` and leave it held when this process exits:
+    /// it names the run (not this process) and holds for `lease`, renewed by the run's shards
+    /// ([`TableLock::resume`]) and ended by its commit or abort.
+    pub fn hand_over(mut self, run_id: &str, lease: Duration) -> Result<()> {
+        self.stop_heartbeat();
+        let body = LockBody {
+            run_id: run_id.to_owned(),
+            pid: std::process::id(),
+            host: hostname(),
+            expires_ms: now_ms() + lease.as_millis() as i64,
+            shared: true,
+        };
+        let version = self.version.lock().expect("lock version").clone();
+        let handed = self.store.replace(&self.key, &encode(&body), &version)?;
+        // From here on the lock is the run's, whatever happened: never released on drop.
+        self.keep_on_drop = true;
+        match handed {
+            Some(_) => Ok(()),
+            None => Err(Error::Corrupt {
+                path: self.store.url(&self.key),
+                message: "the table lock was taken over before the plan was written".into(),
+            }),
+        }
+    }
+
+    /// Resume the lock a sharded run `run_id` holds (see [`TableLock::hand_over`]), renewing
+    /// its lease to `lease` from now and keeping it renewed while this process lives. Several
+    /// processes of the run may hold it at once. Fails with [`Error::NotHolder`] when another
+    /// run holds the lock, or none does.
+    pub fn resume(lake: &Lake, table: &str, run_id: &str, lease: Duration) -> Result<Self> {
+        let store = lake.store().clone();
+        let key = lake.lock_key(table);
+        let Some((body, version)) = renew_shared(store.as_ref(), &key, run_id, lease)? else {
+            return Err(Error::NotHolder {
+                table: table.to_owned(),
+                run: run_id.to_owned(),
+                holder: read_body(store.as_ref(), &key)?.map(|(b, _)| b.run_id),
+            });
+        };
+        let version = Arc::new(Mutex::new(version));
+        let stop = Arc::new(AtomicBool::new(false));
+        let heartbeat = Some(spawn_heartbeat(
+            store.clone(),
+            key.clone(),
+            body,
+            version.clone(),
+            lease,
+            stop.clone(),
+        ));
+        Ok(Self {
+            store,
+            key,
+            run_id: run_id.to_owned(),
+            version,
+            stop,
+            heartbeat,
+            keep_on_drop: true,
+        })
+    }
+
+    /// The run holding `table`'s lock, if any (readable) lock is there.
+    pub fn holder(lake: &Lake, table: &str) -> Result<Option<String>> {
+        Ok(read_body(lake.store().as_ref(), &lake.lock_key(table))?.map(|(b, _)| b.run_id))
+    }
+
+    /// Release now (also done on drop, except for a resumed sharded run's lock, which only
+    /// this releases).
     pub fn release(mut self) {
+        self.keep_on_drop = false;
         self.release_inner();
     }
 
-    fn release_inner(&mut self) {
+    fn stop_heartbeat(&mut self) -> bool {
         // Once: `release` and then the drop both come here.
         if self.stop.swap(true, Ordering::SeqCst) {
-            return;
+            return false;
         }
         if let Some(h) = self.heartbeat.take() {
             h.thread().unpark();
             let _ = h.join();
         }
+        true
+    }
+
+    fn release_inner(&mut self) {
+        if !self.stop_heartbeat() || self.keep_on_drop {
+            return;
+        }
         let ours = read_body(self.store.as_ref(), &self.key)
             .ok()
             .flatten()
             .is_some_and(|(b, v)| {
-                b.run_id == self.run_id && self.version.lock().is_ok_and(|mine| *mine == v)
+                b.run_id == self.run_id
+                    && (b.shared || self.version.lock().is_ok_and(|mine| *mine == v))
             });
         if ours {
             if let Err(e) = self.store.delete(&self.key) {
@@ -240,12 +326,18 @@ fn spawn_heartbeat(
         if stop.load(Ordering::SeqCst) {
             return;
         }
-        // Renew only the version we wrote: a lock taken over meanwhile is left alone.
-        body.expires_ms = now_ms() + lease.as_millis() as i64;
+        // Renew only the version we wrote: a lock taken over meanwhile is left alone. A sharded
+        // run's processes renew one lock, so theirs renew whatever version names their run.
         let Ok(mut current) = version.lock() else {
             return;
         };
-        match store.replace(&key, &encode(&body), &current) {
+        let renewed = if body.shared {
+            renew_shared(store.as_ref(), &key, &body.run_id, lease).map(|r| r.map(|(_, v)| v))
+        } else {
+            body.expires_ms = now_ms() + lease.as_millis() as i64;
+            store.replace(&key, &encode(&body), &current)
+        };
+        match renewed {
             Ok(Some(v)) => *current = v,
             Ok(None) => {
                 tracing::error!(lock = %store.url(&key), "the table lock was taken over by another run");
@@ -255,6 +347,34 @@ fn spawn_heartbeat(
                 tracing::warn!(lock = %store.url(&key), error = %e, "could not renew the table lock")
             }
         }
+    })
+}
+
+/// Renew the lease of the sharded run `run_id`'s lock to `lease` from now, if that run holds
+/// it: the renewed body and version, or `None` when another run (or none) holds the lock.
+/// Another of the run's processes renewing at the same moment makes this read again.
+fn renew_shared(
+    store: &dyn Store,
+    key: &str,
+    run_id: &str,
+    lease: Duration,
+) -> Result<Option<(LockBody, Version)>> {
+    for _ in 0..20 {
+        let Some((mut body, version)) = read_body(store, key)? else {
+            return Ok(None);
+        };
+        if body.run_id != run_id || !body.shared {
+            return Ok(None);
+        }
+        body.expires_ms = body.expires_ms.max(now_ms() + lease.as_millis() as i64);
+        if let Some(v) = store.replace(key, &encode(&body), &version)? {
+            return Ok(Some((body, v)));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Err(Error::Corrupt {
+        path: store.url(key),
+        message: "the table lock kept changing while being renewed".into(),
     })
 }
 
@@ -312,6 +432,7 @@ mod tests {
             pid: std::process::id(),
             host: hostname(),
             expires_ms: 0,
+            shared: false,
         };
         lake.store().write(&key, &encode(&expired)).unwrap();
         drop(TableLock::acquire(&lake, "t", "new", Duration::from_secs(60)).unwrap());
@@ -321,6 +442,7 @@ mod tests {
             pid: u32::MAX - 1,
             host: hostname(),
             expires_ms: i64::MAX,
+            shared: false,
         };
         lake.store().write(&key, &encode(&dead)).unwrap();
         drop(TableLock::acquire(&lake, "t", "new2", Duration::from_secs(60)).unwrap());
@@ -330,9 +452,52 @@ mod tests {
             pid: 1,
             host: "other-host".into(),
             expires_ms: i64::MAX,
+            shared: false,
         };
         lake.store().write(&key, &encode(&remote)).unwrap();
         assert!(TableLock::acquire(&lake, "t", "new3", Duration::from_secs(60)).is_err());
+    }
+
+    #[test]
+    fn a_sharded_run_holds_the_lock_across_processes_until_released() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Lake::local(dir.path()).unwrap();
+        let lease = Duration::from_secs(60);
+        let lock = TableLock::acquire(&lake, "t", "planner", lease).unwrap();
+        lock.hand_over("run-1", lease).unwrap();
+        // Handed over: held by the run, not by the (live or gone) process that planned it.
+        assert_eq!(
+            TableLock::holder(&lake, "t").unwrap().as_deref(),
+            Some("run-1")
+        );
+        let err = TableLock::acquire(&lake, "t", "other", lease).unwrap_err();
+        assert!(
+            matches!(err, Error::Locked { ref holder, .. } if holder == "run-1"),
+            "{err}"
+        );
+        // Two of the run's processes resume it at once; dropping them leaves it held.
+        let a = TableLock::resume(&lake, "t", "run-1", lease).unwrap();
+        let b = TableLock::resume(&lake, "t", "run-1", lease).unwrap();
+        drop(a);
+        drop(b);
+        assert_eq!(
+            TableLock::holder(&lake, "t").unwrap().as_deref(),
+            Some("run-1")
+        );
+        // Another run cannot resume it.
+        let err = TableLock::resume(&lake, "t", "run-2", lease).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "run run-2 does not hold table t's lock (run run-1 holds it); was it committed, aborted, or taken over after its lease passed?"
+        );
+        TableLock::resume(&lake, "t", "run-1", lease)
+            .unwrap()
+            .release();
+        assert_eq!(TableLock::holder(&lake, "t").unwrap(), None);
+        assert!(matches!(
+            TableLock::resume(&lake, "t", "run-1", lease).unwrap_err(),
+            Error::NotHolder { holder: None, .. }
+        ));
     }
 
     #[test]

@@ -21,9 +21,10 @@ use citrine::transform::mask::scrub_text;
 #[derive(Debug, Parser)]
 #[command(name = "citrine", version, about)]
 struct Cli {
-    /// Configuration file.
-    #[arg(long, global = true, default_value = "citrine.toml")]
-    config: PathBuf,
+    /// Configuration file [default: $CITRINE_CONFIG, else citrine.toml]. A container or a
+    /// Lambda may give the config's text in $CITRINE_CONFIG_TOML instead.
+    #[arg(short = 'c', long, global = true)]
+    config: Option<PathBuf>,
     /// Log format on standard error: `text`, or `json` for log shippers.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -40,13 +41,69 @@ enum LogFormat {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Process new inputs of every table (or one) and commit each table's run with a marker.
+    /// With --run-id, --planned or --shard: process one shard of a planned sharded run.
     Run {
-        /// Only this table.
+        /// Only this table (required for a shard).
         #[arg(long)]
         table: Option<String>,
         /// Print the summary as JSON on standard output.
         #[arg(long)]
         json: bool,
+        /// Process a shard of this planned run.
+        #[arg(long, requires = "table")]
+        run_id: Option<String>,
+        /// Process a shard of the run planned for --table (the run holding its lock).
+        #[arg(long, requires = "table", conflicts_with = "run_id")]
+        planned: bool,
+        /// The shard to process; default: $AWS_BATCH_JOB_ARRAY_INDEX (an array job's child).
+        #[arg(long, requires = "table")]
+        shard: Option<usize>,
+    },
+    /// Plan a sharded run of a table: take its lock, split its new inputs into shards balanced
+    /// by bytes, and print the run id. Then `run --shard I` each shard, then `commit`.
+    Plan {
+        /// The table.
+        #[arg(long)]
+        table: String,
+        /// Number of shards (the array job's size).
+        #[arg(
+            long,
+            required_unless_present = "target_shard_gb",
+            conflicts_with = "target_shard_gb"
+        )]
+        shards: Option<usize>,
+        /// Instead of --shards: as many shards as give about this many GB of input each.
+        #[arg(long)]
+        target_shard_gb: Option<f64>,
+        /// How long the run holds the table's lock without a shard renewing it (minutes):
+        /// longer than the shards may wait in a queue.
+        #[arg(long, default_value_t = 240)]
+        lease_minutes: u64,
+        /// Print the plan's summary as JSON on standard output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Commit a sharded run once every shard has reported (exit 2, naming the missing shards,
+    /// otherwise). Committing a committed run does nothing.
+    Commit {
+        /// The table.
+        #[arg(long)]
+        table: String,
+        /// The run; default: the run holding the table's lock.
+        #[arg(long)]
+        run_id: Option<String>,
+        /// Print the summary as JSON on standard output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Abort an uncommitted sharded run: delete what it wrote and release the table's lock.
+    Abort {
+        /// The table.
+        #[arg(long)]
+        table: String,
+        /// The run; default: the run holding the table's lock.
+        #[arg(long)]
+        run_id: Option<String>,
     },
     /// Tables, partitions, committed runs and ledger size.
     Status,
@@ -283,7 +340,25 @@ impl run::Progress for Bar {
     }
 }
 
+/// What `config` names when the config's text is in the environment variable of that name.
+const INLINE_CONFIG: &str = "CITRINE_CONFIG_TOML";
+
+/// The config to load: `--config`, else $CITRINE_CONFIG_TOML (text), else $CITRINE_CONFIG,
+/// else `citrine.toml`.
+fn config_path(given: Option<PathBuf>) -> PathBuf {
+    given
+        .or_else(|| std::env::var_os(INLINE_CONFIG).map(|_| PathBuf::from(INLINE_CONFIG)))
+        .or_else(|| std::env::var_os("CITRINE_CONFIG").map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from("citrine.toml"))
+}
+
 fn load_job(path: &Path) -> anyhow::Result<Job> {
+    if path == Path::new(INLINE_CONFIG) {
+        if let Ok(text) = std::env::var(INLINE_CONFIG) {
+            // Relative paths in it are relative to the working folder.
+            return Ok(ConfigFile::parse(&text, INLINE_CONFIG)?.validate(Path::new("."))?);
+        }
+    }
     let file = ConfigFile::load(path)?;
     let base = path
         .parent()
@@ -293,10 +368,94 @@ fn load_job(path: &Path) -> anyhow::Result<Job> {
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let config = config_path(cli.config);
     match cli.command {
-        Command::Run { table, json } => {
-            let job = load_job(&cli.config)?;
-            check_table(&job, table.as_deref(), &cli.config)?;
+        Command::Run {
+            table: Some(table),
+            json,
+            run_id,
+            planned,
+            shard,
+        } if run_id.is_some() || planned || shard.is_some() => {
+            let job = load_job(&config)?;
+            let spec = table_spec(&job, &table, &config)?;
+            let shard = match shard {
+                Some(s) => s,
+                None => std::env::var("AWS_BATCH_JOB_ARRAY_INDEX")
+                    .ok()
+                    .and_then(|v| v.parse().ok())
+                    .context("which shard? pass --shard, or run as an AWS Batch array job's child (AWS_BATCH_JOB_ARRAY_INDEX)")?,
+            };
+            let stores = Stores::new(job.aws.clone());
+            let bar = Bar::new();
+            let summary =
+                run::shard::run_shard(&job, &stores, spec, run_id.as_deref(), shard, &bar)?;
+            bar.0.finish_and_clear();
+            print_summary(&summary, json)?;
+            // Failed inputs are the run's to report (at its commit), not a reason to retry.
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Plan {
+            table,
+            shards,
+            target_shard_gb,
+            lease_minutes,
+            json,
+        } => {
+            let job = load_job(&config)?;
+            let spec = table_spec(&job, &table, &config)?;
+            let count = match (shards, target_shard_gb) {
+                (Some(n), _) => {
+                    anyhow::ensure!(n >= 1, "--shards must be at least 1");
+                    run::shard::ShardCount::Fixed(n)
+                }
+                (None, Some(gb)) => {
+                    anyhow::ensure!(gb > 0.0, "--target-shard-gb must be positive");
+                    run::shard::ShardCount::TargetBytes((gb * 1e9) as u64)
+                }
+                (None, None) => anyhow::bail!("pass --shards or --target-shard-gb"),
+            };
+            let stores = Stores::new(job.aws.clone());
+            let summary = run::shard::plan_run(
+                &job,
+                &stores,
+                spec,
+                count,
+                std::time::Duration::from_secs(lease_minutes.max(1) * 60),
+            )?;
+            print_summary(&summary, json)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Commit {
+            table,
+            run_id,
+            json,
+        } => {
+            let job = load_job(&config)?;
+            let spec = table_spec(&job, &table, &config)?;
+            let stores = Stores::new(job.aws.clone());
+            let summary = run::shard::commit_run(&job, &stores, spec, run_id.as_deref())?;
+            print_summary(&summary, json)?;
+            for f in &summary.inputs_failed {
+                eprintln!("citrine: {}: {}", scrub_text(&f.uri), f.error);
+            }
+            Ok(if summary.inputs_failed.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(EXIT_PARTIAL)
+            })
+        }
+        Command::Abort { table, run_id } => {
+            let job = load_job(&config)?;
+            let spec = table_spec(&job, &table, &config)?;
+            let stores = Stores::new(job.aws.clone());
+            let (run, removed) = run::shard::abort_run(&job, &stores, spec, run_id.as_deref())?;
+            outln!("{table}: run {run} aborted: {removed} data files deleted")?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Run { table, json, .. } => {
+            let job = load_job(&config)?;
+            check_table(&job, table.as_deref(), &config)?;
             let bar = Bar::new();
             let summaries = run::run(&job, table.as_deref(), &bar);
             if json {
@@ -323,7 +482,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             })
         }
         Command::Status => {
-            let job = load_job(&cli.config)?;
+            let job = load_job(&config)?;
             let stores = Stores::new(job.aws.clone());
             let lake = Lake::open(&job, &stores)?;
             let catalog = register::open(&job, &stores, &lake);
@@ -352,8 +511,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Repair { table } => {
-            let job = load_job(&cli.config)?;
-            check_table(&job, table.as_deref(), &cli.config)?;
+            let job = load_job(&config)?;
+            check_table(&job, table.as_deref(), &config)?;
             let stores = Stores::new(job.aws.clone());
             let lake = Lake::open(&job, &stores)?;
             for t in &job.tables {
@@ -379,8 +538,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Catalog {
             action: CatalogAction::Sync { table },
         } => {
-            let job = load_job(&cli.config)?;
-            check_table(&job, table.as_deref(), &cli.config)?;
+            let job = load_job(&config)?;
+            check_table(&job, table.as_deref(), &config)?;
             let stores = Stores::new(job.aws.clone());
             let lake = Lake::open(&job, &stores)?;
             let mut catalog = register::open(&job, &stores, &lake);
@@ -395,11 +554,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Redshift { action } => {
-            let job = load_job(&cli.config)?;
-            redshift(&job, action, &cli.config)
+            let job = load_job(&config)?;
+            redshift(&job, action, &config)
         }
         Command::IamPolicy => {
-            let job = load_job(&cli.config)?;
+            let job = load_job(&config)?;
             outln!(
                 "{}",
                 serde_json::to_string_pretty(&citrine::iam::policy(&job))?
@@ -407,7 +566,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Query { sql, format } => {
-            let job = load_job(&cli.config)?;
+            let job = load_job(&config)?;
             query(&job, &sql, format)?;
             Ok(ExitCode::SUCCESS)
         }
@@ -559,6 +718,32 @@ fn redshift(job: &Job, action: RedshiftAction, config: &Path) -> anyhow::Result<
 }
 
 /// Refuse a `--table` the config does not define.
+/// Print a summary on standard output: its text, or JSON with `json`; scrubbed either way.
+fn print_summary<T: serde::Serialize + std::fmt::Display>(
+    summary: &T,
+    json: bool,
+) -> anyhow::Result<()> {
+    let text = if json {
+        serde_json::to_string_pretty(summary)?
+    } else {
+        summary.to_string()
+    };
+    outln!("{}", scrub_text(&text))?;
+    Ok(())
+}
+
+/// The table `name` of the config.
+fn table_spec<'a>(
+    job: &'a Job,
+    name: &str,
+    config: &Path,
+) -> anyhow::Result<&'a citrine::config::TableSpec> {
+    job.tables
+        .iter()
+        .find(|t| t.name == name)
+        .with_context(|| format!("--table {name}: no such table in {}", config.display()))
+}
+
 fn check_table(job: &Job, table: Option<&str>, config: &Path) -> anyhow::Result<()> {
     if let Some(t) = table {
         anyhow::ensure!(

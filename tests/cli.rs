@@ -106,3 +106,37 @@ fn the_aws_example_config_gives_its_iam_policy() {
         "arn:aws:glue:eu-west-1:*:table/logs/cloudfront_logs"
     );
 }
+
+#[test]
+fn the_config_comes_from_c_or_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = "[lake]\nroot = \"lake\"\n[[table]]\nname = \"from_env\"\nformat = \"cloudfront\"\ninputs = [\"logs/{customer}/\"]\n";
+    std::fs::write(dir.path().join("other.toml"), text).unwrap();
+    let status = |args: &[&str], env: &[(&str, &str)]| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_citrine"));
+        cmd.current_dir(dir.path())
+            .args(args)
+            .env_remove("CITRINE_CONFIG")
+            .env_remove("CITRINE_CONFIG_TOML");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{args:?} {env:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let stdout = String::from_utf8(out.stdout).unwrap();
+        assert!(stdout.contains("from_env"), "{args:?} {env:?}: {stdout}");
+    };
+    status(&["-c", "other.toml", "status"], &[]);
+    status(&["status"], &[("CITRINE_CONFIG", "other.toml")]);
+    // The text itself (a container's or a Lambda's environment); --config still wins.
+    status(&["status"], &[("CITRINE_CONFIG_TOML", text)]);
+    status(
+        &["--config", "other.toml", "status"],
+        &[("CITRINE_CONFIG_TOML", "not toml")],
+    );
+}

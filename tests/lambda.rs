@@ -3,7 +3,8 @@
 //! environment for all invocations, asserting the lake afterwards: direct S3 events, S3 events
 //! inside SQS messages (batch item failures per message, an input that fails returning its
 //! message alone), S3's test event, a folder key, an
-//! object gone since the event, a redelivered event, and a marker event loading Redshift once
+//! object gone since the event, a redelivered event, a batch that finds its table locked
+//! (returned to the queue, counted), and a marker event loading Redshift once
 //! (through an HTTP fake of the Data API).
 
 mod common;
@@ -187,6 +188,22 @@ fn the_handler_on_real_events() {
     assert!(out.runs[0].inputs_failed[0]
         .error
         .starts_with("truncated or corrupt gzip"));
+    assert_eq!(markers(&e, &bucket).len(), 3);
+
+    // SQS while another run holds the table's lock (an overlapping invocation, a sharded
+    // run): the batch's messages go back to the queue, counted, and the invocation succeeds.
+    let held = citrine::lock::TableLock::acquire(
+        env.lake(),
+        "cloudfront_logs",
+        "other-run",
+        std::time::Duration::from_secs(600),
+    )
+    .unwrap();
+    let out = handle(&env, &event("sqs-poison.json", &bucket, "")).unwrap();
+    assert_eq!(out.lock_conflicts, 1);
+    assert_eq!(out.batch_item_failures.len(), 2, "{out:?}");
+    assert!(out.runs.is_empty());
+    held.release();
     assert_eq!(markers(&e, &bucket).len(), 3);
 
     // SQS: S3's test event is fine; a message that is not an S3 event is retried alone.

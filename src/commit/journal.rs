@@ -28,42 +28,86 @@ struct Started<'a> {
     started_at: String,
 }
 
-/// A run's journal.
+/// A run's journal, or one shard's part of it.
 #[derive(Debug, Clone)]
 pub struct Journal {
     store: Arc<dyn Store>,
-    /// `_citrine/runs/<table>/<run_id>`.
+    /// `_citrine/runs/<table>/<run_id>`, or `…/<run_id>/shard-<n>` for a shard.
     prefix: String,
     /// `data/<table>/`.
     data_prefix: String,
 }
 
+/// The folder of shard `shard` within its run's journal.
+pub fn shard_folder(shard: usize) -> String {
+    format!("shard-{shard:04}")
+}
+
 impl Journal {
     /// Record that `run_id` of `table` begins writing.
     pub fn start(lake: &Lake, table: &str, run_id: &str) -> Result<Self> {
-        let journal = Self {
+        Self::open(lake, table, run_id, None).begin(run_id)
+    }
+
+    /// Record that shard `shard` of the sharded run `run_id` begins writing.
+    pub fn start_shard(lake: &Lake, table: &str, run_id: &str, shard: usize) -> Result<Self> {
+        Self::open(lake, table, run_id, Some(shard)).begin(run_id)
+    }
+
+    /// The journal of `run_id` (or of one of its shards), as it is.
+    pub fn open(lake: &Lake, table: &str, run_id: &str, shard: Option<usize>) -> Self {
+        let run = format!("{}/{run_id}", lake.runs_prefix(table));
+        Self {
             store: lake.store().clone(),
-            prefix: format!("{}/{run_id}", lake.runs_prefix(table)),
+            prefix: match shard {
+                Some(s) => format!("{run}/{}", shard_folder(s)),
+                None => run,
+            },
             data_prefix: format!("{}/", lake.data_prefix(table)),
-        };
+        }
+    }
+
+    fn begin(self, run_id: &str) -> Result<Self> {
         let started = Started {
             run_id,
             pid: std::process::id(),
             host: crate::lock::hostname(),
             started_at: now_rfc3339(),
         };
-        journal.store.write(
-            &format!("{}/{STARTED}", journal.prefix),
+        self.store.write(
+            &self.key(STARTED),
             &serde_json::to_vec(&started).expect("plain data"),
         )?;
-        Ok(journal)
+        Ok(self)
+    }
+
+    /// The key of `name` within this journal (a run's plan, a shard's report).
+    pub fn key(&self, name: &str) -> String {
+        format!("{}/{name}", self.prefix)
     }
 
     /// Record the data file `key` (below the lake root) before it is written.
     pub fn file(&self, key: &str) -> Result<()> {
         let rel = key.strip_prefix(&self.data_prefix).unwrap_or(key);
-        self.store
-            .write(&format!("{}/{FILES}/{rel}", self.prefix), b"")
+        self.store.write(&self.key(&format!("{FILES}/{rel}")), b"")
+    }
+
+    /// Delete the data files this journal recorded (and their staging leftovers), then the
+    /// journal: what an uncommitted run, or one attempt of a shard, wrote. Returns how many
+    /// data files were recorded.
+    pub fn discard(&self) -> Result<usize> {
+        let mut removed = 0;
+        let files = format!("{FILES}/");
+        for o in self.store.list(&self.prefix)? {
+            if let Some(rel) = file_entry(&o.key[self.prefix.len()..], &files) {
+                let key = format!("{}{rel}", self.data_prefix);
+                self.store.delete(&key)?;
+                self.store.delete_staging(&key)?;
+                removed += 1;
+            }
+        }
+        self.finish()?;
+        Ok(removed)
     }
 
     /// Delete the journal: the run is committed, or has removed what it wrote.
@@ -75,10 +119,23 @@ impl Journal {
     }
 }
 
-/// Runs found in a table's journals, with the data keys each recorded.
+/// The data file (below `data/<table>/`) a journal entry `rest` (the key after a run's or a
+/// shard's folder) records, if it records one: `/files/<rel>` or `/shard-<n>/files/<rel>`.
+fn file_entry<'a>(rest: &'a str, files: &str) -> Option<&'a str> {
+    let rest = rest.trim_start_matches('/');
+    rest.strip_prefix(files).or_else(|| {
+        let (folder, rest) = rest.split_once('/')?;
+        folder.starts_with("shard-").then_some(())?;
+        rest.strip_prefix(files)
+    })
+}
+
+/// Runs found in a table's journals, with the data keys each recorded (a sharded run's
+/// shards' too).
 fn journaled_runs(lake: &Lake, table: &str) -> Result<BTreeMap<String, Vec<String>>> {
     let prefix = format!("{}/", lake.runs_prefix(table));
     let data = lake.data_prefix(table);
+    let files_folder = format!("{FILES}/");
     let mut runs: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for o in lake.store().list(&lake.runs_prefix(table))? {
         let Some(rest) = o.key.strip_prefix(&prefix) else {
@@ -86,11 +143,44 @@ fn journaled_runs(lake: &Lake, table: &str) -> Result<BTreeMap<String, Vec<Strin
         };
         let (run, what) = rest.split_once('/').unwrap_or((rest, ""));
         let files = runs.entry(run.to_owned()).or_default();
-        if let Some(rel) = what.strip_prefix(&format!("{FILES}/")) {
+        if let Some(rel) = file_entry(what, &files_folder) {
             files.push(format!("{data}/{rel}"));
         }
     }
     Ok(runs)
+}
+
+/// Delete what the uncommitted run `run` of `table` wrote: `files` (and their staging
+/// leftovers), its report, rejects and marker leftovers. Returns how many files were removed.
+pub fn discard_run(lake: &Lake, table: &str, run: &str, files: &[String]) -> Result<usize> {
+    let store = lake.store();
+    for key in files {
+        store.delete(key)?;
+        store.delete_staging(key)?;
+    }
+    for key in [
+        lake.report_key(table, run),
+        lake.rejects_key(table, run),
+        lake.manifest_key(table, run),
+    ] {
+        store.delete(&key)?;
+        store.delete_staging(&key)?;
+    }
+    Ok(files.len())
+}
+
+/// The data files the journal of `run` (all its shards) recorded.
+pub fn run_files(lake: &Lake, table: &str, run: &str) -> Result<Vec<String>> {
+    let data = lake.data_prefix(table);
+    let prefix = format!("{}/{run}", lake.runs_prefix(table));
+    let files_folder = format!("{FILES}/");
+    let mut out = Vec::new();
+    for o in lake.store().list(&prefix)? {
+        if let Some(rel) = file_entry(&o.key[prefix.len()..], &files_folder) {
+            out.push(format!("{data}/{rel}"));
+        }
+    }
+    Ok(out)
 }
 
 /// Delete what crashed runs of `table` left, from their journals: each journaled run without
@@ -102,19 +192,7 @@ pub fn recover(lake: &Lake, table: &str) -> Result<usize> {
     for (run, files) in journaled_runs(lake, table)? {
         let committed = store.head(&lake.manifest_key(table, &run))?.is_some();
         if !committed {
-            for key in &files {
-                store.delete(key)?;
-                store.delete_staging(key)?;
-                removed += 1;
-            }
-            for key in [
-                lake.report_key(table, &run),
-                lake.rejects_key(table, &run),
-                lake.manifest_key(table, &run),
-            ] {
-                store.delete(&key)?;
-                store.delete_staging(&key)?;
-            }
+            removed += discard_run(lake, table, &run, &files)?;
             tracing::warn!(
                 table,
                 run,
@@ -130,12 +208,7 @@ pub fn recover(lake: &Lake, table: &str) -> Result<usize> {
             );
             store.delete_staging(&checkpoint)?;
         }
-        let journal = Journal {
-            store: store.clone(),
-            prefix: format!("{}/{run}", lake.runs_prefix(table)),
-            data_prefix: String::new(),
-        };
-        journal.finish()?;
+        Journal::open(lake, table, &run, None).finish()?;
     }
     Ok(removed)
 }
@@ -178,7 +251,23 @@ mod tests {
             .unwrap();
         store.write(&lake.manifest_key("t", "r3"), b"{}").unwrap();
 
-        assert_eq!(recover(&lake, "t").unwrap(), 2);
+        // A sharded run's shard that crashed: its files are the run's.
+        let shard = Journal::start_shard(&lake, "t", "r4", 3).unwrap();
+        shard
+            .file("data/t/customer=b/dt=2024-01-02/part-r4-s0003-00000.parquet")
+            .unwrap();
+        store
+            .write(
+                "data/t/customer=b/dt=2024-01-02/part-r4-s0003-00000.parquet",
+                b"4",
+            )
+            .unwrap();
+        assert_eq!(
+            run_files(&lake, "t", "r4").unwrap(),
+            ["data/t/customer=b/dt=2024-01-02/part-r4-s0003-00000.parquet"]
+        );
+
+        assert_eq!(recover(&lake, "t").unwrap(), 3);
         let keys: Vec<String> = store.list("").unwrap().into_iter().map(|o| o.key).collect();
         assert_eq!(
             keys,
@@ -190,5 +279,34 @@ mod tests {
             ]
         );
         assert_eq!(recover(&lake, "t").unwrap(), 0, "nothing left to do");
+    }
+
+    #[test]
+    fn a_shard_attempt_is_discarded_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Lake::local(dir.path()).unwrap();
+        let store = lake.store();
+        let keys = [
+            "data/t/customer=a/dt=2024-01-01/part-r-s0000-00000.parquet",
+            "data/t/customer=a/dt=2024-01-01/part-r-s0001-00000.parquet",
+        ];
+        for (shard, key) in keys.iter().enumerate() {
+            let journal = Journal::start_shard(&lake, "t", "r", shard).unwrap();
+            journal.file(key).unwrap();
+            store.write(key, b"x").unwrap();
+        }
+        assert_eq!(
+            Journal::open(&lake, "t", "r", Some(0)).discard().unwrap(),
+            1
+        );
+        let left: Vec<String> = store.list("").unwrap().into_iter().map(|o| o.key).collect();
+        assert_eq!(
+            left,
+            [
+                "_citrine/runs/t/r/shard-0001/files/customer=a/dt=2024-01-01/part-r-s0001-00000.parquet",
+                "_citrine/runs/t/r/shard-0001/started",
+                keys[1],
+            ]
+        );
     }
 }

@@ -144,3 +144,34 @@ mod tests {
         assert!(!spool.path.exists(), "the spool has no name while it lives");
     }
 }
+
+/// Where a run's rejected rows wait until its commit publishes them as the run's one object.
+pub trait Rejects {
+    /// Write the rejects to `key`; `None` when there are none.
+    fn publish(&self, store: &dyn Store, key: &str) -> Result<Option<String>>;
+}
+
+impl Rejects for RejectSpool {
+    fn publish(&self, store: &dyn Store, key: &str) -> Result<Option<String>> {
+        RejectSpool::publish(self, store, key)
+    }
+}
+
+/// The rejects a sharded run's shards published (JSON lines each), joined in shard order.
+#[derive(Debug, Clone, Default)]
+pub struct ShardRejects(pub Vec<String>);
+
+impl Rejects for ShardRejects {
+    fn publish(&self, store: &dyn Store, key: &str) -> Result<Option<String>> {
+        if self.0.is_empty() {
+            return Ok(None);
+        }
+        let mut to = store.upload(key)?;
+        for part in &self.0 {
+            let mut from = store.open(part)?;
+            std::io::copy(&mut from, &mut to).map_err(|e| Error::io(store.url(part), e))?;
+        }
+        to.finish()?;
+        Ok(Some(key.to_owned()))
+    }
+}

@@ -152,7 +152,7 @@ pub struct Reject {
 pub const REJECT_RAW_LIMIT: usize = 4096;
 
 /// Row counts of one decoder. `rows_read = rows_ok + rows_rejected` at all times.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RowCounts {
     /// Records seen (directives and blank lines are not records).
     pub rows_read: u64,

@@ -9,7 +9,7 @@ use arrow::datatypes::SchemaRef;
 use super::stall_point;
 use super::stream::{remove_files, Outcome};
 use super::TableSummary;
-use crate::commit::rejects::RejectSpool;
+use crate::commit::rejects::Rejects;
 use crate::commit::report::{now_rfc3339, REPORT_VERSION};
 use crate::commit::{manifest_json, FailedInput, InputRecord, RunReport, WrittenRecord};
 use crate::error::{Error, FileError, InputError, Result};
@@ -58,7 +58,7 @@ pub fn commit(
     outcomes: Vec<Outcome>,
     files: Vec<WrittenFile>,
     schema: &SchemaRef,
-    spool: &RejectSpool,
+    rejects: &dyn Rejects,
     catalog: &mut dyn Catalog,
     ledger: Ledger,
     summary: &mut TableSummary,
@@ -125,7 +125,7 @@ pub fn commit(
         return Ok(());
     }
 
-    let rejects_key = spool.publish(lake.store().as_ref(), &lake.rejects_key(table, run_id))?;
+    let rejects_key = rejects.publish(lake.store().as_ref(), &lake.rejects_key(table, run_id))?;
     let columns = columns_of(schema);
     let data_url = format!("{}/", lake.url(&lake.data_prefix(table)));
     let schema_version = catalog.ensure_table(table, &columns, &data_url)?;
@@ -183,6 +183,7 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
+    use crate::commit::rejects::RejectSpool;
     use crate::parse::{cloudfront, RowCounts};
     use crate::partition::PartitionKey;
     use crate::read::pattern::MatchedInput;
@@ -205,6 +206,7 @@ mod tests {
                 etag: None,
             },
             changed: false,
+            pattern: None,
         }
     }
 

@@ -16,6 +16,7 @@
 pub mod commit;
 pub mod plan;
 pub mod recover;
+pub mod shard;
 pub mod stream;
 
 use std::time::Instant;
@@ -31,15 +32,15 @@ use crate::commit::FailedInput;
 use crate::config::{Job, TableSpec};
 use crate::error::{FileError, InputError, Result};
 use crate::lake::{new_run_id, run_id_after, Lake};
-use crate::ledger::Provenance;
+use crate::ledger::{Ledger, Provenance};
 use crate::lock::TableLock;
 use crate::read::pattern::MatchedInput;
-use crate::register;
+use crate::register::{self, Catalog};
 use crate::store::Stores;
 use crate::transform::mask::scrub_text;
 use crate::transform::{Masker, Transform};
 
-use self::plan::{plan, resolve_schema, Plan};
+use self::plan::{plan, resolve_schema, Layout, Plan, Planned};
 pub use self::recover::recover;
 use self::stream::{stream, Outcome};
 
@@ -233,14 +234,114 @@ fn run_on(
     progress: &dyn Progress,
 ) -> Result<TableSummary> {
     let started = Instant::now();
-    let started_at = now_rfc3339();
     let lock = TableLock::acquire(&lake, &table.name, &new_run_id(), job.lock_lease)?;
     let mut summary = TableSummary {
         table: table.name.clone(),
         ..Default::default()
     };
-    summary.orphans_removed = recover(&lake, &table.name)?;
-    crate::lock::remove_stale_temp_files(&lake, &table.name, job.lock_lease)?;
+    let Some(begun) = begin(
+        job,
+        stores,
+        &lake,
+        table,
+        given,
+        &lock,
+        &mut summary,
+        progress,
+    )?
+    else {
+        lock.release();
+        summary.seconds = started.elapsed().as_secs_f64();
+        return Ok(summary);
+    };
+    // Every file the run writes is recorded in its journal before it is written.
+    let journal = Journal::start(&lake, &table.name, &begun.run_id)?;
+    let transform = begun.transform(job, table);
+    let spool = RejectSpool::new()?;
+    let (streamed, files) = stream(
+        job,
+        table,
+        &lake,
+        &begun.run_id,
+        &journal,
+        &transform,
+        &begun.admitted,
+        &spool,
+        progress,
+    )?;
+    let mut outcomes = begun.refused;
+    outcomes.extend(streamed);
+    stall_point("before_commit");
+    let mut catalog = begun.catalog;
+    commit::commit(
+        &commit::RunContext {
+            lake: &lake,
+            table: &table.name,
+            run_id: &begun.run_id,
+            started_at: begun.started_at,
+        },
+        outcomes,
+        files,
+        transform.table_schema(),
+        &spool,
+        catalog.as_mut(),
+        begun.ledger,
+        &mut summary,
+    )?;
+    // Committed (or, with nothing consumed, its files removed): the journal has served.
+    if let Err(e) = journal.finish() {
+        tracing::warn!(table = %table.name, error = %e, "could not delete the run's journal; the next run does");
+    }
+    lock.release();
+    summary.seconds = started.elapsed().as_secs_f64();
+    Ok(summary)
+}
+
+/// A run planned under its table's lock: what it streams and what its commit needs.
+pub(crate) struct Begun {
+    /// The run's id.
+    pub run_id: String,
+    /// When the run started (RFC 3339).
+    pub started_at: String,
+    /// The inputs to stream.
+    pub admitted: Vec<Planned>,
+    /// The inputs refused before anything was read of them (their outcome is known).
+    pub refused: Vec<Outcome>,
+    /// The table layout the run writes.
+    pub layout: Layout,
+    /// The ledger the plan was made against.
+    pub ledger: Ledger,
+    /// The table's catalog.
+    pub catalog: Box<dyn Catalog>,
+}
+
+impl Begun {
+    /// The transform that gives the run's layout.
+    pub fn transform(&self, job: &Job, table: &TableSpec) -> Transform {
+        Transform::new(
+            self.layout.schema.clone(),
+            Masker::new(table.mask_columns.clone(), job.mask),
+        )
+    }
+}
+
+/// The steps every run takes under its table's lock before it writes anything: recover what
+/// crashed runs left, plan the new inputs, name the run and fix its layout. `None` when there
+/// is nothing new to process.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn begin(
+    job: &Job,
+    stores: &Stores,
+    lake: &Lake,
+    table: &TableSpec,
+    given: Option<Vec<MatchedInput>>,
+    lock: &TableLock,
+    summary: &mut TableSummary,
+    progress: &dyn Progress,
+) -> Result<Option<Begun>> {
+    let started_at = now_rfc3339();
+    summary.orphans_removed = recover(lake, &table.name)?;
+    crate::lock::remove_stale_temp_files(lake, &table.name, job.lock_lease)?;
     stall_point("after_lock");
 
     let Plan {
@@ -248,7 +349,7 @@ fn run_on(
         listed,
         skipped,
         ledger,
-    } = plan(table, stores, &lake, given, &mut summary.warnings)?;
+    } = plan(table, stores, lake, given, &mut summary.warnings)?;
     summary.inputs_listed = listed;
     summary.inputs_skipped = skipped;
     summary.ledger = ledger.provenance().clone();
@@ -260,64 +361,38 @@ fn run_on(
         planned.iter().map(|p| p.input.size).sum(),
     );
     if planned.is_empty() {
-        lock.release();
-        summary.seconds = started.elapsed().as_secs_f64();
-        return Ok(summary);
+        return Ok(None);
     }
 
     // The run's id sorts after every committed run's, whatever this machine's clock says, so
-    // "the markers after a run" never misses one. It names every file the run writes, each
-    // recorded in the run's journal before it is written.
+    // "the markers after a run" never misses one. It names every file the run writes.
     let run_id = match ledger.newest_run() {
         Some(newest) => run_id_after(newest),
         None => lock.run_id().to_owned(),
     };
-    let journal = Journal::start(&lake, &table.name, &run_id)?;
-    let mut catalog = register::open(job, stores, &lake);
-    let (schema, refused) = resolve_schema(job, table, &planned, catalog.as_ref())?;
-    let transform = Transform::new(
-        schema.clone(),
-        Masker::new(table.mask_columns.clone(), job.mask),
-    );
+    let catalog = register::open(job, stores, lake);
+    let mut layout = resolve_schema(job, table, &planned, catalog.as_ref())?;
     // Inputs that cannot join the table's layout fail before anything is read of them.
-    let mut refused: std::collections::HashMap<usize, FileError> = refused.into_iter().collect();
-    let mut outcomes = Vec::new();
+    let mut refused_kinds: std::collections::HashMap<usize, FileError> =
+        std::mem::take(&mut layout.refused).into_iter().collect();
+    let mut refused = Vec::new();
     let mut admitted = Vec::with_capacity(planned.len());
     for (i, p) in planned.into_iter().enumerate() {
-        match refused.remove(&i) {
-            Some(kind) => outcomes.push(Outcome {
+        match refused_kinds.remove(&i) {
+            Some(kind) => refused.push(Outcome {
                 result: Err(InputError::new(p.input.uri.clone(), kind)),
                 planned: p,
             }),
             None => admitted.push(p),
         }
     }
-    let spool = RejectSpool::new()?;
-    let (streamed, files) = stream(
-        job, table, &lake, &run_id, &journal, &transform, &admitted, &spool, progress,
-    )?;
-    outcomes.extend(streamed);
-    stall_point("before_commit");
-    commit::commit(
-        &commit::RunContext {
-            lake: &lake,
-            table: &table.name,
-            run_id: &run_id,
-            started_at,
-        },
-        outcomes,
-        files,
-        &schema,
-        &spool,
-        catalog.as_mut(),
+    Ok(Some(Begun {
+        run_id,
+        started_at,
+        admitted,
+        refused,
+        layout,
         ledger,
-        &mut summary,
-    )?;
-    // Committed (or, with nothing consumed, its files removed): the journal has served.
-    if let Err(e) = journal.finish() {
-        tracing::warn!(table = %table.name, error = %e, "could not delete the run's journal; the next run does");
-    }
-    lock.release();
-    summary.seconds = started.elapsed().as_secs_f64();
-    Ok(summary)
+        catalog,
+    }))
 }

@@ -26,6 +26,8 @@ pub struct Planned {
     pub input: MatchedInput,
     /// Consumed before with other content.
     pub changed: bool,
+    /// The index of the table's input pattern that matched it (none for given inputs).
+    pub pattern: Option<usize>,
 }
 
 /// What planning found.
@@ -53,7 +55,7 @@ pub fn plan(
     let mut seen = BTreeSet::new();
     let mut planned = Vec::new();
     let (mut listed, mut skipped) = (0, 0);
-    let mut consider = |m: MatchedInput| -> Result<()> {
+    let mut consider = |m: MatchedInput, pattern: Option<usize>| -> Result<()> {
         if !seen.insert(m.uri.clone()) {
             return Ok(());
         }
@@ -80,14 +82,18 @@ pub fn plan(
         if changed {
             tracing::warn!(input = %m.uri, "input changed since it was consumed; processing it again");
         }
-        planned.push(Planned { input: m, changed });
+        planned.push(Planned {
+            input: m,
+            changed,
+            pattern,
+        });
         Ok(())
     };
     match given {
-        Some(inputs) => inputs.into_iter().try_for_each(&mut consider)?,
+        Some(inputs) => inputs.into_iter().try_for_each(|m| consider(m, None))?,
         None => {
-            for pattern in &table.inputs {
-                if pattern.for_each_match(stores, &mut consider)? == 0 {
+            for (i, pattern) in table.inputs.iter().enumerate() {
+                if pattern.for_each_match(stores, |m| consider(m, Some(i)))? == 0 {
                     let warning = format!(
                         "input pattern {:?} matched nothing under {}",
                         pattern.text(),
@@ -107,18 +113,38 @@ pub fn plan(
     })
 }
 
-/// The table schema for this run: CloudFront's fixed layout, or for audit the catalog's
-/// columns followed by new header columns in first-seen order. Also the planned inputs (by
-/// index) whose header would take the table past `run.max_columns`: they join nothing.
+/// The table layout a run writes.
+pub struct Layout {
+    /// The table schema.
+    pub schema: SchemaRef,
+    /// For audit tables, the header columns in table order (what [`layout_schema`] needs to
+    /// give the schema again); empty for CloudFront.
+    pub header: Vec<String>,
+    /// The planned inputs (by index) whose header would take the table past
+    /// `run.max_columns`: they join nothing.
+    pub refused: Vec<(usize, FileError)>,
+}
+
+/// The table schema of `format` with the audit `header` columns (ignored for CloudFront).
+pub fn layout_schema(format: Format, header: &[String]) -> SchemaRef {
+    let parsed = match format {
+        Format::CloudFront => cloudfront::parsed_schema(),
+        Format::Audit => HeaderUnion::from_columns(header.to_vec()).parsed_schema(),
+    };
+    table_schema(&parsed)
+}
+
+/// The table layout for this run: CloudFront's fixed layout, or for audit the catalog's
+/// columns followed by new header columns in first-seen order; and the inputs refused.
 pub fn resolve_schema(
     job: &Job,
     table: &TableSpec,
     planned: &[Planned],
     catalog: &dyn Catalog,
-) -> Result<(SchemaRef, Vec<(usize, FileError)>)> {
+) -> Result<Layout> {
     let mut refused = Vec::new();
-    let parsed = match table.format {
-        Format::CloudFront => cloudfront::parsed_schema(),
+    let header = match table.format {
+        Format::CloudFront => Vec::new(),
         Format::Audit => {
             let existing = catalog
                 .columns(&table.name)?
@@ -157,10 +183,10 @@ pub fn resolve_schema(
                     union = grown;
                 }
             }
-            union.parsed_schema()
+            union.columns().to_vec()
         }
     };
-    let schema = table_schema(&parsed);
+    let schema = layout_schema(table.format, &header);
     if let Some(registered) = catalog.columns(&table.name)? {
         if !grows_at_end(&registered, &columns_of(&schema)) {
             return Err(Error::Corrupt {
@@ -169,5 +195,9 @@ pub fn resolve_schema(
             });
         }
     }
-    Ok((schema, refused))
+    Ok(Layout {
+        schema,
+        header,
+        refused,
+    })
 }

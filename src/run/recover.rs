@@ -55,10 +55,15 @@ pub fn repair(lake: &Lake, table: &str) -> Result<usize> {
     Ok(removed)
 }
 
-/// The run id in a data file name `part-<run_id>-<n>.parquet`.
+/// The run id in a data file name `part-<run_id>-<n>.parquet`, or a shard's
+/// `part-<run_id>-s<shard>-<n>.parquet`.
 fn run_of_part(name: &str) -> Option<&str> {
     let rest = name.strip_prefix("part-")?.strip_suffix(".parquet")?;
-    rest.rsplit_once('-').map(|(run, _)| run)
+    let (run, _) = rest.rsplit_once('-')?;
+    Some(match run.rsplit_once("-s") {
+        Some((run, shard)) if !shard.is_empty() && shard.bytes().all(|b| b.is_ascii_digit()) => run,
+        _ => run,
+    })
 }
 
 #[cfg(test)]
@@ -69,6 +74,10 @@ mod tests {
     fn part_names_give_their_run() {
         assert_eq!(
             run_of_part("part-20261123T090102123Z-0a1b2c3d-00012.parquet"),
+            Some("20261123T090102123Z-0a1b2c3d")
+        );
+        assert_eq!(
+            run_of_part("part-20261123T090102123Z-0a1b2c3d-s0003-00012.parquet"),
             Some("20261123T090102123Z-0a1b2c3d")
         );
         assert_eq!(run_of_part("other.parquet"), None);

@@ -39,6 +39,7 @@ pub struct Outcome {
 }
 
 /// What a consumed input gave.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Consumed {
     /// Hash of the raw bytes read.
     pub hash: String,

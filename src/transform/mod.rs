@@ -17,7 +17,7 @@ pub use mask::{MaskOptions, Masker};
 pub use truncate::REDSHIFT_MAX_VARCHAR;
 
 /// Counters a transform adds to a file's report.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct TransformCounts {
     /// Tokens in masked columns that were not addresses (each replaced by `-`).
     pub ips_invalid: u64,

@@ -33,7 +33,7 @@ use crate::partition::{PartitionBatch, PartitionKey};
 use crate::store::Upload;
 
 /// One data file a run wrote.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct WrittenFile {
     /// Key below the lake root, `/`-separated.
     pub key: String,

@@ -1,0 +1,32 @@
+# citrine's container image: the batch binary (without the `query` feature) on a small runtime
+# with the CA bundle, for AWS Batch (plan, shards, commit) or any container runtime.
+#
+#   docker build -t citrine .
+#   docker run --rm citrine --version
+#
+# No secrets are built in: credentials come from the task role (or the environment) at run
+# time, and the config from a mounted file or CITRINE_* variables.
+
+FROM rust:1-slim-bookworm AS build
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends gcc make \
+ && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+COPY Cargo.toml Cargo.lock ./
+COPY src src
+COPY benches benches
+COPY examples examples
+RUN cargo build --release --locked --bin citrine \
+ && strip target/release/citrine
+
+FROM debian:bookworm-slim
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends ca-certificates \
+ && rm -rf /var/lib/apt/lists/*
+COPY --from=build /src/target/release/citrine /usr/local/bin/citrine
+# Not root; /work is the working folder a config can be mounted into.
+RUN useradd --system --uid 10001 --home-dir /work --create-home citrine
+USER citrine
+WORKDIR /work
+ENTRYPOINT ["citrine"]
+CMD ["--help"]

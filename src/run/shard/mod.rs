@@ -1,0 +1,646 @@
+//! One run over many processes (an AWS Batch array job): the same protocol and lake as a
+//! one-process run, split in four commands.
+//!
+//! - [`plan_run`] takes the table's lock, recovers, plans the new inputs and fixes the run's
+//!   layout as every run does, splits the inputs into shards balanced by bytes
+//!   ([`balance`]), writes the plan into the run's journal
+//!   (`_citrine/runs/<table>/<run_id>/plan`) and hands the lock to the run: it stays held, by
+//!   the run rather than a process, for the plan's lease.
+//! - [`run_shard`] processes exactly one shard's inputs (renewing the lock's lease while it
+//!   works), writing data files named `part-<run_id>-s<shard>-<n>.parquet`, each recorded in
+//!   the shard's journal folder before it is written, then its report. A retried shard first
+//!   deletes what an earlier attempt of it wrote; a shard that has reported is done.
+//! - [`commit_run`] refuses unless every shard has reported, then commits the run exactly as
+//!   a one-process run commits (catalog, report, marker, ledger checkpoint), deletes the
+//!   journal and releases the lock. Committing again does nothing.
+//! - [`abort_run`] deletes what the run wrote and releases the lock.
+//!
+//! A crashed sharded run is recovered like any run once its lease passes: the next run takes
+//! the lock over and deletes what the journal records.
+
+pub mod balance;
+pub mod record;
+
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use self::balance::{balance, shards_for, Item};
+use self::record::{PatternStores, PlannedInput, RefusedInput, RunPlan, ShardInput, ShardReport};
+use super::stream::stream;
+use super::{begin, commit, stall_point, NoProgress, Progress, TableSummary};
+use crate::commit::journal::{self, Journal};
+use crate::commit::rejects::{RejectSpool, ShardRejects};
+use crate::config::{Job, TableSpec};
+use crate::error::{Error, Result};
+use crate::lake::{new_run_id, Lake};
+use crate::ledger::Ledger;
+use crate::lock::TableLock;
+use crate::register;
+use crate::store::Stores;
+use crate::transform::mask::scrub_text;
+use crate::transform::{Masker, Transform};
+
+/// The name of the plan in a run's journal.
+const PLAN: &str = "plan";
+/// The name of a shard's report in its journal folder.
+const REPORT: &str = "report";
+/// The name of a shard's rejects in its journal folder.
+const REJECTS: &str = "rejects.jsonl";
+
+/// How many shards a plan makes.
+#[derive(Debug, Clone, Copy)]
+pub enum ShardCount {
+    /// Exactly this many (an array job's size).
+    Fixed(usize),
+    /// As many as give shards of about this many input bytes.
+    TargetBytes(u64),
+}
+
+/// What [`plan_run`] did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PlanSummary {
+    /// The table.
+    pub table: String,
+    /// The run planned; `None` when there was nothing new (no lock is held then).
+    pub run_id: Option<String>,
+    /// Shards planned.
+    pub shards: usize,
+    /// Inputs planned.
+    pub inputs: usize,
+    /// Their bytes.
+    pub bytes: u64,
+    /// Bytes per shard.
+    pub shard_bytes: Vec<u64>,
+    /// Inputs the patterns matched.
+    pub inputs_listed: usize,
+    /// Inputs the ledger already held.
+    pub inputs_skipped: usize,
+    /// Files of crashed runs removed.
+    pub orphans_removed: usize,
+    /// Warnings (scrubbed).
+    pub warnings: Vec<String>,
+}
+
+impl std::fmt::Display for PlanSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.run_id {
+            None => write!(
+                f,
+                "{}: nothing new ({} inputs listed, {} skipped): no run planned",
+                self.table, self.inputs_listed, self.inputs_skipped
+            ),
+            Some(run) => {
+                let largest = self.shard_bytes.iter().max().copied().unwrap_or(0);
+                let mean = self.bytes as f64 / self.shards.max(1) as f64;
+                write!(
+                    f,
+                    "{}: run {run} planned: {} inputs ({} bytes) in {} shards, largest {:.2}× the mean",
+                    self.table,
+                    self.inputs,
+                    self.bytes,
+                    self.shards,
+                    if mean > 0.0 { largest as f64 / mean } else { 0.0 }
+                )
+            }
+        }
+    }
+}
+
+/// What [`run_shard`] did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ShardSummary {
+    /// The table.
+    pub table: String,
+    /// The run.
+    pub run_id: String,
+    /// The shard.
+    pub shard: usize,
+    /// The shard had reported already: nothing was done.
+    pub already_done: bool,
+    /// No run was named and none is planned for the table: nothing was done.
+    pub nothing_planned: bool,
+    /// Files an earlier attempt of this shard wrote, deleted first.
+    pub files_discarded: usize,
+    /// Inputs of the shard.
+    pub inputs: usize,
+    /// Inputs that failed (the commit reports them).
+    pub inputs_failed: usize,
+    /// Rows read.
+    pub rows_read: u64,
+    /// Rows written.
+    pub rows_written: u64,
+    /// Rows rejected.
+    pub rows_rejected: u64,
+    /// Input bytes.
+    pub bytes_in: u64,
+    /// Data files written.
+    pub files_written: usize,
+    /// Wall time.
+    pub seconds: f64,
+}
+
+impl std::fmt::Display for ShardSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.nothing_planned {
+            return write!(f, "{}: no run is planned: nothing to do", self.table);
+        }
+        if self.already_done {
+            return write!(
+                f,
+                "{}: run {} shard {}: reported already; nothing to do",
+                self.table, self.run_id, self.shard
+            );
+        }
+        write!(
+            f,
+            "{}: run {} shard {}: {} inputs ({} failed), rows {} in / {} out / {} rejected, {} files out, {:.2} s",
+            self.table,
+            self.run_id,
+            self.shard,
+            self.inputs,
+            self.inputs_failed,
+            self.rows_read,
+            self.rows_written,
+            self.rows_rejected,
+            self.files_written,
+            self.seconds
+        )?;
+        if self.files_discarded > 0 {
+            write!(
+                f,
+                ", {} files of an earlier attempt deleted first",
+                self.files_discarded
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// Plan a sharded run of `table` (see the module's documentation). The lock is handed to the
+/// run for `lease`: long enough for the shards to start; they renew it while they work.
+pub fn plan_run(
+    job: &Job,
+    stores: &Stores,
+    table: &TableSpec,
+    count: ShardCount,
+    lease: Duration,
+) -> Result<PlanSummary> {
+    let lake = Lake::open(job, stores)?;
+    plan_run_on(job, stores, &lake, table, count, lease)
+}
+
+/// [`plan_run`] on `lake`.
+pub fn plan_run_on(
+    job: &Job,
+    stores: &Stores,
+    lake: &Lake,
+    table: &TableSpec,
+    count: ShardCount,
+    lease: Duration,
+) -> Result<PlanSummary> {
+    let lock = TableLock::acquire(lake, &table.name, &new_run_id(), job.lock_lease)?;
+    let mut summary = TableSummary {
+        table: table.name.clone(),
+        ..Default::default()
+    };
+    let begun = begin(
+        job,
+        stores,
+        lake,
+        table,
+        None,
+        &lock,
+        &mut summary,
+        &NoProgress,
+    )?;
+    let mut out = PlanSummary {
+        table: table.name.clone(),
+        inputs_listed: summary.inputs_listed,
+        inputs_skipped: summary.inputs_skipped,
+        orphans_removed: summary.orphans_removed,
+        warnings: summary.warnings.clone(),
+        ..Default::default()
+    };
+    let Some(begun) = begun else {
+        lock.release();
+        return Ok(out);
+    };
+    let bytes: u64 = begun.admitted.iter().map(|p| p.input.size).sum();
+    let shards = match count {
+        ShardCount::Fixed(n) => n.max(1),
+        ShardCount::TargetBytes(target) => shards_for(bytes, target),
+    };
+    let items: Vec<Item<'_>> = begun
+        .admitted
+        .iter()
+        .map(|p| Item {
+            customer: p.input.customer.as_deref(),
+            bytes: p.input.size,
+        })
+        .collect();
+    let assignment = balance(&items, shards);
+    let record = |i: &usize| PlannedInput::of(&begun.admitted[*i]);
+    let plan = RunPlan {
+        version: RunPlan::VERSION,
+        run_id: begun.run_id.clone(),
+        table: table.name.clone(),
+        started_at: begun.started_at.clone(),
+        started_ms: now_ms(),
+        lease_s: lease.as_secs().max(1),
+        patterns: table.inputs.iter().map(|p| p.text().to_owned()).collect(),
+        header: begun.layout.header.clone(),
+        listed: summary.inputs_listed,
+        skipped: summary.inputs_skipped,
+        warnings: summary.warnings,
+        refused: begun
+            .refused
+            .iter()
+            .map(|o| {
+                Ok(RefusedInput {
+                    input: PlannedInput::of(&o.planned)?,
+                    error: match &o.result {
+                        Err(e) => scrub_text(&e.kind.to_string()),
+                        Ok(_) => String::new(),
+                    },
+                })
+            })
+            .collect::<Result<_>>()?,
+        shards: assignment
+            .iter()
+            .map(|s| s.iter().map(record).collect::<Result<_>>())
+            .collect::<Result<_>>()?,
+    };
+    let journal = Journal::start(lake, &table.name, &plan.run_id)?;
+    record::write(lake.store().as_ref(), &journal.key(PLAN), &plan)?;
+    lock.hand_over(&plan.run_id, lease)?;
+    tracing::info!(table = %table.name, run = %plan.run_id, shards, "planned a sharded run");
+    out.run_id = Some(plan.run_id);
+    out.shards = shards;
+    out.inputs = begun.admitted.len();
+    out.bytes = bytes;
+    out.shard_bytes = assignment
+        .iter()
+        .map(|s| s.iter().map(|&i| items[i].bytes).sum())
+        .collect();
+    Ok(out)
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis() as i64
+}
+
+/// The run `run_id`, or when none is given the run holding `table`'s lock (the run a plan
+/// handed it to).
+pub fn resolve_run(lake: &Lake, table: &str, run_id: Option<&str>) -> Result<String> {
+    if let Some(r) = run_id {
+        return Ok(r.to_owned());
+    }
+    TableLock::holder(lake, table)?.ok_or_else(|| Error::Sharded {
+        table: table.to_owned(),
+        run: "?".into(),
+        reason: "no run holds the table's lock: plan one with `citrine plan`, or pass --run-id"
+            .into(),
+    })
+}
+
+fn read_plan(lake: &Lake, table: &TableSpec, run_id: &str) -> Result<RunPlan> {
+    let key = Journal::open(lake, &table.name, run_id, None).key(PLAN);
+    let plan: RunPlan =
+        record::read(lake.store().as_ref(), &key)?.ok_or_else(|| Error::Sharded {
+            table: table.name.clone(),
+            run: run_id.to_owned(),
+            reason: "the run has no plan (never planned, committed, or aborted)".into(),
+        })?;
+    if plan.version != RunPlan::VERSION {
+        return Err(Error::Corrupt {
+            path: lake.url(&key),
+            message: format!(
+                "plan layout version {} (this citrine reads {})",
+                plan.version,
+                RunPlan::VERSION
+            ),
+        });
+    }
+    plan.check_config(table)?;
+    Ok(plan)
+}
+
+fn transform(job: &Job, table: &TableSpec, plan: &RunPlan) -> Transform {
+    Transform::new(
+        super::plan::layout_schema(table.format, &plan.header),
+        Masker::new(table.mask_columns.clone(), job.mask),
+    )
+}
+
+/// Process shard `shard` of the sharded run `run_id` of `table` (the run holding the table's
+/// lock when `None`).
+pub fn run_shard(
+    job: &Job,
+    stores: &Stores,
+    table: &TableSpec,
+    run_id: Option<&str>,
+    shard: usize,
+    progress: &dyn Progress,
+) -> Result<ShardSummary> {
+    let lake = Lake::open(job, stores)?;
+    run_shard_on(job, stores, &lake, table, run_id, shard, progress)
+}
+
+/// [`run_shard`] on `lake`.
+pub fn run_shard_on(
+    job: &Job,
+    stores: &Stores,
+    lake: &Lake,
+    table: &TableSpec,
+    run_id: Option<&str>,
+    shard: usize,
+    progress: &dyn Progress,
+) -> Result<ShardSummary> {
+    let started = Instant::now();
+    let run_id = match run_id {
+        Some(r) => r.to_owned(),
+        None => match TableLock::holder(lake, &table.name)? {
+            Some(r) => r,
+            // The scheduled plan found nothing new: its array job's children do nothing.
+            None => {
+                return Ok(ShardSummary {
+                    table: table.name.clone(),
+                    shard,
+                    nothing_planned: true,
+                    ..Default::default()
+                })
+            }
+        },
+    };
+    let plan = read_plan(lake, table, &run_id)?;
+    let Some(inputs) = plan.shards.get(shard) else {
+        return Err(Error::Sharded {
+            table: table.name.clone(),
+            run: run_id,
+            reason: format!(
+                "shard {shard} is out of range: the run has {} shards (0 to {})",
+                plan.shards.len(),
+                plan.shards.len().saturating_sub(1)
+            ),
+        });
+    };
+    let lock = TableLock::resume(
+        lake,
+        &table.name,
+        &run_id,
+        Duration::from_secs(plan.lease_s),
+    )?;
+    let mut summary = ShardSummary {
+        table: table.name.clone(),
+        run_id: run_id.clone(),
+        shard,
+        inputs: inputs.len(),
+        ..Default::default()
+    };
+    let store = lake.store();
+    let earlier = Journal::open(lake, &table.name, &run_id, Some(shard));
+    if store.head(&earlier.key(REPORT))?.is_some() {
+        summary.already_done = true;
+        return Ok(summary);
+    }
+    // A retried shard: what an earlier attempt wrote goes first, so nothing is written twice.
+    summary.files_discarded = earlier.discard()?;
+    if summary.files_discarded > 0 {
+        tracing::warn!(table = %table.name, run = %run_id, shard, files = summary.files_discarded, "deleted the files of an earlier attempt of this shard");
+    }
+    let journal = Journal::start_shard(lake, &table.name, &run_id, shard)?;
+    let pattern_stores = PatternStores::open(stores, table)?;
+    let planned = inputs
+        .iter()
+        .map(|i| i.planned(&pattern_stores))
+        .collect::<Result<Vec<_>>>()?;
+    summary.bytes_in = planned.iter().map(|p| p.input.size).sum();
+    progress.planned(&table.name, planned.len(), summary.bytes_in);
+    let transform = transform(job, table, &plan);
+    let spool = RejectSpool::new()?;
+    let (outcomes, files) = stream(
+        job,
+        table,
+        lake,
+        &format!("{run_id}-s{shard:04}"),
+        &journal,
+        &transform,
+        &planned,
+        &spool,
+        progress,
+    )?;
+    stall_point("shard_before_report");
+    let rejects_key = spool.publish(store.as_ref(), &journal.key(REJECTS))?;
+    let inputs = outcomes
+        .into_iter()
+        .map(ShardInput::of)
+        .collect::<Result<Vec<_>>>()?;
+    for i in &inputs {
+        match &i.result {
+            record::InputResult::Consumed(c) => {
+                summary.rows_read += c.counts.rows_read;
+                summary.rows_written += c.rows_written;
+                summary.rows_rejected += c.rows_rejected;
+            }
+            record::InputResult::Failed(_) => summary.inputs_failed += 1,
+            record::InputResult::Vanished => {}
+        }
+    }
+    summary.files_written = files.len();
+    summary.seconds = started.elapsed().as_secs_f64();
+    let report = ShardReport {
+        version: RunPlan::VERSION,
+        run_id: run_id.clone(),
+        shard,
+        inputs,
+        files,
+        rejects_key,
+        seconds: summary.seconds,
+    };
+    record::write(store.as_ref(), &journal.key(REPORT), &report)?;
+    drop(lock);
+    Ok(summary)
+}
+
+/// Commit the sharded run `run_id` of `table` (the run holding the table's lock when `None`)
+/// once every shard has reported: exactly what a one-process run's commit does. A run that
+/// is committed already is left as it is (its summary has its run id and a warning), and so
+/// is a lake where no run holds the lock when none is named: a retried commit does nothing.
+pub fn commit_run(
+    job: &Job,
+    stores: &Stores,
+    table: &TableSpec,
+    run_id: Option<&str>,
+) -> Result<TableSummary> {
+    let lake = Lake::open(job, stores)?;
+    commit_run_on(job, stores, &lake, table, run_id)
+}
+
+/// [`commit_run`] on `lake`.
+pub fn commit_run_on(
+    job: &Job,
+    stores: &Stores,
+    lake: &Lake,
+    table: &TableSpec,
+    run_id: Option<&str>,
+) -> Result<TableSummary> {
+    let mut summary = TableSummary {
+        table: table.name.clone(),
+        ..Default::default()
+    };
+    let run_id = match run_id {
+        Some(r) => r.to_owned(),
+        None => match TableLock::holder(lake, &table.name)? {
+            Some(r) => r,
+            None => {
+                summary
+                    .warnings
+                    .push("no run holds the table's lock: nothing to commit".into());
+                return Ok(summary);
+            }
+        },
+    };
+    let store = lake.store();
+    let run_journal = Journal::open(lake, &table.name, &run_id, None);
+    if store
+        .head(&lake.manifest_key(&table.name, &run_id))?
+        .is_some()
+    {
+        // Committed before (this is a retry): finish what that commit may have left.
+        run_journal.finish()?;
+        if let Ok(lock) = TableLock::resume(lake, &table.name, &run_id, job.lock_lease) {
+            lock.release();
+        }
+        summary.run_id = Some(run_id);
+        summary
+            .warnings
+            .push("committed already: nothing to do".into());
+        return Ok(summary);
+    }
+    let plan = read_plan(lake, table, &run_id)?;
+    let lock = TableLock::resume(
+        lake,
+        &table.name,
+        &run_id,
+        Duration::from_secs(plan.lease_s),
+    )?;
+    let mut reports = Vec::with_capacity(plan.shards.len());
+    let mut missing = Vec::new();
+    for shard in 0..plan.shards.len() {
+        let key = Journal::open(lake, &table.name, &run_id, Some(shard)).key(REPORT);
+        match record::read::<ShardReport>(store.as_ref(), &key)? {
+            Some(r) if r.run_id == run_id && r.shard == shard => reports.push(r),
+            Some(_) => {
+                return Err(Error::Corrupt {
+                    path: lake.url(&key),
+                    message: "the shard report names another run or shard".into(),
+                })
+            }
+            None => missing.push(shard),
+        }
+    }
+    if !missing.is_empty() {
+        return Err(Error::ShardsMissing {
+            table: table.name.clone(),
+            run: run_id,
+            missing,
+            shards: plan.shards.len(),
+        });
+    }
+    let pattern_stores = PatternStores::open(stores, table)?;
+    let mut outcomes = Vec::new();
+    for r in plan.refused {
+        outcomes.push(
+            ShardInput {
+                input: r.input,
+                result: record::InputResult::Failed(r.error),
+            }
+            .outcome(&pattern_stores)?,
+        );
+    }
+    let mut files = Vec::new();
+    let mut rejects = ShardRejects::default();
+    for r in reports {
+        for i in r.inputs {
+            outcomes.push(i.outcome(&pattern_stores)?);
+        }
+        files.extend(r.files);
+        rejects.0.extend(r.rejects_key);
+    }
+    files.sort_by(|a, b| a.key.cmp(&b.key));
+    summary.inputs_listed = plan.listed;
+    summary.inputs_skipped = plan.skipped;
+    summary.warnings = plan.warnings;
+    let ledger = Ledger::load(lake, &table.name)?;
+    summary.ledger = ledger.provenance().clone();
+    let mut catalog = register::open(job, stores, lake);
+    stall_point("before_commit");
+    commit::commit(
+        &commit::RunContext {
+            lake,
+            table: &table.name,
+            run_id: &run_id,
+            started_at: plan.started_at,
+        },
+        outcomes,
+        files,
+        &super::plan::layout_schema(table.format, &plan.header),
+        &rejects,
+        catalog.as_mut(),
+        ledger,
+        &mut summary,
+    )?;
+    if let Err(e) = run_journal.finish() {
+        tracing::warn!(table = %table.name, error = %e, "could not delete the run's journal; the next run does");
+    }
+    lock.release();
+    summary.seconds = (now_ms() - plan.started_ms).max(0) as f64 / 1000.0;
+    Ok(summary)
+}
+
+/// Delete what the uncommitted run `run_id` of `table` (the run holding the table's lock when
+/// `None`) wrote, and release the lock if the run holds it. Returns the run and how many data
+/// files were deleted. A committed run is refused.
+pub fn abort_run(
+    job: &Job,
+    stores: &Stores,
+    table: &TableSpec,
+    run_id: Option<&str>,
+) -> Result<(String, usize)> {
+    let lake = Lake::open(job, stores)?;
+    abort_run_on(job, &lake, table, run_id)
+}
+
+/// [`abort_run`] on `lake`.
+pub fn abort_run_on(
+    job: &Job,
+    lake: &Lake,
+    table: &TableSpec,
+    run_id: Option<&str>,
+) -> Result<(String, usize)> {
+    let run_id = resolve_run(lake, &table.name, run_id)?;
+    if lake
+        .store()
+        .head(&lake.manifest_key(&table.name, &run_id))?
+        .is_some()
+    {
+        return Err(Error::Sharded {
+            table: table.name.clone(),
+            run: run_id,
+            reason: "the run is committed; only an uncommitted run can be aborted".into(),
+        });
+    }
+    let files = journal::run_files(lake, &table.name, &run_id)?;
+    let removed = journal::discard_run(lake, &table.name, &run_id, &files)?;
+    Journal::open(lake, &table.name, &run_id, None).finish()?;
+    // A sharded run's lock is released; a one-process run's is left to that process.
+    if let Ok(lock) = TableLock::resume(lake, &table.name, &run_id, job.lock_lease) {
+        lock.release();
+    }
+    tracing::warn!(table = %table.name, run = %run_id, files = removed, "aborted the run");
+    Ok((run_id, removed))
+}
