@@ -131,13 +131,25 @@ fn file_entry<'a>(rest: &'a str, files: &str) -> Option<&'a str> {
 }
 
 /// Runs found in a table's journals, with the data keys each recorded (a sharded run's
-/// shards' too).
-fn journaled_runs(lake: &Lake, table: &str) -> Result<BTreeMap<String, Vec<String>>> {
-    let prefix = format!("{}/", lake.runs_prefix(table));
+/// shards' too): those of `from` and after (they sort by run id), or all.
+fn journaled_runs(
+    lake: &Lake,
+    table: &str,
+    from: Option<&str>,
+) -> Result<BTreeMap<String, Vec<String>>> {
+    let runs_prefix = lake.runs_prefix(table);
+    let prefix = format!("{runs_prefix}/");
     let data = lake.data_prefix(table);
     let files_folder = format!("{FILES}/");
     let mut runs: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for o in lake.store().list(&lake.runs_prefix(table))? {
+    let listed = match from {
+        // `…/<run>` sorts just before every key of that run's journal.
+        Some(run) => lake
+            .store()
+            .list_after(&runs_prefix, &format!("{prefix}{run}"))?,
+        None => lake.store().list(&runs_prefix)?,
+    };
+    for o in listed {
         let Some(rest) = o.key.strip_prefix(&prefix) else {
             continue;
         };
@@ -186,10 +198,16 @@ pub fn run_files(lake: &Lake, table: &str, run: &str) -> Result<Vec<String>> {
 /// Delete what crashed runs of `table` left, from their journals: each journaled run without
 /// a marker loses its data files (and their staging leftovers), report and rejects; every
 /// journal found is deleted. Returns how many data files were removed.
-pub fn recover(lake: &Lake, table: &str) -> Result<usize> {
+///
+/// With `from` (the newest committed run), only journals of that run and later ones are
+/// listed: a run's id sorts after every committed run's, so a crashed run's journal is
+/// always among them, and older journals were deleted by the runs that followed them. The
+/// listing then starts after them (`start-after`), so it costs the same however many runs
+/// came before, even on stores that keep emptied folders (SeaweedFS).
+pub fn recover(lake: &Lake, table: &str, from: Option<&str>) -> Result<usize> {
     let store = lake.store();
     let mut removed = 0;
-    for (run, files) in journaled_runs(lake, table)? {
+    for (run, files) in journaled_runs(lake, table, from)? {
         let committed = store.head(&lake.manifest_key(table, &run))?.is_some();
         if !committed {
             removed += discard_run(lake, table, &run, &files)?;
@@ -267,18 +285,25 @@ mod tests {
             ["data/t/customer=b/dt=2024-01-02/part-r4-s0003-00000.parquet"]
         );
 
-        assert_eq!(recover(&lake, "t").unwrap(), 3);
+        // An older committed run's journal that was never deleted: below the newest committed
+        // run, so a run's recovery (from the newest committed run on) does not list it.
+        Journal::start(&lake, "t", "r1").unwrap();
+
+        assert_eq!(recover(&lake, "t", Some("r2")).unwrap(), 3);
         let keys: Vec<String> = store.list("").unwrap().into_iter().map(|o| o.key).collect();
         assert_eq!(
             keys,
             [
+                "_citrine/runs/t/r1/started",
                 "complete/t/r1.manifest",
                 "complete/t/r3.manifest",
                 "data/t/customer=a/dt=2024-01-01/part-r1-00000.parquet",
                 "data/t/customer=a/dt=2024-01-01/part-r3-00003.parquet",
             ]
         );
-        assert_eq!(recover(&lake, "t").unwrap(), 0, "nothing left to do");
+        // The full listing (`citrine repair`) finds it.
+        assert_eq!(recover(&lake, "t", None).unwrap(), 0, "nothing left to do");
+        assert!(store.list("_citrine").unwrap().is_empty());
     }
 
     #[test]

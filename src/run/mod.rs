@@ -340,7 +340,8 @@ pub(crate) fn begin(
     progress: &dyn Progress,
 ) -> Result<Option<Begun>> {
     let started_at = now_rfc3339();
-    summary.orphans_removed = recover(lake, &table.name)?;
+    let ledger = Ledger::load(lake, &table.name)?;
+    summary.orphans_removed = recover(lake, &table.name, ledger.newest_run())?;
     crate::lock::remove_stale_temp_files(lake, &table.name, job.lock_lease)?;
     stall_point("after_lock");
 
@@ -349,7 +350,7 @@ pub(crate) fn begin(
         listed,
         skipped,
         ledger,
-    } = plan(table, stores, lake, given, &mut summary.warnings)?;
+    } = plan(table, stores, ledger, given, &mut summary.warnings)?;
     summary.inputs_listed = listed;
     summary.inputs_skipped = skipped;
     summary.ledger = ledger.provenance().clone();

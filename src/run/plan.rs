@@ -7,7 +7,6 @@ use arrow::datatypes::SchemaRef;
 
 use crate::config::{Job, TableSpec};
 use crate::error::{Error, FileError, Result};
-use crate::lake::Lake;
 use crate::ledger::{Decision, Ledger};
 use crate::parse::audit::{read_columns, HeaderUnion};
 use crate::parse::{cloudfront, Format};
@@ -42,16 +41,15 @@ pub struct Plan {
     pub ledger: Ledger,
 }
 
-/// List the inputs (or take `given` ones) and keep those the ledger does not hold. Listings
+/// List the inputs (or take `given` ones) and keep those `ledger` does not hold. Listings
 /// are consumed as they arrive: only the new inputs are kept.
 pub fn plan(
     table: &TableSpec,
     stores: &Stores,
-    lake: &Lake,
+    ledger: Ledger,
     given: Option<Vec<MatchedInput>>,
     warnings: &mut Vec<String>,
 ) -> Result<Plan> {
-    let ledger = Ledger::load(lake, &table.name)?;
     let mut seen = BTreeSet::new();
     let mut planned = Vec::new();
     let (mut listed, mut skipped) = (0, 0);

@@ -8,10 +8,11 @@ use std::collections::BTreeSet;
 use crate::error::Result;
 use crate::lake::Lake;
 
-/// Delete what crashed runs of `table` left, from their journals. Returns how many data files
-/// were removed.
-pub fn recover(lake: &Lake, table: &str) -> Result<usize> {
-    crate::commit::journal::recover(lake, table)
+/// Delete what crashed runs of `table` left, from their journals (those of `newest`, the
+/// newest committed run, and later ones; all when `None`). Returns how many data files were
+/// removed.
+pub fn recover(lake: &Lake, table: &str, newest: Option<&str>) -> Result<usize> {
+    crate::commit::journal::recover(lake, table, newest)
 }
 
 /// Delete, by listing all of the table, whatever no committed run accounts for: data files of
@@ -19,7 +20,7 @@ pub fn recover(lake: &Lake, table: &str) -> Result<usize> {
 /// journals of runs. Its cost grows with the table: run it by hand (under the table's lock),
 /// not on every run. Returns how many data files were removed.
 pub fn repair(lake: &Lake, table: &str) -> Result<usize> {
-    let mut removed = recover(lake, table)?;
+    let mut removed = recover(lake, table, None)?;
     let committed: BTreeSet<String> = lake.committed_runs(table)?.into_iter().collect();
     let store = lake.store();
     let is_tmp = |name: &str| name.starts_with('.') && name.ends_with(".tmp");
