@@ -145,6 +145,28 @@ def s3_jobs(args):
     client = [python, str(root / "tests/support/aws_client.py")]
     lines = subprocess.check_output([str(root / "scripts/aws-server"), "start"], text=True).split()
     endpoints = dict(l.split("=", 1) for l in lines)
+    cores = os.cpu_count()
+    weed_pid = (root / ".tmp/aws-server/weed.pid").read_text().strip()
+
+    def server_cpu():
+        """CPU seconds SeaweedFS has used so far (its threads and children)."""
+        fields = Path(f"/proc/{weed_pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return sum(int(x) for x in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+    pin = []
+    threads = 2
+    if args.pin:
+        # The servers on the last core (with their threads), citrine on the others, local and
+        # S3 alike: the server's own CPU then does not come out of citrine's share.
+        for name in ("weed.pid", "moto.pid"):
+            pid = (root / ".tmp/aws-server" / name).read_text().strip()
+            subprocess.run(["taskset", "-a", "-p", "-c", str(cores - 1), pid], check=True,
+                           stdout=subprocess.DEVNULL)
+        pin = ["taskset", "-c", f"0-{cores - 2}" if cores > 2 else "0"]
+        threads = cores - 1
+    threads = args.threads or threads
+    if args.pin:
+        print(f"pinned: servers on core {cores - 1}, citrine on {cores - 1} core(s) with {threads} worker(s)", flush=True)
     env = dict(os.environ, AWS_ENDPOINT_URL=endpoints["CITRINE_TEST_S3_ENDPOINT"],
                AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test", AWS_REGION="us-east-1",
                AWS_DEFAULT_REGION="us-east-1", AWS_EC2_METADATA_DISABLED="true")
@@ -184,14 +206,17 @@ def s3_jobs(args):
                     else:
                         lake, inputs = f"s3://{bucket}/lake-{name}-{i}", f"s3://{bucket}/{name}/cloudfront/{{customer}}/"
                     cfg = work / f"s3-{name}-{where}.toml"
-                    cfg.write_text(f'[lake]\nroot = "{lake}"\n{extra}[run]\nthreads = 2\n'
+                    cfg.write_text(f'[lake]\nroot = "{lake}"\n{extra}[run]\nthreads = {threads}\n'
                                    f'[[table]]\nname = "cloudfront_logs"\nformat = "cloudfront"\ninputs = ["{inputs}"]\n')
                     stats = work / "time.txt"
-                    subprocess.run(["/usr/bin/time", "-o", str(stats), "-f", "%e %M %P", str(citrine),
+                    cpu_before = server_cpu()
+                    subprocess.run(pin + ["/usr/bin/time", "-o", str(stats), "-f", "%e %M %P", str(citrine),
                                     "--config", str(cfg), "run"], check=True, env=env, stdout=subprocess.DEVNULL)
                     e, m, p = stats.read_text().split()[-3:]
                     results[where].append((float(e), int(m) / 1024, p))
-                    print(f"  {name} run {i + 1} {where}: {float(e):.2f} s, peak RSS {int(m) / 1024:.0f} MiB, CPU {p}", flush=True)
+                    server = server_cpu() - cpu_before
+                    print(f"  {name} run {i + 1} {where}: {float(e):.2f} s, peak RSS {int(m) / 1024:.0f} MiB, CPU {p}"
+                          f"; SeaweedFS used {server:.2f} CPU s ({100 * server / float(e):.0f}% of a core)", flush=True)
             best = {w: min(r) for w, r in results.items()}
             table.append((name, raw, best))
         print("\n| job | local lake | s3:// lake and inputs | S3 as % of local | peak RSS local / S3 |")
@@ -270,6 +295,9 @@ def main():
     ap.add_argument("--mb", type=int, default=1024, help="uncompressed CloudFront MB")
     ap.add_argument("--runs", type=int, default=2)
     ap.add_argument("--small-files", type=int, default=20000, help="0 skips the small-files job")
+    ap.add_argument("--threads", type=int, default=0, help="with --s3: citrine's workers")
+    ap.add_argument("--pin", action="store_true",
+                    help="with --s3: the servers on the last core, citrine on the others")
     ap.add_argument("--shards", action="store_true",
                     help="instead: the CloudFront job as a sharded run with 1, 2, 4 shard processes")
     ap.add_argument("--s3", action="store_true",
