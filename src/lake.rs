@@ -237,6 +237,8 @@ mod tests {
             next.as_str() > ahead && next.starts_with("29991231T235959999Z-"),
             "{next}"
         );
+        // Ids of one millisecond order by their random part: a later millisecond sorts after.
+        std::thread::sleep(std::time::Duration::from_millis(2));
         assert!(run_id_after("20000101T000000000Z-00000000") > b);
     }
 
