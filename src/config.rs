@@ -4,6 +4,7 @@
 //! naming the key and what was expected.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use serde::Deserialize;
 
@@ -14,6 +15,7 @@ use crate::read::pattern::InputPattern;
 use crate::redshift::sql::Warehouse;
 use crate::redshift::{Auth, RedshiftOptions, Target};
 use crate::store::Location;
+use crate::transform::rules::{HashKey, Rule};
 use crate::transform::MaskOptions;
 
 /// The file `citrine.toml` as written.
@@ -36,6 +38,9 @@ pub struct ConfigFile {
     pub aws: AwsConfig,
     /// Where `citrine redshift load` loads markers.
     pub redshift: Option<RedshiftConfig>,
+    /// Keys of the column rules.
+    #[serde(default)]
+    pub privacy: PrivacyConfig,
     /// The tables, each with its inputs.
     #[serde(rename = "table", default)]
     pub tables: Vec<TableConfig>,
@@ -129,6 +134,23 @@ impl Default for MaskConfig {
     }
 }
 
+/// `[privacy]`: where the key of `hash` column rules comes from.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrivacyConfig {
+    /// The environment variable holding the key (default `CITRINE_HASH_KEY`): its text's bytes,
+    /// at least 16. Read only when a table has a `hash` rule.
+    pub hash_key_env: Option<String>,
+}
+
+/// `[table.columns.<name>]`: a rule for one column.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ColumnConfig {
+    /// `ip`, `hash`, `redact` or `email_domain`.
+    pub mask: String,
+}
+
 /// `[run]`
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -190,6 +212,9 @@ pub struct TableConfig {
     /// `x_forwarded_for`).
     #[serde(default)]
     pub mask_ips: Vec<String>,
+    /// Rules by column name (`[table.columns.user_email] mask = "hash"`).
+    #[serde(default)]
+    pub columns: std::collections::BTreeMap<String, ColumnConfig>,
 }
 
 fn default_compression() -> String {
@@ -287,8 +312,10 @@ pub struct TableSpec {
     pub format: Format,
     /// Input patterns, resolved against the config folder.
     pub inputs: Vec<InputPattern>,
-    /// Columns masked.
+    /// Columns masked as IP addresses.
     pub mask_columns: Vec<String>,
+    /// Columns hashed, redacted or cut to their e-mail domain.
+    pub column_rules: Vec<(String, Rule)>,
 }
 
 /// `[redshift]`: the warehouse `citrine redshift load` loads markers into.
@@ -428,6 +455,8 @@ pub struct Job {
     pub max_columns: usize,
     /// Tables in config order.
     pub tables: Vec<TableSpec>,
+    /// The key of `hash` column rules (read only when a table has one).
+    pub hash_key: Option<Arc<HashKey>>,
 }
 
 impl ConfigFile {
@@ -624,12 +653,57 @@ impl ConfigFile {
                     .to_vec(),
                 Format::Audit => Vec::new(),
             };
+            let mut column_rules = Vec::new();
+            for (c, rule) in &t.columns {
+                let at = key(&format!("columns.{c}"));
+                let name = crate::schema::column_name(c);
+                if crate::schema::is_lineage(&name) || name.is_empty() {
+                    return Err(ConfigError::new(at, format!("{c:?} is not a data column")));
+                }
+                if format == Format::CloudFront
+                    && !crate::parse::cloudfront::parsed_schema()
+                        .fields()
+                        .iter()
+                        .any(|f| {
+                            f.name() == &name && f.data_type() == &arrow::datatypes::DataType::Utf8
+                        })
+                {
+                    return Err(ConfigError::new(
+                        at,
+                        format!("{c:?} is not a text column of the cloudfront layout"),
+                    ));
+                }
+                if rule.mask == "ip" {
+                    if !t.mask_ips.contains(c) {
+                        mask_columns.push(name);
+                    }
+                    continue;
+                }
+                let Some(r) = Rule::parse(&rule.mask) else {
+                    return Err(ConfigError::new(
+                        format!("{at}.mask"),
+                        format!(
+                            "expected \"ip\", \"hash\", \"redact\" or \"email_domain\", got {:?}",
+                            rule.mask
+                        ),
+                    ));
+                };
+                // A rule replaces IP masking on a column (CloudFront's c_ip, say).
+                mask_columns.retain(|m| m != &name);
+                column_rules.push((name, r));
+            }
             for c in &t.mask_ips {
                 let name = crate::schema::column_name(c);
                 if crate::schema::is_lineage(&name) || name.is_empty() {
                     return Err(ConfigError::new(
                         key("mask_ips"),
                         format!("{c:?} is not a data column"),
+                    ));
+                }
+                if column_rules.iter().any(|(r, _)| r == &name) {
+                    return Err(ConfigError::new(
+                        key("mask_ips"),
+                        format!("{c:?} also has a rule in [table.columns]: give it one"),
                     ));
                 }
                 if !mask_columns.contains(&name) {
@@ -641,10 +715,41 @@ impl ConfigFile {
                 format,
                 inputs,
                 mask_columns,
+                column_rules,
             });
         }
+        let hashes = tables
+            .iter()
+            .any(|t| t.column_rules.iter().any(|(_, r)| *r == Rule::Hash));
+        let hash_key = if hashes {
+            let var = self
+                .privacy
+                .hash_key_env
+                .clone()
+                .unwrap_or_else(|| "CITRINE_HASH_KEY".into());
+            let text = std::env::var(&var).map_err(|_| {
+                ConfigError::new(
+                    "privacy.hash_key_env",
+                    format!("a `hash` column rule needs a key: set the environment variable {var} (at least {} bytes); citrine never hashes without one", HashKey::MIN_BYTES),
+                )
+            })?;
+            Some(Arc::new(HashKey::new(text.as_bytes()).ok_or_else(
+                || {
+                    ConfigError::new(
+                        "privacy.hash_key_env",
+                        format!(
+                            "the key in {var} is shorter than {} bytes",
+                            HashKey::MIN_BYTES
+                        ),
+                    )
+                },
+            )?))
+        } else {
+            None
+        };
         let redshift = self.redshift.as_ref().map(|r| r.validate()).transpose()?;
         Ok(Job {
+            hash_key,
             redshift,
             root,
             catalog,
@@ -714,6 +819,30 @@ mask_ips = ["source_ip"]
 
     fn job(text: &str) -> Result<Job, ConfigError> {
         ConfigFile::parse(text, "citrine.toml")?.validate(Path::new("/base"))
+    }
+
+    #[test]
+    fn column_rules_are_parsed_and_replace_ip_masking() {
+        let text = EXAMPLE.replace(
+            "inputs = [\"logs/cloudfront/{customer}/\"]",
+            "inputs = [\"logs/cloudfront/{customer}/\"]\n[table.columns.cs_cookie]\nmask = \"redact\"\n[table.columns.c_ip]\nmask = \"redact\"",
+        ) + "[table.columns.user]\nmask = \"email_domain\"\n[table.columns.device_ip]\nmask = \"ip\"\n";
+        let job = job(&text).unwrap();
+        assert_eq!(job.tables[0].mask_columns, ["x_forwarded_for"]);
+        assert_eq!(
+            job.tables[0].column_rules,
+            [
+                ("c_ip".into(), Rule::Redact),
+                ("cs_cookie".into(), Rule::Redact)
+            ]
+        );
+        assert_eq!(job.tables[1].mask_columns, ["device_ip", "source_ip"]);
+        assert_eq!(
+            job.tables[1].column_rules,
+            [("user".into(), Rule::EmailDomain)]
+        );
+        // No hash rule: no key is needed or read.
+        assert!(job.hash_key.is_none());
     }
 
     #[test]
@@ -793,6 +922,22 @@ max_columns = 2000
 "
                 ),
                 "run.max_columns",
+            ),
+            (
+                format!("{EXAMPLE}[table.columns.user]\nmask = \"encrypt\"\n"),
+                "table[1].columns.user.mask",
+            ),
+            (
+                // CloudFront's columns are fixed: a rule names one of its text columns.
+                EXAMPLE.replace(
+                    "inputs = [\"logs/cloudfront/{customer}/\"]",
+                    "inputs = [\"logs/cloudfront/{customer}/\"]\n[table.columns.sc_bytes]\nmask = \"redact\"",
+                ),
+                "table[0].columns.sc_bytes",
+            ),
+            (
+                format!("{EXAMPLE}[table.columns.source_ip]\nmask = \"hash\"\n"),
+                "table[1].mask_ips",
             ),
         ];
         for (text, key) in cases {

@@ -30,6 +30,8 @@ pub struct InspectOptions {
     pub mask: MaskOptions,
     /// Decompressed size cap.
     pub cap: u64,
+    /// A configured table's column rules (hash, redact, e-mail domain), applied as a run does.
+    pub rules: crate::transform::ColumnRules,
 }
 
 impl Default for InspectOptions {
@@ -41,6 +43,7 @@ impl Default for InspectOptions {
             mask_columns: None,
             mask: MaskOptions::default(),
             cap: decompress::DEFAULT_DECOMPRESSED_CAP,
+            rules: Default::default(),
         }
     }
 }
@@ -115,6 +118,7 @@ pub fn inspect_reader<R: BufRead>(
                 },
             };
             Transform::new(schema, Masker::new(columns, options.mask))
+                .with_rules(options.rules.clone())
         });
         let (batch, counts) = transform.sanitize(decoded.batch);
         transform_counts += counts;
@@ -124,7 +128,13 @@ pub fn inspect_reader<R: BufRead>(
             shown += take;
         }
         let room = options.rejects.saturating_sub(rejects.len());
-        rejects.extend(decoded.rejects.into_iter().take(room));
+        let withhold = !options.rules.is_empty();
+        rejects.extend(decoded.rejects.into_iter().take(room).map(|mut r| {
+            if withhold {
+                r.raw = crate::run::stream::WITHHELD.to_owned();
+            }
+            r
+        }));
         Ok(())
     })
     .map_err(|e| InputError::new(uri, e))?;

@@ -147,8 +147,12 @@ enum Command {
         #[arg(long, default_value_t = 5)]
         rows: usize,
         /// Audit columns to mask (comma separated); default: columns named like `*_ip`.
-        #[arg(long, value_delimiter = ',')]
+        #[arg(long, value_delimiter = ',', conflicts_with = "table")]
         mask_ips: Option<Vec<String>>,
+        /// Apply this configured table's masking and column rules (hash, redact, e-mail
+        /// domain), as a run does.
+        #[arg(long)]
+        table: Option<String>,
     },
 }
 
@@ -575,13 +579,25 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             format,
             rows,
             mask_ips,
+            table,
         } => {
-            let options = InspectOptions {
+            let mut options = InspectOptions {
                 format: format.map(Into::into),
                 rows,
                 mask_columns: mask_ips,
                 ..Default::default()
             };
+            if let Some(name) = &table {
+                let job = load_job(&config)?;
+                let spec = table_spec(&job, name, &config)?;
+                options.format = options.format.or(Some(spec.format));
+                options.mask = job.mask;
+                options.mask_columns = Some(spec.mask_columns.clone());
+                options.rules = citrine::transform::ColumnRules::new(
+                    spec.column_rules.clone(),
+                    job.hash_key.clone(),
+                );
+            }
             let mut failed = 0;
             for (i, file) in files.iter().enumerate() {
                 if i > 0 {

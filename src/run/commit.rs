@@ -74,6 +74,7 @@ pub fn commit(
                 summary.rows_rejected += c.rows_rejected;
                 summary.ips_invalid += c.transform.ips_invalid;
                 summary.strings_truncated += c.transform.strings_truncated;
+                summary.emails_invalid += c.transform.emails_invalid;
                 if o.planned.changed {
                     summary.inputs_changed.push(o.planned.input.uri.clone());
                 }

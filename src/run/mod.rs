@@ -38,7 +38,8 @@ use crate::read::pattern::MatchedInput;
 use crate::register::{self, Catalog};
 use crate::store::Stores;
 use crate::transform::mask::scrub_text;
-use crate::transform::{Masker, Transform};
+use crate::transform::{ColumnRules, Masker, Transform};
+use arrow::datatypes::SchemaRef;
 
 use self::plan::{plan, resolve_schema, Layout, Plan, Planned};
 pub use self::recover::recover;
@@ -100,6 +101,8 @@ pub struct TableSummary {
     pub ips_invalid: u64,
     /// Strings cut to the Redshift limit.
     pub strings_truncated: u64,
+    /// Values of `email_domain` columns that were not addresses.
+    pub emails_invalid: u64,
     /// Wall time.
     pub seconds: f64,
     /// The ledger's checkpoint and the reports replayed on top of it: the run's fixed cost.
@@ -318,11 +321,15 @@ pub(crate) struct Begun {
 impl Begun {
     /// The transform that gives the run's layout.
     pub fn transform(&self, job: &Job, table: &TableSpec) -> Transform {
-        Transform::new(
-            self.layout.schema.clone(),
-            Masker::new(table.mask_columns.clone(), job.mask),
-        )
+        table_transform(self.layout.schema.clone(), job, table)
     }
+}
+
+/// The transform of `table` into `schema`: IP masking, then the column rules.
+pub fn table_transform(schema: SchemaRef, job: &Job, table: &TableSpec) -> Transform {
+    Transform::new(schema, Masker::new(table.mask_columns.clone(), job.mask)).with_rules(
+        ColumnRules::new(table.column_rules.clone(), job.hash_key.clone()),
+    )
 }
 
 /// The steps every run takes under its table's lock before it writes anything: recover what

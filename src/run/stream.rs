@@ -30,6 +30,9 @@ use crate::read::{decompress, input};
 use crate::transform::{Lineage, Transform, TransformCounts};
 use crate::write::{PartitionedWriter, WrittenFile};
 
+/// A rejected row's text where the table's column rules protect values a raw line would show.
+pub const WITHHELD: &str = "(withheld: the table's column rules protect values this line holds)";
+
 /// What processing one input gave.
 pub struct Outcome {
     /// The input.
@@ -356,6 +359,11 @@ fn process_input(w: &Worker, p: &Planned, writer: &mut PartitionedWriter) -> Res
     }
     staged.commit()?;
     // Consumed: its rejects go to the spool (a failed input's rows are dropped with it).
+    if w.transform.withholds_raw_text() {
+        for r in &mut rejects {
+            r.raw = WITHHELD.to_owned();
+        }
+    }
     w.spool.append(uri, &rejects)?;
     let hash = opened.hash.hex();
     Ok(Outcome {

@@ -5,6 +5,7 @@
 
 pub mod lineage;
 pub mod mask;
+pub mod rules;
 pub mod truncate;
 
 use arrow::array::RecordBatch;
@@ -14,6 +15,7 @@ use crate::error::Result;
 use crate::parse::Reject;
 pub use lineage::Lineage;
 pub use mask::{MaskOptions, Masker};
+pub use rules::ColumnRules;
 pub use truncate::REDSHIFT_MAX_VARCHAR;
 
 /// Counters a transform adds to a file's report.
@@ -23,12 +25,16 @@ pub struct TransformCounts {
     pub ips_invalid: u64,
     /// String values cut to the Redshift limit.
     pub strings_truncated: u64,
+    /// Values of `email_domain` columns that were not addresses (each replaced by `-`).
+    #[serde(default)]
+    pub emails_invalid: u64,
 }
 
 impl std::ops::AddAssign for TransformCounts {
     fn add_assign(&mut self, rhs: Self) {
         self.ips_invalid += rhs.ips_invalid;
         self.strings_truncated += rhs.strings_truncated;
+        self.emails_invalid += rhs.emails_invalid;
     }
 }
 
@@ -47,6 +53,7 @@ pub struct Transformed {
 #[derive(Debug, Clone)]
 pub struct Transform {
     masker: Masker,
+    rules: ColumnRules,
     max_string_bytes: usize,
     table: SchemaRef,
 }
@@ -56,9 +63,22 @@ impl Transform {
     pub fn new(table: SchemaRef, masker: Masker) -> Self {
         Self {
             masker,
+            rules: ColumnRules::default(),
             max_string_bytes: REDSHIFT_MAX_VARCHAR,
             table,
         }
+    }
+
+    /// Also apply `rules` (hash, redact, e-mail domain) after IP masking.
+    pub fn with_rules(mut self, rules: ColumnRules) -> Self {
+        self.rules = rules;
+        self
+    }
+
+    /// True when rejected rows' raw text must be withheld: column rules protect values that
+    /// a raw line would show (its fields cannot be told apart reliably once it is bad).
+    pub fn withholds_raw_text(&self) -> bool {
+        !self.rules.is_empty()
     }
 
     /// Override the string cut (tests use small values).
@@ -75,12 +95,14 @@ impl Transform {
     /// Mask and cut only: what `inspect` shows, with no lineage.
     pub fn sanitize(&self, batch: RecordBatch) -> (RecordBatch, TransformCounts) {
         let (batch, ips_invalid) = self.masker.apply(batch);
+        let (batch, emails_invalid) = self.rules.apply(batch);
         let (batch, strings_truncated) = truncate::cut_strings(batch, self.max_string_bytes);
         (
             batch,
             TransformCounts {
                 ips_invalid,
                 strings_truncated,
+                emails_invalid,
             },
         )
     }

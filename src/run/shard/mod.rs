@@ -39,7 +39,7 @@ use crate::lock::TableLock;
 use crate::register;
 use crate::store::Stores;
 use crate::transform::mask::scrub_text;
-use crate::transform::{Masker, Transform};
+use crate::transform::Transform;
 
 /// The name of the plan in a run's journal.
 const PLAN: &str = "plan";
@@ -330,9 +330,10 @@ fn read_plan(lake: &Lake, table: &TableSpec, run_id: &str) -> Result<RunPlan> {
 }
 
 fn transform(job: &Job, table: &TableSpec, plan: &RunPlan) -> Transform {
-    Transform::new(
+    super::table_transform(
         super::plan::layout_schema(table.format, &plan.header),
-        Masker::new(table.mask_columns.clone(), job.mask),
+        job,
+        table,
     )
 }
 

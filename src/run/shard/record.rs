@@ -295,6 +295,7 @@ mod tests {
                         transform: TransformCounts {
                             ips_invalid: 4,
                             strings_truncated: 5,
+                            emails_invalid: 6,
                         },
                     }),
                 },
