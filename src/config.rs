@@ -215,6 +215,11 @@ pub struct TableConfig {
     /// Rules by column name (`[table.columns.user_email] mask = "hash"`).
     #[serde(default)]
     pub columns: std::collections::BTreeMap<String, ColumnConfig>,
+    /// What happens to an input once its run is committed: `keep` (default), `delete` or
+    /// `archive` (moved below `archive_to`).
+    pub after_commit: Option<String>,
+    /// Where `archive` moves inputs: `s3://bucket/prefix/` or a folder.
+    pub archive_to: Option<String>,
 }
 
 fn default_compression() -> String {
@@ -316,6 +321,21 @@ pub struct TableSpec {
     pub mask_columns: Vec<String>,
     /// Columns hashed, redacted or cut to their e-mail domain.
     pub column_rules: Vec<(String, Rule)>,
+    /// What happens to its inputs once their run is committed.
+    pub after_commit: AfterCommit,
+}
+
+/// What happens to a table's inputs once their run is committed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum AfterCommit {
+    /// Left where they are.
+    #[default]
+    Keep,
+    /// Deleted.
+    Delete,
+    /// Copied below this location (keeping their path below their pattern's root), then
+    /// deleted.
+    Archive(Location),
 }
 
 /// `[redshift]`: the warehouse `citrine redshift load` loads markers into.
@@ -710,12 +730,37 @@ impl ConfigFile {
                     mask_columns.push(name);
                 }
             }
+            let after_commit = match (t.after_commit.as_deref(), &t.archive_to) {
+                (None | Some("keep"), None) => AfterCommit::Keep,
+                (Some("delete"), None) => AfterCommit::Delete,
+                (Some("archive"), Some(to)) => AfterCommit::Archive(
+                    Location::parse(to, base)
+                        .map_err(|m| ConfigError::new(key("archive_to"), m))?,
+                ),
+                (Some("archive"), None) => return Err(ConfigError::new(
+                    key("archive_to"),
+                    "after_commit = \"archive\" needs archive_to (s3://bucket/prefix/ or a folder)",
+                )),
+                (Some("keep" | "delete") | None, Some(_)) => {
+                    return Err(ConfigError::new(
+                        key("archive_to"),
+                        "archive_to is for after_commit = \"archive\" only",
+                    ))
+                }
+                (Some(other), _) => {
+                    return Err(ConfigError::new(
+                        key("after_commit"),
+                        format!("expected \"keep\", \"delete\" or \"archive\", got {other:?}"),
+                    ))
+                }
+            };
             tables.push(TableSpec {
                 name: t.name.clone(),
                 format,
                 inputs,
                 mask_columns,
                 column_rules,
+                after_commit,
             });
         }
         let hashes = tables

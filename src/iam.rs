@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{json, Value};
 
+use crate::config::AfterCommit;
 use crate::config::{CatalogKind, Job};
 use crate::redshift::{Auth, RedshiftOptions, Target};
 use crate::store::Location;
@@ -88,6 +89,36 @@ pub fn policy(job: &Job) -> Value {
             "Sid": sid("ReadInputs", bucket),
             "Effect": "Allow",
             "Action": ["s3:GetObject"],
+            "Resource": prefixes.iter().map(|p| objects(bucket, p)).collect::<Vec<_>>(),
+        }));
+    }
+    // Inputs deleted or archived after their commit: only those tables' prefixes.
+    let mut deleted = Prefixes::new();
+    let mut archives = Prefixes::new();
+    for table in &job.tables {
+        if table.after_commit == AfterCommit::Keep {
+            continue;
+        }
+        for pattern in &table.inputs {
+            add(&mut deleted, pattern.root());
+        }
+        if let AfterCommit::Archive(to) = &table.after_commit {
+            add(&mut archives, to);
+        }
+    }
+    for (bucket, prefixes) in &deleted {
+        statements.push(json!({
+            "Sid": sid("DeleteInputsAfterCommit", bucket),
+            "Effect": "Allow",
+            "Action": ["s3:DeleteObject"],
+            "Resource": prefixes.iter().map(|p| objects(bucket, p)).collect::<Vec<_>>(),
+        }));
+    }
+    for (bucket, prefixes) in &archives {
+        statements.push(json!({
+            "Sid": sid("WriteArchive", bucket),
+            "Effect": "Allow",
+            "Action": ["s3:PutObject", "s3:AbortMultipartUpload"],
             "Resource": prefixes.iter().map(|p| objects(bucket, p)).collect::<Vec<_>>(),
         }));
     }
@@ -230,6 +261,30 @@ inputs = ["s3://acme-audit/exports/{customer}/*.csv", "s3://acme-audit/old/{cust
         assert_eq!(
             p["Statement"][2]["Resource"][0],
             "arn:aws:secretsmanager:eu-west-1:1:secret:s"
+        );
+    }
+
+    #[test]
+    fn deleting_or_archiving_inputs_adds_exactly_those_rights() {
+        let text = "[lake]\nroot = \"lake\"\n[[table]]\nname = \"kept\"\nformat = \"audit\"\ninputs = [\"s3://in/kept/\"]\n[[table]]\nname = \"gone\"\nformat = \"audit\"\ninputs = [\"s3://in/gone/\"]\nafter_commit = \"archive\"\narchive_to = \"s3://cold/archive/\"\n";
+        let job = ConfigFile::parse(text, "t")
+            .unwrap()
+            .validate(std::path::Path::new("/base"))
+            .unwrap();
+        let p = policy(&job);
+        let statements = p["Statement"].as_array().unwrap();
+        let find = |sid: &str| statements.iter().find(|s| s["Sid"] == sid).unwrap();
+        assert_eq!(
+            find("DeleteInputsAfterCommitIn")["Resource"],
+            json!(["arn:aws:s3:::in/gone/*"])
+        );
+        assert_eq!(
+            find("WriteArchiveCold")["Resource"],
+            json!(["arn:aws:s3:::cold/archive/*"])
+        );
+        assert_eq!(
+            find("WriteArchiveCold")["Action"],
+            json!(["s3:PutObject", "s3:AbortMultipartUpload"])
         );
     }
 

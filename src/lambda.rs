@@ -39,6 +39,10 @@ pub struct LambdaEnv {
     redshift: Option<DataApi>,
 }
 
+/// A table's objects of one invocation, each with the index of the pattern that matched it,
+/// and the SQS message each came in (`None` when direct).
+type TableObjects = (Vec<(MatchedInput, usize)>, Vec<Option<String>>);
+
 /// One object named by an event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EventObject {
@@ -203,7 +207,7 @@ pub fn handle(env: &LambdaEnv, event: &Value) -> Result<Invocation> {
         objects.extend(objs.into_iter().map(|o| (o, None)));
     }
 
-    let mut per_table: BTreeMap<usize, (Vec<MatchedInput>, Vec<Option<String>>)> = BTreeMap::new();
+    let mut per_table: BTreeMap<usize, TableObjects> = BTreeMap::new();
     let mut markers: Vec<(String, Option<String>)> = Vec::new();
     for (o, message) in objects {
         let url = format!("s3://{}/{}", o.bucket, o.key);
@@ -218,9 +222,9 @@ pub fn handle(env: &LambdaEnv, event: &Value) -> Result<Invocation> {
         }
         let mut matched = None;
         'tables: for (i, table) in env.job.tables.iter().enumerate() {
-            for pattern in &table.inputs {
+            for (p, pattern) in table.inputs.iter().enumerate() {
                 if let Some(m) = pattern.match_object(&env.stores, &o.bucket, &o.key)? {
-                    matched = Some((i, m));
+                    matched = Some((i, (m, p)));
                     break 'tables;
                 }
             }
@@ -243,7 +247,7 @@ pub fn handle(env: &LambdaEnv, event: &Value) -> Result<Invocation> {
         let table = &env.job.tables[i];
         let message_of: BTreeMap<String, Option<String>> = inputs
             .iter()
-            .map(|m| m.uri.clone())
+            .map(|(m, _)| m.uri.clone())
             .zip(messages.iter().cloned())
             .collect();
         match run_inputs(&env.job, &env.stores, table, inputs, &NoProgress) {

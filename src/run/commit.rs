@@ -6,12 +6,14 @@ use std::collections::BTreeSet;
 
 use arrow::datatypes::SchemaRef;
 
+use super::shard::record::PlannedInput;
 use super::stall_point;
 use super::stream::{remove_files, Outcome};
 use super::TableSummary;
 use crate::commit::rejects::Rejects;
 use crate::commit::report::{now_rfc3339, REPORT_VERSION};
 use crate::commit::{manifest_json, FailedInput, InputRecord, RunReport, WrittenRecord};
+use crate::config::AfterCommit;
 use crate::error::{Error, FileError, InputError, Result};
 use crate::lake::Lake;
 use crate::ledger::{checkpoint, Ledger};
@@ -45,6 +47,8 @@ pub struct RunContext<'a> {
     pub run_id: &'a str,
     /// When it started (RFC 3339).
     pub started_at: String,
+    /// What happens to its inputs once it is committed.
+    pub after_commit: &'a AfterCommit,
 }
 
 /// Commit a run from its `outcomes` and written `files`: tally them into `summary`; if any
@@ -65,6 +69,7 @@ pub fn commit(
 ) -> Result<()> {
     let (lake, table, run_id) = (run.lake, run.table, run.run_id);
     let mut inputs = Vec::new();
+    let mut after = Vec::new();
     for o in outcomes {
         summary.bytes_in += o.planned.input.size;
         match o.result {
@@ -77,6 +82,9 @@ pub fn commit(
                 summary.emails_invalid += c.transform.emails_invalid;
                 if o.planned.changed {
                     summary.inputs_changed.push(o.planned.input.uri.clone());
+                }
+                if *run.after_commit != AfterCommit::Keep {
+                    after.push(PlannedInput::of(&o.planned)?);
                 }
                 inputs.push(InputRecord {
                     uri: o.planned.input.uri,
@@ -168,6 +176,8 @@ pub fn commit(
     };
     let store = lake.store();
     store.write(&lake.report_key(table, run_id), report.to_json().as_bytes())?;
+    // What is to happen to the inputs is durable before the marker that allows it.
+    super::after_commit::record(lake, table, run.after_commit, run_id, after)?;
     stall_point("before_manifest");
     store.write(
         &lake.manifest_key(table, run_id),
@@ -259,6 +269,7 @@ mod tests {
             table: "t",
             run_id: "20260101T000000000Z-00000001",
             started_at: "2026-01-01T00:00:00Z".into(),
+            after_commit: &AfterCommit::Keep,
         };
         let outcomes = vec![
             consumed("in/a.log", 10, 2),
@@ -327,6 +338,7 @@ mod tests {
             table: "t",
             run_id: "r",
             started_at: String::new(),
+            after_commit: &AfterCommit::Keep,
         };
         let mut summary = TableSummary::default();
         let err = commit(

@@ -13,6 +13,7 @@
 //! [`stream`]). Only a failure that is not the input's (a write to the lake, a bug) fails the
 //! table's run, and then nothing of it is committed; other tables still run.
 
+pub mod after_commit;
 pub mod commit;
 pub mod plan;
 pub mod recover;
@@ -105,6 +106,9 @@ pub struct TableSummary {
     pub emails_invalid: u64,
     /// Wall time.
     pub seconds: f64,
+    /// Inputs deleted or archived after a commit (this run's, or one a killed run left), and
+    /// those kept because they changed since they were read.
+    pub after_commit: after_commit::Done,
     /// The ledger's checkpoint and the reports replayed on top of it: the run's fixed cost.
     pub ledger: Provenance,
     /// Things the user should know that did not fail anything (a pattern that matched
@@ -199,13 +203,14 @@ pub fn run_table_on(
     run_on(job, stores, lake.clone(), table, None, progress)
 }
 
-/// Process `inputs` (those the ledger does not hold) of one table as one run, instead of
-/// listing the table's patterns: the Lambda's objects of one invocation.
+/// Process `inputs` (those the ledger does not hold), each with the index of the table's
+/// pattern that matched it, as one run, instead of listing the table's patterns: the
+/// Lambda's objects of one invocation.
 pub fn run_inputs(
     job: &Job,
     stores: &Stores,
     table: &TableSpec,
-    inputs: Vec<MatchedInput>,
+    inputs: Vec<(MatchedInput, usize)>,
     progress: &dyn Progress,
 ) -> Result<TableSummary> {
     run_table_from(job, stores, table, Some(inputs), progress)
@@ -215,7 +220,7 @@ fn run_table_from(
     job: &Job,
     stores: &Stores,
     table: &TableSpec,
-    given: Option<Vec<MatchedInput>>,
+    given: Option<Vec<(MatchedInput, usize)>>,
     progress: &dyn Progress,
 ) -> Result<TableSummary> {
     run_on(
@@ -233,7 +238,7 @@ fn run_on(
     stores: &Stores,
     lake: Lake,
     table: &TableSpec,
-    given: Option<Vec<MatchedInput>>,
+    given: Option<Vec<(MatchedInput, usize)>>,
     progress: &dyn Progress,
 ) -> Result<TableSummary> {
     let started = Instant::now();
@@ -282,6 +287,7 @@ fn run_on(
             table: &table.name,
             run_id: &begun.run_id,
             started_at: begun.started_at,
+            after_commit: &table.after_commit,
         },
         outcomes,
         files,
@@ -294,6 +300,10 @@ fn run_on(
     // Committed (or, with nothing consumed, its files removed): the journal has served.
     if let Err(e) = journal.finish() {
         tracing::warn!(table = %table.name, error = %e, "could not delete the run's journal; the next run does");
+    }
+    if let Some(run) = &summary.run_id {
+        summary.after_commit +=
+            after_commit::finish_or_warn(&lake, stores, table, run, &mut summary.warnings);
     }
     lock.release();
     summary.seconds = started.elapsed().as_secs_f64();
@@ -341,7 +351,7 @@ pub(crate) fn begin(
     stores: &Stores,
     lake: &Lake,
     table: &TableSpec,
-    given: Option<Vec<MatchedInput>>,
+    given: Option<Vec<(MatchedInput, usize)>>,
     lock: &TableLock,
     summary: &mut TableSummary,
     progress: &dyn Progress,
@@ -349,6 +359,7 @@ pub(crate) fn begin(
     let started_at = now_rfc3339();
     let ledger = Ledger::load(lake, &table.name)?;
     summary.orphans_removed = recover(lake, &table.name, ledger.newest_run())?;
+    summary.after_commit = after_commit::resume_or_warn(lake, stores, table, &mut summary.warnings);
     crate::lock::remove_stale_temp_files(lake, &table.name, job.lock_lease)?;
     stall_point("after_lock");
 

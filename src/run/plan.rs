@@ -25,7 +25,7 @@ pub struct Planned {
     pub input: MatchedInput,
     /// Consumed before with other content.
     pub changed: bool,
-    /// The index of the table's input pattern that matched it (none for given inputs).
+    /// The index of the table's input pattern that matched it.
     pub pattern: Option<usize>,
 }
 
@@ -47,7 +47,7 @@ pub fn plan(
     table: &TableSpec,
     stores: &Stores,
     ledger: Ledger,
-    given: Option<Vec<MatchedInput>>,
+    given: Option<Vec<(MatchedInput, usize)>>,
     warnings: &mut Vec<String>,
 ) -> Result<Plan> {
     let mut seen = BTreeSet::new();
@@ -88,7 +88,9 @@ pub fn plan(
         Ok(())
     };
     match given {
-        Some(inputs) => inputs.into_iter().try_for_each(|m| consider(m, None))?,
+        Some(inputs) => inputs
+            .into_iter()
+            .try_for_each(|(m, pattern)| consider(m, Some(pattern)))?,
         None => {
             for (i, pattern) in table.inputs.iter().enumerate() {
                 if pattern.for_each_match(stores, |m| consider(m, Some(i)))? == 0 {

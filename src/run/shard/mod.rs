@@ -586,6 +586,7 @@ pub fn commit_run_on(
             table: &table.name,
             run_id: &run_id,
             started_at: plan.started_at,
+            after_commit: &table.after_commit,
         },
         outcomes,
         files,
@@ -597,6 +598,15 @@ pub fn commit_run_on(
     )?;
     if let Err(e) = run_journal.finish() {
         tracing::warn!(table = %table.name, error = %e, "could not delete the run's journal; the next run does");
+    }
+    if summary.run_id.is_some() {
+        summary.after_commit = super::after_commit::finish_or_warn(
+            lake,
+            stores,
+            table,
+            &run_id,
+            &mut summary.warnings,
+        );
     }
     lock.release();
     summary.seconds = (now_ms() - plan.started_ms).max(0) as f64 / 1000.0;
