@@ -177,6 +177,9 @@ pub struct RunConfig {
     /// nothing of it written, left unconsumed (default 0.1).
     #[serde(default = "default_max_reject_fraction")]
     pub max_reject_fraction: f64,
+    /// Failed attempts after which an input is quarantined (default 5).
+    #[serde(default = "default_max_attempts")]
+    pub max_attempts: u32,
     /// Most columns a table may have, lineage columns included (default 1000; Redshift allows
     /// 1600). An audit file whose header would pass it fails as an input.
     #[serde(default = "default_max_columns")]
@@ -192,6 +195,7 @@ impl Default for RunConfig {
             max_decompressed_mb: default_max_decompressed_mb(),
             buffer_file_mb: default_buffer_file_mb(),
             max_reject_fraction: default_max_reject_fraction(),
+            max_attempts: default_max_attempts(),
             max_columns: default_max_columns(),
         }
     }
@@ -260,6 +264,9 @@ fn default_max_decompressed_mb() -> u64 {
 }
 fn default_buffer_file_mb() -> u64 {
     32
+}
+fn default_max_attempts() -> u32 {
+    5
 }
 fn default_max_reject_fraction() -> f64 {
     0.1
@@ -471,6 +478,8 @@ pub struct Job {
     pub buffer_file_bytes: u64,
     /// Share of rejected rows past which an input fails.
     pub max_reject_fraction: f64,
+    /// Failed attempts after which an input is quarantined.
+    pub max_attempts: u32,
     /// Most columns of a table.
     pub max_columns: usize,
     /// Tables in config order.
@@ -579,6 +588,12 @@ impl ConfigFile {
         positive("run.batch_size", run.batch_size as u64)?;
         positive("run.lock_lease_secs", run.lock_lease_secs)?;
         positive("run.max_decompressed_mb", run.max_decompressed_mb)?;
+        if run.max_attempts == 0 {
+            return Err(ConfigError::new(
+                "run.max_attempts",
+                "expected at least 1 attempt",
+            ));
+        }
         if !(0.0..=1.0).contains(&run.max_reject_fraction) {
             return Err(ConfigError::new(
                 "run.max_reject_fraction",
@@ -821,6 +836,7 @@ impl ConfigFile {
             max_decompressed_bytes: run.max_decompressed_mb << 20,
             buffer_file_bytes: run.buffer_file_mb << 20,
             max_reject_fraction: run.max_reject_fraction,
+            max_attempts: run.max_attempts,
             max_columns: run.max_columns,
             tables,
         })

@@ -96,6 +96,15 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Release failing or quarantined inputs, so the next run tries them again as new.
+    Forget {
+        /// The table.
+        #[arg(long)]
+        table: String,
+        /// The inputs' uris, as `citrine status` lists them.
+        #[arg(long = "input", required = true)]
+        inputs: Vec<String>,
+    },
     /// Abort an uncommitted sharded run: delete what it wrote and release the table's lock.
     Abort {
         /// The table.
@@ -511,8 +520,62 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     source.replayed,
                     if locked { ", locked by a run" } else { "" }
                 )?;
+                let failures = citrine::ledger::failures::Failures::load(&lake, &t.name)?;
+                for (uri, f) in failures.inputs() {
+                    outln!(
+                        "  {} {} ({} attempts, last {}): {}",
+                        if f.quarantined {
+                            "quarantined"
+                        } else {
+                            "failing"
+                        },
+                        scrub_text(uri),
+                        f.attempts,
+                        f.last_failed_at,
+                        f.last_error
+                    )?;
+                }
             }
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Forget { table, inputs } => {
+            let job = load_job(&config)?;
+            let spec = table_spec(&job, &table, &config)?;
+            let stores = Stores::new(job.aws.clone());
+            let lake = Lake::open(&job, &stores)?;
+            let lock = citrine::lock::TableLock::acquire(
+                &lake,
+                &spec.name,
+                &citrine::lake::new_run_id(),
+                job.lock_lease,
+            )?;
+            let mut failures = citrine::ledger::failures::Failures::load(&lake, &spec.name)?;
+            let ledger = Ledger::load(&lake, &spec.name)?;
+            let mut refused = 0;
+            for uri in &inputs {
+                if failures.clear(uri) {
+                    outln!(
+                        "{table}: {}: released; the next run tries it again",
+                        scrub_text(uri)
+                    )?;
+                } else if let Some(run) = ledger.last_run(uri) {
+                    refused += 1;
+                    eprintln!(
+                        "citrine: {}: consumed by run {run}; forgetting consumed inputs is not supported yet (only failing and quarantined ones)",
+                        scrub_text(uri)
+                    );
+                } else {
+                    refused += 1;
+                    eprintln!("citrine: {}: neither failing nor consumed", scrub_text(uri));
+                }
+            }
+            failures.save(&lake, &spec.name)?;
+            lock.release();
+            Ok(if refused > 0 {
+                ExitCode::from(EXIT_FAILED)
+            } else {
+                ExitCode::SUCCESS
+            })
         }
         Command::Repair { table } => {
             let job = load_job(&config)?;

@@ -9,6 +9,7 @@
 //! stale or unreadable one costs a full replay, said in the log, with the same result.
 
 pub mod checkpoint;
+pub mod failures;
 
 use std::collections::HashMap;
 

@@ -33,6 +33,7 @@ use crate::commit::FailedInput;
 use crate::config::{Job, TableSpec};
 use crate::error::{FileError, InputError, Result};
 use crate::lake::{new_run_id, run_id_after, Lake};
+use crate::ledger::failures::Failures;
 use crate::ledger::{Ledger, Provenance};
 use crate::lock::TableLock;
 use crate::read::pattern::MatchedInput;
@@ -74,6 +75,8 @@ pub struct TableSummary {
     pub inputs_listed: usize,
     /// Inputs the ledger already held.
     pub inputs_skipped: usize,
+    /// Inputs not tried because they are quarantined (see `citrine status`).
+    pub inputs_quarantined: usize,
     /// Inputs consumed.
     pub inputs_consumed: usize,
     /// Inputs consumed that had changed since an earlier run.
@@ -149,6 +152,13 @@ impl std::fmt::Display for TableSummary {
             self.seconds,
             self.mb_per_sec()
         )?;
+        if self.inputs_quarantined > 0 {
+            write!(
+                f,
+                ", {} quarantined inputs not tried (citrine status)",
+                self.inputs_quarantined
+            )?;
+        }
         match (&self.run_id, &self.error) {
             (_, Some(_)) => write!(f, ", run failed: nothing committed"),
             (Some(r), None) => write!(f, ", run {r}"),
@@ -279,6 +289,7 @@ fn run_on(
     )?;
     let mut outcomes = begun.refused;
     outcomes.extend(streamed);
+    let verdicts = verdicts(&outcomes);
     stall_point("before_commit");
     let mut catalog = begun.catalog;
     commit::commit(
@@ -301,6 +312,7 @@ fn run_on(
     if let Err(e) = journal.finish() {
         tracing::warn!(table = %table.name, error = %e, "could not delete the run's journal; the next run does");
     }
+    note_failures(&lake, job, table, begun.failures, verdicts, &mut summary);
     if let Some(run) = &summary.run_id {
         summary.after_commit +=
             after_commit::finish_or_warn(&lake, stores, table, run, &mut summary.warnings);
@@ -326,6 +338,60 @@ pub(crate) struct Begun {
     pub ledger: Ledger,
     /// The table's catalog.
     pub catalog: Box<dyn Catalog>,
+    /// The table's failing inputs.
+    pub failures: Failures,
+}
+
+/// What became of each input a run tried, for the failures record.
+pub(crate) enum Verdict {
+    Consumed,
+    Failed(String),
+    Vanished,
+}
+
+/// Each outcome's input and verdict (errors scrubbed), taken before the commit consumes them.
+pub(crate) fn verdicts(outcomes: &[Outcome]) -> Vec<(MatchedInput, Verdict)> {
+    outcomes
+        .iter()
+        .map(|o| {
+            let verdict = match &o.result {
+                Ok(_) => Verdict::Consumed,
+                Err(InputError {
+                    kind: FileError::Vanished,
+                    ..
+                }) => Verdict::Vanished,
+                Err(e) => Verdict::Failed(scrub_text(&e.kind.to_string())),
+            };
+            (o.planned.input.clone(), verdict)
+        })
+        .collect()
+}
+
+/// After a commit: failed inputs gain an attempt (quarantined at `run.max_attempts`), and
+/// consumed ones (when the run committed) lose their record. A failure to save is a warning.
+pub(crate) fn note_failures(
+    lake: &Lake,
+    job: &Job,
+    table: &TableSpec,
+    mut failures: Failures,
+    verdicts: Vec<(MatchedInput, Verdict)>,
+    summary: &mut TableSummary,
+) {
+    let at = now_rfc3339();
+    for (input, verdict) in verdicts {
+        match verdict {
+            Verdict::Consumed if summary.run_id.is_some() => {
+                failures.clear(&input.uri);
+            }
+            Verdict::Failed(error) => failures.failed(&input, &error, job.max_attempts, &at),
+            Verdict::Consumed | Verdict::Vanished => {}
+        }
+    }
+    if let Err(e) = failures.save(lake, &table.name) {
+        let text = scrub_text(&format!("could not record the failing inputs: {e}"));
+        tracing::warn!(table = %table.name, "{text}");
+        summary.warnings.push(text);
+    }
 }
 
 impl Begun {
@@ -372,6 +438,17 @@ pub(crate) fn begin(
     summary.inputs_listed = listed;
     summary.inputs_skipped = skipped;
     summary.ledger = ledger.provenance().clone();
+    // Quarantined inputs are not tried again (read only when there is something to try).
+    let mut planned = planned;
+    let failures = if planned.is_empty() {
+        Failures::default()
+    } else {
+        let failures = Failures::load(lake, &table.name)?;
+        let before = planned.len();
+        planned.retain(|p| !failures.is_quarantined(&p.input));
+        summary.inputs_quarantined = before - planned.len();
+        failures
+    };
     stall_point("planned");
     tracing::info!(table = %table.name, listed, skipped, planned = planned.len(), "planned");
     progress.planned(
@@ -413,5 +490,6 @@ pub(crate) fn begin(
         layout,
         ledger,
         catalog,
+        failures,
     }))
 }

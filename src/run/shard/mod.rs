@@ -573,6 +573,8 @@ pub fn commit_run_on(
         rejects.0.extend(r.rejects_key);
     }
     files.sort_by(|a, b| a.key.cmp(&b.key));
+    let verdicts = super::verdicts(&outcomes);
+    let failures = crate::ledger::failures::Failures::load(lake, &table.name)?;
     summary.inputs_listed = plan.listed;
     summary.inputs_skipped = plan.skipped;
     summary.warnings = plan.warnings;
@@ -599,6 +601,7 @@ pub fn commit_run_on(
     if let Err(e) = run_journal.finish() {
         tracing::warn!(table = %table.name, error = %e, "could not delete the run's journal; the next run does");
     }
+    super::note_failures(lake, job, table, failures, verdicts, &mut summary);
     if summary.run_id.is_some() {
         summary.after_commit = super::after_commit::finish_or_warn(
             lake,

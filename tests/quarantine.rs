@@ -1,0 +1,115 @@
+//! Inputs that keep failing: attempts and the last error in `citrine status`, quarantine after
+//! `run.max_attempts` (not tried, exit 0), `citrine forget` releasing one, and a rewritten
+//! input tried again and consumed.
+
+mod common;
+
+use std::path::Path;
+
+use common::citrine;
+use common::gen::{cloudfront, write_config, Shape};
+use serde_json::Value;
+
+fn run(dir: &Path) -> (Option<i32>, Value) {
+    let out = citrine(dir, &["run", "--json"]);
+    let summary = serde_json::from_slice::<Value>(&out.stdout).unwrap()[0].clone();
+    (out.status.code(), summary)
+}
+
+fn status(dir: &Path) -> String {
+    let out = citrine(dir, &["status"]);
+    assert_eq!(out.status.code(), Some(0));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn an_input_failing_max_attempts_times_is_quarantined_until_released_or_changed() {
+    let dir = tempfile::tempdir().unwrap();
+    cloudfront(
+        dir.path(),
+        &Shape {
+            seed: 41,
+            customers: &["acme"],
+            days: 1,
+            files_per_day: 2,
+            rows_per_file: 10,
+            bad_every: 0,
+            all_gzip: true,
+        },
+    );
+    write_config(dir.path(), "");
+    let cfg = dir.path().join("citrine.toml");
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("threads = 2", "threads = 2\nmax_attempts = 2");
+    std::fs::write(&cfg, text).unwrap();
+    let good = std::fs::read(common::fixture(
+        "cloudfront/aws-log-parser-cloudfront-multiple.log.gz",
+    ))
+    .unwrap();
+    let cut = dir
+        .path()
+        .join("logs/cloudfront/acme/E1.2024-02-01-00.cut.gz");
+    std::fs::write(&cut, &good[..good.len() - 9]).unwrap();
+    let uri = "logs/cloudfront/acme/E1.2024-02-01-00.cut.gz";
+
+    // Two failed attempts: exit 1 each; the second quarantines it.
+    let (code, s) = run(dir.path());
+    assert_eq!(code, Some(1));
+    assert_eq!(s["inputs_consumed"], 2);
+    assert!(
+        status(dir.path()).contains(&format!("  failing {uri} (1 attempts, last ")),
+        "{}",
+        status(dir.path())
+    );
+    let (code, _) = run(dir.path());
+    assert_eq!(code, Some(1));
+    let listed = status(dir.path());
+    assert!(
+        listed.contains(&format!("  quarantined {uri} (2 attempts, last "))
+            && listed.contains("truncated or corrupt gzip stream"),
+        "{listed}"
+    );
+    // Quarantined: not tried, not a failure.
+    let (code, s) = run(dir.path());
+    assert_eq!(code, Some(0));
+    assert_eq!(s["inputs_quarantined"], 1);
+    assert_eq!(s["inputs_failed"], serde_json::json!([]));
+    assert_eq!(s["run_id"], Value::Null);
+
+    // Released by hand: tried again (and fails again, attempt 1).
+    let out = citrine(
+        dir.path(),
+        &["forget", "--table", "cloudfront_logs", "--input", uri],
+    );
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!("cloudfront_logs: {uri}: released; the next run tries it again")
+    );
+    let (code, s) = run(dir.path());
+    assert_eq!(code, Some(1));
+    assert_eq!(s["inputs_failed"][0]["uri"], uri);
+    assert!(status(dir.path()).contains(&format!("  failing {uri} (1 attempts")));
+
+    // Quarantined again, then fixed: a changed object is tried, consumed, and forgotten.
+    run(dir.path());
+    assert!(status(dir.path()).contains("  quarantined "));
+    std::fs::write(&cut, &good).unwrap();
+    let (code, s) = run(dir.path());
+    assert_eq!(code, Some(0), "{s}");
+    assert_eq!(s["inputs_consumed"], 1);
+    assert!(!status(dir.path()).contains(uri));
+    assert!(!dir
+        .path()
+        .join("lake/_citrine/failures/cloudfront_logs.json")
+        .exists());
+
+    // A consumed input cannot be forgotten (yet): exit 2, naming it.
+    let out = citrine(
+        dir.path(),
+        &["forget", "--table", "cloudfront_logs", "--input", uri],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("consumed by run "));
+}
