@@ -5,6 +5,7 @@ pub mod decompress;
 pub mod inflate;
 pub mod input;
 pub mod pattern;
+pub mod prefetch;
 
 use std::fs::File;
 use std::io::BufReader;

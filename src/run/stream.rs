@@ -26,6 +26,7 @@ use crate::error::{Error, FileError, InputError, Result};
 use crate::lake::Lake;
 use crate::parse::{decode_stream, Decoder, FormatDecoder, Reject, RowCounts};
 use crate::partition::{split, PartitionBatch, MAX_KEY_BYTES};
+use crate::read::prefetch::Prefetch;
 use crate::read::{decompress, input};
 use crate::transform::{Lineage, Transform, TransformCounts};
 use crate::write::{PartitionedWriter, WrittenFile};
@@ -75,6 +76,7 @@ pub fn stream(
         table,
         transform,
         spool,
+        prefetch: Prefetch::new(planned.iter().map(|p| &p.input).collect()),
         key_room: partition_key_room(lake, &table.name, run_id),
     };
     let threads = job.threads.max(1);
@@ -111,7 +113,8 @@ pub fn stream(
     let results: Vec<Option<Result<Outcome>>> = pool.install(|| {
         planned
             .par_iter()
-            .map(|p| {
+            .enumerate()
+            .map(|(i, p)| {
                 if stop.load(Ordering::Relaxed) {
                     return None;
                 }
@@ -123,7 +126,7 @@ pub fn stream(
                         unreachable!("a pool thread's writer is used by one task at a time")
                     }
                 };
-                let outcome = process_input(&worker, p, &mut writer);
+                let outcome = process_input(&worker, i, p, &mut writer);
                 if outcome.is_err() {
                     stop.store(true, Ordering::Relaxed);
                 }
@@ -222,6 +225,8 @@ struct Worker<'a> {
     table: &'a TableSpec,
     transform: &'a Transform,
     spool: &'a RejectSpool,
+    /// Inputs opened ahead (remote ones).
+    prefetch: Prefetch<'a>,
     /// Bytes a partition folder may take in a data file's key (see [`PartitionKey::check_path`]).
     key_room: usize,
 }
@@ -291,13 +296,18 @@ fn stopped_for_the_run() -> FileError {
 /// Process one input. An `Err` is the run's (a write failed, or a bug): nothing of the run
 /// may commit. A bad input gives an `Ok` outcome holding its error, with none of its rows
 /// left in the writer.
-fn process_input(w: &Worker, p: &Planned, writer: &mut PartitionedWriter) -> Result<Outcome> {
+fn process_input(
+    w: &Worker,
+    index: usize,
+    p: &Planned,
+    writer: &mut PartitionedWriter,
+) -> Result<Outcome> {
     let (job, uri) = (w.job, &p.input.uri);
     let failed = |kind: FileError| Outcome {
         planned: p.clone(),
         result: Err(InputError::new(uri.clone(), kind)),
     };
-    let file = match p.input.open() {
+    let file = match w.prefetch.open(index) {
         Ok(f) => f,
         Err(e) => return Ok(failed(open_failed(e))),
     };
