@@ -170,25 +170,7 @@ impl TableLock {
                 },
             };
             if let Some(version) = taken {
-                let version = Arc::new(Mutex::new(version));
-                let stop = Arc::new(AtomicBool::new(false));
-                let heartbeat = Some(spawn_heartbeat(
-                    store.clone(),
-                    key.clone(),
-                    body,
-                    version.clone(),
-                    lease,
-                    stop.clone(),
-                ));
-                return Ok(Self {
-                    store,
-                    key,
-                    run_id: run_id.to_owned(),
-                    version,
-                    stop,
-                    heartbeat,
-                    keep_on_drop: false,
-                });
+                return Ok(Self::held(store, key, body, version, lease, false));
             }
             // Lost a race with another run creating or taking over the lock: look again.
             std::thread::sleep(Duration::from_millis(50));
@@ -243,6 +225,19 @@ impl TableLock {
                 holder: read_body(store.as_ref(), &key)?.map(|(b, _)| b.run_id),
             });
         };
+        Ok(Self::held(store, key, body, version, lease, true))
+    }
+
+    /// The lock as held with `body` at `version`, renewed by a heartbeat from now on.
+    fn held(
+        store: Arc<dyn Store>,
+        key: String,
+        body: LockBody,
+        version: Version,
+        lease: Duration,
+        keep_on_drop: bool,
+    ) -> Self {
+        let run_id = body.run_id.clone();
         let version = Arc::new(Mutex::new(version));
         let stop = Arc::new(AtomicBool::new(false));
         let heartbeat = Some(spawn_heartbeat(
@@ -253,15 +248,15 @@ impl TableLock {
             lease,
             stop.clone(),
         ));
-        Ok(Self {
+        Self {
             store,
             key,
-            run_id: run_id.to_owned(),
+            run_id,
             version,
             stop,
             heartbeat,
-            keep_on_drop: true,
-        })
+            keep_on_drop,
+        }
     }
 
     /// The run holding `table`'s lock, if any (readable) lock is there.
