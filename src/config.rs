@@ -141,6 +141,9 @@ pub struct PrivacyConfig {
     /// The environment variable holding the key (default `CITRINE_HASH_KEY`): its text's bytes,
     /// at least 16. Read only when a table has a `hash` rule.
     pub hash_key_env: Option<String>,
+    /// Instead: the AWS Secrets Manager secret whose text is the key (fetched when the job is
+    /// loaded).
+    pub hash_key_secret_arn: Option<String>,
 }
 
 /// `[table.columns.<name>]`: a rule for one column.
@@ -486,6 +489,9 @@ pub struct Job {
     pub tables: Vec<TableSpec>,
     /// The key of `hash` column rules (read only when a table has one).
     pub hash_key: Option<Arc<HashKey>>,
+    /// The Secrets Manager secret holding that key, still to be fetched
+    /// ([`crate::privacy::resolve_hash_key`]).
+    pub hash_key_secret: Option<String>,
 }
 
 impl ConfigFile {
@@ -781,7 +787,23 @@ impl ConfigFile {
         let hashes = tables
             .iter()
             .any(|t| t.column_rules.iter().any(|(_, r)| *r == Rule::Hash));
-        let hash_key = if hashes {
+        let hash_key_secret = match &self.privacy.hash_key_secret_arn {
+            Some(arn) if !arn.starts_with("arn:") || !arn.contains(":secretsmanager:") => {
+                return Err(ConfigError::new(
+                    "privacy.hash_key_secret_arn",
+                    format!("expected a Secrets Manager secret ARN, got {arn:?}"),
+                ))
+            }
+            Some(_) if self.privacy.hash_key_env.is_some() => {
+                return Err(ConfigError::new(
+                    "privacy.hash_key_secret_arn",
+                    "give the key one way: hash_key_env or hash_key_secret_arn",
+                ))
+            }
+            Some(arn) if hashes => Some(arn.clone()),
+            _ => None,
+        };
+        let hash_key = if hashes && hash_key_secret.is_none() {
             let var = self
                 .privacy
                 .hash_key_env
@@ -810,6 +832,7 @@ impl ConfigFile {
         let redshift = self.redshift.as_ref().map(|r| r.validate()).transpose()?;
         Ok(Job {
             hash_key,
+            hash_key_secret,
             redshift,
             root,
             catalog,
@@ -999,6 +1022,10 @@ max_columns = 2000
             (
                 format!("{EXAMPLE}[table.columns.source_ip]\nmask = \"hash\"\n"),
                 "table[1].mask_ips",
+            ),
+            (
+                format!("[privacy]\nhash_key_secret_arn = \"my-key\"\n{EXAMPLE}"),
+                "privacy.hash_key_secret_arn",
             ),
         ];
         for (text, key) in cases {

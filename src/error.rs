@@ -255,6 +255,14 @@ pub enum Error {
         /// The run's shard count.
         shards: usize,
     },
+    /// The hash key's secret could not be read.
+    #[error("secret {arn}: {source}")]
+    Secret {
+        /// The secret's ARN.
+        arn: String,
+        /// Why.
+        source: BoxError,
+    },
     /// A query failed (SQL error, unknown table, ...).
     #[error("query: {source}")]
     Query {

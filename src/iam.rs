@@ -147,6 +147,14 @@ pub fn policy(job: &Job) -> Value {
     if let Some(r) = &job.redshift {
         statements.extend(redshift_statements(job, r));
     }
+    if let Some(arn) = &job.hash_key_secret {
+        statements.push(json!({
+            "Sid": "HashKeySecret",
+            "Effect": "Allow",
+            "Action": ["secretsmanager:GetSecretValue"],
+            "Resource": [arn],
+        }));
+    }
     json!({ "Version": "2012-10-17", "Statement": statements })
 }
 

@@ -93,9 +93,10 @@ impl LambdaEnv {
         Self::new(file.validate(&base)?)
     }
 
-    /// Build for `job`.
-    pub fn new(job: Job) -> Result<Self> {
+    /// Build for `job` (fetching its hash key's secret, if it names one).
+    pub fn new(mut job: Job) -> Result<Self> {
         let stores = Stores::new(job.aws.clone());
+        crate::privacy::resolve_hash_key(&mut job, &stores)?;
         let lake = Lake::open(&job, &stores)?;
         let redshift = job.redshift.clone().map(|r| DataApi::new(stores.aws(), r));
         Ok(Self {

@@ -55,6 +55,7 @@ pub mod lock;
 pub mod logs;
 pub mod parse;
 pub mod partition;
+pub mod privacy;
 #[cfg(feature = "query")]
 pub mod query;
 pub mod read;

@@ -366,18 +366,32 @@ fn config_path(given: Option<PathBuf>) -> PathBuf {
 }
 
 fn load_job(path: &Path) -> anyhow::Result<Job> {
-    if path == Path::new(INLINE_CONFIG) {
-        if let Ok(text) = std::env::var(INLINE_CONFIG) {
-            // Relative paths in it are relative to the working folder.
-            return Ok(ConfigFile::parse(&text, INLINE_CONFIG)?.validate(Path::new("."))?);
+    let job = match std::env::var(INLINE_CONFIG) {
+        // Relative paths in it are relative to the working folder.
+        Ok(text) if path == Path::new(INLINE_CONFIG) => {
+            ConfigFile::parse(&text, INLINE_CONFIG)?.validate(Path::new("."))?
         }
+        _ => {
+            let file = ConfigFile::load(path)?;
+            let base = path
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
+            file.validate(base)?
+        }
+    };
+    Ok(job)
+}
+
+/// [`load_job`] for commands that transform rows: the hash key's secret, if the config names
+/// one, is fetched too.
+fn load_job_with_key(path: &Path) -> anyhow::Result<Job> {
+    let mut job = load_job(path)?;
+    if job.hash_key_secret.is_some() {
+        let stores = Stores::new(job.aws.clone());
+        citrine::privacy::resolve_hash_key(&mut job, &stores)?;
     }
-    let file = ConfigFile::load(path)?;
-    let base = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    Ok(file.validate(base)?)
+    Ok(job)
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -390,7 +404,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             planned,
             shard,
         } if run_id.is_some() || planned || shard.is_some() => {
-            let job = load_job(&config)?;
+            let job = load_job_with_key(&config)?;
             let spec = table_spec(&job, &table, &config)?;
             let shard = match shard {
                 Some(s) => s,
@@ -467,7 +481,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Run { table, json, .. } => {
-            let job = load_job(&config)?;
+            let job = load_job_with_key(&config)?;
             check_table(&job, table.as_deref(), &config)?;
             let bar = Bar::new();
             let summaries = run::run(&job, table.as_deref(), &bar);
@@ -651,7 +665,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 ..Default::default()
             };
             if let Some(name) = &table {
-                let job = load_job(&config)?;
+                let job = load_job_with_key(&config)?;
                 let spec = table_spec(&job, name, &config)?;
                 options.format = options.format.or(Some(spec.format));
                 options.mask = job.mask;

@@ -241,3 +241,62 @@ fn inspect_shows_a_file_as_the_tables_rules_leave_it() {
     assert!(text.contains("reply.example"), "{text}");
     assert!(text.contains("(withheld: "), "the bad row's text: {text}");
 }
+
+#[test]
+fn the_key_can_come_from_secrets_manager() {
+    let Some(e) = common::aws::endpoint() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    config(dir.path());
+    let name = format!("citrine-hash-key-{}", std::process::id());
+    let arn = e.client(&["secret", &name, KEY])["arn"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let cfg = dir.path().join("citrine.toml");
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    std::fs::write(
+        &cfg,
+        format!("[privacy]\nhash_key_secret_arn = \"{arn}\"\n{text}"),
+    )
+    .unwrap();
+    let people = [Person {
+        email: "alice@example.com".into(),
+        id: "uid-1".into(),
+        reply_local: "r".into(),
+    }];
+    write_inputs(dir.path(), &people);
+    // No CITRINE_HASH_KEY: the key is the secret's text.
+    let out = e.citrine(dir.path(), &["run", "--json"], &[]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        hashes(dir.path()),
+        BTreeSet::from([
+            "004d2e8165b33b5cd4477febbe64c69e1873b8373290a147d5e23c7fdab439db".to_owned()
+        ])
+    );
+    // The policy names the secret, and printing it needs no access to it.
+    let out = common::citrine(dir.path(), &["iam-policy"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&arn));
+    // A secret that does not exist: an error naming it, nothing written.
+    let missing = arn.replace(&name, "no-such-secret");
+    std::fs::write(
+        &cfg,
+        format!("[privacy]\nhash_key_secret_arn = \"{missing}\"\n{text}"),
+    )
+    .unwrap();
+    let out = e.citrine(dir.path(), &["run"], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(&format!("secret {missing}: ")),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

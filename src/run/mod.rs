@@ -252,6 +252,7 @@ fn run_on(
     progress: &dyn Progress,
 ) -> Result<TableSummary> {
     let started = Instant::now();
+    crate::privacy::check_hash_key(job)?;
     let lock = TableLock::acquire(&lake, &table.name, &new_run_id(), job.lock_lease)?;
     let mut summary = TableSummary {
         table: table.name.clone(),

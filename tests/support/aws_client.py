@@ -69,6 +69,9 @@ def main(cmd, *a):
             MetadataDirective="REPLACE", Metadata={"recopied": "yes"},
         )
         return {"copied": key}
+    if cmd == "secret":
+        sm = boto3.client("secretsmanager")
+        return {"arn": sm.create_secret(Name=a[0], SecretString=a[1])["ARN"]}
     if cmd == "put":
         bucket, key, text = a
         s3.put_object(Bucket=bucket, Key=key, Body=text.encode())

@@ -362,6 +362,7 @@ pub fn run_shard_on(
     progress: &dyn Progress,
 ) -> Result<ShardSummary> {
     let started = Instant::now();
+    crate::privacy::check_hash_key(job)?;
     let run_id = match run_id {
         Some(r) => r.to_owned(),
         None => match TableLock::holder(lake, &table.name)? {

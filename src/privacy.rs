@@ -1,0 +1,53 @@
+//! The key of `hash` column rules when it lives in AWS Secrets Manager
+//! (`privacy.hash_key_secret_arn`): fetched once, when the job is loaded, before anything runs.
+//! The secret's text (`SecretString`) is the key, as the environment variable's text is.
+
+use std::sync::Arc;
+
+use crate::aws::{block_on, SdkFailure};
+use crate::config::Job;
+use crate::error::{Error, Result};
+use crate::store::Stores;
+use crate::transform::rules::HashKey;
+
+/// Fetch the hash key named by `job.hash_key_secret`, if the job has one and no key yet.
+pub fn resolve_hash_key(job: &mut Job, stores: &Stores) -> Result<()> {
+    let Some(arn) = job.hash_key_secret.clone() else {
+        return Ok(());
+    };
+    if job.hash_key.is_some() {
+        return Ok(());
+    }
+    let client = aws_sdk_secretsmanager::Client::new(stores.aws().sdk());
+    let got =
+        block_on(client.get_secret_value().secret_id(&arn).send()).map_err(|e| Error::Secret {
+            arn: arn.clone(),
+            source: SdkFailure::boxed(e),
+        })?;
+    let text = got.secret_string().ok_or_else(|| Error::Secret {
+        arn: arn.clone(),
+        source: "the secret has no SecretString (a binary secret is not a key here)".into(),
+    })?;
+    let key = HashKey::new(text.as_bytes()).ok_or_else(|| Error::Secret {
+        arn: arn.clone(),
+        source: format!("the key is shorter than {} bytes", HashKey::MIN_BYTES).into(),
+    })?;
+    job.hash_key = Some(Arc::new(key));
+    Ok(())
+}
+
+/// Fail when a table hashes and the job has no key: a job whose secret was not fetched
+/// ([`resolve_hash_key`]) must not run, since citrine never hashes without a key.
+pub fn check_hash_key(job: &Job) -> Result<()> {
+    let hashes = job.tables.iter().any(|t| {
+        t.column_rules
+            .iter()
+            .any(|(_, r)| *r == crate::transform::rules::Rule::Hash)
+    });
+    if hashes && job.hash_key.is_none() {
+        return Err(Error::Internal {
+            message: "a table has a `hash` column rule but the job has no key: call privacy::resolve_hash_key after loading the config".into(),
+        });
+    }
+    Ok(())
+}
