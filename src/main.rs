@@ -96,7 +96,8 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Release failing or quarantined inputs, so the next run tries them again as new.
+    /// Release failing or quarantined inputs, or forget consumed inputs that wrote no rows,
+    /// so the next run processes them again.
     Forget {
         /// The table.
         #[arg(long)]
@@ -565,25 +566,43 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             )?;
             let mut failures = citrine::ledger::failures::Failures::load(&lake, &spec.name)?;
             let ledger = Ledger::load(&lake, &spec.name)?;
+            let mut ledger = ledger;
             let mut refused = 0;
+            let mut forgotten = 0;
             for uri in &inputs {
                 if failures.clear(uri) {
                     outln!(
                         "{table}: {}: released; the next run tries it again",
                         scrub_text(uri)
                     )?;
-                } else if let Some(run) = ledger.last_run(uri) {
-                    refused += 1;
-                    eprintln!(
-                        "citrine: {}: consumed by run {run}; forgetting consumed inputs is not supported yet (only failing and quarantined ones)",
-                        scrub_text(uri)
-                    );
+                } else if let Some(entry) = ledger.get(uri).cloned() {
+                    let run = ledger.last_run(uri).unwrap_or("?").to_owned();
+                    if entry.rows_written == 0 {
+                        ledger.forget(uri);
+                        forgotten += 1;
+                        outln!(
+                            "{table}: {}: forgotten (consumed by run {run}, no rows written); the next run processes it again",
+                            scrub_text(uri)
+                        )?;
+                    } else {
+                        refused += 1;
+                        eprintln!(
+                            "citrine: {}: run {run} wrote {} rows of it; forgetting it would need --delete-rows, which is not supported yet",
+                            scrub_text(uri),
+                            entry.rows_written
+                        );
+                    }
                 } else {
                     refused += 1;
                     eprintln!("citrine: {}: neither failing nor consumed", scrub_text(uri));
                 }
             }
             failures.save(&lake, &spec.name)?;
+            if forgotten > 0 {
+                // The forget is the ledger's newest checkpoint: the next plan reads it.
+                let older = ledger.provenance().checkpoint_keys.clone();
+                citrine::ledger::checkpoint::write(&lake, &spec.name, &ledger, &older)?;
+            }
             lock.release();
             Ok(if refused > 0 {
                 ExitCode::from(EXIT_FAILED)

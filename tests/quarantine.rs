@@ -1,6 +1,6 @@
 //! Inputs that keep failing: attempts and the last error in `citrine status`, quarantine after
 //! `run.max_attempts` (not tried, exit 0), `citrine forget` releasing one, and a rewritten
-//! input tried again and consumed.
+//! input tried again and consumed. `citrine forget` of a consumed input that wrote no rows.
 
 mod common;
 
@@ -105,11 +105,83 @@ fn an_input_failing_max_attempts_times_is_quarantined_until_released_or_changed(
         .join("lake/_citrine/failures/cloudfront_logs.json")
         .exists());
 
-    // A consumed input cannot be forgotten (yet): exit 2, naming it.
+    // A consumed input whose rows were written cannot be forgotten (yet): exit 2, saying why.
     let out = citrine(
         dir.path(),
         &["forget", "--table", "cloudfront_logs", "--input", uri],
     );
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("consumed by run "));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("would need --delete-rows"));
+}
+
+#[test]
+fn a_consumed_input_that_wrote_no_rows_can_be_forgotten_and_is_processed_again() {
+    let dir = tempfile::tempdir().unwrap();
+    cloudfront(
+        dir.path(),
+        &Shape {
+            seed: 43,
+            customers: &["acme"],
+            days: 1,
+            files_per_day: 1,
+            rows_per_file: 10,
+            bad_every: 0,
+            all_gzip: true,
+        },
+    );
+    write_config(dir.path(), "");
+    // Every row of one input rejected is allowed here: it is consumed with no rows written.
+    let cfg = dir.path().join("citrine.toml");
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("threads = 2", "threads = 2\nmax_reject_fraction = 1.0");
+    std::fs::write(&cfg, text).unwrap();
+    let empty = "logs/cloudfront/acme/E1.2024-02-01-00.bad";
+    std::fs::write(
+        dir.path().join(empty),
+        "#Version: 1.0\n#Fields: date time\n2024-02-01 not-a-time\n",
+    )
+    .unwrap();
+    let (code, s) = run(dir.path());
+    assert_eq!(code, Some(0), "{s}");
+    assert_eq!(s["inputs_consumed"], 2);
+    let good = common::files_below(&dir.path().join("logs"))
+        .into_iter()
+        .map(|f| format!("logs/{f}"))
+        .find(|f| f != empty)
+        .unwrap();
+    // A forgotten zero-row input is processed again by the next run; others are not.
+    let out = citrine(
+        dir.path(),
+        &["forget", "--table", "cloudfront_logs", "--input", empty],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("forgotten (consumed by run "));
+    let (code, s) = run(dir.path());
+    assert_eq!(code, Some(0));
+    assert_eq!(s["inputs_consumed"], 1);
+    assert_eq!(s["inputs_skipped"], 1);
+    // An input whose rows were written is refused: that needs --delete-rows.
+    let out = citrine(
+        dir.path(),
+        &["forget", "--table", "cloudfront_logs", "--input", &good],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("rows of it; forgetting it would need --delete-rows"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (_, s) = run(dir.path());
+    assert_eq!(
+        s["run_id"],
+        Value::Null,
+        "nothing new after the refused forget"
+    );
 }

@@ -139,6 +139,12 @@ impl Ledger {
         self.by_uri.values()
     }
 
+    /// Drop `uri`, so the next run processes it as new; returns what was held. Only a new
+    /// checkpoint of this ledger makes that durable (see `citrine forget`).
+    pub fn forget(&mut self, uri: &str) -> Option<Entry> {
+        self.by_uri.remove(uri)
+    }
+
     /// The run that last consumed `uri`.
     pub fn last_run(&self, uri: &str) -> Option<&str> {
         self.by_uri.get(uri).map(|e| e.run.as_str())
