@@ -335,6 +335,13 @@ pub struct TableSpec {
     pub after_commit: AfterCommit,
 }
 
+impl TableSpec {
+    /// True when a `hash` rule needs the job's key.
+    pub fn hashes(&self) -> bool {
+        self.column_rules.iter().any(|(_, r)| *r == Rule::Hash)
+    }
+}
+
 /// What happens to a table's inputs once their run is committed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub enum AfterCommit {
@@ -784,9 +791,7 @@ impl ConfigFile {
                 after_commit,
             });
         }
-        let hashes = tables
-            .iter()
-            .any(|t| t.column_rules.iter().any(|(_, r)| *r == Rule::Hash));
+        let hashes = tables.iter().any(TableSpec::hashes);
         let hash_key_secret = match &self.privacy.hash_key_secret_arn {
             Some(arn) if !arn.starts_with("arn:") || !arn.contains(":secretsmanager:") => {
                 return Err(ConfigError::new(

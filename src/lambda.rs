@@ -195,8 +195,7 @@ pub fn handle(env: &LambdaEnv, event: &Value) -> Result<Invocation> {
                 Ok(objs) => objects.extend(objs.into_iter().map(|o| (o, Some(id.clone())))),
                 Err(e) => {
                     tracing::error!(message = %id, error = %e, "an SQS message that is not an S3 event");
-                    inv.batch_item_failures
-                        .push(json!({ "itemIdentifier": id }));
+                    inv.retry(&id);
                 }
             }
         }
@@ -259,12 +258,8 @@ pub fn handle(env: &LambdaEnv, event: &Value) -> Result<Invocation> {
                 // maxReceiveCount) while the rest of the batch is done.
                 if is_sqs {
                     for f in &summary.inputs_failed {
-                        let id = message_of.get(&f.uri).cloned().flatten();
-                        if let Some(id) = id {
-                            let item = json!({ "itemIdentifier": id });
-                            if !inv.batch_item_failures.contains(&item) {
-                                inv.batch_item_failures.push(item);
-                            }
+                        if let Some(Some(id)) = message_of.get(&f.uri) {
+                            inv.retry(id);
                         }
                     }
                 }
@@ -274,11 +269,14 @@ pub fn handle(env: &LambdaEnv, event: &Value) -> Result<Invocation> {
                 // Expected when invocations overlap: not an error, a later retry.
                 tracing::info!(table = %table.name, error = %e, "table locked; the batch's messages return to the queue");
                 inv.lock_conflicts += 1;
-                fail(&mut inv, &messages, is_sqs, &mut None, e);
+                inv.retry_all(&messages);
             }
             Err(e) => {
                 tracing::error!(table = %table.name, error = %e, "run failed");
-                fail(&mut inv, &messages, is_sqs, &mut first_error, e);
+                if is_sqs {
+                    inv.retry_all(&messages);
+                }
+                first_error.get_or_insert(e);
             }
         }
     }
@@ -294,7 +292,10 @@ pub fn handle(env: &LambdaEnv, event: &Value) -> Result<Invocation> {
             Ok(outcome) => inv.loads.push(outcome),
             Err(e) => {
                 tracing::error!(marker = %url, error = %e, "load failed");
-                fail(&mut inv, &[message], is_sqs, &mut first_error, e);
+                if is_sqs {
+                    inv.retry_all(&[message]);
+                }
+                first_error.get_or_insert(e);
             }
         }
     }
@@ -305,22 +306,21 @@ pub fn handle(env: &LambdaEnv, event: &Value) -> Result<Invocation> {
     }
 }
 
-fn fail(
-    inv: &mut Invocation,
-    messages: &[Option<String>],
-    is_sqs: bool,
-    first_error: &mut Option<Error>,
-    e: Error,
-) {
-    if is_sqs {
-        for id in messages.iter().flatten() {
-            let item = json!({ "itemIdentifier": id });
-            if !inv.batch_item_failures.contains(&item) {
-                inv.batch_item_failures.push(item);
-            }
+impl Invocation {
+    /// Return the SQS message `id` to the queue (once, however many of its objects failed).
+    fn retry(&mut self, id: &str) {
+        let item = json!({ "itemIdentifier": id });
+        if !self.batch_item_failures.contains(&item) {
+            self.batch_item_failures.push(item);
         }
     }
-    first_error.get_or_insert(e);
+
+    /// Return every SQS message of `messages` to the queue.
+    fn retry_all(&mut self, messages: &[Option<String>]) {
+        for id in messages.iter().flatten() {
+            self.retry(id);
+        }
+    }
 }
 
 #[cfg(test)]

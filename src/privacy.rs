@@ -39,12 +39,7 @@ pub fn resolve_hash_key(job: &mut Job, stores: &Stores) -> Result<()> {
 /// Fail when a table hashes and the job has no key: a job whose secret was not fetched
 /// ([`resolve_hash_key`]) must not run, since citrine never hashes without a key.
 pub fn check_hash_key(job: &Job) -> Result<()> {
-    let hashes = job.tables.iter().any(|t| {
-        t.column_rules
-            .iter()
-            .any(|(_, r)| *r == crate::transform::rules::Rule::Hash)
-    });
-    if hashes && job.hash_key.is_none() {
+    if job.tables.iter().any(|t| t.hashes()) && job.hash_key.is_none() {
         return Err(Error::Internal {
             message: "a table has a `hash` column rule but the job has no key: call privacy::resolve_hash_key after loading the config".into(),
         });

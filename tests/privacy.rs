@@ -98,35 +98,25 @@ fn lake_bytes(dir: &Path) -> Vec<(String, Vec<u8>)> {
 /// The `user_email` values written, read back with the parquet crate.
 fn hashes(dir: &Path) -> BTreeSet<String> {
     use arrow::array::AsArray;
-    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-    let data = dir.join("lake/data/audit");
     let mut out = BTreeSet::new();
-    for f in common::files_below(&data) {
-        let file = std::fs::File::open(data.join(f)).unwrap();
-        for batch in ParquetRecordBatchReaderBuilder::try_new(file)
-            .unwrap()
-            .build()
-            .unwrap()
-        {
-            let batch = batch.unwrap();
-            let emails = batch.column_by_name("user_email").unwrap();
-            let ids = batch.column_by_name("user_id").unwrap();
-            assert_eq!(
-                ids.null_count(),
-                ids.len(),
-                "redacted: every user_id is null"
-            );
-            let replies = batch.column_by_name("reply_to").unwrap();
-            for r in replies.as_string::<i32>().iter() {
-                assert_eq!(r, Some("reply.example"));
-            }
-            out.extend(
-                emails
-                    .as_string::<i32>()
-                    .iter()
-                    .map(|v| v.unwrap().to_owned()),
-            );
+    for batch in common::batches_below(&dir.join("lake/data/audit")) {
+        let emails = batch.column_by_name("user_email").unwrap();
+        let ids = batch.column_by_name("user_id").unwrap();
+        assert_eq!(
+            ids.null_count(),
+            ids.len(),
+            "redacted: every user_id is null"
+        );
+        let replies = batch.column_by_name("reply_to").unwrap();
+        for r in replies.as_string::<i32>().iter() {
+            assert_eq!(r, Some("reply.example"));
         }
+        out.extend(
+            emails
+                .as_string::<i32>()
+                .iter()
+                .map(|v| v.unwrap().to_owned()),
+        );
     }
     out
 }

@@ -22,16 +22,16 @@ fn status(dir: &Path) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
-#[test]
-fn an_input_failing_max_attempts_times_is_quarantined_until_released_or_changed() {
+/// One customer's `files` gzip logs, and a config whose `[run]` also has `run_extra`.
+fn setup(seed: u64, files: u32, run_extra: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     cloudfront(
         dir.path(),
         &Shape {
-            seed: 41,
+            seed,
             customers: &["acme"],
             days: 1,
-            files_per_day: 2,
+            files_per_day: files,
             rows_per_file: 10,
             bad_every: 0,
             all_gzip: true,
@@ -41,8 +41,14 @@ fn an_input_failing_max_attempts_times_is_quarantined_until_released_or_changed(
     let cfg = dir.path().join("citrine.toml");
     let text = std::fs::read_to_string(&cfg)
         .unwrap()
-        .replace("threads = 2", "threads = 2\nmax_attempts = 2");
+        .replace("threads = 2", &format!("threads = 2\n{run_extra}"));
     std::fs::write(&cfg, text).unwrap();
+    dir
+}
+
+#[test]
+fn an_input_failing_max_attempts_times_is_quarantined_until_released_or_changed() {
+    let dir = setup(41, 2, "max_attempts = 2");
     let good = std::fs::read(common::fixture(
         "cloudfront/aws-log-parser-cloudfront-multiple.log.gz",
     ))
@@ -116,26 +122,8 @@ fn an_input_failing_max_attempts_times_is_quarantined_until_released_or_changed(
 
 #[test]
 fn a_consumed_input_that_wrote_no_rows_can_be_forgotten_and_is_processed_again() {
-    let dir = tempfile::tempdir().unwrap();
-    cloudfront(
-        dir.path(),
-        &Shape {
-            seed: 43,
-            customers: &["acme"],
-            days: 1,
-            files_per_day: 1,
-            rows_per_file: 10,
-            bad_every: 0,
-            all_gzip: true,
-        },
-    );
-    write_config(dir.path(), "");
     // Every row of one input rejected is allowed here: it is consumed with no rows written.
-    let cfg = dir.path().join("citrine.toml");
-    let text = std::fs::read_to_string(&cfg)
-        .unwrap()
-        .replace("threads = 2", "threads = 2\nmax_reject_fraction = 1.0");
-    std::fs::write(&cfg, text).unwrap();
+    let dir = setup(43, 1, "max_reject_fraction = 1.0");
     let empty = "logs/cloudfront/acme/E1.2024-02-01-00.bad";
     std::fs::write(
         dir.path().join(empty),

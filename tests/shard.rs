@@ -157,32 +157,22 @@ fn fingerprint(dir: &Path) -> Fingerprint {
 fn row_ids(data: &Path) -> BTreeSet<(String, i64)> {
     use arrow::array::AsArray;
     use arrow::datatypes::{DataType, Int64Type};
-    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
     let mut out = BTreeSet::new();
-    for rel in files_below(data) {
-        let f = std::fs::File::open(data.join(&rel)).unwrap();
-        for batch in ParquetRecordBatchReaderBuilder::try_new(f)
-            .unwrap()
-            .build()
-            .unwrap()
-        {
-            let batch = batch.unwrap();
-            let source = arrow::compute::cast(
-                batch.column_by_name("source_file").unwrap(),
-                &DataType::Utf8,
-            )
+    for batch in common::batches_below(data) {
+        let source = arrow::compute::cast(
+            batch.column_by_name("source_file").unwrap(),
+            &DataType::Utf8,
+        )
+        .unwrap();
+        let row = arrow::compute::cast(batch.column_by_name("row_num").unwrap(), &DataType::Int64)
             .unwrap();
-            let row =
-                arrow::compute::cast(batch.column_by_name("row_num").unwrap(), &DataType::Int64)
-                    .unwrap();
-            for (s, r) in source
-                .as_string::<i32>()
-                .iter()
-                .zip(row.as_primitive::<Int64Type>().iter())
-            {
-                let id = (s.unwrap().to_owned(), r.unwrap());
-                assert!(out.insert(id.clone()), "row {id:?} twice");
-            }
+        for (s, r) in source
+            .as_string::<i32>()
+            .iter()
+            .zip(row.as_primitive::<Int64Type>().iter())
+        {
+            let id = (s.unwrap().to_owned(), r.unwrap());
+            assert!(out.insert(id.clone()), "row {id:?} twice");
         }
     }
     out

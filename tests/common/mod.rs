@@ -248,14 +248,12 @@ pub fn rust_counts(dir: &Path) -> BTreeMap<String, u64> {
     table_counts(dir, "cloudfront_logs")
 }
 
-/// Rows per `customer|dt` of `table` in `dir/lake`, read with the parquet crate.
-pub fn table_counts(dir: &Path, table: &str) -> BTreeMap<String, u64> {
-    use arrow::array::AsArray;
-    use arrow::datatypes::Date32Type;
+/// Every record batch of every Parquet file below `data`, read with the parquet crate
+/// (asserting nothing else is there: no stray or temporary file).
+pub fn batches_below(data: &Path) -> Vec<arrow::array::RecordBatch> {
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-    let data = dir.join("lake/data").join(table);
-    let mut out = BTreeMap::new();
-    for rel in files_below(&data) {
+    let mut out = Vec::new();
+    for rel in files_below(data) {
         assert!(
             rel.ends_with(".parquet") && !rel.contains("/."),
             "stray file {rel}"
@@ -266,23 +264,33 @@ pub fn table_counts(dir: &Path, table: &str) -> BTreeMap<String, u64> {
             .build()
             .unwrap()
         {
-            let batch = batch.unwrap();
-            let c = batch
-                .column_by_name("customer")
+            out.push(batch.unwrap());
+        }
+    }
+    out
+}
+
+/// Rows per `customer|dt` of `table` in `dir/lake`, read with the parquet crate.
+pub fn table_counts(dir: &Path, table: &str) -> BTreeMap<String, u64> {
+    use arrow::array::AsArray;
+    use arrow::datatypes::Date32Type;
+    let mut out = BTreeMap::new();
+    for batch in batches_below(&dir.join("lake/data").join(table)) {
+        let c = batch
+            .column_by_name("customer")
+            .unwrap()
+            .as_string::<i32>()
+            .clone();
+        let d = batch
+            .column_by_name("dt")
+            .unwrap()
+            .as_primitive::<Date32Type>()
+            .clone();
+        for i in 0..batch.num_rows() {
+            let date = arrow::temporal_conversions::date32_to_datetime(d.value(i))
                 .unwrap()
-                .as_string::<i32>()
-                .clone();
-            let d = batch
-                .column_by_name("dt")
-                .unwrap()
-                .as_primitive::<Date32Type>()
-                .clone();
-            for i in 0..batch.num_rows() {
-                let date = arrow::temporal_conversions::date32_to_datetime(d.value(i))
-                    .unwrap()
-                    .date();
-                *out.entry(format!("{}|{date}", c.value(i))).or_default() += 1;
-            }
+                .date();
+            *out.entry(format!("{}|{date}", c.value(i))).or_default() += 1;
         }
     }
     out

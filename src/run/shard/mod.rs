@@ -294,17 +294,12 @@ fn now_ms() -> i64 {
 }
 
 /// The run `run_id`, or when none is given the run holding `table`'s lock (the run a plan
-/// handed it to).
-pub fn resolve_run(lake: &Lake, table: &str, run_id: Option<&str>) -> Result<String> {
-    if let Some(r) = run_id {
-        return Ok(r.to_owned());
+/// handed it to); `None` when none is given and no run holds the lock.
+pub fn resolve_run(lake: &Lake, table: &str, run_id: Option<&str>) -> Result<Option<String>> {
+    match run_id {
+        Some(r) => Ok(Some(r.to_owned())),
+        None => TableLock::holder(lake, table),
     }
-    TableLock::holder(lake, table)?.ok_or_else(|| Error::Sharded {
-        table: table.to_owned(),
-        run: "?".into(),
-        reason: "no run holds the table's lock: plan one with `citrine plan`, or pass --run-id"
-            .into(),
-    })
 }
 
 fn read_plan(lake: &Lake, table: &TableSpec, run_id: &str) -> Result<RunPlan> {
@@ -363,20 +358,14 @@ pub fn run_shard_on(
 ) -> Result<ShardSummary> {
     let started = Instant::now();
     crate::privacy::check_hash_key(job)?;
-    let run_id = match run_id {
-        Some(r) => r.to_owned(),
-        None => match TableLock::holder(lake, &table.name)? {
-            Some(r) => r,
-            // The scheduled plan found nothing new: its array job's children do nothing.
-            None => {
-                return Ok(ShardSummary {
-                    table: table.name.clone(),
-                    shard,
-                    nothing_planned: true,
-                    ..Default::default()
-                })
-            }
-        },
+    let Some(run_id) = resolve_run(lake, &table.name, run_id)? else {
+        // The scheduled plan found nothing new: its array job's children do nothing.
+        return Ok(ShardSummary {
+            table: table.name.clone(),
+            shard,
+            nothing_planned: true,
+            ..Default::default()
+        });
     };
     let plan = read_plan(lake, table, &run_id)?;
     let Some(inputs) = plan.shards.get(shard) else {
@@ -494,17 +483,11 @@ pub fn commit_run_on(
         table: table.name.clone(),
         ..Default::default()
     };
-    let run_id = match run_id {
-        Some(r) => r.to_owned(),
-        None => match TableLock::holder(lake, &table.name)? {
-            Some(r) => r,
-            None => {
-                summary
-                    .warnings
-                    .push("no run holds the table's lock: nothing to commit".into());
-                return Ok(summary);
-            }
-        },
+    let Some(run_id) = resolve_run(lake, &table.name, run_id)? else {
+        summary
+            .warnings
+            .push("no run holds the table's lock: nothing to commit".into());
+        return Ok(summary);
     };
     let store = lake.store();
     let run_journal = Journal::open(lake, &table.name, &run_id, None);
@@ -637,7 +620,12 @@ pub fn abort_run_on(
     table: &TableSpec,
     run_id: Option<&str>,
 ) -> Result<(String, usize)> {
-    let run_id = resolve_run(lake, &table.name, run_id)?;
+    let run_id = resolve_run(lake, &table.name, run_id)?.ok_or_else(|| Error::Sharded {
+        table: table.name.clone(),
+        run: "?".into(),
+        reason: "no run holds the table's lock: plan one with `citrine plan`, or pass --run-id"
+            .into(),
+    })?;
     if lake
         .store()
         .head(&lake.manifest_key(&table.name, &run_id))?
