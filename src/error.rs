@@ -243,6 +243,14 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// A command named a run the table has not committed.
+    #[error("table {table} has no committed run {run}")]
+    NoRun {
+        /// The table.
+        table: String,
+        /// The run.
+        run: String,
+    },
     /// A sharded run's commit found shards that have not reported: nothing was published.
     #[error("table {table}, run {run}: shards {} of {shards} have not reported; nothing was committed (run them, or abort the run)", missing.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(", "))]
     ShardsMissing {

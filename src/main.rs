@@ -14,6 +14,7 @@ use citrine::logs::ScrubLines;
 use citrine::parse::Format;
 use citrine::register;
 use citrine::run;
+use citrine::run::forget::Fate;
 use citrine::store::Stores;
 use citrine::transform::mask::scrub_text;
 
@@ -96,15 +97,23 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Release failing or quarantined inputs, or forget consumed inputs that wrote no rows,
-    /// so the next run processes them again.
+    /// Release failing or quarantined inputs, or forget consumed ones, so the next run
+    /// processes them again.
     Forget {
         /// The table.
         #[arg(long)]
         table: String,
-        /// The inputs' uris, as `citrine status` lists them.
-        #[arg(long = "input", required = true)]
+        /// The inputs' uris, as `citrine status` and run reports list them.
+        #[arg(long = "input", required_unless_present = "run")]
         inputs: Vec<String>,
+        /// Every input this committed run consumed (those no later run consumed again).
+        #[arg(long)]
+        run: Option<String>,
+        /// Also forget consumed inputs whose rows were written: their rows are deleted from the
+        /// lake (the files holding them are rewritten as a run of their own), and from Redshift
+        /// by `redshift load`.
+        #[arg(long)]
+        delete_rows: bool,
     },
     /// Abort an uncommitted sharded run: delete what it wrote and release the table's lock.
     Abort {
@@ -553,58 +562,52 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Forget { table, inputs } => {
+        Command::Forget {
+            table,
+            inputs,
+            run,
+            delete_rows,
+        } => {
             let job = load_job(&config)?;
             let spec = table_spec(&job, &table, &config)?;
             let stores = Stores::new(job.aws.clone());
             let lake = Lake::open(&job, &stores)?;
-            let lock = citrine::lock::TableLock::acquire(
-                &lake,
-                &spec.name,
-                &citrine::lake::new_run_id(),
-                job.lock_lease,
-            )?;
-            let mut failures = citrine::ledger::failures::Failures::load(&lake, &spec.name)?;
-            let ledger = Ledger::load(&lake, &spec.name)?;
-            let mut ledger = ledger;
-            let mut refused = 0;
-            let mut forgotten = 0;
-            for uri in &inputs {
-                if failures.clear(uri) {
-                    outln!(
+            let what = citrine::run::forget::Forget {
+                uris: inputs,
+                run,
+                delete_rows,
+            };
+            let summary = citrine::run::forget::forget(&job, &stores, &lake, spec, &what)?;
+            for fate in &summary.inputs {
+                match fate {
+                    Fate::Released { uri } => outln!(
                         "{table}: {}: released; the next run tries it again",
                         scrub_text(uri)
-                    )?;
-                } else if let Some(entry) = ledger.get(uri).cloned() {
-                    let run = ledger.last_run(uri).unwrap_or("?").to_owned();
-                    if entry.rows_written == 0 {
-                        ledger.forget(uri);
-                        forgotten += 1;
-                        outln!(
-                            "{table}: {}: forgotten (consumed by run {run}, no rows written); the next run processes it again",
-                            scrub_text(uri)
-                        )?;
-                    } else {
-                        refused += 1;
-                        eprintln!(
-                            "citrine: {}: run {run} wrote {} rows of it; forgetting it would need --delete-rows, which is not supported yet",
-                            scrub_text(uri),
-                            entry.rows_written
-                        );
+                    )?,
+                    Fate::Forgotten {
+                        uri,
+                        consumed_by,
+                        rows,
+                    } => outln!(
+                        "{table}: {}: forgotten (consumed by run {consumed_by}, {rows} rows written{}); the next run processes it again",
+                        scrub_text(uri),
+                        if *rows > 0 { ", deleted" } else { "" }
+                    )?,
+                    Fate::Refused { uri, reason } => {
+                        eprintln!("citrine: {}: {}", scrub_text(uri), scrub_text(reason))
                     }
-                } else {
-                    refused += 1;
-                    eprintln!("citrine: {}: neither failing nor consumed", scrub_text(uri));
                 }
             }
-            failures.save(&lake, &spec.name)?;
-            if forgotten > 0 {
-                // The forget is the ledger's newest checkpoint: the next plan reads it.
-                let older = ledger.provenance().checkpoint_keys.clone();
-                citrine::ledger::checkpoint::write(&lake, &spec.name, &ledger, &older)?;
+            if let Some(run) = &summary.run_id {
+                outln!(
+                    "{table}: run {run}: {} rows deleted; {} files rewritten as {} ({} rows of other inputs kept)",
+                    summary.rows_deleted,
+                    summary.files_superseded,
+                    summary.files_written,
+                    summary.rows_kept
+                )?;
             }
-            lock.release();
-            Ok(if refused > 0 {
+            Ok(if summary.refused() {
                 ExitCode::from(EXIT_FAILED)
             } else {
                 ExitCode::SUCCESS

@@ -55,6 +55,8 @@ fn inputs_are_deleted_after_the_marker_and_a_killed_run_leaves_them_to_the_next(
     assert!(inputs_left(dir.path()).is_empty());
     assert_eq!(rust_counts(dir.path()), g.expected);
     assert!(files_below(&dir.path().join("lake/_citrine/pending")).is_empty());
+    // The run's report records it.
+    assert_eq!(report(dir.path(), &s)["after_commit"], s["after_commit"]);
 
     // Killed between the marker and the deletions: committed, inputs still there; the next
     // run deletes them and commits nothing new.
@@ -76,6 +78,27 @@ fn inputs_are_deleted_after_the_marker_and_a_killed_run_leaves_them_to_the_next(
     assert_eq!(s["after_commit"]["deleted"], g.files);
     assert!(inputs_left(dir.path()).is_empty());
     assert_eq!(rust_counts(dir.path()), g.expected);
+    // The killed run's report records what the next run finished for it.
+    let reports: Vec<String> = files_below(&dir.path().join("lake/complete/cloudfront_logs"))
+        .into_iter()
+        .filter(|f| f.ends_with(".json"))
+        .collect();
+    assert_eq!(reports.len(), 1);
+    let text = std::fs::read(
+        dir.path()
+            .join("lake/complete/cloudfront_logs")
+            .join(&reports[0]),
+    )
+    .unwrap();
+    let report: Value = serde_json::from_slice(&text).unwrap();
+    assert_eq!(report["after_commit"], s["after_commit"]);
+}
+
+/// The report of the run a summary names.
+fn report(dir: &Path, summary: &Value) -> Value {
+    let run = summary["run_id"].as_str().unwrap();
+    let path = dir.join(format!("lake/complete/cloudfront_logs/{run}.json"));
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
 }
 
 #[test]

@@ -111,13 +111,13 @@ fn an_input_failing_max_attempts_times_is_quarantined_until_released_or_changed(
         .join("lake/_citrine/failures/cloudfront_logs.json")
         .exists());
 
-    // A consumed input whose rows were written cannot be forgotten (yet): exit 2, saying why.
+    // A consumed input whose rows were written needs --delete-rows: exit 2, saying why.
     let out = citrine(
         dir.path(),
         &["forget", "--table", "cloudfront_logs", "--input", uri],
     );
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("would need --delete-rows"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("forgetting it needs --delete-rows"));
 }
 
 #[test]
@@ -162,7 +162,7 @@ fn a_consumed_input_that_wrote_no_rows_can_be_forgotten_and_is_processed_again()
     assert_eq!(out.status.code(), Some(2));
     assert!(
         String::from_utf8_lossy(&out.stderr)
-            .contains("rows of it; forgetting it would need --delete-rows"),
+            .contains("rows of it; forgetting it needs --delete-rows"),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );

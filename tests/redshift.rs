@@ -323,6 +323,9 @@ fn history(dir: &Path, table: &str, n: usize, checkpoint: usize) -> Vec<String> 
             files: Vec::new(),
             rows_rejected: 0,
             rejects_key: None,
+            forgotten: Vec::new(),
+            supersedes: Vec::new(),
+            after_commit: None,
         };
         let store = lake.store();
         store

@@ -218,7 +218,14 @@ pub fn recover(lake: &Lake, table: &str, from: Option<&str>) -> Result<usize> {
                 "removed the files of a run that did not commit"
             );
         } else {
-            // Killed after its marker, maybe while writing its ledger checkpoint.
+            // Killed after its marker: a forget run maybe before it deleted the files it
+            // replaced, any run maybe while writing its ledger checkpoint.
+            match lake.report(table, &run) {
+                Ok(report) => crate::run::forget::delete_superseded(lake, &report.supersedes)?,
+                Err(e) => {
+                    tracing::warn!(table, run, error = %e, "a committed run's report is unreadable");
+                }
+            }
             let checkpoint = format!(
                 "{}/{run}{}",
                 lake.checkpoint_prefix(table),

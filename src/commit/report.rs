@@ -96,6 +96,38 @@ pub struct RunReport {
     pub rows_rejected: u64,
     /// Where the rejected rows are, below the lake root (absent when there are none).
     pub rejects_key: Option<String>,
+    /// Inputs whose rows this run removed (`citrine forget`): they leave the ledger, and
+    /// `redshift load` deletes their rows.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub forgotten: Vec<String>,
+    /// Data files (keys below the lake root) this run's files replace: `citrine forget
+    /// --delete-rows` rewrote them without the forgotten inputs' rows. They are deleted once
+    /// the run's marker exists.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub supersedes: Vec<String>,
+    /// What was done to the inputs once the marker existed (`table.after_commit`), written
+    /// into the report when it is done; absent while pending and when inputs are kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after_commit: Option<AfterCommitOutcome>,
+}
+
+/// What was done to a run's inputs after its commit (by the attempt that finished it).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AfterCommitOutcome {
+    /// Inputs deleted.
+    pub deleted: usize,
+    /// Inputs archived (copied, then deleted).
+    pub archived: usize,
+    /// Inputs kept because their object changed since it was read (uris).
+    pub kept_changed: Vec<String>,
+}
+
+impl std::ops::AddAssign for AfterCommitOutcome {
+    fn add_assign(&mut self, rhs: Self) {
+        self.deleted += rhs.deleted;
+        self.archived += rhs.archived;
+        self.kept_changed.extend(rhs.kept_changed);
+    }
 }
 
 impl RunReport {

@@ -29,6 +29,9 @@ struct Header {
     run_id: String,
     runs: usize,
     inputs: usize,
+    /// Runs that superseded data files (absent in checkpoints written before there were any).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    rewrites: Vec<String>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -83,6 +86,7 @@ pub fn read(lake: &Lake, table: &str, key: &str) -> Result<Ledger> {
     let mut ledger = Ledger {
         runs: header.runs,
         newest_run: Some(header.run_id),
+        rewrites: header.rewrites,
         ..Default::default()
     };
     for line in lines {
@@ -121,6 +125,7 @@ pub fn write(lake: &Lake, table: &str, ledger: &Ledger, older: &[String]) -> Res
         run_id: run_id.to_owned(),
         runs: ledger.runs,
         inputs: ledger.by_uri.len(),
+        rewrites: ledger.rewrites.clone(),
     };
     let mut text = json_line(&header);
     let mut entries: Vec<&Entry> = ledger.by_uri.values().collect();
@@ -186,6 +191,9 @@ mod tests {
             files: Vec::new(),
             rows_rejected: 0,
             rejects_key: None,
+            forgotten: Vec::new(),
+            supersedes: Vec::new(),
+            after_commit: None,
         }
     }
 
@@ -205,6 +213,18 @@ mod tests {
         assert_eq!(back.last_run("a"), Some("r1"));
         assert_eq!(back.last_run("b"), Some("r2"));
         assert_eq!(back.get("c").unwrap().hash, "h-c");
+
+        // A forget run drops its inputs and is remembered as a rewrite.
+        let mut forget = report("r3", &[]);
+        forget.forgotten = vec!["a".into()];
+        forget.supersedes = vec!["data/t/customer=x/dt=2024-01-01/part-r1-00000.parquet".into()];
+        let mut ledger = back;
+        ledger.apply(forget);
+        assert_eq!((ledger.len(), ledger.last_run("a")), (2, None));
+        let third = write(&lake, "t", &ledger, std::slice::from_ref(&second)).unwrap();
+        let back = read(&lake, "t", &third).unwrap();
+        assert_eq!(back.rewrites(), ["r3"]);
+        assert_eq!((back.len(), back.get("a")), (2, None));
     }
 
     #[test]

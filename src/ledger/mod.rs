@@ -51,6 +51,8 @@ pub struct Ledger {
     by_uri: HashMap<String, Entry>,
     runs: usize,
     newest_run: Option<String>,
+    /// Runs that superseded data files (`citrine forget --delete-rows`), oldest first.
+    rewrites: Vec<String>,
     provenance: Provenance,
 }
 
@@ -109,8 +111,15 @@ impl Ledger {
         Ok(ledger)
     }
 
-    /// Fold in a committed run's report (runs in commit order).
+    /// Fold in a committed run's report (runs in commit order): its inputs are consumed, its
+    /// forgotten inputs dropped.
     pub fn apply(&mut self, report: RunReport) {
+        for uri in &report.forgotten {
+            self.by_uri.remove(uri);
+        }
+        if !report.supersedes.is_empty() {
+            self.rewrites.push(report.run_id.clone());
+        }
         for input in report.inputs {
             self.by_uri.insert(
                 input.uri.clone(),
@@ -132,6 +141,12 @@ impl Ledger {
     /// The newest committed run folded in.
     pub fn newest_run(&self) -> Option<&str> {
         self.newest_run.as_deref()
+    }
+
+    /// The runs that superseded data files (`citrine forget --delete-rows`), oldest first: a
+    /// load of an earlier run reads their reports to leave out files they replaced.
+    pub fn rewrites(&self) -> &[String] {
+        &self.rewrites
     }
 
     /// Every entry, in no particular order.
@@ -163,6 +178,11 @@ impl Ledger {
     /// Committed runs read.
     pub fn runs(&self) -> usize {
         self.runs
+    }
+
+    /// The entry of `uri` (its record and the run that consumed it), if consumed.
+    pub fn entry(&self, uri: &str) -> Option<&Entry> {
+        self.by_uri.get(uri)
     }
 
     /// The record of `uri`, if consumed.
@@ -233,6 +253,9 @@ mod tests {
             files: Vec::new(),
             rows_rejected: 0,
             rejects_key: None,
+            forgotten: Vec::new(),
+            supersedes: Vec::new(),
+            after_commit: None,
         });
         assert_eq!(ledger.decide("logs/b.log", 100, 7, None), Decision::New);
         assert_eq!(

@@ -1,12 +1,13 @@
 //! Exactly-once loads: which markers to load, and the one transaction per marker.
 
 use super::data_api::redshift_error;
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use super::sql::{
     create_loads_table, load_transaction, loaded_runs, maintenance, Load, RECENT_LOADS,
 };
 use super::{DataApi, LoadOutcome};
+use crate::commit::manifest_json;
 use crate::error::Result;
 use crate::lake::{Lake, MANIFEST_SUFFIX};
 use crate::ledger::Ledger;
@@ -55,11 +56,60 @@ impl Loaded {
     }
 }
 
+/// The files `citrine forget --delete-rows` runs replaced, read from their reports when a load
+/// first needs them (runs of that kind are few: a load reads those after the run it loads).
+struct Rewrites<'a> {
+    runs: &'a [String],
+    replaced: HashMap<String, HashSet<String>>,
+}
+
+impl<'a> Rewrites<'a> {
+    fn of(ledger: &'a Ledger) -> Self {
+        Self {
+            runs: ledger.rewrites(),
+            replaced: HashMap::new(),
+        }
+    }
+
+    /// For each file key of `run`, the later run that replaced it, if one did.
+    fn replacing(
+        &mut self,
+        lake: &Lake,
+        table: &str,
+        run: &str,
+        keys: &[&str],
+    ) -> Result<Vec<Option<String>>> {
+        let later: Vec<&String> = self.runs.iter().filter(|w| w.as_str() > run).collect();
+        for w in &later {
+            if !self.replaced.contains_key(*w) {
+                let supersedes = lake.report(table, w)?.supersedes.into_iter().collect();
+                self.replaced.insert((*w).clone(), supersedes);
+            }
+        }
+        Ok(keys
+            .iter()
+            .map(|key| {
+                later
+                    .iter()
+                    .find(|w| self.replaced[**w].contains(*key))
+                    .map(|w| (*w).clone())
+            })
+            .collect())
+    }
+}
+
+/// Where a run's derived manifest goes: the files of the run that no later forget run
+/// replaced (below `_citrine/`, so query engines skip it; not `.manifest`, so it is no marker).
+fn derived_manifest_key(table: &str, run_id: &str) -> String {
+    format!("_citrine/manifests/{table}/{run_id}.json")
+}
+
 /// Load one committed run of `table` unless `citrine_loads` already holds it.
 pub fn load_run(api: &DataApi, lake: &Lake, table: &str, run_id: &str) -> Result<LoadOutcome> {
     let loaded = Loaded::ask(api, table)?;
     let ledger = Ledger::load(lake, table)?;
-    load_one(api, lake, table, run_id, &loaded, &ledger)
+    let mut rewrites = Rewrites::of(&ledger);
+    load_one(api, lake, table, run_id, &loaded, &ledger, &mut rewrites)
 }
 
 /// Load every committed run of `table` that `citrine_loads` does not hold, oldest first. Its
@@ -76,12 +126,13 @@ pub fn load_table(api: &DataApi, lake: &Lake, table: &str) -> Result<Vec<LoadOut
         None => lake.committed_runs(table)?,
     };
     let ledger = Ledger::load(lake, table)?;
+    let mut rewrites = Rewrites::of(&ledger);
     let mut out = Vec::new();
     for run in candidates {
         if loaded.holds(&run) {
             continue;
         }
-        let outcome = load_one(api, lake, table, &run, &loaded, &ledger)?;
+        let outcome = load_one(api, lake, table, &run, &loaded, &ledger, &mut rewrites)?;
         if outcome.loaded {
             loaded.recent.insert(run);
         }
@@ -97,6 +148,7 @@ fn load_one(
     run_id: &str,
     loaded: &Loaded,
     ledger: &Ledger,
+    rewrites: &mut Rewrites,
 ) -> Result<LoadOutcome> {
     let mut outcome = LoadOutcome {
         table: table.to_owned(),
@@ -108,24 +160,63 @@ fn load_one(
         return Ok(outcome);
     }
     let report = lake.report(table, run_id)?;
-    // Inputs this run consumed that a later, loaded run consumed again: stale here.
+    // A source file a later, loaded run consumed again (or forgot): its rows here are stale.
+    let stale = |uri: &String| {
+        ledger
+            .last_run(uri)
+            .is_some_and(|last| last > run_id && loaded.holds(last))
+    };
     let superseded: Vec<String> = report
         .inputs
         .iter()
-        .filter(|input| {
-            ledger
-                .last_run(&input.uri)
-                .is_some_and(|last| last > run_id && loaded.holds(last))
-        })
-        .map(|input| input.uri.clone())
+        .map(|input| &input.uri)
+        .filter(|uri| stale(uri))
+        .cloned()
         .collect();
-    let manifest_url = lake.url(&lake.manifest_key(table, run_id));
+    let forgotten: Vec<String> = report
+        .forgotten
+        .iter()
+        .filter(|uri| !stale(uri))
+        .cloned()
+        .collect();
+    // Files a later forget run replaced are gone: COPY reads the others (their rows are in
+    // the forget run's files). Once that run is loaded, rows are replaced one by one.
+    let keys: Vec<&str> = report.files.iter().map(|f| f.key.as_str()).collect();
+    let replacing = rewrites.replacing(lake, table, run_id, &keys)?;
+    let mut by_row = !report.forgotten.is_empty();
+    let mut left = Vec::new();
+    for (file, by) in report.files.iter().zip(&replacing) {
+        match by {
+            Some(w) => by_row |= loaded.holds(w),
+            None => left.push(file.clone()),
+        }
+    }
+    let marker_url = lake.url(&lake.manifest_key(table, run_id));
+    let manifest_url = if left.is_empty() {
+        None
+    } else if left.len() == report.files.len() {
+        Some(marker_url.clone())
+    } else {
+        let key = derived_manifest_key(table, run_id);
+        lake.store().write(&key, manifest_json(&left).as_bytes())?;
+        tracing::info!(
+            table,
+            run_id,
+            left = left.len(),
+            of = report.files.len(),
+            "a later forget run replaced some of this run's files: COPY reads the others"
+        );
+        Some(lake.url(&key))
+    };
     let load = Load {
         table,
         run_id,
-        manifest_url: &manifest_url,
+        manifest_url: manifest_url.as_deref(),
+        marker_url: &marker_url,
         columns: &report.columns,
         superseded: &superseded,
+        forgotten: &forgotten,
+        by_row,
     };
     api.execute_batch(
         load_transaction(&api.options().warehouse, &load),

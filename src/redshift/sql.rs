@@ -224,13 +224,23 @@ pub struct Load<'a> {
     pub table: &'a str,
     /// The run.
     pub run_id: &'a str,
-    /// The marker's URL.
-    pub manifest_url: &'a str,
+    /// The manifest COPY reads: the marker, or one of the run's files a later
+    /// `forget --delete-rows` run left (`None` when it left none, or the run wrote none).
+    pub manifest_url: Option<&'a str>,
+    /// The marker's URL, recorded in `citrine_loads`.
+    pub marker_url: &'a str,
     /// The run's columns (from its report).
     pub columns: &'a [ColumnRecord],
     /// Source files of this run that a later, already loaded run consumed again (they
     /// changed): their rows here are stale and are not loaded.
     pub superseded: &'a [String],
+    /// Source files whose rows this run deleted (`citrine forget`), less those a later, already
+    /// loaded run consumed again.
+    pub forgotten: &'a [String],
+    /// Replace the target's rows by row (`source_file`, `row_num`) instead of by source file:
+    /// the run holds only some of each source file's rows (a forget run's rewritten files, or
+    /// a run some of whose files a loaded forget run replaced).
+    pub by_row: bool,
 }
 
 /// The load of one marker, as statements that run in one transaction (the Data API's
@@ -238,42 +248,60 @@ pub struct Load<'a> {
 /// a staging table, empty the staging table if the run was already loaded (so a marker loaded
 /// twice changes nothing), delete the target's rows of every source file being loaded (so a
 /// changed source file replaces its old rows; rows of files a later loaded run superseded are
-/// dropped first, so loading an old marker late never brings old content back), insert, and
-/// record the run.
+/// dropped first, so loading an old marker late never brings old content back) and of every
+/// source file the run forgot, insert, and record the run.
 pub fn load_transaction(w: &Warehouse, load: &Load) -> Vec<String> {
     let target = w.qualified(load.table);
     let loads = w.qualified(LOADS_TABLE);
     let stage = ident("citrine_stage");
     let run = literal(load.run_id);
     let loaded = format!("SELECT 1 FROM {loads} WHERE \"run_id\" = {run}");
-    let mut statements = vec![
-        format!("LOCK {loads};"),
-        format!("CREATE TEMP TABLE {stage} (LIKE {target});"),
-        copy(w, &stage, load.columns, load.manifest_url)
-            .trim_end()
-            .to_owned(),
-        format!("DELETE FROM {stage} WHERE EXISTS ({loaded});"),
-    ];
-    if !load.superseded.is_empty() {
-        let files = load
-            .superseded
+    let in_list = |files: &[String]| {
+        files
             .iter()
             .map(|f| literal(f))
             .collect::<Vec<_>>()
-            .join(", ");
+            .join(", ")
+    };
+    let mut statements = vec![
+        format!("LOCK {loads};"),
+        format!("CREATE TEMP TABLE {stage} (LIKE {target});"),
+    ];
+    if let Some(manifest) = load.manifest_url {
+        statements.push(
+            copy(w, &stage, load.columns, manifest)
+                .trim_end()
+                .to_owned(),
+        );
+    }
+    statements.push(format!("DELETE FROM {stage} WHERE EXISTS ({loaded});"));
+    if !load.superseded.is_empty() {
         statements.push(format!(
-            "DELETE FROM {stage} WHERE \"source_file\" IN ({files});"
+            "DELETE FROM {stage} WHERE \"source_file\" IN ({});",
+            in_list(load.superseded)
         ));
     }
-    statements.extend([
+    if !load.forgotten.is_empty() {
+        statements.push(format!(
+            "DELETE FROM {target} WHERE \"source_file\" IN ({}) AND NOT EXISTS ({loaded});",
+            in_list(load.forgotten)
+        ));
+    }
+    statements.push(if load.by_row {
+        format!(
+            "DELETE FROM {target} USING (SELECT DISTINCT \"source_file\", \"row_num\" FROM {stage}) AS \"reloaded\" WHERE {target}.\"source_file\" = \"reloaded\".\"source_file\" AND {target}.\"row_num\" = \"reloaded\".\"row_num\";"
+        )
+    } else {
         format!(
             "DELETE FROM {target} USING (SELECT DISTINCT \"source_file\" FROM {stage}) AS \"reloaded\" WHERE {target}.\"source_file\" = \"reloaded\".\"source_file\";"
-        ),
+        )
+    });
+    statements.extend([
         format!("INSERT INTO {target} SELECT * FROM {stage};"),
         format!(
             "INSERT INTO {loads} (\"run_id\", \"table_name\", \"manifest\", \"rows_loaded\") SELECT {run}, {}, {}, (SELECT COUNT(*) FROM {stage}) WHERE NOT EXISTS ({loaded});",
             literal(load.table),
-            literal(load.manifest_url)
+            literal(load.marker_url)
         ),
         format!("DROP TABLE {stage};"),
     ]);
@@ -355,11 +383,41 @@ mod tests {
         let load = Load {
             table: "wau_audit_logs",
             run_id: "20261123T090102123Z-0a1b2c3d",
-            manifest_url: manifest,
+            manifest_url: Some(manifest),
+            marker_url: manifest,
             columns: &cols[..6],
             superseded: &["s3://acme-audit/exports/acme/2024-03-01.csv".into()],
+            forgotten: &[],
+            by_row: false,
         };
         for s in load_transaction(&w, &load) {
+            text.push_str(&s);
+            text.push('\n');
+        }
+        text.push_str("-- load_transaction of a forget run\n");
+        let forget = Load {
+            run_id: "20261124T090102123Z-0a1b2c3d",
+            manifest_url: Some(
+                "s3://central/wau/complete/wau_audit_logs/20261124T090102123Z-0a1b2c3d.manifest",
+            ),
+            marker_url:
+                "s3://central/wau/complete/wau_audit_logs/20261124T090102123Z-0a1b2c3d.manifest",
+            superseded: &[],
+            forgotten: &["s3://acme-audit/exports/acme/2024-03-02.csv".into()],
+            by_row: true,
+            ..load
+        };
+        for s in load_transaction(&w, &forget) {
+            text.push_str(&s);
+            text.push('\n');
+        }
+        text.push_str("-- load_transaction of a run whose files a forget run all replaced\n");
+        let emptied = Load {
+            manifest_url: None,
+            forgotten: &[],
+            ..forget
+        };
+        for s in load_transaction(&w, &emptied) {
             text.push_str(&s);
             text.push('\n');
         }

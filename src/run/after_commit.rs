@@ -18,24 +18,7 @@ use crate::error::{Error, Result};
 use crate::lake::Lake;
 use crate::store::{Store, Stores};
 
-/// What was done to a run's inputs after its commit.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct Done {
-    /// Inputs deleted.
-    pub deleted: usize,
-    /// Inputs archived (copied, then deleted).
-    pub archived: usize,
-    /// Inputs kept because their object changed since it was read (uris).
-    pub kept_changed: Vec<String>,
-}
-
-impl std::ops::AddAssign for Done {
-    fn add_assign(&mut self, rhs: Self) {
-        self.deleted += rhs.deleted;
-        self.archived += rhs.archived;
-        self.kept_changed.extend(rhs.kept_changed);
-    }
-}
+pub use crate::commit::report::AfterCommitOutcome as Done;
 
 #[derive(Debug, Serialize, Deserialize)]
 struct Pending {
@@ -144,6 +127,13 @@ pub fn finish(lake: &Lake, stores: &Stores, table: &TableSpec, run_id: &str) -> 
             }
         }
     }
+    // What was done goes into the run's report, before the record that allows it is dropped.
+    let mut report = lake.report(&table.name, run_id)?;
+    report.after_commit = Some(done.clone());
+    store.write(
+        &lake.report_key(&table.name, run_id),
+        report.to_json().as_bytes(),
+    )?;
     store.delete(&key)?;
     tracing::info!(table = %table.name, run = run_id, deleted = done.deleted, archived = done.archived, kept = done.kept_changed.len(), "inputs handled after the commit");
     Ok(done)

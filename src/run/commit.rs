@@ -24,7 +24,7 @@ use crate::write::WrittenFile;
 /// Fold the committed `report` into `ledger` and, when due, write it as the table's newest
 /// checkpoint. A failure is logged, never the run's: the run is committed, and the next plan
 /// replays one more report.
-fn checkpoint_after(lake: &Lake, table: &str, mut ledger: Ledger, report: RunReport) {
+pub(crate) fn checkpoint_after(lake: &Lake, table: &str, mut ledger: Ledger, report: RunReport) {
     let due = ledger.provenance().checkpoint.is_none()
         || ledger.provenance().replayed + 1 >= checkpoint::EVERY_RUNS;
     if !due {
@@ -149,17 +149,7 @@ pub fn commit(
         .collect();
     summary.partitions_new = catalog.add_partitions(table, &registrations)?;
 
-    let records: Vec<WrittenRecord> = files
-        .iter()
-        .map(|f| WrittenRecord {
-            url: lake.url(&f.key),
-            key: f.key.clone(),
-            bytes: f.bytes,
-            rows: f.rows,
-            customer: f.partition.customer.clone(),
-            dt: f.partition.date(),
-        })
-        .collect();
+    let records: Vec<WrittenRecord> = files.iter().map(|f| f.record(lake)).collect();
     let report = RunReport {
         version: REPORT_VERSION,
         run_id: run_id.to_owned(),
@@ -173,6 +163,9 @@ pub fn commit(
         files: records.clone(),
         rows_rejected: summary.rows_rejected,
         rejects_key,
+        forgotten: Vec::new(),
+        supersedes: Vec::new(),
+        after_commit: None,
     };
     let store = lake.store();
     store.write(&lake.report_key(table, run_id), report.to_json().as_bytes())?;

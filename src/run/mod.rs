@@ -15,6 +15,7 @@
 
 pub mod after_commit;
 pub mod commit;
+pub mod forget;
 pub mod plan;
 pub mod recover;
 pub mod shard;

@@ -45,6 +45,20 @@ pub struct WrittenFile {
     pub partition: PartitionKey,
 }
 
+impl WrittenFile {
+    /// The file as a run report and its manifest record it.
+    pub fn record(&self, lake: &Lake) -> crate::commit::WrittenRecord {
+        crate::commit::WrittenRecord {
+            url: lake.url(&self.key),
+            key: self.key.clone(),
+            bytes: self.bytes,
+            rows: self.rows,
+            customer: self.partition.customer.clone(),
+            dt: self.partition.date(),
+        }
+    }
+}
+
 /// Columns written without a dictionary: unique or nearly unique per row.
 pub const UNIQUE_COLUMNS: &[&str] = &["ts", "row_num", "x_edge_request_id"];
 

@@ -80,6 +80,11 @@ def main(cmd, *a):
         return listing(*a)
     if cmd == "get":
         return s3.get_object(Bucket=a[0], Key=a[1])["Body"].read().decode()
+    if cmd == "download":
+        bucket, key, path = a
+        with open(path, "wb") as f:
+            f.write(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+        return {"downloaded": key}
     if cmd == "table":
         t = glue.get_table(DatabaseName=a[0], Name=a[1])["Table"]
         sd = t["StorageDescriptor"]
@@ -127,6 +132,14 @@ def main(cmd, *a):
                 grouped["count_all"].to_pylist(),
             )
         }
+    if cmd == "source-counts":
+        import pyarrow.dataset as ds
+
+        bucket, prefix = a
+        data = ds.dataset(f"{bucket}/{prefix}", format="parquet", filesystem=s3fs())
+        table = data.to_table(columns=["source_file"])
+        grouped = table.group_by(["source_file"]).aggregate([([], "count_all")])
+        return dict(zip(grouped["source_file"].to_pylist(), grouped["count_all"].to_pylist()))
     if cmd == "check-parquet":
         import pyarrow.parquet as pq
 
