@@ -1,7 +1,8 @@
 //! `citrine query "SQL"` (feature `query`): DataFusion over the lake's committed files.
 //!
-//! Each table is registered from the files its committed runs list (their reports), never by
-//! listing folders, so a query never sees the files of a run that has not written its marker.
+//! Each table is registered from the files its committed runs list (their reports) less those
+//! a later `forget --delete-rows` replaced, never by listing folders, so a query never sees
+//! the files of a run that has not written its marker.
 //! `customer` and `dt` are ordinary columns of every file, so they filter and group as any
 //! column does.
 
@@ -50,16 +51,15 @@ pub fn committed(job: &Job, stores: &Stores) -> Result<Committed> {
     }
     for table in &job.tables {
         let mut urls = Vec::new();
-        for report in lake.committed_reports(&table.name)? {
-            for f in report.files {
-                let url = lake.url(&f.key);
-                // Local files by absolute path: DataFusion reads those without URL decoding.
-                urls.push(
-                    url.strip_prefix("file://")
-                        .map(str::to_owned)
-                        .unwrap_or(url),
-                );
-            }
+        let reports = lake.committed_reports(&table.name)?;
+        for f in crate::commit::report::live_files(&reports) {
+            let url = lake.url(&f.key);
+            // Local files by absolute path: DataFusion reads those without URL decoding.
+            urls.push(
+                url.strip_prefix("file://")
+                    .map(str::to_owned)
+                    .unwrap_or(url),
+            );
         }
         out.tables.push((table.name.clone(), urls));
     }

@@ -187,6 +187,22 @@ fn forgetting_written_rows_keeps_the_lake_and_the_warehouse_exactly_once() {
         );
     }
     assert!(files_below(&d.join("lake/_citrine/runs")).is_empty());
+    // `query` reads the files that are left, and `catalog sync` finds nothing to change.
+    let counted = ok(&citrine(
+        d,
+        &[
+            "query",
+            &format!("SELECT count(*) AS n FROM {TABLE}"),
+            "--format",
+            "csv",
+        ],
+    ));
+    assert_eq!(counted, format!("n\n{}\n", expected.values().sum::<u64>()));
+    let synced = ok(&citrine(d, &["catalog", "sync"]));
+    assert!(
+        synced.contains("6 partitions in the lake, 0 registered now, 0 stale removed"),
+        "{synced}"
+    );
 
     // The warehouse follows: the forgotten file's rows deleted, the others once.
     redshift(d, &api, &["load", "--table", TABLE]);

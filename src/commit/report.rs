@@ -147,6 +147,19 @@ impl RunReport {
     }
 }
 
+/// The data files of `reports` (committed runs, oldest first) that no later `forget
+/// --delete-rows` run replaced: what the table holds now.
+pub fn live_files(reports: &[RunReport]) -> impl Iterator<Item = &WrittenRecord> {
+    let replaced: std::collections::HashSet<&str> = reports
+        .iter()
+        .flat_map(|r| r.supersedes.iter().map(String::as_str))
+        .collect();
+    reports
+        .iter()
+        .flat_map(|r| &r.files)
+        .filter(move |f| !replaced.contains(f.key.as_str()))
+}
+
 /// Now as RFC 3339 UTC with milliseconds.
 pub fn now_rfc3339() -> String {
     let now = std::time::SystemTime::now()

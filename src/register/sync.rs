@@ -49,7 +49,8 @@ fn key_of(customer: &str, dt: &str) -> Option<PartitionKey> {
 }
 
 /// Rebuild `table`'s catalog entry from the lake: create or grow the table to the columns of
-/// the latest committed run, register every partition with committed data, remove the rest.
+/// the latest committed run, register every partition with committed data (files no forget
+/// replaced), remove the rest.
 pub fn sync(lake: &Lake, catalog: &mut dyn Catalog, table: &str) -> Result<SyncSummary> {
     let reports = lake.committed_reports(table)?;
     let mut summary = SyncSummary {
@@ -62,15 +63,13 @@ pub fn sync(lake: &Lake, catalog: &mut dyn Catalog, table: &str) -> Result<SyncS
     let data_url = format!("{}/", lake.url(&lake.data_prefix(table)));
     catalog.ensure_table(table, &latest.columns, &data_url)?;
     let mut wanted: BTreeMap<Vec<String>, (PartitionKey, String)> = BTreeMap::new();
-    for report in &reports {
-        for f in &report.files {
-            let key = key_of(&f.customer, &f.dt).ok_or_else(|| Error::Corrupt {
-                path: lake.url(&lake.report_key(table, &report.run_id)),
-                message: format!("bad partition date {:?}", f.dt),
-            })?;
-            let url = format!("{data_url}{}/", key.path());
-            wanted.insert(vec![key.customer.clone(), key.date()], (key, url));
-        }
+    for f in crate::commit::report::live_files(&reports) {
+        let key = key_of(&f.customer, &f.dt).ok_or_else(|| Error::Corrupt {
+            path: lake.url(&f.key),
+            message: format!("bad partition date {:?}", f.dt),
+        })?;
+        let url = format!("{data_url}{}/", key.path());
+        wanted.insert(vec![key.customer.clone(), key.date()], (key, url));
     }
     summary.partitions = wanted.len();
     let registered: Vec<PartitionRecord> = catalog.partitions(table)?;
