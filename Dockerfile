@@ -1,7 +1,7 @@
 # citrine's container image: the batch binary (without the `query` feature) on a small runtime
 # with the CA bundle, for AWS Batch (plan, shards, commit) or any container runtime.
 #
-#   docker build -t citrine .
+#   docker build --build-arg CITRINE_BUILD=$(git rev-parse --short=12 HEAD) -t citrine .
 #   docker run --rm citrine --version
 #
 # No secrets are built in: credentials come from the task role (or the environment) at run
@@ -12,10 +12,12 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends gcc make \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
-COPY Cargo.toml Cargo.lock ./
+COPY Cargo.toml Cargo.lock build.rs ./
 COPY src src
 COPY benches benches
 COPY examples examples
+# The commit named in every Parquet file's created_by (.git is not copied in).
+ARG CITRINE_BUILD=unknown
 RUN cargo build --release --locked --bin citrine \
  && strip target/release/citrine
 

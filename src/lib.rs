@@ -69,3 +69,51 @@ pub mod transform;
 pub mod write;
 
 pub use error::{ConfigError, Error, FileError, InputError, Result};
+
+/// This build's version and commit, e.g. `0.1.0 (build 1a2b3c4d5e6f)`.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (build ",
+    env!("CITRINE_BUILD"),
+    ")"
+);
+
+/// The `created_by` of every Parquet file citrine writes: `citrine version X.Y.Z (build
+/// <commit>)`, the `<application> version <semver> (build <hash>)` form parquet-java parses
+/// (Spark, Hive and Glue jobs decide from it whether to trust a file's statistics).
+pub const CREATED_BY: &str = concat!(
+    "citrine version ",
+    env!("CARGO_PKG_VERSION"),
+    " (build ",
+    env!("CITRINE_BUILD"),
+    ")"
+);
+
+#[cfg(test)]
+mod tests {
+    /// parquet-java's `VersionParser` grammar,
+    /// `(.*?)\s+version\s*(?:([^(]*?)\s*(?:\(\s*build\s*([^)]*?)\s*\))?)?`, with the version
+    /// a semver `X.Y.Z` as its `SemanticVersion` requires.
+    fn parquet_java_parse(created_by: &str) -> Option<(&str, &str, &str)> {
+        let (application, rest) = created_by.split_once(" version ")?;
+        let (version, build) = rest.split_once(" (build ")?;
+        let build = build.strip_suffix(')')?;
+        let semver: Vec<&str> = version.split('.').collect();
+        let numeric = semver.len() == 3
+            && semver
+                .iter()
+                .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+        (numeric && !application.is_empty() && !build.is_empty() && !build.contains(')'))
+            .then_some((application, version, build))
+    }
+
+    #[test]
+    fn created_by_is_what_parquet_java_parses() {
+        let (application, version, build) = parquet_java_parse(super::CREATED_BY).unwrap();
+        assert_eq!(application, "citrine");
+        assert_eq!(version, env!("CARGO_PKG_VERSION"));
+        assert_eq!(build, env!("CITRINE_BUILD"));
+        // What older files said does not parse.
+        assert_eq!(parquet_java_parse("citrine 0.1.0"), None);
+    }
+}

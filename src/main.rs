@@ -20,7 +20,7 @@ use citrine::transform::mask::scrub_text;
 
 /// Streams customer log files into a masked, Hive-partitioned Parquet lake.
 #[derive(Debug, Parser)]
-#[command(name = "citrine", version, about)]
+#[command(name = "citrine", version = citrine::VERSION, about)]
 struct Cli {
     /// Configuration file [default: $CITRINE_CONFIG, else citrine.toml]. A container or a
     /// Lambda may give the config's text in $CITRINE_CONFIG_TOML instead.

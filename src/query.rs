@@ -5,6 +5,10 @@
 //! the files of a run that has not written its marker.
 //! `customer` and `dt` are ordinary columns of every file, so they filter and group as any
 //! column does.
+//!
+//! Queries are read-only: DDL (`CREATE`, `DROP`), DML (`INSERT`, `COPY … TO`) and statements
+//! (`SET`, transactions) are refused before anything runs. Errors are the engine's message,
+//! without its debug wrapping; an unknown table lists the tables there are.
 
 use std::sync::Arc;
 
@@ -13,7 +17,10 @@ use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
 };
+use datafusion::error::DataFusionError;
+use datafusion::execution::context::SQLOptions;
 use datafusion::prelude::SessionContext;
+use datafusion::sql::sqlparser::parser::ParserError;
 
 use crate::config::Job;
 use crate::error::{Error, Result};
@@ -96,11 +103,54 @@ pub async fn session(committed: &Committed) -> Result<SessionContext> {
     Ok(ctx)
 }
 
-/// Run `sql` over the committed tables.
+/// What a query may do: read.
+fn read_only() -> SQLOptions {
+    SQLOptions::new()
+        .with_allow_ddl(false)
+        .with_allow_dml(false)
+        .with_allow_statements(false)
+}
+
+/// The engine's error as a person reads it: a syntax error's own text (not its debug form),
+/// a refused statement as such, an unknown table with the tables there are.
+fn explain(e: DataFusionError, tables: &[&str]) -> Error {
+    let text = match e.find_root() {
+        DataFusionError::SQL(parse, _) => match parse.as_ref() {
+            ParserError::ParserError(m) | ParserError::TokenizerError(m) => {
+                format!("SQL syntax: {m}")
+            }
+            ParserError::RecursionLimitExceeded => "SQL syntax: nested too deeply".into(),
+        },
+        DataFusionError::Plan(m) if m.contains("not supported") => {
+            format!("{m}: queries are read-only (SELECT, WITH, EXPLAIN)")
+        }
+        DataFusionError::Plan(m) if m.starts_with("table '") && m.ends_with("' not found") => {
+            let list = if tables.is_empty() {
+                "none: no table has committed data".to_owned()
+            } else {
+                tables.join(", ")
+            };
+            format!("{m}; tables: {list}")
+        }
+        other => other.message().into_owned(),
+    };
+    query_error(text)
+}
+
+/// Run `sql` (read-only) over the committed tables.
 pub async fn query(committed: &Committed, sql: &str) -> Result<Vec<RecordBatch>> {
     let ctx = session(committed).await?;
-    let df = ctx.sql(sql).await.map_err(query_error)?;
-    df.collect().await.map_err(query_error)
+    let tables: Vec<&str> = committed
+        .tables
+        .iter()
+        .filter(|(_, files)| !files.is_empty())
+        .map(|(name, _)| name.as_str())
+        .collect();
+    let df = ctx
+        .sql_with_options(sql, read_only())
+        .await
+        .map_err(|e| explain(e, &tables))?;
+    df.collect().await.map_err(|e| explain(e, &tables))
 }
 
 /// Render batches in `format`.

@@ -86,3 +86,39 @@ fn uncommitted_files_are_invisible_and_errors_are_clear() {
         "{out:?}"
     );
 }
+
+#[test]
+fn queries_are_read_only_and_errors_read_as_text() {
+    let dir = example_lake();
+    let target = dir.path().join("copied.csv");
+    let copy = format!("COPY (SELECT 1) TO '{}'", target.display());
+    let mut text = String::new();
+    for sql in [
+        "SELECT * FROM nope",
+        "SELEC 1",
+        copy.as_str(),
+        "INSERT INTO cloudfront_logs SELECT * FROM cloudfront_logs",
+        "DROP TABLE cloudfront_logs",
+        "CREATE TABLE t AS SELECT 1",
+        "SET datafusion.execution.batch_size = 1",
+    ] {
+        let out = citrine(dir.path(), &["query", sql]);
+        assert_eq!(out.status.code(), Some(2), "{sql}");
+        let stderr = String::from_utf8_lossy(&out.stderr).replace(&copy, "COPY …");
+        text.push_str(&format!("{}\n{stderr}\n", sql.replace(&copy, "COPY …")));
+    }
+    assert!(!target.exists(), "COPY … TO wrote a file");
+    insta::assert_snapshot!("query_errors", text);
+    // The tables are still all there.
+    assert_eq!(
+        query(
+            dir.path(),
+            &[
+                "SELECT count(*) AS n FROM cloudfront_logs",
+                "--format",
+                "csv"
+            ]
+        ),
+        "n\n19\n"
+    );
+}

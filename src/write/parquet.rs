@@ -83,7 +83,7 @@ fn properties_builder(options: &WriteOptions) -> WriterPropertiesBuilder {
         .set_writer_version(WriterVersion::PARQUET_1_0)
         .set_compression(compression)
         .set_max_row_group_row_count(Some(options.row_group_rows))
-        .set_created_by(format!("citrine {}", env!("CARGO_PKG_VERSION")));
+        .set_created_by(crate::CREATED_BY.to_owned());
     // Columns that are (nearly) unique per row gain nothing from a dictionary and cost a hash
     // table insert per value until the writer gives up on it (a profile showed ~16% of a
     // CloudFront run in dictionary interning).
