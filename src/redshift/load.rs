@@ -12,14 +12,25 @@ use crate::error::Result;
 use crate::lake::{Lake, MANIFEST_SUFFIX};
 use crate::ledger::Ledger;
 
-/// The table and run of a marker URL of `lake`.
-pub fn parse_marker(lake: &Lake, url: &str) -> Result<(String, String)> {
+/// A marker as a URL: `s3://…` and `file://…` as given, a plain path (a local lake's marker)
+/// as the `file://` URL of its absolute path.
+pub fn marker_url(given: &str) -> String {
+    if given.contains("://") {
+        return given.to_owned();
+    }
+    let path = std::path::absolute(given).unwrap_or_else(|_| given.into());
+    format!("file://{}", path.display())
+}
+
+/// The table and run of a marker of `lake`: its URL, or a local lake's path.
+pub fn parse_marker(lake: &Lake, given: &str) -> Result<(String, String)> {
+    let url = &marker_url(given);
     let bad = || redshift_error(format!("{url}: not a marker of the lake {}", lake.url("")));
     let mut parts = url.rsplit('/');
     let name = parts.next().ok_or_else(bad)?;
     let table = parts.next().ok_or_else(bad)?;
     let run = name.strip_suffix(MANIFEST_SUFFIX).ok_or_else(bad)?;
-    if lake.url(&lake.manifest_key(table, run)) != url {
+    if lake.url(&lake.manifest_key(table, run)) != *url {
         return Err(bad());
     }
     Ok((table.to_owned(), run.to_owned()))
@@ -250,5 +261,11 @@ mod tests {
         );
         assert!(parse_marker(&lake, "s3://elsewhere/complete/t/r1.manifest").is_err());
         assert!(parse_marker(&lake, &lake.url(&lake.report_key("t", "r1"))).is_err());
+        // A local lake's marker by its path.
+        let path = dir.path().join("complete/t/r1.manifest");
+        assert_eq!(
+            parse_marker(&lake, path.to_str().unwrap()).unwrap(),
+            ("t".into(), "r1".into())
+        );
     }
 }

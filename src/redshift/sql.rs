@@ -181,16 +181,13 @@ pub fn spectrum_schema(
     )
 }
 
-/// The COPY of one marker into `target` (the run's columns listed, so a marker written before
-/// the schema grew loads into the grown table).
-pub fn copy(w: &Warehouse, target: &str, columns: &[ColumnRecord], manifest_url: &str) -> String {
-    let names = columns
-        .iter()
-        .map(|c| ident(&c.name))
-        .collect::<Vec<_>>()
-        .join(", ");
+/// The COPY of one marker into `target`, as AWS documents COPY from Parquet: no column list,
+/// the file's columns mapped to the table's by position, so `target` must have exactly the
+/// run's columns in file order (the load's stage table does; a grown warehouse table takes an
+/// older marker through `redshift load`).
+pub fn copy(w: &Warehouse, target: &str, manifest_url: &str) -> String {
     format!(
-        "COPY {target} ({names})\nFROM {}\n{}\nFORMAT AS PARQUET\nMANIFEST;\n",
+        "COPY {target}\nFROM {}\n{}\nFORMAT AS PARQUET\nMANIFEST;\n",
         literal(manifest_url),
         w.iam_role()
     )
@@ -263,16 +260,23 @@ pub fn load_transaction(w: &Warehouse, load: &Load) -> Vec<String> {
             .collect::<Vec<_>>()
             .join(", ")
     };
+    // The stage has exactly the run's columns in file order, what COPY from Parquet maps by
+    // position; the insert names them, so an older run loads into a grown table.
+    let names = load
+        .columns
+        .iter()
+        .map(|c| ident(&c.name))
+        .collect::<Vec<_>>()
+        .join(", ");
     let mut statements = vec![
         format!("LOCK {loads};"),
-        format!("CREATE TEMP TABLE {stage} (LIKE {target});"),
+        format!(
+            "CREATE TEMP TABLE {stage} (\n{}\n);",
+            column_lines(load.columns)
+        ),
     ];
     if let Some(manifest) = load.manifest_url {
-        statements.push(
-            copy(w, &stage, load.columns, manifest)
-                .trim_end()
-                .to_owned(),
-        );
+        statements.push(copy(w, &stage, manifest).trim_end().to_owned());
     }
     statements.push(format!("DELETE FROM {stage} WHERE EXISTS ({loaded});"));
     if !load.superseded.is_empty() {
@@ -297,7 +301,7 @@ pub fn load_transaction(w: &Warehouse, load: &Load) -> Vec<String> {
         )
     });
     statements.extend([
-        format!("INSERT INTO {target} SELECT * FROM {stage};"),
+        format!("INSERT INTO {target} ({names}) SELECT {names} FROM {stage};"),
         format!(
             "INSERT INTO {loads} (\"run_id\", \"table_name\", \"manifest\", \"rows_loaded\") SELECT {run}, {}, {}, (SELECT COUNT(*) FROM {stage}) WHERE NOT EXISTS ({loaded});",
             literal(load.table),
@@ -369,12 +373,7 @@ mod tests {
         text.push_str("-- copy\n");
         let manifest =
             "s3://central/wau/complete/wau_audit_logs/20261123T090102123Z-0a1b2c3d.manifest";
-        text.push_str(&copy(
-            &w,
-            &w.qualified("wau_audit_logs"),
-            &cols[..6],
-            manifest,
-        ));
+        text.push_str(&copy(&w, &w.qualified("wau_audit_logs"), manifest));
         text.push_str("-- create_loads_table\n");
         text.push_str(&create_loads_table(&w));
         text.push_str("-- loaded_runs\n");
