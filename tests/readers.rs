@@ -1,0 +1,156 @@
+//! The README's "Reading the lake" recipes, executed as written: each `<!-- recipe: NAME -->`
+//! block runs in its own Python process (made by scripts/python-env) in a folder holding a lake
+//! whose audit table has grown a column, and must give the generator's rows per partition,
+//! `customer` as a string, `dt` as a date, and the new column null exactly in the older rows.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::Value;
+
+/// The README's recipes: (name, Python code).
+fn recipes() -> Vec<(String, String)> {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let mut out = Vec::new();
+    let mut lines = readme.lines();
+    while let Some(line) = lines.next() {
+        let Some(name) = line
+            .strip_prefix("<!-- recipe: ")
+            .and_then(|l| l.strip_suffix(" -->"))
+        else {
+            continue;
+        };
+        assert_eq!(lines.next(), Some("```python"), "recipe {name}");
+        let code: Vec<&str> = lines.by_ref().take_while(|l| *l != "```").collect();
+        out.push((name.to_owned(), code.join("\n")));
+    }
+    out
+}
+
+/// Turns whatever a recipe left in `df` into counts and types, as JSON on stdout.
+const EPILOGUE: &str = r#"
+import json
+import pyarrow as pa
+def to_arrow(frame):
+    if isinstance(frame, pa.Table):
+        return frame
+    for method in ("collect",):  # a polars LazyFrame
+        if type(frame).__module__.startswith("polars") and hasattr(frame, method):
+            frame = frame.collect()
+    if hasattr(frame, "to_arrow"):
+        return frame.to_arrow()  # polars
+    if hasattr(frame, "toArrow"):
+        return frame.toArrow()  # pyspark
+    return frame.to_arrow_table()  # duckdb
+table = to_arrow(df)
+counts = {}
+device = {}
+for row in table.select(["customer", "dt", "device"]).to_pylist():
+    key = f"{row['customer']}|{row['dt']}"
+    counts[key] = counts.get(key, 0) + 1
+    device[key] = device.get(key, 0) + (row["device"] is not None)
+customer_type = table.schema.field("customer").type
+print(json.dumps({
+    "counts": counts,
+    "device": device,
+    "customer": "string" if pa.types.is_string(customer_type) or pa.types.is_large_string(customer_type) else str(customer_type),
+    "dt": str(table.schema.field("dt").type),
+}))
+"#;
+
+/// A lake whose `wau_audit_logs` grew a `device` column in its second run.
+fn grown_lake(dir: &Path) -> (BTreeMap<String, u64>, BTreeMap<String, u64>) {
+    std::fs::write(
+        dir.join("citrine.toml"),
+        "[lake]\nroot = \"lake\"\n[[table]]\nname = \"wau_audit_logs\"\nformat = \"audit\"\ninputs = [\"logs/{customer}/*.csv\"]\n",
+    )
+    .unwrap();
+    let mut counts = BTreeMap::new();
+    let mut device = BTreeMap::new();
+    for (customer, n) in [("acme", 12), ("globex", 7)] {
+        let folder = dir.join("logs").join(customer);
+        std::fs::create_dir_all(&folder).unwrap();
+        let mut text = String::from("timestamp,user,action\n");
+        for i in 0..n {
+            let day = 1 + i % 2;
+            text.push_str(&format!("2024-03-0{day}T09:00:{i:02}Z,u{i},login\n"));
+            *counts
+                .entry(format!("{customer}|2024-03-0{day}"))
+                .or_default() += 1;
+            device
+                .entry(format!("{customer}|2024-03-0{day}"))
+                .or_insert(0);
+        }
+        std::fs::write(folder.join("a.csv"), text).unwrap();
+    }
+    common::run_ok(dir);
+    let mut text = String::from("timestamp,user,action,device\n");
+    for i in 0..5 {
+        text.push_str(&format!(
+            "2024-03-0{}T10:00:{i:02}Z,v{i},login,phone\n",
+            2 + i % 2
+        ));
+    }
+    std::fs::write(dir.join("logs/acme/b.csv"), text).unwrap();
+    for day in [
+        "2024-03-02",
+        "2024-03-02",
+        "2024-03-03",
+        "2024-03-03",
+        "2024-03-02",
+    ] {
+        *counts.entry(format!("acme|{day}")).or_default() += 1;
+        *device.entry(format!("acme|{day}")).or_default() += 1;
+    }
+    common::run_ok(dir);
+    (counts, device)
+}
+
+#[test]
+fn every_reader_recipe_gives_the_generators_counts() {
+    let Some(python) = common::python() else {
+        return;
+    };
+    let recipes = recipes();
+    let names: Vec<&str> = recipes.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "duckdb",
+            "pyarrow-dataset",
+            "pyarrow-read-table",
+            "polars",
+            "spark"
+        ]
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let (counts, device) = grown_lake(dir.path());
+    for (name, code) in &recipes {
+        let out = Command::new(&python)
+            .current_dir(dir.path())
+            .arg("-c")
+            .arg(format!("{code}\n{EPILOGUE}"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "recipe {name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let got: Value = serde_json::from_str(stdout.lines().last().unwrap_or_default())
+            .unwrap_or_else(|e| panic!("recipe {name}: {e}: {stdout}"));
+        let got_counts: BTreeMap<String, u64> =
+            serde_json::from_value(got["counts"].clone()).unwrap();
+        let got_device: BTreeMap<String, u64> =
+            serde_json::from_value(got["device"].clone()).unwrap();
+        assert_eq!(got_counts, counts, "recipe {name}: rows per partition");
+        assert_eq!(got_device, device, "recipe {name}: the grown column");
+        assert_eq!(got["customer"], "string", "recipe {name}");
+        assert_eq!(got["dt"], "date32[day]", "recipe {name}");
+    }
+}
