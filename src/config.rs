@@ -44,6 +44,9 @@ pub struct ConfigFile {
     /// The tables, each with its inputs.
     #[serde(rename = "table", default)]
     pub tables: Vec<TableConfig>,
+    /// Where it was read from and its text, so a problem can name its line.
+    #[serde(skip)]
+    source: Option<(String, String)>,
 }
 
 /// `[lake]`
@@ -504,25 +507,122 @@ pub struct Job {
 impl ConfigFile {
     /// Parse TOML text; `origin` names the file in errors.
     pub fn parse(text: &str, origin: &str) -> Result<Self, ConfigError> {
-        toml::from_str(text).map_err(|e| {
-            let key = e
+        let mut file: Self = toml::from_str(text).map_err(|e| {
+            let at = e
                 .span()
                 .map(|s| format!("{origin}:{}", line_of(text, s.start)))
                 .unwrap_or_else(|| origin.to_owned());
-            ConfigError::new(key, e.message().to_owned())
-        })
+            ConfigError::new("", e.message().trim_end().to_owned()).at(at)
+        })?;
+        file.source = Some((origin.to_owned(), text.to_owned()));
+        Ok(file)
     }
 
     /// Read and parse a config file.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|e| {
-            ConfigError::new("--config", format!("cannot read {}: {e}", path.display()))
+            let message = if e.kind() == std::io::ErrorKind::NotFound {
+                let here = std::env::current_dir()
+                    .map(|d| d.display().to_string())
+                    .unwrap_or_else(|_| ".".into());
+                format!(
+                    "no config file {} (in {here}): pass one with -c/--config PATH, or set CITRINE_CONFIG to its path or CITRINE_CONFIG_TOML to its text",
+                    path.display()
+                )
+            } else {
+                format!("cannot read the config file {}: {e}", path.display())
+            };
+            ConfigError::new("", message)
         })?;
         Self::parse(&text, &path.display().to_string())
     }
 
-    /// Check every value and resolve paths against `base` (the config file's folder).
+    /// Check every value and resolve paths against `base` (the config file's folder). Every
+    /// problem found is reported at once, each with its key and, where the file sets it, its
+    /// line.
     pub fn validate(&self, base: &Path) -> Result<Job, ConfigError> {
+        self.validate_all(base).map_err(|problems| {
+            let mut located: Vec<ConfigError> = problems
+                .into_iter()
+                .map(|p| match &self.source {
+                    Some((origin, text)) if p.at.is_none() => match line_of_key(text, &p.key) {
+                        Some(line) => p.at(format!("{origin}:{line}")),
+                        None => p.at(origin.clone()),
+                    },
+                    _ => p,
+                })
+                .collect();
+            // In the file's order; problems of keys the file does not set last.
+            located.sort_by_key(|p| {
+                p.at.as_deref()
+                    .and_then(|a| a.rsplit(':').next()?.parse::<usize>().ok())
+                    .unwrap_or(usize::MAX)
+            });
+            ConfigError::all(located)
+        })
+    }
+
+    fn validate_all(&self, base: &Path) -> Result<Job, Vec<ConfigError>> {
+        let mut problems = Problems::default();
+        let lake = problems.note(self.validate_lake(base));
+        let catalog = problems.note(self.validate_catalog());
+        let aws = problems.note(self.validate_aws());
+        let mask = MaskOptions {
+            ipv4_prefix: self.mask.ipv4_prefix,
+            ipv6_prefix: self.mask.ipv6_prefix,
+        };
+        problems.note(mask.validate());
+        let threads = problems.note(self.validate_run());
+        if self.tables.is_empty() {
+            problems.push(ConfigError::new("table", "expected at least one [[table]]"));
+        }
+        let mut tables: Vec<TableSpec> = Vec::new();
+        for (i, t) in self.tables.iter().enumerate() {
+            if let Some(spec) = problems.note(validate_table(i, t, base, &tables)) {
+                tables.push(spec);
+            }
+        }
+        let keys = problems.note(self.validate_privacy(&tables));
+        let redshift = problems.note(self.redshift.as_ref().map(|r| r.validate()).transpose());
+        let (
+            Some((root, write)),
+            Some(catalog),
+            Some(aws),
+            Some(threads),
+            Some((hash_key, hash_key_secret)),
+            Some(redshift),
+        ) = (lake, catalog, aws, threads, keys, redshift)
+        else {
+            return Err(problems.0);
+        };
+        if !problems.0.is_empty() {
+            return Err(problems.0);
+        }
+        let run = &self.run;
+        Ok(Job {
+            hash_key,
+            hash_key_secret,
+            redshift,
+            root,
+            catalog,
+            database: self.catalog.database.clone(),
+            aws,
+            write,
+            mask,
+            threads,
+            batch_size: run.batch_size,
+            lock_lease: std::time::Duration::from_secs(run.lock_lease_secs),
+            max_decompressed_bytes: run.max_decompressed_mb << 20,
+            buffer_file_bytes: run.buffer_file_mb << 20,
+            max_reject_fraction: run.max_reject_fraction,
+            max_attempts: run.max_attempts,
+            max_columns: run.max_columns,
+            tables,
+        })
+    }
+
+    /// `[lake]`: the root and how files are written.
+    fn validate_lake(&self, base: &Path) -> Result<(Location, WriteOptions), ConfigError> {
         let lake = &self.lake;
         if lake.root.trim().is_empty() {
             return Err(ConfigError::new(
@@ -548,6 +648,20 @@ impl ConfigFile {
         positive("lake.row_group_rows", lake.row_group_rows as u64)?;
         positive("lake.max_open_files", lake.max_open_files as u64)?;
         positive("lake.memory_budget_mb", lake.memory_budget_mb)?;
+        Ok((
+            root,
+            WriteOptions {
+                codec,
+                target_file_bytes: lake.target_file_mb << 20,
+                row_group_rows: lake.row_group_rows,
+                max_open_files: lake.max_open_files,
+                memory_budget_bytes: lake.memory_budget_mb << 20,
+            },
+        ))
+    }
+
+    /// `[catalog]`.
+    fn validate_catalog(&self) -> Result<CatalogKind, ConfigError> {
         let catalog = match self.catalog.kind.as_str() {
             "local" => CatalogKind::Local,
             "glue" => CatalogKind::Glue {
@@ -570,6 +684,11 @@ impl ConfigFile {
                 ),
             ));
         }
+        Ok(catalog)
+    }
+
+    /// `[aws]`.
+    fn validate_aws(&self) -> Result<AwsOptions, ConfigError> {
         let aws = &self.aws;
         let part_mb = aws.s3_part_mb.unwrap_or(8);
         if part_mb < 5 {
@@ -592,11 +711,18 @@ impl ConfigFile {
                 ));
             }
         }
-        let mask = MaskOptions {
-            ipv4_prefix: self.mask.ipv4_prefix,
-            ipv6_prefix: self.mask.ipv6_prefix,
-        };
-        mask.validate()?;
+        Ok(AwsOptions {
+            region: aws.region.clone(),
+            profile: aws.profile.clone(),
+            s3_endpoint: aws.s3_endpoint.clone(),
+            glue_endpoint: aws.glue_endpoint.clone(),
+            s3_path_style: aws.s3_path_style,
+            s3_part_bytes: (part_mb << 20) as usize,
+        })
+    }
+
+    /// `[run]`: the worker threads it resolves to.
+    fn validate_run(&self) -> Result<usize, ConfigError> {
         let run = &self.run;
         positive("run.batch_size", run.batch_size as u64)?;
         positive("run.lock_lease_secs", run.lock_lease_secs)?;
@@ -631,166 +757,14 @@ impl ConfigFile {
             Some(n) => n,
             None => std::thread::available_parallelism().map_or(1, |n| n.get()),
         };
-        if self.tables.is_empty() {
-            return Err(ConfigError::new("table", "expected at least one [[table]]"));
-        }
-        let mut tables: Vec<TableSpec> = Vec::new();
-        for (i, t) in self.tables.iter().enumerate() {
-            let key = |k: &str| format!("table[{i}].{k}");
-            let valid_name = !t.name.is_empty()
-                && t.name
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
-                && !t.name.starts_with('_');
-            if !valid_name {
-                return Err(ConfigError::new(
-                    key("name"),
-                    format!(
-                        "expected lower case letters, digits and `_`, got {:?}",
-                        t.name
-                    ),
-                ));
-            }
-            if tables.iter().any(|o| o.name == t.name) {
-                return Err(ConfigError::new(
-                    key("name"),
-                    format!("table {:?} is defined twice", t.name),
-                ));
-            }
-            let format = match t.format.as_str() {
-                "cloudfront" => Format::CloudFront,
-                "audit" => Format::Audit,
-                other => {
-                    return Err(ConfigError::new(
-                        key("format"),
-                        format!("expected \"cloudfront\" or \"audit\", got {other:?}"),
-                    ))
-                }
-            };
-            if t.inputs.is_empty() {
-                return Err(ConfigError::new(
-                    key("inputs"),
-                    "expected at least one pattern",
-                ));
-            }
-            let inputs = t
-                .inputs
-                .iter()
-                .map(|p| {
-                    InputPattern::parse(p, base).map_err(|m| ConfigError::new(key("inputs"), m))
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            // CloudFront rows carry no customer: without `{customer}` every row would be
-            // rejected and the inputs consumed for nothing.
-            if let Some(p) = inputs
-                .iter()
-                .find(|p| format == Format::CloudFront && !p.has_customer())
-            {
-                return Err(ConfigError::new(
-                    key("inputs"),
-                    format!(
-                        "{:?}: a cloudfront pattern needs a {} segment (CloudFront rows do not name their customer)",
-                        p.text(),
-                        crate::read::pattern::CUSTOMER_PLACEHOLDER
-                    ),
-                ));
-            }
-            let mut mask_columns: Vec<String> = match format {
-                Format::CloudFront => crate::parse::cloudfront::MASKED_COLUMNS
-                    .map(String::from)
-                    .to_vec(),
-                Format::Audit => Vec::new(),
-            };
-            let mut column_rules = Vec::new();
-            for (c, rule) in &t.columns {
-                let at = key(&format!("columns.{c}"));
-                let name = crate::schema::column_name(c);
-                if crate::schema::is_lineage(&name) || name.is_empty() {
-                    return Err(ConfigError::new(at, format!("{c:?} is not a data column")));
-                }
-                if format == Format::CloudFront
-                    && !crate::parse::cloudfront::parsed_schema()
-                        .fields()
-                        .iter()
-                        .any(|f| {
-                            f.name() == &name && f.data_type() == &arrow::datatypes::DataType::Utf8
-                        })
-                {
-                    return Err(ConfigError::new(
-                        at,
-                        format!("{c:?} is not a text column of the cloudfront layout"),
-                    ));
-                }
-                if rule.mask == "ip" {
-                    if !t.mask_ips.contains(c) {
-                        mask_columns.push(name);
-                    }
-                    continue;
-                }
-                let Some(r) = Rule::parse(&rule.mask) else {
-                    return Err(ConfigError::new(
-                        format!("{at}.mask"),
-                        format!(
-                            "expected \"ip\", \"hash\", \"redact\" or \"email_domain\", got {:?}",
-                            rule.mask
-                        ),
-                    ));
-                };
-                // A rule replaces IP masking on a column (CloudFront's c_ip, say).
-                mask_columns.retain(|m| m != &name);
-                column_rules.push((name, r));
-            }
-            for c in &t.mask_ips {
-                let name = crate::schema::column_name(c);
-                if crate::schema::is_lineage(&name) || name.is_empty() {
-                    return Err(ConfigError::new(
-                        key("mask_ips"),
-                        format!("{c:?} is not a data column"),
-                    ));
-                }
-                if column_rules.iter().any(|(r, _)| r == &name) {
-                    return Err(ConfigError::new(
-                        key("mask_ips"),
-                        format!("{c:?} also has a rule in [table.columns]: give it one"),
-                    ));
-                }
-                if !mask_columns.contains(&name) {
-                    mask_columns.push(name);
-                }
-            }
-            let after_commit = match (t.after_commit.as_deref(), &t.archive_to) {
-                (None | Some("keep"), None) => AfterCommit::Keep,
-                (Some("delete"), None) => AfterCommit::Delete,
-                (Some("archive"), Some(to)) => AfterCommit::Archive(
-                    Location::parse(to, base)
-                        .map_err(|m| ConfigError::new(key("archive_to"), m))?,
-                ),
-                (Some("archive"), None) => return Err(ConfigError::new(
-                    key("archive_to"),
-                    "after_commit = \"archive\" needs archive_to (s3://bucket/prefix/ or a folder)",
-                )),
-                (Some("keep" | "delete") | None, Some(_)) => {
-                    return Err(ConfigError::new(
-                        key("archive_to"),
-                        "archive_to is for after_commit = \"archive\" only",
-                    ))
-                }
-                (Some(other), _) => {
-                    return Err(ConfigError::new(
-                        key("after_commit"),
-                        format!("expected \"keep\", \"delete\" or \"archive\", got {other:?}"),
-                    ))
-                }
-            };
-            tables.push(TableSpec {
-                name: t.name.clone(),
-                format,
-                inputs,
-                mask_columns,
-                column_rules,
-                after_commit,
-            });
-        }
+        Ok(threads)
+    }
+
+    /// `[privacy]`, given the tables: the hash key, or the secret holding it.
+    fn validate_privacy(
+        &self,
+        tables: &[TableSpec],
+    ) -> Result<(Option<Arc<HashKey>>, Option<String>), ConfigError> {
         let hashes = tables.iter().any(TableSpec::hashes);
         let hash_key_secret = match &self.privacy.hash_key_secret_arn {
             Some(arn) if !arn.starts_with("arn:") || !arn.contains(":secretsmanager:") => {
@@ -834,41 +808,168 @@ impl ConfigFile {
         } else {
             None
         };
-        let redshift = self.redshift.as_ref().map(|r| r.validate()).transpose()?;
-        Ok(Job {
-            hash_key,
-            hash_key_secret,
-            redshift,
-            root,
-            catalog,
-            database: self.catalog.database.clone(),
-            aws: AwsOptions {
-                region: aws.region.clone(),
-                profile: aws.profile.clone(),
-                s3_endpoint: aws.s3_endpoint.clone(),
-                glue_endpoint: aws.glue_endpoint.clone(),
-                s3_path_style: aws.s3_path_style,
-                s3_part_bytes: (part_mb << 20) as usize,
-            },
-            write: WriteOptions {
-                codec,
-                target_file_bytes: lake.target_file_mb << 20,
-                row_group_rows: lake.row_group_rows,
-                max_open_files: lake.max_open_files,
-                memory_budget_bytes: lake.memory_budget_mb << 20,
-            },
-            mask,
-            threads,
-            batch_size: run.batch_size,
-            lock_lease: std::time::Duration::from_secs(run.lock_lease_secs),
-            max_decompressed_bytes: run.max_decompressed_mb << 20,
-            buffer_file_bytes: run.buffer_file_mb << 20,
-            max_reject_fraction: run.max_reject_fraction,
-            max_attempts: run.max_attempts,
-            max_columns: run.max_columns,
-            tables,
-        })
+        Ok((hash_key, hash_key_secret))
     }
+}
+
+/// `[[table]]` number `i`, given the tables before it.
+fn validate_table(
+    i: usize,
+    t: &TableConfig,
+    base: &Path,
+    tables: &[TableSpec],
+) -> Result<TableSpec, ConfigError> {
+    let key = |k: &str| format!("table[{i}].{k}");
+    let valid_name = !t.name.is_empty()
+        && t.name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        && !t.name.starts_with('_');
+    if !valid_name {
+        return Err(ConfigError::new(
+            key("name"),
+            format!(
+                "expected lower case letters, digits and `_`, got {:?}",
+                t.name
+            ),
+        ));
+    }
+    if tables.iter().any(|o| o.name == t.name) {
+        return Err(ConfigError::new(
+            key("name"),
+            format!("table {:?} is defined twice", t.name),
+        ));
+    }
+    let format = match t.format.as_str() {
+        "cloudfront" => Format::CloudFront,
+        "audit" => Format::Audit,
+        other => {
+            return Err(ConfigError::new(
+                key("format"),
+                format!("expected \"cloudfront\" or \"audit\", got {other:?}"),
+            ))
+        }
+    };
+    if t.inputs.is_empty() {
+        return Err(ConfigError::new(
+            key("inputs"),
+            "expected at least one pattern",
+        ));
+    }
+    let inputs = t
+        .inputs
+        .iter()
+        .map(|p| InputPattern::parse(p, base).map_err(|m| ConfigError::new(key("inputs"), m)))
+        .collect::<Result<Vec<_>, _>>()?;
+    // CloudFront rows carry no customer: without `{customer}` every row would be
+    // rejected and the inputs consumed for nothing.
+    if let Some(p) = inputs
+        .iter()
+        .find(|p| format == Format::CloudFront && !p.has_customer())
+    {
+        return Err(ConfigError::new(
+                key("inputs"),
+                format!(
+                    "{:?}: a cloudfront pattern needs a {} segment (CloudFront rows do not name their customer)",
+                    p.text(),
+                    crate::read::pattern::CUSTOMER_PLACEHOLDER
+                ),
+            ));
+    }
+    let mut mask_columns: Vec<String> = match format {
+        Format::CloudFront => crate::parse::cloudfront::MASKED_COLUMNS
+            .map(String::from)
+            .to_vec(),
+        Format::Audit => Vec::new(),
+    };
+    let mut column_rules = Vec::new();
+    for (c, rule) in &t.columns {
+        let at = key(&format!("columns.{c}"));
+        let name = crate::schema::column_name(c);
+        if crate::schema::is_lineage(&name) || name.is_empty() {
+            return Err(ConfigError::new(at, format!("{c:?} is not a data column")));
+        }
+        if format == Format::CloudFront
+            && !crate::parse::cloudfront::parsed_schema()
+                .fields()
+                .iter()
+                .any(|f| f.name() == &name && f.data_type() == &arrow::datatypes::DataType::Utf8)
+        {
+            return Err(ConfigError::new(
+                at,
+                format!("{c:?} is not a text column of the cloudfront layout"),
+            ));
+        }
+        if rule.mask == "ip" {
+            if !t.mask_ips.contains(c) {
+                mask_columns.push(name);
+            }
+            continue;
+        }
+        let Some(r) = Rule::parse(&rule.mask) else {
+            return Err(ConfigError::new(
+                format!("{at}.mask"),
+                format!(
+                    "expected \"ip\", \"hash\", \"redact\" or \"email_domain\", got {:?}",
+                    rule.mask
+                ),
+            ));
+        };
+        // A rule replaces IP masking on a column (CloudFront's c_ip, say).
+        mask_columns.retain(|m| m != &name);
+        column_rules.push((name, r));
+    }
+    for c in &t.mask_ips {
+        let name = crate::schema::column_name(c);
+        if crate::schema::is_lineage(&name) || name.is_empty() {
+            return Err(ConfigError::new(
+                key("mask_ips"),
+                format!("{c:?} is not a data column"),
+            ));
+        }
+        if column_rules.iter().any(|(r, _)| r == &name) {
+            return Err(ConfigError::new(
+                key("mask_ips"),
+                format!("{c:?} also has a rule in [table.columns]: give it one"),
+            ));
+        }
+        if !mask_columns.contains(&name) {
+            mask_columns.push(name);
+        }
+    }
+    let after_commit = match (t.after_commit.as_deref(), &t.archive_to) {
+        (None | Some("keep"), None) => AfterCommit::Keep,
+        (Some("delete"), None) => AfterCommit::Delete,
+        (Some("archive"), Some(to)) => AfterCommit::Archive(
+            Location::parse(to, base).map_err(|m| ConfigError::new(key("archive_to"), m))?,
+        ),
+        (Some("archive"), None) => {
+            return Err(ConfigError::new(
+                key("archive_to"),
+                "after_commit = \"archive\" needs archive_to (s3://bucket/prefix/ or a folder)",
+            ))
+        }
+        (Some("keep" | "delete") | None, Some(_)) => {
+            return Err(ConfigError::new(
+                key("archive_to"),
+                "archive_to is for after_commit = \"archive\" only",
+            ))
+        }
+        (Some(other), _) => {
+            return Err(ConfigError::new(
+                key("after_commit"),
+                format!("expected \"keep\", \"delete\" or \"archive\", got {other:?}"),
+            ))
+        }
+    };
+    Ok(TableSpec {
+        name: t.name.clone(),
+        format,
+        inputs,
+        mask_columns,
+        column_rules,
+        after_commit,
+    })
 }
 
 /// The most columns a Redshift table may have.
@@ -883,6 +984,65 @@ fn positive(key: &str, v: u64) -> Result<(), ConfigError> {
 
 fn line_of(text: &str, offset: usize) -> usize {
     text[..offset.min(text.len())].matches('\n').count() + 1
+}
+
+/// Problems found while validating: the first of each section (and of each table).
+#[derive(Default)]
+struct Problems(Vec<ConfigError>);
+
+impl Problems {
+    fn note<T>(&mut self, result: Result<T, ConfigError>) -> Option<T> {
+        result.map_err(|e| self.0.push(e)).ok()
+    }
+
+    fn push(&mut self, problem: ConfigError) {
+        self.0.push(problem);
+    }
+}
+
+/// The line of `text` that sets `key` (`lake.compression`, `table[1].format`,
+/// `table[0].columns.user.mask`), else the line of the nearest section of it that the file
+/// has (`[redshift]` for a missing `redshift.workgroup`).
+fn line_of_key(text: &str, key: &str) -> Option<usize> {
+    let mut section = String::new();
+    let mut tables = 0;
+    let mut found: Vec<(String, usize)> = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if let Some(name) = line.strip_prefix("[[").and_then(|l| l.split("]]").next()) {
+            section = format!("{}[{tables}]", name.trim());
+            tables += 1;
+        } else if let Some(name) = line.strip_prefix('[').and_then(|l| l.split(']').next()) {
+            let name = name.trim();
+            section = match name.strip_prefix("table.") {
+                // A sub-table of the last [[table]].
+                Some(rest) if tables > 0 => format!("table[{}].{rest}", tables - 1),
+                _ => name.to_owned(),
+            };
+        } else if let Some((k, _)) = line.split_once('=') {
+            if line.starts_with('#') {
+                continue;
+            }
+            let k = k.trim().trim_matches('"');
+            let full = if section.is_empty() {
+                k.to_owned()
+            } else {
+                format!("{section}.{k}")
+            };
+            found.push((full, n + 1));
+            continue;
+        } else {
+            continue;
+        }
+        found.push((section.clone(), n + 1));
+    }
+    let mut key = key;
+    loop {
+        if let Some((_, line)) = found.iter().find(|(k, _)| k == key) {
+            return Some(*line);
+        }
+        key = &key[..key.rfind(['.', '['])?];
+    }
 }
 
 #[cfg(test)]
@@ -1035,11 +1195,38 @@ max_columns = 2000
         ];
         for (text, key) in cases {
             let err = job(&text).unwrap_err();
-            assert_eq!(err.key, key, "{err}");
+            // A TOML error has no key, only its line.
+            let found = match err.key.as_str() {
+                "" => err.at.clone().unwrap_or_default(),
+                k => k.to_owned(),
+            };
+            assert_eq!(found, key, "{err}");
+            assert!(err.also.is_empty(), "one problem: {err}");
         }
         let err =
             job(&EXAMPLE.replace("root = \"lake\"", "root = \"lake\"\nbogus = 1")).unwrap_err();
         assert!(err.message.contains("unknown field `bogus`"), "{err}");
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once_with_its_line() {
+        let text = EXAMPLE
+            .replace("compression = \"snappy\"", "compression = \"lz4\"")
+            .replace("format = \"audit\"", "format = \"csv\"");
+        let text = format!("{text}[run]\nthreads = 0\n[redshift]\ndatabase = \"dev\"\n");
+        let err = job(&text).unwrap_err();
+        insta::assert_snapshot!(err.to_string());
+    }
+
+    #[test]
+    fn keys_are_found_on_their_lines() {
+        let text = "[lake]\nroot = \"x\"\n\n[[table]]\nname = \"a\"\n[[table]]\nname = \"b\"\n[table.columns.user]\nmask = \"hash\"\n[redshift]\n";
+        assert_eq!(line_of_key(text, "lake.root"), Some(2));
+        assert_eq!(line_of_key(text, "table[1].name"), Some(7));
+        assert_eq!(line_of_key(text, "table[1].columns.user.mask"), Some(9));
+        assert_eq!(line_of_key(text, "table[0].inputs"), Some(4));
+        assert_eq!(line_of_key(text, "redshift.workgroup"), Some(10));
+        assert_eq!(line_of_key(text, "run.threads"), None);
     }
 
     #[test]

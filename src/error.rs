@@ -132,14 +132,18 @@ impl InputError {
     }
 }
 
-/// A configuration problem, reported before any work starts.
-#[derive(Debug, thiserror::Error)]
-#[error("config key `{key}`: {message}")]
+/// A configuration problem, reported before any work starts; or several, all at once.
+#[derive(Debug)]
 pub struct ConfigError {
-    /// The offending key, dotted (`table.mask_ips`).
+    /// The offending key, dotted (`lake.compression`, `table[0].inputs`); empty when the
+    /// problem is not one key's (no config file, TOML syntax).
     pub key: String,
     /// What was expected.
     pub message: String,
+    /// Where: `citrine.toml:12`, the file, or none.
+    pub at: Option<String>,
+    /// Further problems found in the same check.
+    pub also: Vec<ConfigError>,
 }
 
 impl ConfigError {
@@ -148,9 +152,51 @@ impl ConfigError {
         Self {
             key: key.into(),
             message: message.into(),
+            at: None,
+            also: Vec::new(),
+        }
+    }
+
+    /// The problem, found at `at` (`file:line`).
+    pub fn at(mut self, at: impl Into<String>) -> Self {
+        self.at = Some(at.into());
+        self
+    }
+
+    /// Every problem of `problems` (at least one) as one error.
+    pub fn all(mut problems: Vec<ConfigError>) -> Self {
+        let mut first = problems.remove(0);
+        first.also = problems;
+        first
+    }
+
+    fn line(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if let Some(at) = &self.at {
+            write!(f, "{at}: ")?;
+        }
+        if self.key.is_empty() {
+            write!(f, "{}", self.message)
+        } else {
+            write!(f, "config key `{}`: {}", self.key, self.message)
         }
     }
 }
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.also.is_empty() {
+            return self.line(f);
+        }
+        write!(f, "{} problems in the config:", 1 + self.also.len())?;
+        for problem in std::iter::once(self).chain(&self.also) {
+            write!(f, "\n  ")?;
+            problem.line(f)?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigError {}
 
 /// The library's error.
 #[derive(Debug, thiserror::Error)]

@@ -33,7 +33,7 @@ struct Cli {
     command: Command,
 }
 
-#[derive(Debug, Clone, Copy, ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum LogFormat {
     Text,
     Json,
@@ -124,8 +124,12 @@ enum Command {
         #[arg(long)]
         run_id: Option<String>,
     },
-    /// Tables, partitions, committed runs and ledger size.
-    Status,
+    /// Tables, partitions, committed runs, ledger size, failing and quarantined inputs.
+    Status {
+        /// Print it as JSON on standard output.
+        #[arg(long)]
+        json: bool,
+    },
     /// Delete, by listing the whole table, what no committed run accounts for (files of runs
     /// that crashed, left by a citrine without run journals or a lake touched by hand).
     /// Every run already recovers from its journals; this costs a listing of all the data.
@@ -154,6 +158,13 @@ enum Command {
         #[arg(long, value_enum, default_value_t = QueryFormat::Table)]
         format: QueryFormat,
     },
+    /// Print a shell completion script: `citrine completions bash > /etc/bash_completion.d/citrine`.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff): `citrine man | man -l -`.
+    Man,
     /// Show how files parse: format, field layout, row and reject counts, first rows (masked).
     Inspect {
         /// Files to inspect (plain or gzip).
@@ -264,6 +275,22 @@ macro_rules! outln {
     }};
 }
 
+/// Standard error's lines are JSON (`--log-format json`).
+static JSON_STDERR: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// A line for the user on standard error: `citrine: <text>`, or under `--log-format json` an
+/// ERROR event of the JSON log (so every line there is JSON). Scrubbed of addresses either way.
+macro_rules! errln {
+    ($($arg:tt)*) => {{
+        let text = scrub_text(&format!($($arg)*));
+        if JSON_STDERR.load(std::sync::atomic::Ordering::Relaxed) {
+            tracing::error!("{text}");
+        } else {
+            eprintln!("citrine: {text}");
+        }
+    }};
+}
+
 /// Exit codes: 0 ok, 1 completed with errors, 2 failed or usage.
 const EXIT_PARTIAL: u8 = 1;
 const EXIT_FAILED: u8 = 2;
@@ -276,7 +303,7 @@ fn main() -> ExitCode {
         // The reader of our output went away (`| head`): not an error, as in ripgrep.
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("citrine: {}", error_text(e.as_ref()));
+            errln!("{}", error_text(e.as_ref()));
             ExitCode::from(EXIT_FAILED)
         }
     }
@@ -309,6 +336,10 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
 }
 
 fn init_logs(format: LogFormat) {
+    JSON_STDERR.store(
+        format == LogFormat::Json,
+        std::sync::atomic::Ordering::Relaxed,
+    );
     let filter = tracing_subscriber::EnvFilter::try_from_env("CITRINE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     // Colour only on a terminal, and never with NO_COLOR set (no-color.org).
@@ -361,6 +392,32 @@ impl run::Progress for Bar {
     fn finished(&self, _table: &str) {
         self.0.finish_and_clear();
     }
+}
+
+/// One table in `citrine status`.
+#[derive(serde::Serialize)]
+struct TableStatus {
+    table: String,
+    format: &'static str,
+    columns: usize,
+    partitions: usize,
+    runs: usize,
+    last_run: Option<String>,
+    ledger_inputs: usize,
+    checkpoint: Option<String>,
+    replayed: usize,
+    locked: bool,
+    failing: Vec<FailingStatus>,
+}
+
+/// A failing or quarantined input in `citrine status`.
+#[derive(serde::Serialize)]
+struct FailingStatus {
+    uri: String,
+    quarantined: bool,
+    attempts: u32,
+    last_failed_at: String,
+    last_error: String,
 }
 
 /// What `config` names when the config's text is in the environment variable of that name.
@@ -474,7 +531,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let summary = run::shard::commit_run(&job, &stores, spec, run_id.as_deref())?;
             print_summary(&summary, json)?;
             for f in &summary.inputs_failed {
-                eprintln!("citrine: {}: {}", scrub_text(&f.uri), f.error);
+                errln!("{}: {}", f.uri, f.error);
             }
             Ok(if summary.inputs_failed.is_empty() {
                 ExitCode::SUCCESS
@@ -504,10 +561,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             for s in &summaries {
                 for f in &s.inputs_failed {
-                    eprintln!("citrine: {}: {}", scrub_text(&f.uri), f.error);
+                    errln!("{}: {}", f.uri, f.error);
                 }
                 if let Some(e) = &s.error {
-                    eprintln!("citrine: table {}: run failed: {e}", s.table);
+                    errln!("table {}: run failed: {e}", s.table);
                 }
             }
             Ok(if summaries.iter().any(|s| s.error.is_some()) {
@@ -518,34 +575,77 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 ExitCode::SUCCESS
             })
         }
-        Command::Status => {
+        Command::Completions { shell } => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut command, "citrine", &mut script);
+            out!("{}", String::from_utf8(script)?)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Man => {
+            let mut page = Vec::new();
+            clap_mangen::Man::new(<Cli as clap::CommandFactory>::command()).render(&mut page)?;
+            out!("{}", String::from_utf8(page)?)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Status { json } => {
             let job = load_job(&config)?;
             let stores = Stores::new(job.aws.clone());
             let lake = Lake::open(&job, &stores)?;
             let catalog = register::open(&job, &stores, &lake);
-            outln!("lake: {}", job.root)?;
+            let mut tables = Vec::new();
             for t in &job.tables {
                 let ledger = Ledger::load(&lake, &t.name)?;
-                let columns = catalog.columns(&t.name)?.map_or(0, |c| c.len());
-                let partitions = catalog.partitions(&t.name)?.len();
-                let locked = lake.store().read(&lake.lock_key(&t.name))?.is_some();
                 let source = ledger.provenance();
-                let from = match &source.checkpoint {
+                let failures = citrine::ledger::failures::Failures::load(&lake, &t.name)?;
+                tables.push(TableStatus {
+                    table: t.name.clone(),
+                    format: t.format.name(),
+                    columns: catalog.columns(&t.name)?.map_or(0, |c| c.len()),
+                    partitions: catalog.partitions(&t.name)?.len(),
+                    runs: ledger.runs(),
+                    last_run: ledger.newest_run().map(str::to_owned),
+                    ledger_inputs: ledger.len(),
+                    checkpoint: source.checkpoint.clone(),
+                    replayed: source.replayed,
+                    locked: lake.store().read(&lake.lock_key(&t.name))?.is_some(),
+                    failing: failures
+                        .inputs()
+                        .iter()
+                        .map(|(uri, f)| FailingStatus {
+                            uri: scrub_text(uri),
+                            quarantined: f.quarantined,
+                            attempts: f.attempts,
+                            last_failed_at: f.last_failed_at.clone(),
+                            last_error: scrub_text(&f.last_error),
+                        })
+                        .collect(),
+                });
+            }
+            if json {
+                let doc = serde_json::json!({ "lake": job.root.to_string(), "tables": tables });
+                outln!("{}", serde_json::to_string_pretty(&doc)?)?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            outln!("lake: {}", job.root)?;
+            for t in &tables {
+                let from = match &t.checkpoint {
                     Some(run) => format!("checkpoint of run {run}"),
                     None => "no checkpoint".to_owned(),
                 };
                 outln!(
-                    "{}: {} format, {columns} columns, {partitions} partitions, {} runs (last {}), {} inputs in the ledger ({from} + {} reports replayed){}",
-                    t.name,
-                    t.format.name(),
-                    ledger.runs(),
-                    ledger.newest_run().unwrap_or("-"),
-                    ledger.len(),
-                    source.replayed,
-                    if locked { ", locked by a run" } else { "" }
+                    "{}: {} format, {} columns, {} partitions, {} runs (last {}), {} inputs in the ledger ({from} + {} reports replayed){}",
+                    t.table,
+                    t.format,
+                    t.columns,
+                    t.partitions,
+                    t.runs,
+                    t.last_run.as_deref().unwrap_or("-"),
+                    t.ledger_inputs,
+                    t.replayed,
+                    if t.locked { ", locked by a run" } else { "" }
                 )?;
-                let failures = citrine::ledger::failures::Failures::load(&lake, &t.name)?;
-                for (uri, f) in failures.inputs() {
+                for f in &t.failing {
                     outln!(
                         "  {} {} ({} attempts, last {}): {}",
                         if f.quarantined {
@@ -553,7 +653,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         } else {
                             "failing"
                         },
-                        scrub_text(uri),
+                        f.uri,
                         f.attempts,
                         f.last_failed_at,
                         f.last_error
@@ -594,7 +694,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         if *rows > 0 { ", deleted" } else { "" }
                     )?,
                     Fate::Refused { uri, reason } => {
-                        eprintln!("citrine: {}: {}", scrub_text(uri), scrub_text(reason))
+                        errln!("{uri}: {reason}")
                     }
                 }
             }
@@ -706,7 +806,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     Ok(report) => out!("{report}")?,
                     Err(e) => {
                         failed += 1;
-                        eprintln!("citrine: {}", error_text(&e));
+                        errln!("{}", error_text(&e));
                     }
                 }
             }

@@ -140,3 +140,96 @@ fn the_config_comes_from_c_or_the_environment() {
         &[("CITRINE_CONFIG_TOML", "not toml")],
     );
 }
+
+/// The binary in `dir` with no config from the environment.
+fn citrine_in(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_citrine"))
+        .current_dir(dir)
+        .args(args)
+        .env_remove("CITRINE_CONFIG")
+        .env_remove("CITRINE_CONFIG_TOML")
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn config_problems_are_reported_together_and_a_missing_config_says_how_to_pass_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = citrine_in(dir.path(), &["status"]);
+    assert_eq!(out.status.code(), Some(2));
+    let here = dir.path().display().to_string();
+    let stderr = String::from_utf8(out.stderr)
+        .unwrap()
+        .replace(&here, "<dir>");
+    insta::assert_snapshot!("missing_config", stderr);
+
+    std::fs::write(
+        dir.path().join("citrine.toml"),
+        "[lake]\nroot = \"lake\"\ncompression = \"lz4\"\n\n[[table]]\nname = \"Bad Name\"\nformat = \"audit\"\ninputs = [\"in/\"]\n\n[[table]]\nname = \"ok\"\nformat = \"parquet\"\ninputs = [\"in/\"]\n\n[run]\nmax_attempts = 0\n",
+    )
+    .unwrap();
+    let out = citrine_in(dir.path(), &["status"]);
+    assert_eq!(out.status.code(), Some(2));
+    insta::assert_snapshot!("config_problems", String::from_utf8(out.stderr).unwrap());
+
+    // Under --log-format json every line on standard error is JSON.
+    let out = citrine_in(dir.path(), &["--log-format", "json", "status"]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    for line in stderr.lines() {
+        let event: serde_json::Value = serde_json::from_str(line).expect(line);
+        assert_eq!(event["level"], "ERROR");
+        assert!(event["fields"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("4 problems in the config:"));
+    }
+    // Never ANSI escapes when standard error is not a terminal.
+    assert!(!stderr.contains('\u{1b}'));
+}
+
+#[test]
+fn status_json_completions_and_man() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("citrine.toml"),
+        "[lake]\nroot = \"lake\"\n[[table]]\nname = \"audit\"\nformat = \"audit\"\ninputs = [\"in/{customer}/*.csv\"]\n",
+    )
+    .unwrap();
+    std::fs::create_dir_all(dir.path().join("in/acme")).unwrap();
+    std::fs::write(
+        dir.path().join("in/acme/a.csv"),
+        "timestamp,user\n2024-03-01T00:00:00Z,alice\n",
+    )
+    .unwrap();
+    assert!(citrine_in(dir.path(), &["run"]).status.success());
+    let out = citrine_in(dir.path(), &["status", "--json"]);
+    assert!(out.status.success());
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let table = &status["tables"][0];
+    assert_eq!(table["table"], "audit");
+    assert_eq!(
+        (table["runs"].as_u64(), table["ledger_inputs"].as_u64()),
+        (Some(1), Some(1))
+    );
+    assert_eq!(table["partitions"], 1);
+    assert_eq!(table["failing"], serde_json::json!([]));
+
+    let out = citrine_in(dir.path(), &["completions", "bash"]);
+    assert!(out.status.success());
+    let script = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        script.contains("_citrine()") && script.contains("forget"),
+        "{script}"
+    );
+    let out = citrine_in(dir.path(), &["man"]);
+    assert!(out.status.success());
+    let page = String::from_utf8(out.stdout).unwrap();
+    assert!(page.contains(".TH citrine 1"), "{page}");
+    for command in ["run", "status", "forget", "redshift", "completions"] {
+        assert!(
+            page.contains(&format!("citrine\\-{command}")) || page.contains(command),
+            "{command}"
+        );
+    }
+}
