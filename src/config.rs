@@ -41,6 +41,9 @@ pub struct ConfigFile {
     /// Keys of the column rules.
     #[serde(default)]
     pub privacy: PrivacyConfig,
+    /// The Lambda's trigger and name, for `iam-policy --for lambda`.
+    #[serde(default)]
+    pub lambda: LambdaConfig,
     /// The tables, each with its inputs.
     #[serde(rename = "table", default)]
     pub tables: Vec<TableConfig>,
@@ -114,6 +117,34 @@ pub struct AwsConfig {
     pub s3_path_style: Option<bool>,
     /// Multipart part size for S3 uploads in MiB (default 8, at least 5).
     pub s3_part_mb: Option<u64>,
+    /// KMS key ARN: objects citrine writes to S3 are encrypted with it (SSE-KMS), and
+    /// `iam-policy` adds the KMS permissions.
+    pub kms_key_arn: Option<String>,
+}
+
+/// `[lambda]`: what `iam-policy --for lambda` grants besides the job's own permissions.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LambdaConfig {
+    /// ARNs of the SQS queues that trigger the function.
+    #[serde(default)]
+    pub queue_arns: Vec<String>,
+    /// The function's name (its CloudWatch log group is `/aws/lambda/<name>`).
+    #[serde(default = "default_function_name")]
+    pub function_name: String,
+}
+
+fn default_function_name() -> String {
+    "citrine".into()
+}
+
+impl Default for LambdaConfig {
+    fn default() -> Self {
+        Self {
+            queue_arns: Vec::new(),
+            function_name: default_function_name(),
+        }
+    }
 }
 
 /// `[mask]`
@@ -364,6 +395,9 @@ pub enum AfterCommit {
 pub struct RedshiftConfig {
     /// Redshift Serverless workgroup (or `cluster_id`).
     pub workgroup: Option<String>,
+    /// The workgroup's ARN (`arn:aws:redshift-serverless:<region>:<account>:workgroup/<id>`),
+    /// for `iam-policy`: workgroup ARNs end in the workgroup's id, not its name.
+    pub workgroup_arn: Option<String>,
     /// Provisioned cluster identifier (or `workgroup`).
     pub cluster_id: Option<String>,
     /// Database.
@@ -436,8 +470,23 @@ impl RedshiftConfig {
         };
         positive("redshift.timeout_secs", self.timeout_secs)?;
         positive("redshift.poll_ms", self.poll_ms)?;
+        if let Some(arn) = &self.workgroup_arn {
+            if !matches!(target, Target::Workgroup(_)) {
+                return Err(ConfigError::new(
+                    "redshift.workgroup_arn",
+                    "workgroup_arn is for a serverless workgroup",
+                ));
+            }
+            if !is_arn(arn, "redshift-serverless") || !arn.contains(":workgroup/") {
+                return Err(ConfigError::new(
+                    "redshift.workgroup_arn",
+                    format!("expected arn:aws:redshift-serverless:<region>:<account>:workgroup/<id>, got {arn:?}"),
+                ));
+            }
+        }
         Ok(RedshiftOptions {
             target,
+            workgroup_arn: self.workgroup_arn.clone(),
             database: self.database.clone(),
             auth,
             warehouse: Warehouse {
@@ -467,6 +516,8 @@ pub enum CatalogKind {
 pub struct Job {
     /// Lake root.
     pub root: Location,
+    /// The Lambda's trigger queues and name (for `iam-policy --for lambda`).
+    pub lambda: LambdaConfig,
     /// Catalog kind.
     pub catalog: CatalogKind,
     /// Catalog database name.
@@ -584,6 +635,14 @@ impl ConfigFile {
         }
         let keys = problems.note(self.validate_privacy(&tables));
         let redshift = problems.note(self.redshift.as_ref().map(|r| r.validate()).transpose());
+        for arn in &self.lambda.queue_arns {
+            if !is_arn(arn, "sqs") {
+                problems.push(ConfigError::new(
+                    "lambda.queue_arns",
+                    format!("expected SQS queue ARNs (arn:aws:sqs:<region>:<account>:<name>), got {arn:?}"),
+                ));
+            }
+        }
         let (
             Some((root, write)),
             Some(catalog),
@@ -600,6 +659,7 @@ impl ConfigFile {
         }
         let run = &self.run;
         Ok(Job {
+            lambda: self.lambda.clone(),
             hash_key,
             hash_key_secret,
             redshift,
@@ -711,6 +771,14 @@ impl ConfigFile {
                 ));
             }
         }
+        if let Some(arn) = &aws.kms_key_arn {
+            if !is_arn(arn, "kms") || !arn.contains(":key/") {
+                return Err(ConfigError::new(
+                    "aws.kms_key_arn",
+                    format!("expected a KMS key ARN (arn:aws:kms:<region>:<account>:key/<id>), got {arn:?}"),
+                ));
+            }
+        }
         Ok(AwsOptions {
             region: aws.region.clone(),
             profile: aws.profile.clone(),
@@ -718,6 +786,7 @@ impl ConfigFile {
             glue_endpoint: aws.glue_endpoint.clone(),
             s3_path_style: aws.s3_path_style,
             s3_part_bytes: (part_mb << 20) as usize,
+            kms_key_arn: aws.kms_key_arn.clone(),
         })
     }
 
@@ -970,6 +1039,16 @@ fn validate_table(
         column_rules,
         after_commit,
     })
+}
+
+/// True when `text` is an ARN of `service` (`arn:<partition>:<service>:…`).
+fn is_arn(text: &str, service: &str) -> bool {
+    let mut parts = text.splitn(6, ':');
+    parts.next() == Some("arn")
+        && parts.next().is_some_and(|p| p.starts_with("aws"))
+        && parts.next() == Some(service)
+        && parts.nth(1).is_some()
+        && parts.next().is_some_and(|r| !r.is_empty())
 }
 
 /// The most columns a Redshift table may have.

@@ -1,7 +1,15 @@
-//! `citrine iam-policy`: the least-privilege IAM policy a Batch job role or Lambda role needs
-//! to run the configured job: list and read the input prefixes, read and write below the lake
-//! root (multipart aborts included), and the Glue calls of the catalog on the configured
-//! database and tables only.
+//! `citrine iam-policy`: least-privilege IAM policies for the configured job.
+//!
+//! - `--for batch` (the default): what a Batch job role (or any host running the CLI) needs:
+//!   list and read the input prefixes, read and write below the lake root (multipart aborts
+//!   included), the Glue calls on the configured database and tables only, Redshift's Data API
+//!   on the configured workgroup or cluster, and the secrets and KMS key the config names.
+//! - `--for lambda`: the same, plus the SQS trigger (`lambda.queue_arns`) and the function's
+//!   CloudWatch Logs group.
+//! - `--for redshift-copy`: the role Redshift's COPY assumes: read the lake's data files, run
+//!   markers and derived manifests, and decrypt with the KMS key.
+//!
+//! Every resource is an ARN in the format AWS documents for its service (checked by the tests).
 
 use std::collections::BTreeMap;
 
@@ -9,6 +17,7 @@ use serde_json::{json, Value};
 
 use crate::config::AfterCommit;
 use crate::config::{CatalogKind, Job};
+use crate::error::ConfigError;
 use crate::redshift::{Auth, RedshiftOptions, Target};
 use crate::store::Location;
 
@@ -63,8 +72,124 @@ fn sid(prefix: &str, bucket: &str) -> String {
     format!("{prefix}{clean}")
 }
 
-/// The policy document for `job`.
+/// Whose policy [`policy_for`] writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// A Batch job role, or any host running the CLI.
+    Batch,
+    /// The Lambda's execution role.
+    Lambda,
+    /// The role Redshift's COPY assumes to read the lake.
+    RedshiftCopy,
+}
+
+/// A policy document, and what its reader should know about it (printed on standard error).
+#[derive(Debug, Clone)]
+pub struct Policy {
+    /// The IAM policy document.
+    pub document: Value,
+    /// Notes: where a statement is broader than it could be, and why.
+    pub notes: Vec<String>,
+}
+
+/// The policy document for `job`'s `role`.
+pub fn policy_for(job: &Job, role: Role) -> Result<Policy, ConfigError> {
+    let mut notes = Vec::new();
+    let statements = match role {
+        Role::Batch => job_statements(job, &mut notes),
+        Role::Lambda => {
+            if job.lambda.queue_arns.is_empty() {
+                return Err(ConfigError::new(
+                    "lambda.queue_arns",
+                    "iam-policy --for lambda needs the ARNs of the SQS queues that trigger the function",
+                ));
+            }
+            let mut statements = job_statements(job, &mut notes);
+            statements.extend(lambda_statements(job));
+            statements
+        }
+        Role::RedshiftCopy => copy_statements(job)?,
+    };
+    Ok(Policy {
+        document: json!({ "Version": "2012-10-17", "Statement": statements }),
+        notes,
+    })
+}
+
+/// The policy document of a Batch job role for `job`.
 pub fn policy(job: &Job) -> Value {
+    let mut notes = Vec::new();
+    json!({ "Version": "2012-10-17", "Statement": job_statements(job, &mut notes) })
+}
+
+/// The account the catalog names, else any.
+fn account(job: &Job) -> &str {
+    match &job.catalog {
+        CatalogKind::Glue {
+            catalog_id: Some(id),
+        } => id,
+        _ => "*",
+    }
+}
+
+/// The SQS trigger and the function's log group.
+fn lambda_statements(job: &Job) -> Vec<Value> {
+    let region = job.aws.region.as_deref().unwrap_or("*");
+    let group = format!(
+        "arn:aws:logs:{region}:{}:log-group:/aws/lambda/{}",
+        account(job),
+        job.lambda.function_name
+    );
+    vec![
+        json!({
+            "Sid": "LambdaTriggerQueues",
+            "Effect": "Allow",
+            "Action": ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ChangeMessageVisibility"],
+            "Resource": job.lambda.queue_arns,
+        }),
+        json!({
+            "Sid": "LambdaLogs",
+            "Effect": "Allow",
+            "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
+            "Resource": [group.clone(), format!("{group}:log-stream:*")],
+        }),
+    ]
+}
+
+/// What COPY reads: data files, markers and derived manifests below the lake root.
+fn copy_statements(job: &Job) -> Result<Vec<Value>, ConfigError> {
+    let Location::S3 { bucket, prefix } = &job.root else {
+        return Err(ConfigError::new(
+            "lake.root",
+            "iam-policy --for redshift-copy is for an s3:// lake (Redshift reads S3 only)",
+        ));
+    };
+    let under = |folder: &str| {
+        if prefix.is_empty() {
+            format!("arn:aws:s3:::{bucket}/{folder}/*")
+        } else {
+            format!("arn:aws:s3:::{bucket}/{prefix}/{folder}/*")
+        }
+    };
+    let mut out = vec![json!({
+        "Sid": sid("CopyReadsLake", bucket),
+        "Effect": "Allow",
+        "Action": ["s3:GetObject"],
+        "Resource": [under("data"), under("complete"), under("_citrine/manifests")],
+    })];
+    if let Some(key) = &job.aws.kms_key_arn {
+        out.push(json!({
+            "Sid": "CopyDecrypts",
+            "Effect": "Allow",
+            "Action": ["kms:Decrypt"],
+            "Resource": [key],
+        }));
+    }
+    Ok(out)
+}
+
+/// The statements of the job itself (see the module docs).
+fn job_statements(job: &Job, notes: &mut Vec<String>) -> Vec<Value> {
     let mut statements = Vec::new();
     let mut lake = Prefixes::new();
     add(&mut lake, &job.root);
@@ -145,7 +270,7 @@ pub fn policy(job: &Job) -> Value {
         }));
     }
     if let Some(r) = &job.redshift {
-        statements.extend(redshift_statements(job, r));
+        statements.extend(redshift_statements(job, r, notes));
     }
     if let Some(arn) = &job.hash_key_secret {
         statements.push(json!({
@@ -155,16 +280,30 @@ pub fn policy(job: &Job) -> Value {
             "Resource": [arn],
         }));
     }
-    json!({ "Version": "2012-10-17", "Statement": statements })
+    if let Some(key) = &job.aws.kms_key_arn {
+        statements.push(json!({
+            "Sid": "LakeEncryption",
+            "Effect": "Allow",
+            "Action": ["kms:GenerateDataKey", "kms:Decrypt"],
+            "Resource": [key],
+        }));
+    }
+    statements
 }
 
 /// `redshift load`: the Data API on the workgroup or cluster, its credentials, and the status
 /// calls (which AWS authorises per statement owner, not per resource).
-fn redshift_statements(job: &Job, r: &RedshiftOptions) -> Vec<Value> {
+fn redshift_statements(job: &Job, r: &RedshiftOptions, notes: &mut Vec<String>) -> Vec<Value> {
     let region = job.aws.region.as_deref().unwrap_or("*");
-    let target = match &r.target {
-        Target::Workgroup(w) => format!("arn:aws:redshift-serverless:{region}:*:workgroup/*{w}*"),
-        Target::Cluster(c) => format!("arn:aws:redshift:{region}:*:cluster:{c}"),
+    let target = match (&r.target, &r.workgroup_arn) {
+        (Target::Workgroup(_), Some(arn)) => arn.clone(),
+        (Target::Workgroup(w), None) => {
+            notes.push(format!(
+                "redshift.workgroup_arn is not set: the Data API statements allow every workgroup in region {region}, because a workgroup's ARN ends in its id, not its name; set it to the output of `aws redshift-serverless get-workgroup --workgroup-name {w} --query workgroup.workgroupArn`"
+            ));
+            format!("arn:aws:redshift-serverless:{region}:*:workgroup/*")
+        }
+        (Target::Cluster(c), _) => format!("arn:aws:redshift:{region}:*:cluster:{c}"),
     };
     let mut out = vec![
         json!({
@@ -304,5 +443,170 @@ inputs = ["s3://acme-audit/exports/{customer}/*.csv", "s3://acme-audit/old/{cust
             .validate(std::path::Path::new("/base"))
             .unwrap();
         assert_eq!(policy(&job)["Statement"], json!([]));
+    }
+    /// The AWS config of every role's snapshot: an S3 lake with a KMS key, Glue, a serverless
+    /// workgroup by ARN, the Lambda's queue.
+    const FULL: &str = r#"
+[lake]
+root = "s3://central-logs/wau"
+[catalog]
+kind = "glue"
+database = "logs"
+catalog_id = "123456789012"
+[aws]
+region = "eu-west-1"
+kms_key_arn = "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+[lambda]
+queue_arns = ["arn:aws:sqs:eu-west-1:123456789012:citrine-inputs"]
+function_name = "citrine-loader"
+[redshift]
+workgroup = "analytics"
+workgroup_arn = "arn:aws:redshift-serverless:eu-west-1:123456789012:workgroup/6f2c1a9e-0b7d-4c1e-9a53-2f4b8d7e1c30"
+database = "dev"
+[[table]]
+name = "cloudfront_logs"
+format = "cloudfront"
+inputs = ["s3://acme-cdn-logs/cloudfront/{customer}/"]
+"#;
+
+    fn validated(text: &str) -> Job {
+        ConfigFile::parse(text, "t")
+            .unwrap()
+            .validate(std::path::Path::new("/base"))
+            .unwrap()
+    }
+
+    /// True when `arn` has the format AWS documents for its service's resource (a `*` may
+    /// stand for a region, an account or a whole name).
+    fn documented_arn(arn: &str) -> bool {
+        let parts: Vec<&str> = arn.splitn(6, ':').collect();
+        let [a, partition, service, region, account, resource] = parts[..] else {
+            return false;
+        };
+        let region_ok = region == "*" || region.split('-').count() >= 3;
+        let account_ok =
+            account == "*" || (account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit()));
+        let uuid = |id: &str| {
+            id == "*" || (id.len() == 36 && id.split('-').map(str::len).eq([8, 4, 4, 4, 12]))
+        };
+        a == "arn"
+            && partition == "aws"
+            && match service {
+                "s3" => region.is_empty() && account.is_empty() && !resource.is_empty(),
+                "glue" => {
+                    region_ok
+                        && account_ok
+                        && (resource == "catalog"
+                            || resource.starts_with("database/")
+                            || resource.starts_with("table/"))
+                }
+                "sqs" => region_ok && account_ok && !resource.contains('/'),
+                "logs" => region_ok && account_ok && resource.starts_with("log-group:/aws/lambda/"),
+                "kms" => region_ok && account_ok && resource.strip_prefix("key/").is_some_and(uuid),
+                "secretsmanager" => resource.starts_with("secret:"),
+                "redshift-serverless" => {
+                    region_ok && account_ok && resource.strip_prefix("workgroup/").is_some_and(uuid)
+                }
+                "redshift" => {
+                    region_ok
+                        && account_ok
+                        && ["cluster:", "dbuser:", "dbname:"]
+                            .iter()
+                            .any(|p| resource.starts_with(p))
+                }
+                _ => false,
+            }
+    }
+
+    fn resources(policy: &Value) -> Vec<String> {
+        policy["Statement"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|s| s["Resource"].as_array().unwrap().clone())
+            .map(|r| r.as_str().unwrap().to_owned())
+            .collect()
+    }
+
+    #[test]
+    fn every_role_has_its_golden_policy_in_documented_arns() {
+        let job = validated(FULL);
+        for (name, role) in [
+            ("batch", Role::Batch),
+            ("lambda", Role::Lambda),
+            ("redshift_copy", Role::RedshiftCopy),
+        ] {
+            let policy = policy_for(&job, role).unwrap();
+            assert!(policy.notes.is_empty(), "{name}: {:?}", policy.notes);
+            for r in resources(&policy.document) {
+                assert!(r == "*" || documented_arn(&r), "{name}: {r}");
+            }
+            insta::assert_snapshot!(
+                format!("policy_{name}"),
+                serde_json::to_string_pretty(&policy.document).unwrap()
+            );
+        }
+        // The shipped example's policy too.
+        let example = validated(
+            &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/aws.toml"))
+                .unwrap(),
+        );
+        for r in resources(&policy(&example)) {
+            assert!(r == "*" || documented_arn(&r), "{r}");
+        }
+    }
+
+    #[test]
+    fn a_workgroup_without_its_arn_is_any_workgroup_and_says_so() {
+        let text = FULL.replace("workgroup_arn = ", "# workgroup_arn = ");
+        let policy = policy_for(&validated(&text), Role::Batch).unwrap();
+        let data = &policy.document["Statement"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["Sid"] == "RedshiftDataStatements")
+            .unwrap()["Resource"][0];
+        assert_eq!(data, "arn:aws:redshift-serverless:eu-west-1:*:workgroup/*");
+        assert!(documented_arn(data.as_str().unwrap()));
+        assert_eq!(policy.notes.len(), 1);
+        assert!(
+            policy.notes[0].contains("--workgroup-name analytics"),
+            "{:?}",
+            policy.notes
+        );
+        // The old `workgroup/*analytics*` never matched a real workgroup ARN.
+        assert!(!documented_arn(
+            "arn:aws:redshift-serverless:eu-west-1:*:workgroup/*analytics*"
+        ));
+    }
+
+    #[test]
+    fn the_lambda_needs_its_queues_and_copy_needs_an_s3_lake() {
+        let text = FULL.replace("queue_arns = [", "queue_arns = [] # [");
+        let err = policy_for(&validated(&text), Role::Lambda).unwrap_err();
+        assert_eq!(err.key, "lambda.queue_arns");
+        let local = "[lake]\nroot = \"lake\"\n[[table]]\nname = \"t\"\nformat = \"audit\"\ninputs = [\"in/\"]\n";
+        let err = policy_for(&validated(local), Role::RedshiftCopy).unwrap_err();
+        assert_eq!(err.key, "lake.root");
+        // Bad ARNs are config errors.
+        for (from, to, key) in [
+            (
+                "kms_key_arn = \"arn:aws:kms",
+                "kms_key_arn = \"alias",
+                "aws.kms_key_arn",
+            ),
+            ("\"arn:aws:sqs:", "\"https://sqs.", "lambda.queue_arns"),
+            (
+                "workgroup_arn = \"arn:aws:redshift-serverless",
+                "workgroup_arn = \"arn:aws:redshift",
+                "redshift.workgroup_arn",
+            ),
+        ] {
+            let err = ConfigFile::parse(&FULL.replace(from, to), "t")
+                .unwrap()
+                .validate(std::path::Path::new("/base"))
+                .unwrap_err();
+            assert_eq!(err.key, key);
+        }
     }
 }

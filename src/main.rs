@@ -34,6 +34,13 @@ struct Cli {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum PolicyRole {
+    Batch,
+    Lambda,
+    RedshiftCopy,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum LogFormat {
     Text,
     Json,
@@ -144,7 +151,12 @@ enum Command {
         action: CatalogAction,
     },
     /// Print the least-privilege IAM policy (JSON) the configured job needs on AWS.
-    IamPolicy,
+    IamPolicy {
+        /// Whose: a Batch job role (or any host running the CLI), the Lambda's execution role
+        /// (adds its SQS trigger and logs), or the role Redshift's COPY assumes.
+        #[arg(long = "for", value_enum, default_value_t = PolicyRole::Batch)]
+        role: PolicyRole,
+    },
     /// Redshift: DDL, COPY statements, and exactly-once loads of markers.
     Redshift {
         #[command(subcommand)]
@@ -760,12 +772,18 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let job = load_job(&config)?;
             redshift(&job, action, &config)
         }
-        Command::IamPolicy => {
+        Command::IamPolicy { role } => {
             let job = load_job(&config)?;
-            outln!(
-                "{}",
-                serde_json::to_string_pretty(&citrine::iam::policy(&job))?
-            )?;
+            let role = match role {
+                PolicyRole::Batch => citrine::iam::Role::Batch,
+                PolicyRole::Lambda => citrine::iam::Role::Lambda,
+                PolicyRole::RedshiftCopy => citrine::iam::Role::RedshiftCopy,
+            };
+            let policy = citrine::iam::policy_for(&job, role)?;
+            for note in &policy.notes {
+                tracing::warn!("{note}");
+            }
+            outln!("{}", serde_json::to_string_pretty(&policy.document)?)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Query { sql, format } => {

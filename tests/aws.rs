@@ -473,3 +473,32 @@ fn a_run_killed_with_parts_in_flight_leaves_nothing_and_reruns_clean() {
     assert!(data.values().any(|&bytes| bytes > 5 << 20), "{data:?}");
     assert!(objects(&e, &bucket, "lake/_citrine/runs/").is_empty());
 }
+
+#[test]
+fn with_a_kms_key_every_object_written_is_sse_kms_encrypted() {
+    let Some(e) = endpoint() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let bucket = e.fresh_bucket("kms");
+    let key = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+    std::fs::create_dir_all(dir.path().join("logs/acme")).unwrap();
+    std::fs::write(
+        dir.path().join("logs/acme/a.csv"),
+        "timestamp,user\n2024-03-01T00:00:00Z,alice\n2024-03-02T00:00:00Z,bob\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("citrine.toml"),
+        format!("[lake]\nroot = \"s3://{bucket}/lake\"\n[aws]\nkms_key_arn = \"{key}\"\n[[table]]\nname = \"audit\"\nformat = \"audit\"\ninputs = [\"logs/{{customer}}/*.csv\"]\n"),
+    )
+    .unwrap();
+    let s = run_json(&e, dir.path(), &[]);
+    assert_eq!(s["rows_written"], 2);
+    let written = objects(&e, &bucket, "lake/");
+    // Data, report, marker, catalog, checkpoint: every one.
+    assert!(written.len() >= 5, "{written:?}");
+    for object in written.keys() {
+        let head = e.client(&["head", &bucket, object]);
+        assert_eq!(head["sse"], "aws:kms", "{object}");
+        assert_eq!(head["kms_key"], key, "{object}");
+    }
+}

@@ -30,6 +30,9 @@ pub struct AwsOptions {
     pub s3_path_style: Option<bool>,
     /// Bytes per multipart part for S3 uploads.
     pub s3_part_bytes: usize,
+    /// KMS key every object citrine writes to S3 is encrypted with (SSE-KMS); none: the
+    /// bucket's default encryption.
+    pub kms_key_arn: Option<String>,
 }
 
 impl Default for AwsOptions {
@@ -41,6 +44,7 @@ impl Default for AwsOptions {
             glue_endpoint: None,
             s3_path_style: None,
             s3_part_bytes: DEFAULT_S3_PART_BYTES,
+            kms_key_arn: None,
         }
     }
 }
@@ -141,6 +145,9 @@ impl AwsContext {
             builder = builder
                 .with_allow_http(url.starts_with("http://"))
                 .with_endpoint(url);
+        }
+        if let Some(key) = &self.options.kms_key_arn {
+            builder = builder.with_sse_kms_encryption(key.clone());
         }
         let client = builder.build().map_err(|e| Error::Store {
             url: format!("s3://{bucket}"),

@@ -44,6 +44,8 @@ pub enum Auth {
 pub struct RedshiftOptions {
     /// Workgroup or cluster.
     pub target: Target,
+    /// The workgroup's ARN, when configured (for `iam-policy`).
+    pub workgroup_arn: Option<String>,
     /// Database name.
     pub database: String,
     /// Authentication.

@@ -80,6 +80,9 @@ def main(cmd, *a):
         return listing(*a)
     if cmd == "get":
         return s3.get_object(Bucket=a[0], Key=a[1])["Body"].read().decode()
+    if cmd == "head":
+        h = s3.head_object(Bucket=a[0], Key=a[1])
+        return {"sse": h.get("ServerSideEncryption"), "kms_key": h.get("SSEKMSKeyId")}
     if cmd == "download":
         bucket, key, path = a
         with open(path, "wb") as f:
