@@ -877,7 +877,13 @@ fn redshift(job: &Job, action: RedshiftAction, config: &Path) -> anyhow::Result<
                 return Ok(ExitCode::SUCCESS);
             }
             let mut history: Vec<(u64, Vec<citrine::commit::report::ColumnRecord>)> = Vec::new();
+            // VARCHARs sized from the longest value any run wrote.
+            let mut widths = sql::Widths::new();
             for report in lake.committed_reports(&table)? {
+                for (column, w) in &report.widths {
+                    let longest = widths.entry(column.clone()).or_default();
+                    *longest = (*longest).max(*w);
+                }
                 if history
                     .last()
                     .is_none_or(|(v, _)| *v != report.schema_version)
@@ -887,7 +893,8 @@ fn redshift(job: &Job, action: RedshiftAction, config: &Path) -> anyhow::Result<
             }
             out!(
                 "{}",
-                sql::ddl(&warehouse, &table, &history, from_version).map_err(anyhow::Error::msg)?
+                sql::ddl(&warehouse, &table, &history, from_version, &widths)
+                    .map_err(anyhow::Error::msg)?
             )?;
             Ok(ExitCode::SUCCESS)
         }

@@ -171,8 +171,10 @@ fn load_runs_one_transaction_per_marker_exactly_once() {
     assert!(singles[1].starts_with(
         "SELECT \"run_id\" FROM \"logs\".\"citrine_loads\" WHERE \"table_name\" = 'audit'"
     ));
+    // The declared VARCHAR widths, asked once before the load (nothing to widen here).
+    assert!(singles[2].starts_with("SELECT \"column_name\", \"character_maximum_length\""));
     assert_eq!(
-        &singles[2..],
+        &singles[3..],
         [
             "VACUUM SORT ONLY \"logs\".\"audit\";",
             "ANALYZE \"logs\".\"audit\";"
@@ -333,6 +335,7 @@ fn history(dir: &Path, table: &str, n: usize, checkpoint: usize) -> Vec<String> 
             forgotten: Vec::new(),
             supersedes: Vec::new(),
             after_commit: None,
+            widths: Default::default(),
         };
         let store = lake.store();
         store

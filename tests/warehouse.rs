@@ -257,3 +257,49 @@ fn an_old_marker_loads_into_a_grown_table_with_nulls_in_the_new_columns() {
         ]
     );
 }
+
+#[test]
+fn a_longer_value_widens_its_column_before_the_load() {
+    let Some(port) = pg_port() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    config(d);
+    write(d, "acme/a.csv", &rows("alice", 3));
+    run_ok(d);
+    // Created from the first run's values: `user` is narrow.
+    let w = warehouse_for(d, port, "widths");
+    let declared = |w: &Warehouse| {
+        w.count("SELECT character_maximum_length FROM information_schema.columns WHERE table_schema = 'logs' AND table_name = 'audit' AND column_name = 'user';")
+    };
+    assert_eq!(declared(&w), 256);
+    let long = "x".repeat(1000);
+    write(d, "acme/b.csv", &rows(&long, 2));
+    run_ok(d);
+    let (api, calls) = w.data_api();
+    load(d, &api, &["--table", "audit"]);
+    assert_eq!(declared(&w), 2048);
+    assert_eq!(
+        w.count("SELECT count(*) FROM logs.audit WHERE length(\"user\") = 1000"),
+        2
+    );
+    // Widened first, by a statement of its own; the load's transaction after it.
+    let seen = calls.lock().unwrap();
+    let order: Vec<String> = seen
+        .iter()
+        .filter_map(|(target, body)| match target.as_str() {
+            "executestatement" => body["Sql"]
+                .as_str()
+                .filter(|s| s.starts_with("ALTER TABLE"))
+                .map(str::to_owned),
+            "batchexecutestatement" => Some(format!("load {}", body["StatementName"])),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(order.len(), 3, "{order:?}");
+    assert!(order[0].starts_with("load"), "{order:?}");
+    assert_eq!(
+        order[1],
+        "ALTER TABLE \"logs\".\"audit\" ALTER COLUMN \"user\" TYPE VARCHAR(2048);"
+    );
+    assert!(order[2].starts_with("load"), "{order:?}");
+}

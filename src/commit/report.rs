@@ -105,6 +105,10 @@ pub struct RunReport {
     /// the run's marker exists.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub supersedes: Vec<String>,
+    /// The longest value in bytes of each string column this run wrote (`redshift ddl` sizes
+    /// VARCHARs from them, and `redshift load` widens a column before a run with longer ones).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub widths: std::collections::BTreeMap<String, u32>,
     /// What was done to the inputs once the marker existed (`table.after_commit`), written
     /// into the report when it is done; absent while pending and when inputs are kept.
     #[serde(default, skip_serializing_if = "Option::is_none")]

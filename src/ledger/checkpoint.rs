@@ -194,6 +194,7 @@ mod tests {
             forgotten: Vec::new(),
             supersedes: Vec::new(),
             after_commit: None,
+            widths: Default::default(),
         }
     }
 

@@ -256,6 +256,7 @@ mod tests {
             forgotten: Vec::new(),
             supersedes: Vec::new(),
             after_commit: None,
+            widths: Default::default(),
         });
         assert_eq!(ledger.decide("logs/b.log", 100, 7, None), Decision::New);
         assert_eq!(

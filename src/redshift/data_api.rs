@@ -78,8 +78,17 @@ impl DataApi {
         self.wait(&id).map(|_| ())
     }
 
-    /// Run a query and return its first column as text.
+    /// Run a query; the first field of each row, as text.
     pub fn query_column(&self, sql: &str, name: &str) -> Result<Vec<String>> {
+        Ok(self
+            .query_rows(sql, name)?
+            .into_iter()
+            .filter_map(|row| row.into_iter().next())
+            .collect())
+    }
+
+    /// Run a query; every row, each field as text (a null as an empty string).
+    pub fn query_rows(&self, sql: &str, name: &str) -> Result<Vec<Vec<String>>> {
         let id = self.submit(sql, name)?;
         if !self.wait(&id)? {
             return Ok(Vec::new());
@@ -96,11 +105,18 @@ impl DataApi {
             )
             .map_err(sdk_error)?;
             for record in page.records() {
-                match record.first() {
-                    Some(Field::StringValue(s)) => out.push(s.clone()),
-                    Some(Field::LongValue(n)) => out.push(n.to_string()),
-                    _ => {}
-                }
+                out.push(
+                    record
+                        .iter()
+                        .map(|field| match field {
+                            Field::StringValue(s) => s.clone(),
+                            Field::LongValue(n) => n.to_string(),
+                            Field::DoubleValue(x) => x.to_string(),
+                            Field::BooleanValue(b) => b.to_string(),
+                            _ => String::new(),
+                        })
+                        .collect(),
+                );
             }
             match page.next_token() {
                 Some(t) if !t.is_empty() => token = Some(t.to_owned()),

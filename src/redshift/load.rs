@@ -4,10 +4,12 @@ use super::data_api::redshift_error;
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 use super::sql::{
-    create_loads_table, load_transaction, loaded_runs, maintenance, Load, RECENT_LOADS,
+    create_loads_table, load_transaction, loaded_runs, maintenance, varchar_width, varchar_widths,
+    widen_column, Load, RECENT_LOADS,
 };
 use super::{DataApi, LoadOutcome};
 use crate::commit::manifest_json;
+use crate::commit::RunReport;
 use crate::error::Result;
 use crate::lake::{Lake, MANIFEST_SUFFIX};
 use crate::ledger::Ledger;
@@ -115,12 +117,22 @@ fn derived_manifest_key(table: &str, run_id: &str) -> String {
     format!("_citrine/manifests/{table}/{run_id}.json")
 }
 
+/// Loads into one table: what they share across markers.
+struct Loader<'a> {
+    api: &'a DataApi,
+    lake: &'a Lake,
+    table: &'a str,
+    ledger: &'a Ledger,
+    rewrites: Rewrites<'a>,
+    /// The warehouse's declared VARCHAR widths, asked for once, when a run first needs them.
+    declared: Option<HashMap<String, u32>>,
+}
+
 /// Load one committed run of `table` unless `citrine_loads` already holds it.
 pub fn load_run(api: &DataApi, lake: &Lake, table: &str, run_id: &str) -> Result<LoadOutcome> {
     let loaded = Loaded::ask(api, table)?;
     let ledger = Ledger::load(lake, table)?;
-    let mut rewrites = Rewrites::of(&ledger);
-    load_one(api, lake, table, run_id, &loaded, &ledger, &mut rewrites)
+    Loader::new(api, lake, table, &ledger).load(run_id, &loaded)
 }
 
 /// Load every committed run of `table` that `citrine_loads` does not hold, oldest first. Its
@@ -137,13 +149,13 @@ pub fn load_table(api: &DataApi, lake: &Lake, table: &str) -> Result<Vec<LoadOut
         None => lake.committed_runs(table)?,
     };
     let ledger = Ledger::load(lake, table)?;
-    let mut rewrites = Rewrites::of(&ledger);
+    let mut loader = Loader::new(api, lake, table, &ledger);
     let mut out = Vec::new();
     for run in candidates {
         if loaded.holds(&run) {
             continue;
         }
-        let outcome = load_one(api, lake, table, &run, &loaded, &ledger, &mut rewrites)?;
+        let outcome = loader.load(&run, &loaded)?;
         if outcome.loaded {
             loaded.recent.insert(run);
         }
@@ -152,90 +164,140 @@ pub fn load_table(api: &DataApi, lake: &Lake, table: &str) -> Result<Vec<LoadOut
     Ok(out)
 }
 
-fn load_one(
-    api: &DataApi,
-    lake: &Lake,
-    table: &str,
-    run_id: &str,
-    loaded: &Loaded,
-    ledger: &Ledger,
-    rewrites: &mut Rewrites,
-) -> Result<LoadOutcome> {
-    let mut outcome = LoadOutcome {
-        table: table.to_owned(),
-        run_id: run_id.to_owned(),
-        loaded: false,
-    };
-    if loaded.holds(run_id) {
-        tracing::info!(table, run_id, "already loaded; nothing sent");
-        return Ok(outcome);
-    }
-    let report = lake.report(table, run_id)?;
-    // A source file a later, loaded run consumed again (or forgot): its rows here are stale.
-    let stale = |uri: &String| {
-        ledger
-            .last_run(uri)
-            .is_some_and(|last| last > run_id && loaded.holds(last))
-    };
-    let superseded: Vec<String> = report
-        .inputs
-        .iter()
-        .map(|input| &input.uri)
-        .filter(|uri| stale(uri))
-        .cloned()
-        .collect();
-    let forgotten: Vec<String> = report
-        .forgotten
-        .iter()
-        .filter(|uri| !stale(uri))
-        .cloned()
-        .collect();
-    // Files a later forget run replaced are gone: COPY reads the others (their rows are in
-    // the forget run's files). Once that run is loaded, rows are replaced one by one.
-    let keys: Vec<&str> = report.files.iter().map(|f| f.key.as_str()).collect();
-    let replacing = rewrites.replacing(lake, table, run_id, &keys)?;
-    let mut by_row = !report.forgotten.is_empty();
-    let mut left = Vec::new();
-    for (file, by) in report.files.iter().zip(&replacing) {
-        match by {
-            Some(w) => by_row |= loaded.holds(w),
-            None => left.push(file.clone()),
+impl<'a> Loader<'a> {
+    fn new(api: &'a DataApi, lake: &'a Lake, table: &'a str, ledger: &'a Ledger) -> Self {
+        Self {
+            api,
+            lake,
+            table,
+            ledger,
+            rewrites: Rewrites::of(ledger),
+            declared: None,
         }
     }
-    let marker_url = lake.url(&lake.manifest_key(table, run_id));
-    let manifest_url = if left.is_empty() {
-        None
-    } else if left.len() == report.files.len() {
-        Some(marker_url.clone())
-    } else {
-        let key = derived_manifest_key(table, run_id);
-        lake.store().write(&key, manifest_json(&left).as_bytes())?;
-        tracing::info!(
+
+    /// Before a run's load: widen each VARCHAR column narrower than the run's longest value,
+    /// each by a statement of its own (Redshift alters a column type outside transactions),
+    /// so the load never fails on width.
+    fn widen(&mut self, report: &RunReport) -> Result<()> {
+        if report.widths.is_empty() {
+            return Ok(());
+        }
+        let w = &self.api.options().warehouse;
+        if self.declared.is_none() {
+            let rows = self
+                .api
+                .query_rows(&varchar_widths(w, self.table), "citrine-varchar-widths")?;
+            self.declared = Some(
+                rows.into_iter()
+                    .filter_map(|r| Some((r.first()?.clone(), r.get(1)?.parse().ok()?)))
+                    .collect(),
+            );
+        }
+        let declared = self.declared.as_mut().expect("asked for above");
+        for (column, longest) in &report.widths {
+            let Some(width) = declared.get_mut(column) else {
+                continue;
+            };
+            if *width >= *longest {
+                continue;
+            }
+            let to = varchar_width(*longest);
+            self.api.execute(
+                &widen_column(w, self.table, column, to),
+                &format!("citrine-widen-{}", report.run_id),
+            )?;
+            tracing::info!(
+                table = self.table,
+                column,
+                from = *width,
+                to,
+                "widened before the load"
+            );
+            *width = to;
+        }
+        Ok(())
+    }
+
+    fn load(&mut self, run_id: &str, loaded: &Loaded) -> Result<LoadOutcome> {
+        let (api, lake, table, ledger) = (self.api, self.lake, self.table, self.ledger);
+        let mut outcome = LoadOutcome {
+            table: table.to_owned(),
+            run_id: run_id.to_owned(),
+            loaded: false,
+        };
+        if loaded.holds(run_id) {
+            tracing::info!(table, run_id, "already loaded; nothing sent");
+            return Ok(outcome);
+        }
+        let report = lake.report(table, run_id)?;
+        // A source file a later, loaded run consumed again (or forgot): its rows here are stale.
+        let stale = |uri: &String| {
+            ledger
+                .last_run(uri)
+                .is_some_and(|last| last > run_id && loaded.holds(last))
+        };
+        let superseded: Vec<String> = report
+            .inputs
+            .iter()
+            .map(|input| &input.uri)
+            .filter(|uri| stale(uri))
+            .cloned()
+            .collect();
+        let forgotten: Vec<String> = report
+            .forgotten
+            .iter()
+            .filter(|uri| !stale(uri))
+            .cloned()
+            .collect();
+        // Files a later forget run replaced are gone: COPY reads the others (their rows are in
+        // the forget run's files). Once that run is loaded, rows are replaced one by one.
+        let keys: Vec<&str> = report.files.iter().map(|f| f.key.as_str()).collect();
+        let replacing = self.rewrites.replacing(lake, table, run_id, &keys)?;
+        let mut by_row = !report.forgotten.is_empty();
+        let mut left = Vec::new();
+        for (file, by) in report.files.iter().zip(&replacing) {
+            match by {
+                Some(w) => by_row |= loaded.holds(w),
+                None => left.push(file.clone()),
+            }
+        }
+        let marker_url = lake.url(&lake.manifest_key(table, run_id));
+        let manifest_url = if left.is_empty() {
+            None
+        } else if left.len() == report.files.len() {
+            Some(marker_url.clone())
+        } else {
+            let key = derived_manifest_key(table, run_id);
+            lake.store().write(&key, manifest_json(&left).as_bytes())?;
+            tracing::info!(
+                table,
+                run_id,
+                left = left.len(),
+                of = report.files.len(),
+                "a later forget run replaced some of this run's files: COPY reads the others"
+            );
+            Some(lake.url(&key))
+        };
+        let load = Load {
             table,
             run_id,
-            left = left.len(),
-            of = report.files.len(),
-            "a later forget run replaced some of this run's files: COPY reads the others"
-        );
-        Some(lake.url(&key))
-    };
-    let load = Load {
-        table,
-        run_id,
-        manifest_url: manifest_url.as_deref(),
-        marker_url: &marker_url,
-        columns: &report.columns,
-        superseded: &superseded,
-        forgotten: &forgotten,
-        by_row,
-    };
-    api.execute_batch(
-        load_transaction(&api.options().warehouse, &load),
-        &format!("citrine-load-{run_id}"),
-    )?;
-    tracing::info!(table, run_id, "loaded");
-    outcome.loaded = true;
-    Ok(outcome)
+            manifest_url: manifest_url.as_deref(),
+            marker_url: &marker_url,
+            columns: &report.columns,
+            superseded: &superseded,
+            forgotten: &forgotten,
+            by_row,
+        };
+        self.widen(&report)?;
+        api.execute_batch(
+            load_transaction(&api.options().warehouse, &load),
+            &format!("citrine-load-{run_id}"),
+        )?;
+        tracing::info!(table, run_id, "loaded");
+        outcome.loaded = true;
+        Ok(outcome)
+    }
 }
 
 /// `VACUUM SORT ONLY` and / or `ANALYZE` the table, one statement each.

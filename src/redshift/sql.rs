@@ -4,7 +4,26 @@
 //!
 //! Every function here returns text only; running it is [`super::data_api`]'s job.
 
+use std::collections::BTreeMap;
+
 use crate::commit::report::ColumnRecord;
+
+/// The longest value in bytes seen of each string column (run reports record them).
+pub type Widths = BTreeMap<String, u32>;
+
+/// Redshift's widest VARCHAR, in bytes.
+pub const MAX_VARCHAR: u32 = 65_535;
+
+/// The VARCHAR width for a column whose longest value seen is `longest` bytes: twice that,
+/// rounded up to a power of two, at least 256, at most [`MAX_VARCHAR`] (Redshift's guidance:
+/// the smallest column that fits, since declared widths cost memory in every query; the
+/// headroom keeps widening rare).
+pub fn varchar_width(longest: u32) -> u32 {
+    (u64::from(longest) * 2)
+        .next_power_of_two()
+        .clamp(256, u64::from(MAX_VARCHAR))
+        .min(u64::from(MAX_VARCHAR)) as u32
+}
 
 /// The table recording which runs were loaded.
 pub const LOADS_TABLE: &str = "citrine_loads";
@@ -53,9 +72,10 @@ impl Warehouse {
 }
 
 /// The Redshift type of a catalog column. Strings are sized in bytes: columns whose values
-/// citrine bounds get a narrow width, every other string the 65,535-byte maximum (citrine cuts
-/// longer values, so a load never fails on width).
-pub fn redshift_type(column: &ColumnRecord) -> String {
+/// citrine bounds get a fixed narrow width; every other string is sized from the longest value
+/// the lake holds (`widths`, see [`varchar_width`]), or 65,535 bytes when none was recorded
+/// (citrine cuts longer values, so a load never fails on width).
+pub fn redshift_type(column: &ColumnRecord, widths: &Widths) -> String {
     match column.kind.as_str() {
         "timestamp" => "TIMESTAMP".into(),
         "date" => "DATE".into(),
@@ -71,17 +91,17 @@ pub fn redshift_type(column: &ColumnRecord) -> String {
                 "customer" => 1024,
                 // `s3://` + bucket (63) + key (1,024).
                 "source_file" => 1100,
-                _ => 65_535,
+                name => widths.get(name).map_or(MAX_VARCHAR, |w| varchar_width(*w)),
             };
             format!("VARCHAR({bytes})")
         }
     }
 }
 
-fn column_lines(columns: &[ColumnRecord]) -> String {
+fn column_lines(columns: &[ColumnRecord], widths: &Widths) -> String {
     columns
         .iter()
-        .map(|c| format!("    {} {}", ident(&c.name), redshift_type(c)))
+        .map(|c| format!("    {} {}", ident(&c.name), redshift_type(c, widths)))
         .collect::<Vec<_>>()
         .join(",\n")
 }
@@ -89,11 +109,16 @@ fn column_lines(columns: &[ColumnRecord]) -> String {
 /// `CREATE TABLE` for the warehouse table: columns in file order, sorted by `ts` then
 /// `row_num` (time-range scans and the load's deletes stay cheap), distribution left to
 /// Redshift (`AUTO`: even while small, by key when it finds one).
-pub fn create_table(w: &Warehouse, table: &str, columns: &[ColumnRecord]) -> String {
+pub fn create_table(
+    w: &Warehouse,
+    table: &str,
+    columns: &[ColumnRecord],
+    widths: &Widths,
+) -> String {
     format!(
         "CREATE TABLE IF NOT EXISTS {} (\n{}\n)\nDISTSTYLE AUTO\nCOMPOUND SORTKEY (\"ts\", \"row_num\");\n",
         w.qualified(table),
-        column_lines(columns)
+        column_lines(columns, widths)
     )
 }
 
@@ -104,6 +129,7 @@ pub fn add_columns(
     table: &str,
     before: &[ColumnRecord],
     now: &[ColumnRecord],
+    widths: &Widths,
 ) -> String {
     now.iter()
         .skip(before.len())
@@ -112,10 +138,29 @@ pub fn add_columns(
                 "ALTER TABLE {} ADD COLUMN {} {};\n",
                 w.qualified(table),
                 ident(&c.name),
-                redshift_type(c)
+                redshift_type(c, widths)
             )
         })
         .collect()
+}
+
+/// The query for the declared widths of `table`'s VARCHAR columns in the warehouse.
+pub fn varchar_widths(w: &Warehouse, table: &str) -> String {
+    format!(
+        "SELECT \"column_name\", \"character_maximum_length\" FROM information_schema.columns WHERE \"table_schema\" = {} AND \"table_name\" = {} AND \"character_maximum_length\" IS NOT NULL;\n",
+        literal(&w.schema),
+        literal(table)
+    )
+}
+
+/// Widen `column` of `table` to `width` bytes. Redshift runs it outside a transaction, so
+/// it is sent alone, before the load whose rows need it.
+pub fn widen_column(w: &Warehouse, table: &str, column: &str, width: u32) -> String {
+    format!(
+        "ALTER TABLE {} ALTER COLUMN {} TYPE VARCHAR({width});",
+        w.qualified(table),
+        ident(column)
+    )
 }
 
 /// The warehouse DDL of a table whose schema went through `history` (schema version → columns,
@@ -127,6 +172,7 @@ pub fn ddl(
     table: &str,
     history: &[(u64, Vec<ColumnRecord>)],
     from_version: Option<u64>,
+    widths: &Widths,
 ) -> Result<String, String> {
     let Some((latest, columns)) = history.last() else {
         return Err(format!("{table}: no committed run yet, so no schema"));
@@ -141,19 +187,19 @@ pub fn ddl(
             ));
         };
         out.push_str(&format!("-- {table}: schema v{v} to v{latest}\n"));
-        out.push_str(&add_columns(w, table, before, columns));
+        out.push_str(&add_columns(w, table, before, columns, widths));
         return Ok(out);
     }
     out.push_str(&format!(
         "-- {table}: schema v{latest}, {} columns in Parquet order\n",
         columns.len()
     ));
-    out.push_str(&create_table(w, table, columns));
+    out.push_str(&create_table(w, table, columns, widths));
     for (v, before) in &history[..history.len() - 1] {
         out.push_str(&format!(
             "\n-- A table created at schema v{v} grows to v{latest} with:\n"
         ));
-        out.push_str(&add_columns(w, table, before, columns));
+        out.push_str(&add_columns(w, table, before, columns, widths));
     }
     Ok(out)
 }
@@ -272,7 +318,7 @@ pub fn load_transaction(w: &Warehouse, load: &Load) -> Vec<String> {
         format!("LOCK {loads};"),
         format!(
             "CREATE TEMP TABLE {stage} (\n{}\n);",
-            column_lines(load.columns)
+            column_lines(load.columns, &Widths::new())
         ),
     ];
     if let Some(manifest) = load.manifest_url {
@@ -358,11 +404,19 @@ mod tests {
             iam_role: "arn:aws:iam::123456789012:role/citrine-copy".into(),
         };
         let cols = columns();
+        let none = Widths::new();
         let mut text = String::new();
         text.push_str("-- create_table\n");
-        text.push_str(&create_table(&w, "wau_audit_logs", &cols));
+        text.push_str(&create_table(&w, "wau_audit_logs", &cols, &none));
+        text.push_str("-- create_table sized from the values seen\n");
+        let seen: Widths = [("user".to_owned(), 40), ("action".to_owned(), 300)].into();
+        text.push_str(&create_table(&w, "wau_audit_logs", &cols, &seen));
+        text.push_str("-- varchar_widths, widen_column\n");
+        text.push_str(&varchar_widths(&w, "wau_audit_logs"));
+        text.push_str(&widen_column(&w, "wau_audit_logs", "user", 2048));
+        text.push('\n');
         text.push_str("-- add_columns (v1 had 6 columns)\n");
-        text.push_str(&add_columns(&w, "wau_audit_logs", &cols[..6], &cols));
+        text.push_str(&add_columns(&w, "wau_audit_logs", &cols[..6], &cols, &none));
         text.push_str("-- spectrum_schema\n");
         text.push_str(&spectrum_schema(
             "citrine_lake",
@@ -431,13 +485,23 @@ mod tests {
             (2, cols[..7].to_vec()),
             (3, cols.clone()),
         ];
-        text.push_str(&ddl(&w, "wau_audit_logs", &history, None).unwrap());
+        text.push_str(&ddl(&w, "wau_audit_logs", &history, None, &none).unwrap());
         text.push_str("-- ddl --from-version 2\n");
-        text.push_str(&ddl(&w, "wau_audit_logs", &history, Some(2)).unwrap());
+        text.push_str(&ddl(&w, "wau_audit_logs", &history, Some(2), &none).unwrap());
         insta::assert_snapshot!(text);
-        assert!(ddl(&w, "t", &history, Some(9))
+        assert!(ddl(&w, "t", &history, Some(9), &none)
             .unwrap_err()
             .contains("versions: 1, 2, 3"));
-        assert!(ddl(&w, "t", &[], None).is_err());
+        assert!(ddl(&w, "t", &[], None, &none).is_err());
+    }
+
+    #[test]
+    fn widths_have_headroom_and_bounds() {
+        assert_eq!(varchar_width(0), 256);
+        assert_eq!(varchar_width(100), 256);
+        assert_eq!(varchar_width(129), 512);
+        assert_eq!(varchar_width(1000), 2048);
+        assert_eq!(varchar_width(40_000), MAX_VARCHAR);
+        assert_eq!(varchar_width(MAX_VARCHAR), MAX_VARCHAR);
     }
 }

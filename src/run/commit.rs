@@ -166,6 +166,7 @@ pub fn commit(
         forgotten: Vec::new(),
         supersedes: Vec::new(),
         after_commit: None,
+        widths: crate::write::column_widths(schema, &files),
     };
     let store = lake.store();
     store.write(&lake.report_key(table, run_id), report.to_json().as_bytes())?;
@@ -247,6 +248,7 @@ mod tests {
                 customer: "acme".into(),
                 dt: 19_000,
             },
+            widths: Vec::new(),
         }
     }
 

@@ -296,6 +296,7 @@ fn rewrite(
         forgotten: forgotten.iter().map(|e| e.record.uri.clone()).collect(),
         supersedes: supersedes.clone(),
         after_commit: None,
+        widths: crate::write::column_widths(&schema, &files),
     };
     let store = lake.store();
     store.write(

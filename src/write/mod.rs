@@ -3,4 +3,4 @@
 
 pub mod parquet;
 
-pub use self::parquet::{PartitionedWriter, WrittenFile};
+pub use self::parquet::{column_widths, PartitionedWriter, WrittenFile};

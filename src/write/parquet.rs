@@ -43,6 +43,54 @@ pub struct WrittenFile {
     pub rows: u64,
     /// Its partition.
     pub partition: PartitionKey,
+    /// The longest value in bytes of each string column, by column index (0 for other
+    /// columns): what Redshift's VARCHAR widths must hold.
+    #[serde(default)]
+    pub widths: Vec<u32>,
+}
+
+/// The longest value of each string column of `schema` over `files`, by name (a column no
+/// file has a value of is 0).
+pub fn column_widths(
+    schema: &arrow::datatypes::Schema,
+    files: &[WrittenFile],
+) -> std::collections::BTreeMap<String, u32> {
+    schema
+        .fields()
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| f.data_type() == &arrow::datatypes::DataType::Utf8)
+        .map(|(i, f)| {
+            let longest = files
+                .iter()
+                .filter_map(|file| file.widths.get(i))
+                .copied()
+                .max()
+                .unwrap_or(0);
+            (f.name().clone(), longest)
+        })
+        .collect()
+}
+
+/// Raise `widths` (by column index) to the longest value of each string column of `batch`.
+fn widen(widths: &mut [u32], batch: &RecordBatch) {
+    for (width, column) in widths.iter_mut().zip(batch.columns()) {
+        let Some(strings) = column.as_string_opt::<i32>() else {
+            continue;
+        };
+        let offsets = strings.value_offsets();
+        // No value can be longer than all of them together.
+        let total = (offsets[offsets.len() - 1] - offsets[0]) as u32;
+        if total <= *width {
+            continue;
+        }
+        let longest = offsets
+            .windows(2)
+            .map(|w| (w[1] - w[0]) as u32)
+            .max()
+            .unwrap_or(0);
+        *width = (*width).max(longest);
+    }
 }
 
 impl WrittenFile {
@@ -139,6 +187,8 @@ struct OpenFile {
     /// flushing a file changes it, so the budget check sums these instead of asking every
     /// open writer (a walk over all its columns) after each batch.
     memory: u64,
+    /// Longest value per string column so far (see [`WrittenFile::widths`]).
+    widths: Vec<u32>,
 }
 
 impl OpenFile {
@@ -153,6 +203,7 @@ impl OpenFile {
             key: self.key,
             rows: self.rows,
             partition,
+            widths: self.widths,
         })
     }
 }
@@ -163,6 +214,7 @@ struct Sealed {
     key: String,
     rows: u64,
     partition: PartitionKey,
+    widths: Vec<u32>,
 }
 
 impl Sealed {
@@ -174,6 +226,7 @@ impl Sealed {
             bytes,
             rows: self.rows,
             partition: self.partition,
+            widths: self.widths,
         })
     }
 }
@@ -315,6 +368,7 @@ impl PartitionedWriter {
             .write(&part.batch)
             .map_err(|source| parquet_error(&file.url, source))?;
         file.rows += part.batch.num_rows() as u64;
+        widen(&mut file.widths, &part.batch);
         file.last_used = tick;
         file.memory = file.writer.memory_size() as u64;
         let size = file.writer.bytes_written() as u64 + file.writer.in_progress_size() as u64;
@@ -370,6 +424,7 @@ impl PartitionedWriter {
             rows: 0,
             last_used: self.tick,
             memory: 0,
+            widths: vec![0; self.schema.fields().len()],
         })
     }
 

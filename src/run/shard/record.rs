@@ -316,6 +316,7 @@ mod tests {
                     customer: "acme".into(),
                     dt: 19_723,
                 },
+                widths: vec![0, 4, 0, 20, 0],
             }],
             rejects_key: Some("_citrine/runs/t/r/shard-0002/rejects.jsonl".into()),
             seconds: 1.5,
