@@ -168,7 +168,61 @@ pub fn s3_objects(event: &Value) -> std::result::Result<Vec<EventObject>, String
     Ok(out)
 }
 
-/// Handle one invocation's event (S3, SQS of S3, or an S3 test event).
+/// The CloudWatch namespace of the Lambda's metrics.
+pub const METRICS_NAMESPACE: &str = "citrine";
+
+/// A table run's summary in CloudWatch Embedded Metric Format: one JSON object that CloudWatch
+/// Logs turns into metrics (rows in, written and rejected, inputs failed, bytes in and out,
+/// seconds), with the table as their dimension. `timestamp_ms` is the time of the metrics.
+pub fn metrics(summary: &TableSummary, timestamp_ms: u64) -> Value {
+    let metrics: Vec<Value> = [
+        ("RowsIn", "Count"),
+        ("RowsWritten", "Count"),
+        ("RowsRejected", "Count"),
+        ("InputsConsumed", "Count"),
+        ("InputsFailed", "Count"),
+        ("BytesIn", "Bytes"),
+        ("BytesOut", "Bytes"),
+        ("Seconds", "Seconds"),
+    ]
+    .iter()
+    .map(|(name, unit)| serde_json::json!({ "Name": name, "Unit": unit }))
+    .collect();
+    serde_json::json!({
+        "_aws": {
+            "Timestamp": timestamp_ms,
+            "CloudWatchMetrics": [{
+                "Namespace": METRICS_NAMESPACE,
+                "Dimensions": [["table"]],
+                "Metrics": metrics,
+            }],
+        },
+        "table": summary.table,
+        "run_id": summary.run_id,
+        "RowsIn": summary.rows_read,
+        "RowsWritten": summary.rows_written,
+        "RowsRejected": summary.rows_rejected,
+        "InputsConsumed": summary.inputs_consumed,
+        "InputsFailed": summary.inputs_failed.len(),
+        "BytesIn": summary.bytes_in,
+        "BytesOut": summary.bytes_out,
+        "Seconds": summary.seconds,
+    })
+}
+
+/// Print `summary`'s [`metrics`] as one line on standard output (the function's log),
+/// through the address scrubber as every line citrine emits.
+fn emit_metrics(summary: &TableSummary) {
+    use std::io::Write as _;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let mut out = crate::logs::ScrubLines::new(std::io::stdout());
+    let _ = writeln!(out, "{}", metrics(summary, now));
+}
+
+/// Handle one invocation's event (S3, SQS of S3, or an S3 test event). Each table's run logs
+/// its summary, and its [`metrics`] as one Embedded Metric Format line.
 pub fn handle(env: &LambdaEnv, event: &Value) -> Result<Invocation> {
     let records = event.get("Records").and_then(Value::as_array);
     let is_sqs = records.is_some_and(|r| {
@@ -253,6 +307,7 @@ pub fn handle(env: &LambdaEnv, event: &Value) -> Result<Invocation> {
         match run_inputs(&env.job, &env.stores, table, inputs, &NoProgress) {
             Ok(summary) => {
                 tracing::info!(summary = %summary, "run");
+                emit_metrics(&summary);
                 // An input that failed is left unconsumed: its message goes back to the
                 // queue, so SQS retries it (and parks it in the dead-letter queue after
                 // maxReceiveCount) while the rest of the batch is done.
@@ -354,5 +409,30 @@ mod tests {
             .unwrap()
             .is_empty());
         assert!(s3_objects(&json!({"detail": {}})).is_err());
+    }
+
+    #[test]
+    fn a_run_summary_is_one_embedded_metric_format_line() {
+        let summary = TableSummary {
+            table: "cloudfront_logs".into(),
+            run_id: Some("20261127T000000000Z-00000000".into()),
+            rows_read: 120,
+            rows_written: 118,
+            rows_rejected: 2,
+            inputs_consumed: 3,
+            bytes_in: 4096,
+            bytes_out: 2048,
+            seconds: 0.5,
+            ..Default::default()
+        };
+        let line = metrics(&summary, 1_764_201_600_000);
+        insta::assert_snapshot!(serde_json::to_string_pretty(&line).unwrap());
+        // Every metric named in the directive is a member of the object.
+        for m in line["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+            .as_array()
+            .unwrap()
+        {
+            assert!(line[m["Name"].as_str().unwrap()].is_number(), "{m}");
+        }
     }
 }
