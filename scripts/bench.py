@@ -53,7 +53,7 @@ COPY (
          date AS dt, filename AS source_file,
          mask_ip(c_ip) AS c_ip,
          array_to_string(list_transform(string_split(replace(x_forwarded_for, '%20', ''), ','),
-                                        x -> mask_ip(trim(x))), ',') AS x_forwarded_for,
+                                        lambda x: mask_ip(trim(x))), ',') AS x_forwarded_for,
          {rest}
   FROM read_csv('{data}/logs/cloudfront/*/*', delim = '\t', header = false, comment = '#',
                 nullstr = '-', columns = {columns}, filename = true, auto_detect = false)

@@ -272,3 +272,24 @@ fn a_new_audit_column_grows_the_schema_at_the_end() {
         .into();
     assert_no_address(&dir.path().join("lake"), &ips);
 }
+
+#[test]
+fn the_summary_counts_bytes_on_disk_and_inflated() {
+    use std::io::Read;
+    let dir = tempfile::tempdir().unwrap();
+    let gz = std::fs::read(common::fixture(
+        "cloudfront/aws-log-parser-cloudfront-multiple.log.gz",
+    ))
+    .unwrap();
+    let mut inflated = Vec::new();
+    flate2::read::MultiGzDecoder::new(gz.as_slice())
+        .read_to_end(&mut inflated)
+        .unwrap();
+    let folder = dir.path().join("logs/cloudfront/acme");
+    std::fs::create_dir_all(&folder).unwrap();
+    std::fs::write(folder.join("E1.2019-12-04-21.a.gz"), &gz).unwrap();
+    common::gen::write_config(dir.path(), "");
+    let s = common::run_summary(dir.path());
+    assert_eq!(s["bytes_in"], gz.len() as u64);
+    assert_eq!(s["bytes_decoded"], inflated.len() as u64);
+}

@@ -92,6 +92,43 @@ impl Content {
     }
 }
 
+/// A reader that counts the bytes its consumer took: an input's decoded (inflated) size.
+pub struct Counted<R> {
+    inner: R,
+    consumed: u64,
+}
+
+impl<R: BufRead> Counted<R> {
+    /// Count what is consumed of `inner`.
+    pub fn new(inner: R) -> Self {
+        Self { inner, consumed: 0 }
+    }
+
+    /// Bytes consumed so far.
+    pub fn consumed(&self) -> u64 {
+        self.consumed
+    }
+}
+
+impl<R: BufRead> Read for Counted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.consumed += n as u64;
+        Ok(n)
+    }
+}
+
+impl<R: BufRead> BufRead for Counted<R> {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        self.inner.fill_buf()
+    }
+
+    fn consume(&mut self, amount: usize) {
+        self.consumed += amount as u64;
+        self.inner.consume(amount);
+    }
+}
+
 /// An opened input: its content, how it was encoded, and the hash of its raw bytes (complete
 /// once the content has been read to its end).
 pub struct Opened {
@@ -212,5 +249,16 @@ mod tests {
         let truncated = gz(&text);
         let err = content(truncated[..truncated.len() - 9].to_vec(), u64::MAX).unwrap_err();
         assert!(matches!(err, FileError::Gzip { .. }), "{err}");
+    }
+
+    #[test]
+    fn counted_counts_what_is_consumed() {
+        let mut r = Counted::new(io::Cursor::new(b"line one\nline two\n".to_vec()));
+        let mut first = String::new();
+        r.read_line(&mut first).unwrap();
+        assert_eq!(r.consumed(), 9);
+        let mut rest = Vec::new();
+        r.read_to_end(&mut rest).unwrap();
+        assert_eq!(r.consumed(), 18);
     }
 }

@@ -75,6 +75,7 @@ pub fn commit(
         match o.result {
             Ok(c) => {
                 summary.rows_read += c.counts.rows_read;
+                summary.bytes_decoded += c.bytes_decoded;
                 summary.rows_written += c.rows_written;
                 summary.rows_rejected += c.rows_rejected;
                 summary.ips_invalid += c.transform.ips_invalid;
@@ -228,6 +229,7 @@ mod tests {
                 rows_written: read - rejected,
                 rows_rejected: rejected,
                 transform: TransformCounts::default(),
+                bytes_decoded: read * 100,
             }),
         }
     }

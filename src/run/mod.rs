@@ -90,8 +90,10 @@ pub struct TableSummary {
     pub rows_written: u64,
     /// Rows rejected.
     pub rows_rejected: u64,
-    /// Input bytes on disk.
+    /// Input bytes on disk (as stored: gzip compressed).
     pub bytes_in: u64,
+    /// Input bytes as decoded: gzip inputs inflated.
+    pub bytes_decoded: u64,
     /// Data files written.
     pub files_written: usize,
     /// Bytes written.
@@ -124,10 +126,19 @@ pub struct TableSummary {
 }
 
 impl TableSummary {
-    /// Input megabytes per second.
+    /// Input megabytes on disk per second.
     pub fn mb_per_sec(&self) -> f64 {
+        self.rate(self.bytes_in)
+    }
+
+    /// Input megabytes as decoded (gzip inflated) per second.
+    pub fn decoded_mb_per_sec(&self) -> f64 {
+        self.rate(self.bytes_decoded)
+    }
+
+    fn rate(&self, bytes: u64) -> f64 {
         if self.seconds > 0.0 {
-            self.bytes_in as f64 / 1e6 / self.seconds
+            bytes as f64 / 1e6 / self.seconds
         } else {
             0.0
         }
@@ -138,7 +149,7 @@ impl std::fmt::Display for TableSummary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{}: {} files in ({} skipped, {} failed), rows {} in / {} out / {} rejected, {} files out ({} bytes), {} partitions ({} new), {:.2} s, {:.1} MB/s",
+            "{}: {} files in ({} skipped, {} failed), rows {} in / {} out / {} rejected, {} files out ({} bytes), {} partitions ({} new), {:.2} s, {:.1} MB/s read ({:.1} MB/s inflated)",
             self.table,
             self.inputs_consumed,
             self.inputs_skipped,
@@ -151,7 +162,8 @@ impl std::fmt::Display for TableSummary {
             self.partitions,
             self.partitions_new,
             self.seconds,
-            self.mb_per_sec()
+            self.mb_per_sec(),
+            self.decoded_mb_per_sec()
         )?;
         if self.inputs_quarantined > 0 {
             write!(

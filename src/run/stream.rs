@@ -55,6 +55,9 @@ pub struct Consumed {
     pub rows_rejected: u64,
     /// What the transform counted.
     pub transform: TransformCounts,
+    /// Bytes the decoder read: the content, inflated when the input is gzip.
+    #[serde(default)]
+    pub bytes_decoded: u64,
 }
 
 /// Decode, transform and write every planned input, spooling rejected rows. Returns each
@@ -325,8 +328,9 @@ fn process_input(
     let mut rows_written = 0u64;
     // An error that is not the input's: kept here, the decode stopped, and raised for the run.
     let mut run_error = None;
+    let mut content = input::Counted::new(opened.content.into_reader(p.input.size));
     let decoded = decode_stream(
-        opened.content.into_reader(p.input.size),
+        &mut content,
         &mut decoder,
         |e| decompress::classify(e, encoding),
         |d| {
@@ -384,6 +388,7 @@ fn process_input(
             rows_written,
             rows_rejected: rejects.len() as u64,
             transform: transform_counts,
+            bytes_decoded: content.consumed(),
         }),
     })
 }

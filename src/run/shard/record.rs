@@ -292,6 +292,7 @@ mod tests {
                         },
                         rows_written: 2,
                         rows_rejected: 1,
+                        bytes_decoded: 300,
                         transform: TransformCounts {
                             ips_invalid: 4,
                             strings_truncated: 5,
