@@ -282,7 +282,8 @@ fn the_summary_counts_bytes_on_disk_and_inflated() {
     ))
     .unwrap();
     let mut inflated = Vec::new();
-    flate2::read::MultiGzDecoder::new(gz.as_slice())
+    citrine::read::decompress::Decompressed::new(gz.as_slice(), u64::MAX)
+        .unwrap()
         .read_to_end(&mut inflated)
         .unwrap();
     let folder = dir.path().join("logs/cloudfront/acme");
