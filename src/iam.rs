@@ -444,6 +444,7 @@ inputs = ["s3://acme-audit/exports/{customer}/*.csv", "s3://acme-audit/old/{cust
             .unwrap();
         assert_eq!(policy(&job)["Statement"], json!([]));
     }
+
     /// The AWS config of every role's snapshot: an S3 lake with a KMS key, Glue, a serverless
     /// workgroup by ARN, the Lambda's queue.
     const FULL: &str = r#"

@@ -182,7 +182,7 @@ fn a_hash_is_hmac_sha256_of_the_value_and_needs_a_key() {
     assert_eq!(out.status.code(), Some(2));
     assert_eq!(
         String::from_utf8_lossy(&out.stderr).trim(),
-        "citrine: config key `privacy.hash_key_env`: a `hash` column rule needs a key: set the environment variable CITRINE_HASH_KEY (at least 16 bytes); citrine never hashes without one"
+        "citrine: citrine.toml: config key `privacy.hash_key_env`: a `hash` column rule needs a key: set the environment variable CITRINE_HASH_KEY (at least 16 bytes); citrine never hashes without one"
     );
     assert!(!dir.path().join("lake").exists());
     let out = run(dir.path(), Some("too short"));
