@@ -4,7 +4,8 @@ Jobs: CloudFront gzip W3C logs -> typed columns, customer from the folder, IPs m
 (c_ip and every x-forwarded-for element to /24), Hive-partitioned (customer, dt) snappy
 Parquet; the audit CSV job (timestamp parsed, source_ip masked); and many small CloudFront
 files. Each job runs A B A B; every run is timed with /usr/bin/time (wall, peak RSS, CPU).
-The machine's own gunzip throughput (2 parallel gzip -dc) is measured as the ceiling.
+Two ceilings are measured on the CloudFront files: the machine's own gunzip throughput (2
+parallel gzip -dc), and citrine's inflater alone (libdeflate, examples/inflate_ceiling, 2 threads).
 With --s3: citrine on s3:// inputs and lake (the local SeaweedFS server) beside local folders.
 With --shards: the CloudFront job as one sharded run (plan, N shard processes at once, one
 worker each, commit) for N = 1, 2, 4, beside the one-process run.
@@ -23,6 +24,7 @@ work = root / ".tmp/bench"
 release = root / "target/dist/x86_64-unknown-linux-gnu/release"
 citrine = release / "citrine"
 gen = release / "examples/bench_data"
+INFLATE = release / "examples/inflate_ceiling"
 
 FIELDS = ("date time x_edge_location sc_bytes c_ip cs_method cs_host cs_uri_stem sc_status cs_referer "
           "cs_user_agent cs_uri_query cs_cookie x_edge_result_type x_edge_request_id x_host_header "
@@ -332,9 +334,13 @@ def main():
             subprocess.run(["sh", "-c", f"find '{data}' -name '*.gz' -print0 | xargs -0 -P2 -n64 gzip -dc > /dev/null"], check=True)
             gunzip = stats["uncompressed"] / 1e6 / (time.monotonic() - start)
             print(f"  gunzip alone (2 processes): {gunzip:.1f} MB/s", flush=True)
+            ceiling = json.loads(subprocess.check_output([str(INFLATE), str(data), "2"]))
+            libdeflate = ceiling["bytes_out"] / 1e6 / ceiling["seconds"]
+            print(f"  libdeflate alone (citrine's inflater, 2 threads): {libdeflate:.1f} MB/s", flush=True)
         line = run_job(name, fmt, data, stats, args.runs, 2)
         if kind == "cloudfront":
             line["gunzip_mb_per_s"] = gunzip
+            line["libdeflate_mb_per_s"] = libdeflate
         table.append(line)
     print("\n| job | input | citrine MB/s | DuckDB MB/s | citrine / DuckDB | citrine rows/s | citrine peak RSS | DuckDB peak RSS | citrine CPU | output citrine / DuckDB |")
     print("|---|---|---|---|---|---|---|---|---|---|")
@@ -347,7 +353,8 @@ def main():
     for l in table:
         if "gunzip_mb_per_s" in l:
             print(f"\ncloudfront: citrine at {100 * l['citrine']['mb_per_s'] / l['gunzip_mb_per_s']:.0f}% of gunzip alone "
-                  f"({l['gunzip_mb_per_s']:.1f} MB/s)")
+                  f"({l['gunzip_mb_per_s']:.1f} MB/s), {100 * l['citrine']['mb_per_s'] / l['libdeflate_mb_per_s']:.0f}% of "
+                  f"libdeflate alone ({l['libdeflate_mb_per_s']:.1f} MB/s)")
     (work / "results.json").write_text(json.dumps(table, indent=2))
 
 
