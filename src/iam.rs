@@ -371,10 +371,7 @@ name = "wau_audit_logs"
 format = "audit"
 inputs = ["s3://acme-audit/exports/{customer}/*.csv", "s3://acme-audit/old/{customer}/*.csv"]
 "#;
-        let job = ConfigFile::parse(text, "t")
-            .unwrap()
-            .validate(std::path::Path::new("/base"))
-            .unwrap();
+        let job = validated(text);
         let text = serde_json::to_string_pretty(&policy(&job)).unwrap();
         insta::assert_snapshot!(text);
     }
@@ -382,10 +379,7 @@ inputs = ["s3://acme-audit/exports/{customer}/*.csv", "s3://acme-audit/old/{cust
     #[test]
     fn redshift_loads_add_the_data_api_and_the_secret() {
         let text = "[lake]\nroot = \"lake\"\n[[table]]\nname = \"t\"\nformat = \"audit\"\ninputs = [\"in/\"]\n[redshift]\ncluster_id = \"c1\"\ndatabase = \"dev\"\nsecret_arn = \"arn:aws:secretsmanager:eu-west-1:1:secret:s\"\n";
-        let job = ConfigFile::parse(text, "t")
-            .unwrap()
-            .validate(std::path::Path::new("/base"))
-            .unwrap();
+        let job = validated(text);
         let p = policy(&job);
         let sids: Vec<&str> = p["Statement"]
             .as_array()
@@ -414,10 +408,7 @@ inputs = ["s3://acme-audit/exports/{customer}/*.csv", "s3://acme-audit/old/{cust
     #[test]
     fn deleting_or_archiving_inputs_adds_exactly_those_rights() {
         let text = "[lake]\nroot = \"lake\"\n[[table]]\nname = \"kept\"\nformat = \"audit\"\ninputs = [\"s3://in/kept/\"]\n[[table]]\nname = \"gone\"\nformat = \"audit\"\ninputs = [\"s3://in/gone/\"]\nafter_commit = \"archive\"\narchive_to = \"s3://cold/archive/\"\n";
-        let job = ConfigFile::parse(text, "t")
-            .unwrap()
-            .validate(std::path::Path::new("/base"))
-            .unwrap();
+        let job = validated(text);
         let p = policy(&job);
         let statements = p["Statement"].as_array().unwrap();
         let find = |sid: &str| statements.iter().find(|s| s["Sid"] == sid).unwrap();
@@ -438,10 +429,7 @@ inputs = ["s3://acme-audit/exports/{customer}/*.csv", "s3://acme-audit/old/{cust
     #[test]
     fn a_local_job_needs_no_statements() {
         let text = "[lake]\nroot = \"lake\"\n[[table]]\nname = \"t\"\nformat = \"audit\"\ninputs = [\"in/\"]\n";
-        let job = ConfigFile::parse(text, "t")
-            .unwrap()
-            .validate(std::path::Path::new("/base"))
-            .unwrap();
+        let job = validated(text);
         assert_eq!(policy(&job)["Statement"], json!([]));
     }
 
