@@ -60,6 +60,8 @@ enum Target {
 #[derive(Debug)]
 struct Header {
     targets: Vec<Target>,
+    /// The index of the `timestamp` field (found once, not per record).
+    ts: usize,
     /// Every header name, normalised, in file order (for messages).
     names: Vec<String>,
     /// The names of the emitted string columns.
@@ -125,6 +127,10 @@ impl Header {
         }
         schema_fields.extend(columns.iter().map(|c| Field::new(c, DataType::Utf8, true)));
         Ok(Header {
+            ts: targets
+                .iter()
+                .position(|t| *t == Target::Ts)
+                .unwrap_or_default(),
             targets,
             names,
             columns,
@@ -517,12 +523,14 @@ impl AuditDecoder {
         };
         self.counts.rows_read += 1;
         let reason = match Self::check(header, out, ends, field) {
-            Ok(ts) => {
+            Ok((ts, text)) => {
                 self.prefix.append(ts, line, out.len());
-                for (i, target) in header.targets.iter().enumerate() {
-                    // Checked UTF-8 above; empty is null.
-                    let text = std::str::from_utf8(field(i)).unwrap_or_default();
-                    let value = (!text.is_empty()).then_some(text);
+                let mut start = 0;
+                for (target, &end) in header.targets.iter().zip(ends) {
+                    // The record was checked as UTF-8 once, whole; fields end at delimiters
+                    // (ASCII), so each slice is on character boundaries. Empty is null.
+                    let value = text.get(start..end).filter(|v| !v.is_empty());
+                    start = end;
                     match *target {
                         Target::Ts => {}
                         Target::Customer => self.customer.append_option(value),
@@ -544,37 +552,40 @@ impl AuditDecoder {
         Ok(())
     }
 
-    /// Validate one record against the header; its `ts` if good.
+    /// Validate one record against the header; its `ts` and its text if good.
     fn check<'a>(
         header: &Header,
         out: &'a [u8],
         ends: &[usize],
         field: impl Fn(usize) -> &'a [u8],
-    ) -> Result<i64, RejectReason> {
+    ) -> Result<(i64, &'a str), RejectReason> {
         if ends.len() != header.targets.len() {
             return Err(RejectReason::FieldCount {
                 expected: header.targets.len(),
                 found: ends.len(),
             });
         }
-        if let Err(e) = std::str::from_utf8(out) {
+        let all = std::str::from_utf8(out).map_err(|e| {
             let bad = ends
                 .iter()
                 .position(|&end| end > e.valid_up_to())
                 .unwrap_or(0);
+            RejectReason::InvalidUtf8 {
+                column: header.names[bad].clone(),
+            }
+        })?;
+        // Valid as a whole is not enough: bytes split by a delimiter (`\xC3,\xA9`) join into a
+        // character once the delimiter is gone. Every field must end on a character boundary.
+        if let Some(bad) = ends.iter().position(|&end| !all.is_char_boundary(end)) {
             return Err(RejectReason::InvalidUtf8 {
                 column: header.names[bad].clone(),
             });
         }
-        let ts_idx = header
-            .targets
-            .iter()
-            .position(|t| *t == Target::Ts)
-            .unwrap_or_default();
-        let text = std::str::from_utf8(field(ts_idx)).unwrap_or_default();
-        parse_timestamp(text).ok_or_else(|| RejectReason::BadTimestamp {
+        let text = std::str::from_utf8(field(header.ts)).unwrap_or_default();
+        let ts = parse_timestamp(text).ok_or_else(|| RejectReason::BadTimestamp {
             value: reject_text(text.as_bytes()),
-        })
+        })?;
+        Ok((ts, all))
     }
 }
 
@@ -1176,6 +1187,27 @@ mod tests {
         assert_eq!(
             crate::schema::names(&u.parsed_schema()),
             ["ts", "row_num", "customer", "user", "action", "zone"]
+        );
+    }
+
+    #[test]
+    fn bytes_of_one_character_split_by_a_delimiter_are_invalid_utf8() {
+        // `\xC3` and `\xA9` are "é" only once the comma between them is gone.
+        let input = b"timestamp,user,action\n2024-03-01T00:00:00Z,a\xC3,\xA9b\n2024-03-01T00:00:01Z,ok,fine\n";
+        let mut d = AuditDecoder::default();
+        let mut at = 0;
+        while at < input.len() {
+            at += d.decode(&input[at..]).unwrap();
+        }
+        d.finish().unwrap();
+        let out = d.flush().unwrap().unwrap();
+        assert_eq!(out.batch.num_rows(), 1);
+        assert_eq!(out.rejects.len(), 1);
+        assert_eq!(
+            out.rejects[0].reason,
+            RejectReason::InvalidUtf8 {
+                column: "user".into()
+            }
         );
     }
 }
