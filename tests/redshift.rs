@@ -320,22 +320,9 @@ fn history(dir: &Path, table: &str, n: usize, checkpoint: usize) -> Vec<String> 
             inputs.push(input("in/shared.csv".into()));
         }
         let report = RunReport {
-            version: 1,
-            run_id: run.clone(),
-            table: table.into(),
-            started_at: String::new(),
-            finished_at: String::new(),
             schema_version: 1,
-            columns: Vec::new(),
             inputs,
-            failed_inputs: Vec::new(),
-            files: Vec::new(),
-            rows_rejected: 0,
-            rejects_key: None,
-            forgotten: Vec::new(),
-            supersedes: Vec::new(),
-            after_commit: None,
-            widths: Default::default(),
+            ..RunReport::new(table, run, String::new())
         };
         let store = lake.store();
         store

@@ -135,6 +135,29 @@ impl std::ops::AddAssign for AfterCommitOutcome {
 }
 
 impl RunReport {
+    /// The report of run `run_id` of `table`, started at `started_at` and finishing now,
+    /// with nothing consumed, written or rejected yet: callers fill in what the run did.
+    pub fn new(table: &str, run_id: &str, started_at: String) -> Self {
+        Self {
+            version: REPORT_VERSION,
+            run_id: run_id.to_owned(),
+            table: table.to_owned(),
+            started_at,
+            finished_at: now_rfc3339(),
+            schema_version: 0,
+            columns: Vec::new(),
+            inputs: Vec::new(),
+            failed_inputs: Vec::new(),
+            files: Vec::new(),
+            rows_rejected: 0,
+            rejects_key: None,
+            forgotten: Vec::new(),
+            supersedes: Vec::new(),
+            widths: Default::default(),
+            after_commit: None,
+        }
+    }
+
     /// Pretty JSON.
     pub fn to_json(&self) -> String {
         let mut s = serde_json::to_string_pretty(self).expect("plain data serialises");

@@ -166,13 +166,7 @@ mod tests {
 
     fn report(run: &str, uris: &[&str]) -> RunReport {
         RunReport {
-            version: 1,
-            run_id: run.into(),
-            table: "t".into(),
-            started_at: String::new(),
-            finished_at: String::new(),
             schema_version: 1,
-            columns: Vec::new(),
             inputs: uris
                 .iter()
                 .map(|u| InputRecord {
@@ -187,14 +181,7 @@ mod tests {
                     changed: false,
                 })
                 .collect(),
-            failed_inputs: Vec::new(),
-            files: Vec::new(),
-            rows_rejected: 0,
-            rejects_key: None,
-            forgotten: Vec::new(),
-            supersedes: Vec::new(),
-            after_commit: None,
-            widths: Default::default(),
+            ..RunReport::new("t", run, String::new())
         }
     }
 

@@ -231,13 +231,7 @@ mod tests {
     fn a_known_input_with_any_new_identity_is_hashed_never_reprocessed_blindly() {
         let mut ledger = Ledger::default();
         ledger.apply(RunReport {
-            version: 1,
-            run_id: "r1".into(),
-            table: "t".into(),
-            started_at: String::new(),
-            finished_at: String::new(),
             schema_version: 1,
-            columns: Vec::new(),
             inputs: vec![InputRecord {
                 uri: "logs/a.log".into(),
                 size: 100,
@@ -249,14 +243,7 @@ mod tests {
                 rows_rejected: 0,
                 changed: false,
             }],
-            failed_inputs: Vec::new(),
-            files: Vec::new(),
-            rows_rejected: 0,
-            rejects_key: None,
-            forgotten: Vec::new(),
-            supersedes: Vec::new(),
-            after_commit: None,
-            widths: Default::default(),
+            ..RunReport::new("t", "r1", String::new())
         });
         assert_eq!(ledger.decide("logs/b.log", 100, 7, None), Decision::New);
         assert_eq!(

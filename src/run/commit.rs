@@ -11,8 +11,8 @@ use super::stall_point;
 use super::stream::{remove_files, Outcome};
 use super::TableSummary;
 use crate::commit::rejects::Rejects;
-use crate::commit::report::{now_rfc3339, REPORT_VERSION};
-use crate::commit::{manifest_json, FailedInput, InputRecord, RunReport, WrittenRecord};
+use crate::commit::report::ColumnRecord;
+use crate::commit::{manifest_json, FailedInput, InputRecord, RunReport};
 use crate::config::AfterCommit;
 use crate::error::{Error, FileError, InputError, Result};
 use crate::lake::Lake;
@@ -24,7 +24,7 @@ use crate::write::WrittenFile;
 /// Fold the committed `report` into `ledger` and, when due, write it as the table's newest
 /// checkpoint. A failure is logged, never the run's: the run is committed, and the next plan
 /// replays one more report.
-pub(crate) fn checkpoint_after(lake: &Lake, table: &str, mut ledger: Ledger, report: RunReport) {
+fn checkpoint_after(lake: &Lake, table: &str, mut ledger: Ledger, report: RunReport) {
     let due = ledger.provenance().checkpoint.is_none()
         || ledger.provenance().replayed + 1 >= checkpoint::EVERY_RUNS;
     if !due {
@@ -35,6 +35,67 @@ pub(crate) fn checkpoint_after(lake: &Lake, table: &str, mut ledger: Ledger, rep
     if let Err(e) = checkpoint::write(lake, table, &ledger, &older) {
         tracing::warn!(table, error = %e, "could not write the ledger checkpoint; the next plan replays more reports");
     }
+}
+
+/// What registering a run's files in the catalog did.
+pub(crate) struct Registered {
+    /// The table's schema version after it.
+    pub schema_version: u64,
+    /// Partitions the files are in.
+    pub partitions: usize,
+    /// Of those, partitions new to the catalog.
+    pub partitions_new: usize,
+}
+
+/// Create or grow `table` to `columns` in the catalog and register the partitions of `files`
+/// ("already exists" is success).
+pub(crate) fn register(
+    lake: &Lake,
+    table: &str,
+    catalog: &mut dyn Catalog,
+    columns: &[ColumnRecord],
+    files: &[WrittenFile],
+) -> Result<Registered> {
+    let data_url = format!("{}/", lake.url(&lake.data_prefix(table)));
+    let schema_version = catalog.ensure_table(table, columns, &data_url)?;
+    let partitions: BTreeSet<_> = files.iter().map(|f| f.partition.clone()).collect();
+    let registrations: Vec<_> = partitions
+        .into_iter()
+        .map(|p| {
+            let url = format!("{data_url}{}/", p.path());
+            (p, url)
+        })
+        .collect();
+    Ok(Registered {
+        schema_version,
+        partitions: registrations.len(),
+        partitions_new: catalog.add_partitions(table, &registrations)?,
+    })
+}
+
+/// The last steps of every commit: write `report`, then `before_marker`'s durable record,
+/// then the marker (the manifest of the report's files), then, if due, the ledger checkpoint.
+pub(crate) fn publish(
+    lake: &Lake,
+    ledger: Ledger,
+    report: RunReport,
+    before_marker: impl FnOnce() -> Result<()>,
+) -> Result<()> {
+    let store = lake.store();
+    let (table, run_id) = (report.table.clone(), report.run_id.clone());
+    store.write(
+        &lake.report_key(&table, &run_id),
+        report.to_json().as_bytes(),
+    )?;
+    before_marker()?;
+    stall_point("before_manifest");
+    store.write(
+        &lake.manifest_key(&table, &run_id),
+        manifest_json(&report.files).as_bytes(),
+    )?;
+    stall_point("before_checkpoint");
+    checkpoint_after(lake, &table, ledger, report);
+    Ok(())
 }
 
 /// The run being committed.
@@ -137,49 +198,24 @@ pub fn commit(
 
     let rejects_key = rejects.publish(lake.store().as_ref(), &lake.rejects_key(table, run_id))?;
     let columns = columns_of(schema);
-    let data_url = format!("{}/", lake.url(&lake.data_prefix(table)));
-    let schema_version = catalog.ensure_table(table, &columns, &data_url)?;
-    let partitions: BTreeSet<_> = files.iter().map(|f| f.partition.clone()).collect();
-    summary.partitions = partitions.len();
-    let registrations: Vec<_> = partitions
-        .into_iter()
-        .map(|p| {
-            let url = format!("{data_url}{}/", p.path());
-            (p, url)
-        })
-        .collect();
-    summary.partitions_new = catalog.add_partitions(table, &registrations)?;
-
-    let records: Vec<WrittenRecord> = files.iter().map(|f| f.record(lake)).collect();
+    let registered = register(lake, table, catalog, &columns, &files)?;
+    summary.partitions = registered.partitions;
+    summary.partitions_new = registered.partitions_new;
     let report = RunReport {
-        version: REPORT_VERSION,
-        run_id: run_id.to_owned(),
-        table: table.to_owned(),
-        started_at: run.started_at.clone(),
-        finished_at: now_rfc3339(),
-        schema_version,
+        schema_version: registered.schema_version,
+        widths: crate::write::column_widths(schema, &files),
         columns,
         inputs,
         failed_inputs: summary.inputs_failed.clone(),
-        files: records.clone(),
+        files: files.iter().map(|f| f.record(lake)).collect(),
         rows_rejected: summary.rows_rejected,
         rejects_key,
-        forgotten: Vec::new(),
-        supersedes: Vec::new(),
-        after_commit: None,
-        widths: crate::write::column_widths(schema, &files),
+        ..RunReport::new(table, run_id, run.started_at.clone())
     };
-    let store = lake.store();
-    store.write(&lake.report_key(table, run_id), report.to_json().as_bytes())?;
     // What is to happen to the inputs is durable before the marker that allows it.
-    super::after_commit::record(lake, table, run.after_commit, run_id, after)?;
-    stall_point("before_manifest");
-    store.write(
-        &lake.manifest_key(table, run_id),
-        manifest_json(&records).as_bytes(),
-    )?;
-    stall_point("before_checkpoint");
-    checkpoint_after(lake, table, ledger, report);
+    publish(lake, ledger, report, || {
+        super::after_commit::record(lake, table, run.after_commit, run_id, after)
+    })?;
     summary.run_id = Some(run_id.to_owned());
     Ok(())
 }

@@ -21,12 +21,12 @@ use arrow::datatypes::{DataType, SchemaRef};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde::Serialize;
 
-use super::commit::checkpoint_after;
+use super::commit::{publish, register};
 use super::plan::resolve_schema;
 use super::stall_point;
 use crate::commit::journal::Journal;
-use crate::commit::report::{now_rfc3339, REPORT_VERSION};
-use crate::commit::{manifest_json, RunReport, WrittenRecord};
+use crate::commit::report::now_rfc3339;
+use crate::commit::RunReport;
 use crate::config::{Job, TableSpec};
 use crate::error::{Error, Result};
 use crate::lake::{new_run_id, run_id_after, Lake};
@@ -266,49 +266,17 @@ fn rewrite(
     }
 
     let columns = columns_of(&schema);
-    let data_url = format!("{}/", lake.url(&lake.data_prefix(&table.name)));
-    let schema_version = catalog.ensure_table(&table.name, &columns, &data_url)?;
-    let registrations: Vec<_> = files
-        .iter()
-        .map(|f| f.partition.clone())
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .map(|p| {
-            let url = format!("{data_url}{}/", p.path());
-            (p, url)
-        })
-        .collect();
-    catalog.add_partitions(&table.name, &registrations)?;
-    let records: Vec<WrittenRecord> = files.iter().map(|f| f.record(lake)).collect();
+    let registered = register(lake, &table.name, catalog.as_mut(), &columns, &files)?;
     let report = RunReport {
-        version: REPORT_VERSION,
-        run_id: run_id.clone(),
-        table: table.name.clone(),
-        started_at,
-        finished_at: now_rfc3339(),
-        schema_version,
+        schema_version: registered.schema_version,
+        widths: crate::write::column_widths(&schema, &files),
         columns,
-        inputs: Vec::new(),
-        failed_inputs: Vec::new(),
-        files: records.clone(),
-        rows_rejected: 0,
-        rejects_key: None,
+        files: files.iter().map(|f| f.record(lake)).collect(),
         forgotten: forgotten.iter().map(|e| e.record.uri.clone()).collect(),
         supersedes: supersedes.clone(),
-        after_commit: None,
-        widths: crate::write::column_widths(&schema, &files),
+        ..RunReport::new(&table.name, &run_id, started_at)
     };
-    let store = lake.store();
-    store.write(
-        &lake.report_key(&table.name, &run_id),
-        report.to_json().as_bytes(),
-    )?;
-    stall_point("before_manifest");
-    store.write(
-        &lake.manifest_key(&table.name, &run_id),
-        manifest_json(&records).as_bytes(),
-    )?;
-    checkpoint_after(lake, &table.name, ledger, report);
+    publish(lake, ledger, report, || Ok(()))?;
     stall_point("before_supersede");
     delete_superseded(lake, &supersedes)?;
     if let Err(e) = journal.finish() {
