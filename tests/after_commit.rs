@@ -30,17 +30,6 @@ fn generate(dir: &Path, after: &str) -> Generated {
     g
 }
 
-fn run_json(dir: &Path) -> Value {
-    let out = common::citrine(dir, &["run", "--json"]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice::<Value>(&out.stdout).unwrap()[0].clone()
-}
-
 fn inputs_left(dir: &Path) -> Vec<String> {
     files_below(&dir.join("logs"))
 }
@@ -50,7 +39,7 @@ fn inputs_are_deleted_after_the_marker_and_a_killed_run_leaves_them_to_the_next(
     // Deleted once committed.
     let dir = tempfile::tempdir().unwrap();
     let g = generate(dir.path(), "after_commit = \"delete\"\n");
-    let s = run_json(dir.path());
+    let s = common::run_summary(dir.path());
     assert_eq!(s["after_commit"]["deleted"], g.files);
     assert!(inputs_left(dir.path()).is_empty());
     assert_eq!(rust_counts(dir.path()), g.expected);
@@ -73,7 +62,7 @@ fn inputs_are_deleted_after_the_marker_and_a_killed_run_leaves_them_to_the_next(
         .iter()
         .any(|f| f.ends_with(".manifest")));
     assert_eq!(inputs_left(dir.path()).len(), g.files);
-    let s = run_json(dir.path());
+    let s = common::run_summary(dir.path());
     assert_eq!(s["run_id"], Value::Null);
     assert_eq!(s["after_commit"]["deleted"], g.files);
     assert!(inputs_left(dir.path()).is_empty());
@@ -137,7 +126,7 @@ fn an_input_rewritten_before_its_deletion_is_kept_and_read_again() {
     );
     assert_eq!(inputs_left(dir.path()), [victim]);
     // The next run reads it again (changed), commits it, and then deletes it.
-    let s = run_json(dir.path());
+    let s = common::run_summary(dir.path());
     assert_eq!(s["inputs_consumed"], 1);
     assert_eq!(s["inputs_changed"].as_array().unwrap().len(), 1);
     assert_eq!(s["after_commit"]["deleted"], 1);
@@ -158,7 +147,7 @@ fn archived_inputs_move_below_archive_to_unchanged() {
             (f, bytes)
         })
         .collect();
-    let s = run_json(dir.path());
+    let s = common::run_summary(dir.path());
     assert_eq!(s["after_commit"]["archived"], g.files);
     assert!(inputs_left(dir.path()).is_empty());
     // Kept at their path below the pattern's root (`logs/cloudfront/`).
@@ -199,14 +188,8 @@ fn on_the_s3_server_inputs_are_deleted_after_the_commit() {
         format!("[lake]\nroot = \"s3://{bucket}/lake\"\n[[table]]\nname = \"cloudfront_logs\"\nformat = \"cloudfront\"\ninputs = [\"s3://{bucket}/logs/cloudfront/{{customer}}/\"]\nafter_commit = \"delete\"\n"),
     )
     .unwrap();
-    let out = e.citrine(dir.path(), &["run", "--json"], &[]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let s: Value = serde_json::from_slice::<Value>(&out.stdout).unwrap()[0].clone();
+    let stdout = common::succeeded(&e.citrine(dir.path(), &["run", "--json"], &[]));
+    let s: Value = serde_json::from_str::<Value>(&stdout).unwrap()[0].clone();
     assert_eq!(s["after_commit"]["deleted"], g.files);
     assert!(e
         .client(&["list", &bucket, "logs/"])

@@ -11,10 +11,9 @@ use std::path::Path;
 
 use arrow::array::AsArray;
 use common::gen::{cloudfront, write_config, Shape};
-use common::warehouse::{pg_port, Warehouse};
-use common::{batches_below, citrine, citrine_env, files_below};
+use common::warehouse::{load, pg_port, Warehouse, REDSHIFT};
+use common::{batches_below, citrine, files_below, succeeded};
 
-const REDSHIFT: &str = "[redshift]\nworkgroup = \"analytics\"\ndatabase = \"dev\"\nsecret_arn = \"arn:aws:secretsmanager:us-east-1:123456789012:secret:citrine\"\nschema = \"logs\"\niam_role = \"arn:aws:iam::123456789012:role/copy\"\ntimeout_secs = 30\npoll_ms = 20\n";
 const TABLE: &str = "cloudfront_logs";
 
 /// Two customers, two days, two files a day (each day's last file also holds rows of the
@@ -79,30 +78,6 @@ fn spanning_input(dir: &Path) -> String {
     uri
 }
 
-fn ok(out: &std::process::Output) -> String {
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn redshift(dir: &Path, url: &str, args: &[&str]) -> String {
-    let env = common::aws::env_for(url);
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let mut all = vec!["redshift"];
-    all.extend_from_slice(args);
-    ok(&citrine_env(dir, &all, &env))
-}
-
-/// The table in the warehouse, from `citrine redshift ddl`.
-fn create_table(dir: &Path, w: &Warehouse) {
-    let ddl = ok(&citrine(dir, &["redshift", "ddl", "--table", TABLE]));
-    w.sql(&common::warehouse::translate(&ddl), true).unwrap();
-}
-
 fn markers(dir: &Path) -> Vec<String> {
     let folder = dir.join("lake/complete").join(TABLE);
     let mut out: Vec<String> = files_below(&folder)
@@ -128,9 +103,9 @@ fn forgetting_written_rows_keeps_the_lake_and_the_warehouse_exactly_once() {
     let forgotten = spanning_input(d);
     assert!(before[&forgotten] > 0);
     let w = Warehouse::fresh(port, "forget");
-    create_table(d, &w);
+    w.create_table(d, TABLE);
     let (api, _) = w.data_api();
-    redshift(d, &api, &["load", "--table", TABLE]);
+    load(d, &api, &["--table", TABLE]);
     assert_eq!(warehouse_rows(&w), before);
 
     // Without --delete-rows: refused, nothing changes.
@@ -145,7 +120,7 @@ fn forgetting_written_rows_keeps_the_lake_and_the_warehouse_exactly_once() {
 
     // With it: the rows go, every other row stays once, the replaced files are gone.
     let files_before = files_below(&d.join("lake/data"));
-    let stdout = ok(&citrine(
+    let stdout = succeeded(&citrine(
         d,
         &[
             "forget",
@@ -188,7 +163,7 @@ fn forgetting_written_rows_keeps_the_lake_and_the_warehouse_exactly_once() {
     }
     assert!(files_below(&d.join("lake/_citrine/runs")).is_empty());
     // `query` reads the files that are left, and `catalog sync` finds nothing to change.
-    let counted = ok(&citrine(
+    let counted = succeeded(&citrine(
         d,
         &[
             "query",
@@ -198,14 +173,14 @@ fn forgetting_written_rows_keeps_the_lake_and_the_warehouse_exactly_once() {
         ],
     ));
     assert_eq!(counted, format!("n\n{}\n", expected.values().sum::<u64>()));
-    let synced = ok(&citrine(d, &["catalog", "sync"]));
+    let synced = succeeded(&citrine(d, &["catalog", "sync"]));
     assert!(
         synced.contains("6 partitions in the lake, 0 registered now, 0 stale removed"),
         "{synced}"
     );
 
     // The warehouse follows: the forgotten file's rows deleted, the others once.
-    redshift(d, &api, &["load", "--table", TABLE]);
+    load(d, &api, &["--table", TABLE]);
     assert_eq!(warehouse_rows(&w), expected);
 
     // The next run processes it again; the warehouse gets it back once, and a repeated load
@@ -213,9 +188,9 @@ fn forgetting_written_rows_keeps_the_lake_and_the_warehouse_exactly_once() {
     let s = common::run_summary(d);
     assert_eq!(s["inputs_consumed"], 1);
     assert_eq!(lake_rows(d), before);
-    redshift(d, &api, &["load", "--table", TABLE]);
+    load(d, &api, &["--table", TABLE]);
     assert_eq!(warehouse_rows(&w), before);
-    let again = redshift(d, &api, &["load", "--table", TABLE]);
+    let again = load(d, &api, &["--table", TABLE]);
     assert!(again.contains("nothing new to load"), "{again}");
     assert_eq!(warehouse_rows(&w), before);
     assert_eq!(
@@ -232,7 +207,7 @@ fn runs_loaded_after_the_forget_late_or_out_of_order_load_exactly_once() {
     let before = lake_rows(d);
     let forgotten = spanning_input(d);
     // Forgotten before the first run was ever loaded: its replaced files are gone.
-    ok(&citrine(
+    succeeded(&citrine(
         d,
         &[
             "forget",
@@ -249,20 +224,20 @@ fn runs_loaded_after_the_forget_late_or_out_of_order_load_exactly_once() {
 
     // In order: the first run's files that are left, then the forget run's.
     let w = Warehouse::fresh(port, "late");
-    create_table(d, &w);
+    w.create_table(d, TABLE);
     let (api, _) = w.data_api();
-    redshift(d, &api, &["load", "--table", TABLE]);
+    load(d, &api, &["--table", TABLE]);
     assert_eq!(warehouse_rows(&w), expected);
     assert!(d.join("lake/_citrine/manifests").join(TABLE).is_dir());
 
     // Out of order: the forget run first, then the first run, late.
     let w = Warehouse::fresh(port, "reversed");
-    create_table(d, &w);
+    w.create_table(d, TABLE);
     let (api, _) = w.data_api();
-    redshift(d, &api, &["load", "--manifest", &forget]);
-    redshift(d, &api, &["load", "--manifest", &first]);
+    load(d, &api, &["--manifest", &forget]);
+    load(d, &api, &["--manifest", &first]);
     assert_eq!(warehouse_rows(&w), expected);
-    redshift(d, &api, &["load", "--manifest", &first]);
+    load(d, &api, &["--manifest", &first]);
     assert_eq!(warehouse_rows(&w), expected);
 }
 
@@ -325,7 +300,7 @@ fn on_the_s3_server_forgotten_rows_leave_the_lake_and_the_warehouse() {
         format!("[lake]\nroot = \"s3://{bucket}/lake\"\n[[table]]\nname = \"{TABLE}\"\nformat = \"cloudfront\"\ninputs = [\"s3://{bucket}/logs/cloudfront/{{customer}}/\"]\n\n{REDSHIFT}"),
     )
     .unwrap();
-    let citrine_s3 = |args: &[&str], extra: &[(&str, &str)]| ok(&e.citrine(d, args, extra));
+    let citrine_s3 = |args: &[&str], extra: &[(&str, &str)]| succeeded(&e.citrine(d, args, extra));
     citrine_s3(&["run"], &[]);
     let lake_rows = || -> BTreeMap<String, u64> {
         serde_json::from_value(e.client(&["source-counts", &bucket, &format!("lake/data/{TABLE}")]))
@@ -412,7 +387,7 @@ fn forgetting_a_whole_run_empties_the_lake_until_the_next_run() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let stdout = ok(&citrine(
+    let stdout = succeeded(&citrine(
         d,
         &["forget", "--table", TABLE, "--run", &run, "--delete-rows"],
     ));

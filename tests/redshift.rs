@@ -10,7 +10,7 @@ mod common;
 use std::path::Path;
 
 use common::fake_api::{fake_api, Calls};
-use common::{citrine, citrine_env, run_ok};
+use common::{citrine, citrine_env, run_ok, succeeded};
 use serde_json::{json, Value};
 
 const REDSHIFT: &str = "[redshift]\nworkgroup = \"analytics\"\ndatabase = \"dev\"\nsecret_arn = \"arn:aws:secretsmanager:us-east-1:123456789012:secret:citrine\"\nschema = \"logs\"\niam_role = \"arn:aws:iam::123456789012:role/copy\"\ntimeout_secs = 1\npoll_ms = 20\n";
@@ -46,20 +46,11 @@ fn lake(dir: &Path) -> (String, String) {
     (url, run)
 }
 
-fn stdout(out: &std::process::Output) -> String {
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 #[test]
 fn ddl_and_copy_follow_the_lake() {
     let dir = tempfile::tempdir().unwrap();
     let (manifest, _) = lake(dir.path());
-    let ddl = stdout(&citrine(
+    let ddl = succeeded(&citrine(
         dir.path(),
         &["redshift", "ddl", "--table", "audit"],
     ));
@@ -69,7 +60,7 @@ fn ddl_and_copy_follow_the_lake() {
         ddl.contains("COMPOUND SORTKEY (\"ts\", \"row_num\")"),
         "{ddl}"
     );
-    let copy = stdout(&citrine(
+    let copy = succeeded(&citrine(
         dir.path(),
         &["redshift", "copy", "--manifest", &manifest],
     ));
@@ -77,7 +68,7 @@ fn ddl_and_copy_follow_the_lake() {
     assert!(copy.contains(&format!("FROM '{manifest}'\nIAM_ROLE 'arn:aws:iam::123456789012:role/copy'\nFORMAT AS PARQUET\nMANIFEST;")), "{copy}");
     // A local lake's marker by its path gives the same statement.
     let path = manifest.strip_prefix("file://").unwrap();
-    let by_path = stdout(&citrine(
+    let by_path = succeeded(&citrine(
         dir.path(),
         &["redshift", "copy", "--manifest", path],
     ));
@@ -162,7 +153,7 @@ fn load_runs_one_transaction_per_marker_exactly_once() {
         &url,
         &["--manifest", &manifest, "--vacuum", "--analyze"],
     );
-    assert!(stdout(&out).contains(&format!("audit: run {run} loaded")));
+    assert!(succeeded(&out).contains(&format!("audit: run {run} loaded")));
     let singles: Vec<String> = calls(&seen, "executestatement")
         .iter()
         .map(|b| b["Sql"].as_str().unwrap().to_owned())
@@ -213,11 +204,11 @@ fn load_runs_one_transaction_per_marker_exactly_once() {
     // Already in citrine_loads: nothing is sent, nothing maintained.
     let (url, seen) = data_api("FINISHED", vec![run.clone()]);
     let out = load(dir.path(), &url, &["--table", "audit", "--vacuum"]);
-    assert_eq!(stdout(&out), "audit: nothing new to load\n");
+    assert_eq!(succeeded(&out), "audit: nothing new to load\n");
     assert!(calls(&seen, "batchexecutestatement").is_empty());
     assert_eq!(calls(&seen, "executestatement").len(), 2);
     let out = load(dir.path(), &url, &["--manifest", &manifest]);
-    assert!(stdout(&out).contains(&format!("audit: run {run} already loaded, skipped")));
+    assert!(succeeded(&out).contains(&format!("audit: run {run} already loaded, skipped")));
     assert!(calls(&seen, "batchexecutestatement").is_empty());
 }
 
@@ -355,7 +346,7 @@ fn a_load_after_a_thousand_markers_costs_the_new_ones_only() {
     // citrine_loads holds every run but the last five (its most recent 995 come back).
     let (url, seen) = data_api("FINISHED", runs[..995].iter().rev().cloned().collect());
     let out = load(dir.path(), &url, &["--table", "audit"]);
-    let text = stdout(&out);
+    let text = succeeded(&out);
     let loaded: Vec<&str> = text.lines().collect();
     assert_eq!(loaded.len(), 5, "{text}");
     assert!(
@@ -402,7 +393,7 @@ fn a_load_after_a_thousand_markers_costs_the_new_ones_only() {
     )
     .unwrap();
     let out = load(dir.path(), &url, &["--manifest", &manifest]);
-    assert!(stdout(&out).contains("loaded"), "{}", stdout(&out));
+    assert!(succeeded(&out).contains("loaded"), "{}", succeeded(&out));
     let batch = calls(&seen, "batchexecutestatement")[0]["Sqls"].to_string();
     assert!(
         batch.contains("WHERE \\\"source_file\\\" IN ('in/shared.csv')"),

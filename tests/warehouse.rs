@@ -12,10 +12,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use common::fake_api::Calls;
-use common::warehouse::{pg_port, translate, Warehouse};
-use common::{citrine, citrine_env, files_below, run_ok};
-
-const REDSHIFT: &str = "[redshift]\nworkgroup = \"analytics\"\ndatabase = \"dev\"\nsecret_arn = \"arn:aws:secretsmanager:us-east-1:123456789012:secret:citrine\"\nschema = \"logs\"\niam_role = \"arn:aws:iam::123456789012:role/copy\"\ntimeout_secs = 30\npoll_ms = 20\n";
+use common::warehouse::{load, pg_port, translate, Warehouse, REDSHIFT};
+use common::{citrine, files_below, run_ok, succeeded};
 
 /// An audit table over `dir/logs/<customer>/*.csv`.
 fn config(dir: &Path) {
@@ -45,16 +43,6 @@ fn rows(user: &str, n: usize) -> String {
     text
 }
 
-fn ok(out: std::process::Output) -> String {
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
 /// The newest marker's URL.
 fn newest_marker(dir: &Path) -> String {
     let folder = dir.join("lake/complete/audit");
@@ -67,14 +55,6 @@ fn newest_marker(dir: &Path) -> String {
         "file://{}",
         std::path::absolute(folder.join(name)).unwrap().display()
     )
-}
-
-fn load(dir: &Path, api: &str, args: &[&str]) -> String {
-    let env = common::aws::env_for(api);
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let mut all = vec!["redshift", "load"];
-    all.extend_from_slice(args);
-    ok(citrine_env(dir, &all, &env))
 }
 
 /// Rows per (source file, user) in the warehouse.
@@ -91,8 +71,7 @@ fn by_source(w: &Warehouse) -> BTreeMap<String, u64> {
 
 fn warehouse_for(dir: &Path, port: u16, tag: &str) -> Warehouse {
     let w = Warehouse::fresh(port, tag);
-    let ddl = ok(citrine(dir, &["redshift", "ddl", "--table", "audit"]));
-    w.sql(&translate(&ddl), true).unwrap();
+    w.create_table(dir, "audit");
     w
 }
 
@@ -233,7 +212,7 @@ fn an_old_marker_loads_into_a_grown_table_with_nulls_in_the_new_columns() {
     );
     run_ok(d);
     let new = newest_marker(d);
-    let alter = ok(citrine(
+    let alter = succeeded(&citrine(
         d,
         &["redshift", "ddl", "--table", "audit", "--from-version", "1"],
     ));

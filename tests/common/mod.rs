@@ -73,16 +73,22 @@ pub fn citrine(dir: &Path, args: &[&str]) -> Output {
     citrine_env(dir, args, &[])
 }
 
-/// `citrine run --json` in `dir`, which must succeed: the first table's summary.
-pub fn run_summary(dir: &Path) -> serde_json::Value {
-    let out = citrine(dir, &["run", "--json"]);
+/// The standard output of a command that must have succeeded (exit 0; its standard error shown
+/// otherwise).
+pub fn succeeded(out: &Output) -> String {
     assert_eq!(
         out.status.code(),
         Some(0),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()[0].clone()
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `citrine run --json` in `dir`, which must succeed: the first table's summary.
+pub fn run_summary(dir: &Path) -> serde_json::Value {
+    let stdout = succeeded(&citrine(dir, &["run", "--json"]));
+    serde_json::from_str::<serde_json::Value>(&stdout).unwrap()[0].clone()
 }
 
 /// `citrine run` in `dir`, which must succeed (exit code 0).

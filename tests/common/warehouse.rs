@@ -20,6 +20,20 @@ use serde_json::{json, Value};
 
 use super::fake_api::{fake_api, Calls};
 
+/// A `[redshift]` section for a lake whose loads go to the warehouse's Data API fake
+/// (schema `logs`).
+pub const REDSHIFT: &str = "[redshift]\nworkgroup = \"analytics\"\ndatabase = \"dev\"\nsecret_arn = \"arn:aws:secretsmanager:us-east-1:123456789012:secret:citrine\"\nschema = \"logs\"\niam_role = \"arn:aws:iam::123456789012:role/copy\"\ntimeout_secs = 30\npoll_ms = 20\n";
+
+/// `citrine redshift load ARGS` in `dir` against the Data API at `api`, which must succeed:
+/// its standard output.
+pub fn load(dir: &std::path::Path, api: &str, args: &[&str]) -> String {
+    let env = super::aws::env_for(api);
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let mut all = vec!["redshift", "load"];
+    all.extend_from_slice(args);
+    super::succeeded(&super::citrine_env(dir, &all, &env))
+}
+
 /// The port of the test PostgreSQL, or `None` outside CI when it was not started (the caller
 /// skips with a message). In CI its absence is a failure.
 pub fn pg_port() -> Option<u16> {
@@ -95,6 +109,12 @@ impl Warehouse {
             .lines()
             .map(|l| l.split('\u{1f}').map(str::to_owned).collect())
             .collect())
+    }
+
+    /// Create `table` as `citrine redshift ddl --table TABLE` in `dir` declares it.
+    pub fn create_table(&self, dir: &std::path::Path, table: &str) {
+        let ddl = super::succeeded(&super::citrine(dir, &["redshift", "ddl", "--table", table]));
+        self.sql(&translate(&ddl), true).unwrap();
     }
 
     /// One number.
