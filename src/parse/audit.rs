@@ -14,6 +14,7 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use csv_core::{ReadRecordResult, Reader};
 
 use super::column::{initial_rows, PrefixBuilders, MAX_BATCH_BYTES};
+use super::simple_csv::simple_record;
 use super::timestamp::parse_timestamp;
 use super::{
     reject_text, Decoded, Decoder, Reject, RejectReason, RowCounts, DEFAULT_BATCH_SIZE, UTF8_BOM,
@@ -210,6 +211,8 @@ pub struct AuditDecoder {
     header: Option<Header>,
     out: Vec<u8>,
     ends: Vec<usize>,
+    /// Scratch space of [`simple_record`].
+    hits: Vec<usize>,
     nout: usize,
     nend: usize,
     /// Newlines consumed so far, and the last byte consumed: they place each record's line.
@@ -246,6 +249,7 @@ impl AuditDecoder {
             header: None,
             out: vec![0; 4096],
             ends: vec![0; 64],
+            hits: Vec::new(),
             nout: 0,
             nend: 0,
             newlines: 0,
@@ -295,14 +299,38 @@ impl AuditDecoder {
                 self.partial.extend_from_slice(&input[start..pos]);
                 return Ok(pos);
             }
+            if self.header.is_some() && self.at_record_start() {
+                // Like csv-core at a record's start, pass over the ends of lines.
+                while let Some(&b @ (b'\r' | b'\n')) = input.get(pos) {
+                    self.newlines += u64::from(b == b'\n');
+                    self.last_byte = b;
+                    pos += 1;
+                }
+                start = pos;
+                if pos == input.len() {
+                    // (An empty input would tell csv-core the stream has ended.)
+                    return Ok(pos);
+                }
+                if let Some(line_len) = self.simple_line(&input[pos..]) {
+                    pos += line_len + 1;
+                    self.newlines += 1;
+                    self.last_byte = b'\n';
+                    if self.complete_record(&input[start..pos], self.newlines, 0)? {
+                        return Ok(pos);
+                    }
+                    start = pos;
+                    continue;
+                }
+            }
+            let line_before = self.reader.line();
             let (res, nin, nout, nend) = self.reader.read_record(
                 &input[pos..],
                 &mut self.out[self.nout..],
                 &mut self.ends[self.nend..],
             );
-            let consumed = &input[pos..pos + nin];
-            self.newlines += memchr::memchr_iter(b'\n', consumed).count() as u64;
-            if let Some(&b) = consumed.last() {
+            // csv-core counts the newlines it passes.
+            self.newlines += self.reader.line() - line_before;
+            if let Some(&b) = input[pos..pos + nin].last() {
                 self.last_byte = b;
             }
             pos += nin;
@@ -333,7 +361,8 @@ impl AuditDecoder {
                     // unless it ended at `\r` (CRLF, whose `\n` comes next) or at end of input.
                     let ended_by_newline = nin > 0 && self.last_byte == b'\n';
                     let end_line = self.newlines + u64::from(!ended_by_newline);
-                    if self.complete_record(&input[start..pos], end_line)? {
+                    let embedded = count_newlines(&self.out[..self.nout]);
+                    if self.complete_record(&input[start..pos], end_line, embedded)? {
                         return Ok(pos);
                     }
                     start = pos;
@@ -342,11 +371,37 @@ impl AuditDecoder {
         }
     }
 
-    /// The record csv-core just ended on `end_line` (its raw text is [`Self::partial`], then
-    /// `tail`): decoded, or abandoned when it is a quote left open that a later line closed
-    /// (several lines, the wrong number of fields). True when abandoned.
-    fn complete_record(&mut self, tail: &[u8], end_line: u64) -> Result<bool, FileError> {
-        let embedded = memchr::memchr_iter(b'\n', &self.out[..self.nout]).count();
+    /// Nothing of a record has been read: csv-core is between records (after a record its
+    /// state reads the next byte as it does at the very start).
+    fn at_record_start(&self) -> bool {
+        self.nout == 0 && self.nend == 0 && self.partial.is_empty()
+    }
+
+    /// Split the line at the start of `rest` into [`Self::out`] and [`Self::ends`] when it is a
+    /// whole line that [`simple_record`] reads and within the record limit: the line's length
+    /// (its `\n` not counted). `None` leaves it to csv-core.
+    fn simple_line(&mut self, rest: &[u8]) -> Option<usize> {
+        let len = memchr::memchr(b'\n', rest)?;
+        if len > self.options.max_record {
+            return None;
+        }
+        let (nout, nend) =
+            simple_record(&rest[..len], &mut self.hits, &mut self.out, &mut self.ends)?;
+        self.nout = nout;
+        self.nend = nend;
+        Some(len)
+    }
+
+    /// The record just ended on `end_line` (its raw text is [`Self::partial`], then `tail`;
+    /// `embedded` newlines inside its fields): decoded, or abandoned when it is a quote left
+    /// open that a later line closed (several lines, the wrong number of fields). True when
+    /// abandoned.
+    fn complete_record(
+        &mut self,
+        tail: &[u8],
+        end_line: u64,
+        embedded: usize,
+    ) -> Result<bool, FileError> {
         if embedded > 0 {
             if let Some(header) = &self.header {
                 let expected = header.targets.len();
@@ -408,7 +463,8 @@ impl AuditDecoder {
                 ReadRecordResult::Record => {
                     self.nout += nout;
                     self.nend += nend;
-                    self.complete_record(&[], self.newlines + 1)?;
+                    let embedded = count_newlines(&self.out[..self.nout]);
+                    self.complete_record(&[], self.newlines + 1, embedded)?;
                     return Ok(());
                 }
                 ReadRecordResult::InputEmpty | ReadRecordResult::End => {
@@ -587,6 +643,12 @@ impl AuditDecoder {
         })?;
         Ok((ts, all))
     }
+}
+
+/// Newlines in a record's decoded fields: a plain loop, which for a record's few dozen bytes
+/// costs less than a call into `memchr`.
+fn count_newlines(bytes: &[u8]) -> usize {
+    bytes.iter().filter(|&&b| b == b'\n').count()
 }
 
 /// Fields back to one CSV line, quoting where needed (for reject records).

@@ -12,12 +12,21 @@ const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
 /// Append to `out` the index of every `sep` byte in `line`, in increasing order.
 #[inline]
 pub fn find_all(line: &[u8], sep: u8, out: &mut Vec<usize>) {
-    let pattern = ONES * u64::from(sep);
+    find_any(line, [sep], out);
+}
+
+/// Append to `out` the index of every byte of `line` that is one of `seps`, in increasing
+/// order: one pass over the line whatever the number of separators.
+#[inline]
+pub fn find_any<const N: usize>(line: &[u8], seps: [u8; N], out: &mut Vec<usize>) {
+    let patterns = seps.map(|sep| ONES * u64::from(sep));
     let mut words = line.chunks_exact(8);
     let mut base = 0;
     for word in &mut words {
         let word = u64::from_le_bytes(word.try_into().expect("chunks of 8"));
-        let mut hits = zero_bytes(word ^ pattern);
+        let mut hits = patterns
+            .iter()
+            .fold(0, |hits, pattern| hits | zero_bytes(word ^ pattern));
         while hits != 0 {
             out.push(base + hits.trailing_zeros() as usize / 8);
             hits &= hits - 1;
@@ -27,7 +36,7 @@ pub fn find_all(line: &[u8], sep: u8, out: &mut Vec<usize>) {
     let tail = words.remainder();
     out.extend(
         (0..tail.len())
-            .filter(|&i| tail[i] == sep)
+            .filter(|&i| seps.contains(&tail[i]))
             .map(|i| base + i),
     );
 }
@@ -86,6 +95,17 @@ mod tests {
             sep in prop_oneof![Just(b'\t'), Just(b','), any::<u8>()],
         ) {
             prop_assert_eq!(found(&line, sep), naive(&line, sep));
+        }
+
+        #[test]
+        fn any_of_three_agrees_with_a_byte_by_byte_scan(
+            line in proptest::collection::vec(prop_oneof![Just(b','), Just(b'"'), Just(b'\r'), any::<u8>()], 0..80),
+        ) {
+            let mut out = Vec::new();
+            find_any(&line, [b',', b'"', b'\r'], &mut out);
+            let naive: Vec<usize> =
+                (0..line.len()).filter(|&i| matches!(line[i], b',' | b'"' | b'\r')).collect();
+            prop_assert_eq!(out, naive);
         }
     }
 }

@@ -2,7 +2,7 @@
 //! `source_file`, rejects rows whose own `customer` disagrees with their path, and lays the
 //! batch out in table-schema order (columns a file lacks are null).
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use arrow::array::{
     new_null_array, Array, ArrayRef, AsArray, Date32Array, RecordBatch, StringArray, StringBuilder,
@@ -23,6 +23,34 @@ pub struct Lineage {
     pub source_file: String,
     /// The customer captured from the input path by `{customer}`, if the pattern has one.
     pub path_customer: Option<String>,
+    source_files: Repeated,
+    path_customers: Repeated,
+}
+
+/// One value down a whole column, built once at the largest batch size seen and sliced for
+/// each batch (a slice shares its buffers): an input's `source_file`, and its `customer` when
+/// the path gives it, cost no copy per row.
+#[derive(Debug, Default)]
+struct Repeated(Mutex<Option<StringArray>>);
+
+impl Repeated {
+    fn array(&self, value: &str, rows: usize) -> StringArray {
+        let mut cache = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        match cache.as_ref() {
+            Some(column) if column.len() >= rows => column.slice(0, rows),
+            _ => {
+                let column = StringArray::from_iter_values(std::iter::repeat_n(value, rows));
+                *cache = Some(column.clone());
+                column
+            }
+        }
+    }
+}
+
+impl Clone for Repeated {
+    fn clone(&self) -> Self {
+        Self::default()
+    }
 }
 
 impl Lineage {
@@ -31,6 +59,8 @@ impl Lineage {
         Self {
             source_file: source_file.into(),
             path_customer: path_customer.filter(|c| !c.is_empty()),
+            source_files: Repeated::default(),
+            path_customers: Repeated::default(),
         }
     }
 
@@ -42,6 +72,12 @@ impl Lineage {
             .column_by_name(CUSTOMER)
             .and_then(|c| c.as_string_opt::<i32>().cloned());
         let path = self.path_customer.as_deref();
+        if let (None, Some(path)) = (&own, path) {
+            return (
+                self.path_customers.array(path, batch.num_rows()),
+                Vec::new(),
+            );
+        }
         let mut out = StringBuilder::with_capacity(batch.num_rows(), batch.num_rows() * 8);
         let mut reasons = Vec::new();
         for i in 0..batch.num_rows() {
@@ -103,11 +139,7 @@ impl Lineage {
             .column_by_name(TS)
             .map(|c| c.as_primitive::<TimestampMicrosecondType>().clone());
         let dt: Date32Array = match &ts {
-            Some(ts) => ts
-                .values()
-                .iter()
-                .map(|&us| Some(us.div_euclid(MICROS_PER_DAY) as i32))
-                .collect(),
+            Some(ts) => ts.unary(|us| us.div_euclid(MICROS_PER_DAY) as i32),
             None => Date32Array::from(vec![None; rows]),
         };
         let mut columns: Vec<ArrayRef> = Vec::with_capacity(table.fields().len());
@@ -115,10 +147,7 @@ impl Lineage {
             let col: ArrayRef = match field.name().as_str() {
                 CUSTOMER => customers.clone(),
                 DT => Arc::new(dt.clone()),
-                SOURCE_FILE => Arc::new(StringArray::from_iter_values(std::iter::repeat_n(
-                    self.source_file.as_str(),
-                    rows,
-                ))),
+                SOURCE_FILE => Arc::new(self.source_files.array(&self.source_file, rows)),
                 name => match batch.column_by_name(name) {
                     Some(c) if c.data_type() == field.data_type() => c.clone(),
                     Some(c) => cast(c, field.data_type())?,
@@ -216,6 +245,36 @@ mod tests {
             .unwrap()
             .as_primitive::<arrow::datatypes::Date32Type>();
         assert_eq!(dt.value(0), 0);
+    }
+
+    #[test]
+    fn constant_columns_are_slices_of_one_array_per_input() {
+        let lineage = Lineage::new("logs/acme/a.log", Some("acme".into()));
+        let table = table_schema(&HeaderUnion::default().parsed_schema());
+        let batch = |n: usize| {
+            let ts = TimestampMicrosecondArray::from(vec![0; n]).with_timezone("UTC");
+            let rows = Int64Array::from_iter_values(0..n as i64);
+            let schema = Arc::new(arrow::datatypes::Schema::new(vec![
+                table.field_with_name(TS).unwrap().clone(),
+                table.field_with_name(ROW_NUM).unwrap().clone(),
+            ]));
+            RecordBatch::try_new(schema, vec![Arc::new(ts), Arc::new(rows)]).unwrap()
+        };
+        let mut buffers = Vec::new();
+        for n in [5, 3, 8, 2] {
+            let (out, rejects) = lineage.attach(batch(n), &table).unwrap();
+            assert!(rejects.is_empty());
+            for (name, want) in [(SOURCE_FILE, "logs/acme/a.log"), (CUSTOMER, "acme")] {
+                let column = out.column_by_name(name).unwrap().as_string::<i32>();
+                assert_eq!(column.iter().collect::<Vec<_>>(), vec![Some(want); n]);
+            }
+            let values = out.column_by_name(SOURCE_FILE).unwrap().as_string::<i32>();
+            buffers.push(values.values().as_ptr());
+        }
+        // Built at 5 rows, sliced for 3, rebuilt at 8, sliced for 2.
+        assert_eq!(buffers[0], buffers[1]);
+        assert_ne!(buffers[1], buffers[2]);
+        assert_eq!(buffers[2], buffers[3]);
     }
 
     #[test]
