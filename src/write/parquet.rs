@@ -20,7 +20,6 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use arrow::array::{AsArray, RecordBatch, StringArray};
 use arrow::datatypes::SchemaRef;
-use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, GzipLevel, ZstdLevel};
 use parquet::file::properties::{WriterProperties, WriterPropertiesBuilder, WriterVersion};
 use parquet::schema::types::ColumnPath;
@@ -31,6 +30,8 @@ use crate::error::{Error, Result};
 use crate::lake::Lake;
 use crate::partition::{PartitionBatch, PartitionKey};
 use crate::store::Upload;
+
+use super::file::FileWriter;
 
 /// One data file a run wrote.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -178,7 +179,7 @@ fn mostly_distinct(column: &StringArray) -> bool {
 const PUBLISH_THREADS: usize = 16;
 
 struct OpenFile {
-    writer: ArrowWriter<Box<dyn Upload>>,
+    writer: FileWriter<Box<dyn Upload>>,
     url: String,
     key: String,
     rows: u64,
@@ -415,7 +416,7 @@ impl PartitionedWriter {
         }
         let upload = self.lake.store().upload(&rel)?;
         let props = file_properties(&self.options, first);
-        let writer = ArrowWriter::try_new(upload, self.schema.clone(), Some(props))
+        let writer = FileWriter::try_new(upload, self.schema.clone(), props)
             .map_err(|source| parquet_error(&url, source))?;
         Ok(OpenFile {
             writer,
