@@ -9,11 +9,11 @@
 
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, RecordBatch, StringBuilder};
+use arrow::array::{ArrayRef, RecordBatch};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use csv_core::{ReadRecordResult, Reader};
 
-use super::column::{initial_rows, PrefixBuilders, MAX_BATCH_BYTES};
+use super::column::{initial_rows, PrefixBuilders, StrBuilder, MAX_BATCH_BYTES};
 use super::simple_csv::simple_record;
 use super::timestamp::parse_timestamp;
 use super::{
@@ -227,8 +227,8 @@ pub struct AuditDecoder {
     /// In `finish`: the batch may run past its size to decode what is pending.
     finishing: bool,
     prefix: PrefixBuilders,
-    customer: StringBuilder,
-    columns: Vec<StringBuilder>,
+    customer: StrBuilder,
+    columns: Vec<StrBuilder>,
     rejects: Vec<Reject>,
     counts: RowCounts,
 }
@@ -259,7 +259,7 @@ impl AuditDecoder {
             skipping: false,
             finishing: false,
             prefix: PrefixBuilders::new(initial_rows(rows)),
-            customer: StringBuilder::new(),
+            customer: StrBuilder::with_capacity(0, 0),
             columns: Vec::new(),
             rejects: Vec::new(),
             counts: RowCounts::default(),
@@ -572,7 +572,7 @@ impl AuditDecoder {
             self.columns = header
                 .columns
                 .iter()
-                .map(|_| StringBuilder::with_capacity(initial_rows(self.options.batch_size), 0))
+                .map(|_| StrBuilder::with_capacity(initial_rows(self.options.batch_size), 0))
                 .collect();
             self.header = Some(header);
             return Ok(());
@@ -583,14 +583,18 @@ impl AuditDecoder {
                 self.prefix.append(ts, line, out.len());
                 let mut start = 0;
                 for (target, &end) in header.targets.iter().zip(ends) {
-                    // The record was checked as UTF-8 once, whole; fields end at delimiters
-                    // (ASCII), so each slice is on character boundaries. Empty is null.
-                    let value = text.get(start..end).filter(|v| !v.is_empty());
+                    // The record was checked as UTF-8 once, whole, and every field to end on
+                    // a character boundary. Empty is null.
+                    let range = (start, end);
                     start = end;
-                    match *target {
-                        Target::Ts => {}
-                        Target::Customer => self.customer.append_option(value),
-                        Target::Column(c) => self.columns[c].append_option(value),
+                    let builder = match *target {
+                        Target::Ts => continue,
+                        Target::Customer => &mut self.customer,
+                        Target::Column(c) => &mut self.columns[c],
+                    };
+                    match range {
+                        (start, end) if end > start => builder.append_range(text, start, end),
+                        _ => builder.append_null(),
                     }
                 }
                 self.counts.rows_ok += 1;
