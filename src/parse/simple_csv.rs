@@ -88,14 +88,19 @@ mod tests {
     fn split(line: &[u8]) -> Option<Vec<Vec<u8>>> {
         let (mut hits, mut out, mut ends) = (Vec::new(), Vec::new(), Vec::new());
         let (nout, nend) = simple_record(line, &mut hits, &mut out, &mut ends)?;
+        Some(fields_of(&out[..nout], &ends[..nend]))
+    }
+
+    /// The fields that `ends` marks in `out`, which they must cover exactly.
+    fn fields_of(out: &[u8], ends: &[usize]) -> Vec<Vec<u8>> {
         let mut fields = Vec::new();
         let mut start = 0;
-        for &end in &ends[..nend] {
+        for &end in ends {
             fields.push(out[start..end].to_vec());
             start = end;
         }
-        assert_eq!(start, nout);
-        Some(fields)
+        assert_eq!(start, out.len());
+        fields
     }
 
     /// What csv-core makes of `line` followed by `\n`, from a record's start: its fields when
@@ -110,14 +115,7 @@ mod tests {
         if res != ReadRecordResult::Record || !matches!(&input[nin..], b"" | b"\n") {
             return None;
         }
-        let mut fields = Vec::new();
-        let mut start = 0;
-        for &end in &ends[..nend] {
-            fields.push(out[start..end].to_vec());
-            start = end;
-        }
-        assert_eq!(start, nout);
-        Some(fields)
+        Some(fields_of(&out[..nout], &ends[..nend]))
     }
 
     fn fields(text: &[&str]) -> Option<Vec<Vec<u8>>> {
