@@ -148,6 +148,46 @@ pub fn parse_time(time: &[u8]) -> Option<i64> {
 /// `±HHMM`, `±HH`, or no offset meaning UTC; a bare date means midnight UTC) or epoch seconds or
 /// milliseconds (an integer of 12 or more digits is milliseconds; a fraction is allowed).
 pub fn parse_timestamp(s: &str) -> Option<i64> {
+    if let Some(parsed) = utc_seconds(s.as_bytes()) {
+        return parsed;
+    }
+    parse_general(s)
+}
+
+/// The common form, `YYYY-MM-DDTHH:MM:SSZ`, read at fixed places: what [`parse_general`]
+/// makes of it, or `None` (outer) when `b` is not of that form.
+fn utc_seconds(b: &[u8]) -> Option<Option<i64>> {
+    let b: &[u8; 20] = b.try_into().ok()?;
+    let separators = [
+        (4, b'-'),
+        (7, b'-'),
+        (10, b'T'),
+        (13, b':'),
+        (16, b':'),
+        (19, b'Z'),
+    ];
+    if separators.iter().any(|&(at, c)| b[at] != c) {
+        return None;
+    }
+    let number = |from: usize, to: usize| {
+        b[from..to].iter().try_fold(0u32, |n, &d| {
+            d.is_ascii_digit().then(|| n * 10 + u32::from(d - b'0'))
+        })
+    };
+    let fields = [(0, 4), (5, 7), (8, 10), (11, 13), (14, 16), (17, 19)].map(|(f, t)| number(f, t));
+    let [Some(year), Some(month), Some(day), Some(h), Some(m), Some(s)] = fields else {
+        return None;
+    };
+    if h > 23 || m > 59 || s > 60 {
+        return Some(None);
+    }
+    let days = days_from_civil(i64::from(year), month, day);
+    let seconds = i64::from(h) * 3600 + i64::from(m) * 60 + i64::from(s);
+    Some(days.map(|days| days * MICROS_PER_DAY + seconds * MICROS_PER_SEC))
+}
+
+/// Every form [`parse_timestamp`] accepts, read step by step.
+fn parse_general(s: &str) -> Option<i64> {
     let b = s.trim().as_bytes();
     if b.is_empty() {
         return None;
@@ -232,6 +272,48 @@ fn parse_epoch(b: &[u8]) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn the_common_form_reads_as_the_general_parser_reads_it(
+            chars in proptest::collection::vec(
+                prop_oneof![
+                    4 => proptest::char::range('0', '9'),
+                    1 => Just('-'), 1 => Just(':'), 1 => Just('T'), 1 => Just('Z'),
+                    1 => Just('t'), 1 => Just(' '),
+                ],
+                20,
+            ),
+            digits in proptest::collection::vec(0u32..10, 14),
+            shape in any::<bool>(),
+        ) {
+            // Half the cases are the exact shape with random digits (out-of-range fields
+            // included), half any 20 characters of the alphabet.
+            let text: String = if shape {
+                let d: Vec<char> = digits.iter().map(|&d| char::from_digit(d, 10).unwrap()).collect();
+                format!(
+                    "{}{}{}{}-{}{}-{}{}T{}{}:{}{}:{}{}Z",
+                    d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7], d[8], d[9], d[10], d[11], d[12], d[13]
+                )
+            } else {
+                chars.into_iter().collect()
+            };
+            prop_assert_eq!(parse_timestamp(&text), parse_general(&text), "{}", text);
+        }
+    }
+
+    #[test]
+    fn the_common_form_takes_the_fixed_path() {
+        assert_eq!(utc_seconds(b"2019-12-04T21:02:31Z"), Some(Some(T2019)));
+        assert_eq!(utc_seconds(b"2019-12-04T24:02:31Z"), Some(None));
+        let leap = "2016-12-31T23:59:60Z";
+        assert!(parse_general(leap).is_some());
+        assert_eq!(utc_seconds(leap.as_bytes()), Some(parse_general(leap)));
+        assert_eq!(utc_seconds(b"2019-02-30T21:02:31Z"), Some(None));
+        assert_eq!(utc_seconds(b"2019-12-04 21:02:31Z"), None);
+        assert_eq!(utc_seconds(b"2019-12-04T21:02:31.5Z"), None);
+    }
 
     const T2019: i64 = 1_575_493_351_000_000; // 2019-12-04T21:02:31Z
 
