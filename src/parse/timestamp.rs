@@ -169,15 +169,20 @@ fn utc_seconds(b: &[u8]) -> Option<Option<i64>> {
     if separators.iter().any(|&(at, c)| b[at] != c) {
         return None;
     }
-    let number = |from: usize, to: usize| {
-        b[from..to].iter().try_fold(0u32, |n, &d| {
-            d.is_ascii_digit().then(|| n * 10 + u32::from(d - b'0'))
-        })
-    };
-    let fields = [(0, 4), (5, 7), (8, 10), (11, 13), (14, 16), (17, 19)].map(|(f, t)| number(f, t));
-    let [Some(year), Some(month), Some(day), Some(h), Some(m), Some(s)] = fields else {
-        return None;
-    };
+    // Straight-line reads: an array `map` over the fields was not inlined, and cost more
+    // than the general parser.
+    #[inline(always)]
+    fn digit(b: &[u8; 20], at: usize) -> Option<u32> {
+        let d = b[at].wrapping_sub(b'0');
+        (d < 10).then_some(u32::from(d))
+    }
+    #[inline(always)]
+    fn two(b: &[u8; 20], at: usize) -> Option<u32> {
+        Some(digit(b, at)? * 10 + digit(b, at + 1)?)
+    }
+    let year = two(b, 0)? * 100 + two(b, 2)?;
+    let (month, day) = (two(b, 5)?, two(b, 8)?);
+    let (h, m, s) = (two(b, 11)?, two(b, 14)?, two(b, 17)?);
     if h > 23 || m > 59 || s > 60 {
         return Some(None);
     }
