@@ -585,16 +585,16 @@ impl AuditDecoder {
                 for (target, &end) in header.targets.iter().zip(ends) {
                     // The record was checked as UTF-8 once, whole, and every field to end on
                     // a character boundary. Empty is null.
-                    let range = (start, end);
-                    start = end;
+                    let from = std::mem::replace(&mut start, end);
                     let builder = match *target {
                         Target::Ts => continue,
                         Target::Customer => &mut self.customer,
                         Target::Column(c) => &mut self.columns[c],
                     };
-                    match range {
-                        (start, end) if end > start => builder.append_range(text, start, end),
-                        _ => builder.append_null(),
+                    if end > from {
+                        builder.append_range(text, from, end);
+                    } else {
+                        builder.append_null();
                     }
                 }
                 self.counts.rows_ok += 1;

@@ -109,11 +109,7 @@ impl Cursor<'_> {
         } else if seconds_required {
             return None;
         }
-        // 60 admits a leap second, folded into the next second as most systems do.
-        if h > 23 || m > 59 || s > 60 {
-            return None;
-        }
-        Some((i64::from(h) * 3600 + i64::from(m) * 60 + i64::from(s)) * MICROS_PER_SEC + frac)
+        Some(micros_of_day(h, m, s)? + frac)
     }
 
     fn date(&mut self) -> Option<i64> {
@@ -128,6 +124,15 @@ impl Cursor<'_> {
         let d = self.digits(2)?;
         days_from_civil(i64::from(y), mo, d)
     }
+}
+
+/// `h:m:s` as microseconds into the day, or `None` out of range. 60 seconds admits a leap
+/// second, folded into the next second as most systems do.
+fn micros_of_day(h: u32, m: u32, s: u32) -> Option<i64> {
+    if h > 23 || m > 59 || s > 60 {
+        return None;
+    }
+    Some((i64::from(h) * 3600 + i64::from(m) * 60 + i64::from(s)) * MICROS_PER_SEC)
 }
 
 /// A CloudFront `date` (`YYYY-MM-DD`) as days since 1970-01-01.
@@ -183,12 +188,11 @@ fn utc_seconds(b: &[u8]) -> Option<Option<i64>> {
     let year = two(b, 0)? * 100 + two(b, 2)?;
     let (month, day) = (two(b, 5)?, two(b, 8)?);
     let (h, m, s) = (two(b, 11)?, two(b, 14)?, two(b, 17)?);
-    if h > 23 || m > 59 || s > 60 {
-        return Some(None);
-    }
     let days = days_from_civil(i64::from(year), month, day);
-    let seconds = i64::from(h) * 3600 + i64::from(m) * 60 + i64::from(s);
-    Some(days.map(|days| days * MICROS_PER_DAY + seconds * MICROS_PER_SEC))
+    Some(
+        days.zip(micros_of_day(h, m, s))
+            .map(|(days, tod)| days * MICROS_PER_DAY + tod),
+    )
 }
 
 /// Every form [`parse_timestamp`] accepts, read step by step.
