@@ -1,32 +1,38 @@
-//! One Parquet file: Parquet's Arrow column writers for most columns, [`RunColumn`] for the
-//! lineage columns whose values come in runs (`customer`, `source_file`).
+//! One Parquet file: [`DictColumn`] for string columns that keep a dictionary, Parquet's Arrow
+//! column writers for every other column (and for a string column whose dictionary outgrows
+//! the writer's limit, from then on in the file).
 //!
 //! It does what Parquet's `ArrowWriter` does for citrine's flat schemas (row groups of at most
 //! `max_rows` rows, each column chunk encoded as rows arrive and spliced into the file when the
-//! row group is flushed), through the writer's own lower-level parts, so the file's schema,
-//! metadata and every other column are exactly what `ArrowWriter` writes.
+//! row group is flushed), through the writer's own lower-level parts, so the file's schema and
+//! metadata are what `ArrowWriter` writes.
 
 use std::io::Write;
+use std::sync::Arc;
 
-use arrow::array::{AsArray, RecordBatch};
-use arrow::datatypes::{DataType, SchemaRef};
+use arrow::array::{ArrayRef, AsArray, RecordBatch};
+use arrow::datatypes::{DataType, FieldRef, SchemaRef};
 use parquet::arrow::arrow_writer::{
     compute_leaves, ArrowColumnWriter, ArrowRowGroupWriterFactory, ArrowWriterOptions,
 };
 use parquet::arrow::ArrowWriter;
 use parquet::errors::{ParquetError, Result};
-use parquet::file::properties::WriterProperties;
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::file::writer::SerializedFileWriter;
+use parquet::schema::types::ColumnPath;
 
-use super::runs::RunColumn;
+use super::dictionary::{DictColumn, PageOptions};
 use crate::schema::{CUSTOMER, SOURCE_FILE};
 
-/// Columns encoded by run when they are strings.
+/// Columns whose values come in runs (one per file, one per input): their dictionary never
+/// grows past what a run's inputs name, so it has no limit.
 const RUN_COLUMNS: &[&str] = &[CUSTOMER, SOURCE_FILE];
 
-enum Column {
-    Arrow(Box<ArrowColumnWriter>),
-    Runs(RunColumn),
+/// One column chunk in progress: by citrine's dictionary when it has one, else by Parquet's
+/// Arrow writer (which takes the dictionary's rows should it overflow).
+struct Column {
+    dictionary: Option<DictColumn>,
+    arrow: Box<ArrowColumnWriter>,
 }
 
 struct RowGroup {
@@ -34,13 +40,20 @@ struct RowGroup {
     rows: usize,
 }
 
+/// How one column of the file is written.
+#[derive(Clone, Copy)]
+enum Plan {
+    Arrow,
+    /// By [`DictColumn`], its dictionary at most this many bytes.
+    Dictionary(usize, PageOptions),
+}
+
 /// A Parquet file being written to `W`.
 pub struct FileWriter<W: Write + Send> {
     file: SerializedFileWriter<W>,
     factory: ArrowRowGroupWriterFactory,
     schema: SchemaRef,
-    /// Per column: encoded by run.
-    by_run: Vec<bool>,
+    plans: Vec<Plan>,
     in_progress: Option<RowGroup>,
     max_rows: usize,
 }
@@ -49,6 +62,7 @@ impl<W: Write + Send> FileWriter<W> {
     /// A file of `schema` (flat: every field a leaf column) with `props`.
     pub fn try_new(sink: W, schema: SchemaRef, props: WriterProperties) -> Result<Self> {
         let max_rows = props.max_row_group_row_count().unwrap_or(usize::MAX).max(1);
+        let plans = schema.fields().iter().map(|f| plan(f, &props)).collect();
         let options = ArrowWriterOptions::new().with_properties(props);
         let (file, factory) = ArrowWriter::try_new_with_options(sink, schema.clone(), options)?
             .into_serialized_writer()?;
@@ -57,16 +71,11 @@ impl<W: Write + Send> FileWriter<W> {
                 "citrine writes flat schemas only".into(),
             ));
         }
-        let by_run = schema
-            .fields()
-            .iter()
-            .map(|f| f.data_type() == &DataType::Utf8 && RUN_COLUMNS.contains(&f.name().as_str()))
-            .collect();
         Ok(Self {
             file,
             factory,
             schema,
-            by_run,
+            plans,
             in_progress: None,
             max_rows,
         })
@@ -82,19 +91,19 @@ impl<W: Write + Send> FileWriter<W> {
             let group = self.in_progress.as_mut().expect("set above");
             let take = (self.max_rows - group.rows).min(batch.num_rows() - offset);
             let rows = batch.slice(offset, take);
-            for ((column, field), array) in group
-                .columns
-                .iter_mut()
-                .zip(self.schema.fields())
-                .zip(rows.columns())
-            {
-                match column {
-                    Column::Arrow(writer) => {
-                        for leaf in compute_leaves(field, array)? {
-                            writer.write(&leaf)?;
-                        }
-                    }
-                    Column::Runs(runs) => runs.push(array.as_string::<i32>()),
+            for (i, (field, array)) in self.schema.fields().iter().zip(rows.columns()).enumerate() {
+                let column = &mut group.columns[i];
+                let Some(dictionary) = &mut column.dictionary else {
+                    write_leaves(&mut column.arrow, field, array)?;
+                    continue;
+                };
+                if !dictionary.push(array.as_string::<i32>()) {
+                    // Parquet's writer takes the chunk's rows so far, and the column for the
+                    // rest of the file.
+                    let rows: ArrayRef = Arc::new(dictionary.to_array());
+                    write_leaves(&mut column.arrow, field, &rows)?;
+                    column.dictionary = None;
+                    self.plans[i] = Plan::Arrow;
                 }
             }
             group.rows += take;
@@ -111,10 +120,13 @@ impl<W: Write + Send> FileWriter<W> {
         let writers = self.factory.create_column_writers(index)?;
         let columns = writers
             .into_iter()
-            .zip(&self.by_run)
-            .map(|(writer, &by_run)| match by_run {
-                true => Column::Runs(RunColumn::default()),
-                false => Column::Arrow(Box::new(writer)),
+            .zip(&self.plans)
+            .map(|(writer, plan)| Column {
+                dictionary: match plan {
+                    Plan::Arrow => None,
+                    Plan::Dictionary(limit, _) => Some(DictColumn::new(*limit)),
+                },
+                arrow: Box::new(writer),
             })
             .collect();
         Ok(RowGroup { columns, rows: 0 })
@@ -129,13 +141,13 @@ impl<W: Write + Send> FileWriter<W> {
             .map(|i| self.file.schema_descr().column(i))
             .collect();
         let mut row_group = self.file.next_row_group()?;
-        for (column, descr) in group.columns.into_iter().zip(descriptors) {
-            match column {
-                Column::Arrow(writer) => writer.close()?.append_to_row_group(&mut row_group)?,
-                Column::Runs(mut runs) => {
-                    let (bytes, close) = runs.close(descr)?;
+        for ((column, descr), plan) in group.columns.into_iter().zip(descriptors).zip(&self.plans) {
+            match (column.dictionary, plan) {
+                (Some(dictionary), Plan::Dictionary(_, options)) => {
+                    let (bytes, close) = dictionary.close(descr, options)?;
                     row_group.append_column(&bytes, close)?;
                 }
+                _ => column.arrow.close()?.append_to_row_group(&mut row_group)?,
             }
         }
         row_group.close()?;
@@ -145,9 +157,9 @@ impl<W: Write + Send> FileWriter<W> {
     /// Bytes the row group in progress holds in memory.
     pub fn memory_size(&self) -> usize {
         self.columns()
-            .map(|c| match c {
-                Column::Arrow(w) => w.memory_size(),
-                Column::Runs(r) => r.memory_size(),
+            .map(|c| match &c.dictionary {
+                Some(d) => d.memory_size(),
+                None => c.arrow.memory_size(),
             })
             .sum()
     }
@@ -155,9 +167,9 @@ impl<W: Write + Send> FileWriter<W> {
     /// Estimated encoded bytes of the row group in progress.
     pub fn in_progress_size(&self) -> usize {
         self.columns()
-            .map(|c| match c {
-                Column::Arrow(w) => w.get_estimated_total_bytes(),
-                Column::Runs(r) => r.memory_size(),
+            .map(|c| match &c.dictionary {
+                Some(d) => d.encoded_size(),
+                None => c.arrow.get_estimated_total_bytes(),
             })
             .sum()
     }
@@ -187,6 +199,42 @@ impl<W: Write + Send> FileWriter<W> {
         self.flush()?;
         self.file.into_inner()
     }
+}
+
+/// How `field` is written under `props`: a string column that keeps a dictionary (without a
+/// bloom filter, in a codec citrine compresses with) by [`DictColumn`].
+fn plan(field: &FieldRef, props: &WriterProperties) -> Plan {
+    let path = ColumnPath::from(field.name().as_str());
+    let by_run = RUN_COLUMNS.contains(&field.name().as_str());
+    let codec = props.compression(&path);
+    if field.data_type() != &DataType::Utf8
+        || !(by_run || props.dictionary_enabled(&path))
+        || props.bloom_filter_properties(&path).is_some()
+        || !PageOptions::supports(codec)
+    {
+        return Plan::Arrow;
+    }
+    let limit = if by_run {
+        usize::MAX
+    } else {
+        props.dictionary_page_size_limit()
+    };
+    Plan::Dictionary(
+        limit,
+        PageOptions {
+            codec,
+            page_rows: props.data_page_row_count_limit(),
+            truncate: props.statistics_truncate_length(),
+            statistics: props.statistics_enabled(&path) != EnabledStatistics::None,
+        },
+    )
+}
+
+fn write_leaves(writer: &mut ArrowColumnWriter, field: &FieldRef, array: &ArrayRef) -> Result<()> {
+    for leaf in compute_leaves(field, array)? {
+        writer.write(&leaf)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -269,21 +317,100 @@ mod tests {
                 ("s3://in/a.log".into(), "s3://in/c.log".into(), Some(2)),
             ]
         );
-        // The other columns are the Arrow writer's, with the file's codec.
+        // Every chunk has the file's codec.
         let codecs: Vec<_> = metadata
             .row_group(0)
             .columns()
             .iter()
             .map(|c| c.compression())
             .collect();
-        assert_eq!(
-            codecs,
-            [
-                Compression::UNCOMPRESSED,
-                Compression::UNCOMPRESSED,
-                Compression::SNAPPY
-            ]
-        );
+        assert_eq!(codecs, [Compression::SNAPPY; 3]);
         assert!(metadata.offset_index().is_some());
+    }
+
+    /// Strings from a small alphabet (so they repeat), some long, some not ASCII, some null.
+    fn strings(seed: &mut u64, n: usize, distinct: u64) -> StringArray {
+        (0..n)
+            .map(|_| {
+                *seed = seed
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                let pick = (*seed >> 33) % distinct;
+                match pick {
+                    0 => None,
+                    1 => Some("é".repeat(40)),
+                    p => Some(format!("{}-{p}", "v".repeat((p % 5) as usize))),
+                }
+            })
+            .collect()
+    }
+
+    fn read(bytes: Bytes) -> (Vec<RecordBatch>, parquet::file::metadata::ParquetMetaData) {
+        let options = ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Required);
+        let reader = ParquetRecordBatchReaderBuilder::try_new_with_options(bytes, options).unwrap();
+        let metadata = reader.metadata().as_ref().clone();
+        (
+            reader.build().unwrap().map(Result::unwrap).collect(),
+            metadata,
+        )
+    }
+
+    #[test]
+    fn dictionary_chunks_read_back_as_parquets_own_in_every_codec() {
+        let schema: SchemaRef = Arc::new(Schema::new(vec![
+            Field::new("low", DataType::Utf8, true),
+            Field::new("many", DataType::Utf8, true),
+        ]));
+        let mut seed = 3;
+        let batches: Vec<_> = [1, 700, 33, 2000, 8, 1500]
+            .into_iter()
+            .map(|n| {
+                let low = strings(&mut seed, n, 12);
+                let many = strings(&mut seed, n, 5000);
+                RecordBatch::try_new(schema.clone(), vec![Arc::new(low), Arc::new(many)]).unwrap()
+            })
+            .collect();
+        for codec in [
+            Compression::UNCOMPRESSED,
+            Compression::SNAPPY,
+            Compression::ZSTD(Default::default()),
+            Compression::GZIP(Default::default()),
+        ] {
+            // Pages of 300 rows, and a dictionary limit the second column outgrows.
+            let props = WriterProperties::builder()
+                .set_max_row_group_row_count(Some(1900))
+                .set_data_page_row_count_limit(300)
+                .set_dictionary_page_size_limit(4096)
+                .set_compression(codec)
+                .build();
+            let mut ours = FileWriter::try_new(Vec::new(), schema.clone(), props.clone()).unwrap();
+            let mut theirs = ArrowWriter::try_new(Vec::new(), schema.clone(), Some(props)).unwrap();
+            for b in &batches {
+                ours.write(b).unwrap();
+                theirs.write(b).unwrap();
+            }
+            assert!(matches!(
+                ours.plans[..],
+                [Plan::Dictionary(..), Plan::Arrow]
+            ));
+            let (ours, ours_meta) = read(ours.into_inner().unwrap().into());
+            let (theirs, theirs_meta) = read(theirs.into_inner().unwrap().into());
+            assert_eq!(
+                concat_batches(&schema, &ours).unwrap(),
+                concat_batches(&schema, &theirs).unwrap(),
+                "{codec}"
+            );
+            for (a, b) in ours_meta.row_groups().iter().zip(theirs_meta.row_groups()) {
+                assert_eq!(a.num_rows(), b.num_rows());
+                for (x, y) in a.columns().iter().zip(b.columns()) {
+                    assert_eq!(x.statistics(), y.statistics(), "{codec}");
+                    assert_eq!(x.compression(), codec);
+                }
+            }
+            // The dictionary column's pages hold 300 rows each, as the offset index says.
+            let pages = &ours_meta.offset_index().unwrap()[0][0].page_locations;
+            let starts: Vec<_> = pages.iter().map(|p| p.first_row_index).collect();
+            assert_eq!(starts, (0..1900).step_by(300).collect::<Vec<_>>());
+        }
     }
 }

@@ -1,0 +1,717 @@
+//! Column chunks of string columns, dictionary-encoded by citrine.
+//!
+//! Parquet's Arrow writer hashes every row of a string column into its dictionary through
+//! several layers of generic code, and compares every row with the chunk's minimum and
+//! maximum: on a CloudFront run that was over a fifth of all the work. Log columns mostly
+//! repeat (an edge location, a method, a protocol, a customer), and here:
+//!
+//! - a batch whose values are all equal is found with one comparison of its bytes against
+//!   themselves, shifted by one value;
+//! - any other value is first compared with the column's previous value, and only then looked
+//!   up in a hash table;
+//! - rows are kept as runs of dictionary keys, and the chunk's minimum and maximum are taken
+//!   over the dictionary alone, when the chunk is closed.
+//!
+//! The chunk is written as Parquet's writer writes one: a PLAIN dictionary page, then v1 data
+//! pages of at most the writer's row limit, each holding definition levels and dictionary keys
+//! in the RLE / bit-packing hybrid, every page compressed with the file's codec.
+//!
+//! A column whose dictionary outgrows the writer's dictionary page limit is not one to encode
+//! this way: [`DictColumn::push`] says so, and the file hands its rows to Parquet's writer.
+
+use std::io::Write;
+
+use arrow::array::{Array, StringArray, StringBuilder};
+use bytes::Bytes;
+use hashbrown::hash_table::{Entry, HashTable};
+use parquet::basic::{Compression, Encoding};
+use parquet::column::page::{CompressedPage, Page, PageWriter};
+use parquet::column::writer::ColumnCloseResult;
+use parquet::data_type::ByteArray;
+use parquet::errors::{ParquetError, Result};
+use parquet::file::metadata::ColumnChunkMetaData;
+use parquet::file::page_index::offset_index::{OffsetIndexMetaData, PageLocation};
+use parquet::file::statistics::{Statistics, ValueStatistics};
+use parquet::file::writer::{SerializedPageWriter, TrackedWrite};
+use parquet::schema::types::ColumnDescPtr;
+
+/// The key a run of nulls carries.
+const NULL: u32 = u32::MAX;
+
+/// How a chunk's pages are written: the file's codec and limits.
+#[derive(Debug, Clone, Copy)]
+pub struct PageOptions {
+    /// The codec of every page.
+    pub codec: Compression,
+    /// Rows of a data page, at most.
+    pub page_rows: usize,
+    /// Bytes of a statistics value, at most (Parquet's `statistics_truncate_length`).
+    pub truncate: Option<usize>,
+    /// Whether the chunk carries statistics.
+    pub statistics: bool,
+}
+
+impl PageOptions {
+    /// Whether citrine can compress pages with `codec` (Parquet's writer handles the rest).
+    pub fn supports(codec: Compression) -> bool {
+        matches!(
+            codec,
+            Compression::UNCOMPRESSED
+                | Compression::SNAPPY
+                | Compression::ZSTD(_)
+                | Compression::GZIP(_)
+        )
+    }
+}
+
+/// The distinct values of a chunk: the dictionary page's bytes as they are written (PLAIN:
+/// each value's length, then its bytes), where each value starts, and a hash table of keys.
+#[derive(Debug, Default)]
+struct Dictionary {
+    page: Vec<u8>,
+    spans: Vec<(u32, u32)>,
+    table: HashTable<u32>,
+    hasher: ahash::RandomState,
+}
+
+impl Dictionary {
+    fn value(&self, key: u32) -> &[u8] {
+        let (start, len) = self.spans[key as usize];
+        &self.page[start as usize..(start + len) as usize]
+    }
+
+    fn key(&mut self, value: &[u8]) -> u32 {
+        let Self {
+            page,
+            spans,
+            table,
+            hasher,
+        } = self;
+        let at = |key: u32| {
+            let (start, len) = spans[key as usize];
+            &page[start as usize..(start + len) as usize]
+        };
+        let hash = hasher.hash_one(value);
+        match table.entry(hash, |&k| at(k) == value, |&k| hasher.hash_one(at(k))) {
+            Entry::Occupied(entry) => *entry.get(),
+            Entry::Vacant(entry) => {
+                let key = spans.len() as u32;
+                page.extend_from_slice(&(value.len() as u32).to_le_bytes());
+                spans.push((page.len() as u32, value.len() as u32));
+                page.extend_from_slice(value);
+                entry.insert(key);
+                key
+            }
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.spans.len()
+    }
+}
+
+/// One string column chunk in progress.
+#[derive(Debug)]
+pub struct DictColumn {
+    dictionary: Dictionary,
+    /// Dictionary key ([`NULL`] for null) and length of each run, in row order.
+    runs: Vec<(u32, u32)>,
+    /// The key of the last non-null value pushed.
+    last: Option<u32>,
+    rows: u64,
+    nulls: u64,
+    /// Dictionary page bytes past which the column is not one for a dictionary.
+    limit: usize,
+}
+
+impl DictColumn {
+    /// A chunk whose dictionary may hold `limit` bytes of values (and their lengths).
+    pub fn new(limit: usize) -> Self {
+        Self {
+            dictionary: Dictionary::default(),
+            runs: Vec::new(),
+            last: None,
+            rows: 0,
+            nulls: 0,
+            limit,
+        }
+    }
+
+    /// Bytes held: the dictionary, its table and the runs.
+    pub fn memory_size(&self) -> usize {
+        self.dictionary.page.capacity()
+            + self.dictionary.spans.capacity() * 8
+            + self.dictionary.table.capacity() * 8
+            + self.runs.capacity() * 8
+    }
+
+    /// Bytes the chunk would take encoded, about (before compression).
+    pub fn encoded_size(&self) -> usize {
+        let bits = bits_for(self.dictionary.len().saturating_sub(1) as u64) as usize;
+        self.dictionary.page.len() + (self.rows as usize * (bits + 1)).div_ceil(8)
+    }
+
+    /// Append `array`'s values. False when the dictionary has outgrown its limit: the column's
+    /// rows (these included) are then to be written another way ([`DictColumn::to_array`]).
+    pub fn push(&mut self, array: &StringArray) -> bool {
+        if array.is_empty() {
+            return true;
+        }
+        if let Some(value) = all_equal(array) {
+            let key = self.key(value.as_bytes());
+            self.extend(key, array.len() as u32);
+        } else {
+            let offsets = array.value_offsets();
+            let data = array.value_data();
+            let nulls = array.nulls().filter(|n| n.null_count() > 0);
+            for (i, range) in offsets.windows(2).enumerate() {
+                if nulls.is_some_and(|n| n.is_null(i)) {
+                    self.extend(NULL, 1);
+                    continue;
+                }
+                let key = self.key(&data[range[0] as usize..range[1] as usize]);
+                self.extend(key, 1);
+            }
+        }
+        self.dictionary.page.len() <= self.limit
+    }
+
+    /// The key of `value`: the last value's when it is the same.
+    fn key(&mut self, value: &[u8]) -> u32 {
+        if let Some(last) = self.last {
+            if self.dictionary.value(last) == value {
+                return last;
+            }
+        }
+        let key = self.dictionary.key(value);
+        self.last = Some(key);
+        key
+    }
+
+    fn extend(&mut self, key: u32, len: u32) {
+        self.rows += u64::from(len);
+        if key == NULL {
+            self.nulls += u64::from(len);
+        }
+        match self.runs.last_mut() {
+            Some((last, n)) if *last == key && n.checked_add(len).is_some() => *n += len,
+            _ => self.runs.push((key, len)),
+        }
+    }
+
+    /// Every row pushed, as one array.
+    pub fn to_array(&self) -> StringArray {
+        let mut builder = StringBuilder::with_capacity(self.rows as usize, 0);
+        for &(key, n) in &self.runs {
+            for _ in 0..n {
+                match key {
+                    NULL => builder.append_null(),
+                    key => builder.append_value(
+                        std::str::from_utf8(self.dictionary.value(key))
+                            .expect("pushed from a string array"),
+                    ),
+                }
+            }
+        }
+        builder.finish()
+    }
+
+    /// The chunk's bytes and what its row group needs to know of them.
+    pub fn close(
+        self,
+        descr: ColumnDescPtr,
+        options: &PageOptions,
+    ) -> Result<(Bytes, ColumnCloseResult)> {
+        let mut sink = TrackedWrite::new(Vec::new());
+        let mut pages = SerializedPageWriter::new(&mut sink);
+        let dictionary_page = Page::DictionaryPage {
+            buf: Bytes::new(),
+            num_values: self.dictionary.len() as u32,
+            encoding: Encoding::PLAIN,
+            is_sorted: false,
+        };
+        let first = pages.write_page(compress(
+            dictionary_page,
+            &self.dictionary.page,
+            options.codec,
+        )?)?;
+        let (mut uncompressed, mut locations) = (first.uncompressed_size, Vec::new());
+        let bit_width = bits_for(self.dictionary.len().saturating_sub(1) as u64);
+        let mut first_row = 0u64;
+        for page_runs in split_runs(&self.runs, options.page_rows.max(1)) {
+            let rows: u64 = page_runs.iter().map(|&(_, n)| u64::from(n)).sum();
+            let mut buf = Vec::new();
+            if descr.max_def_level() > 0 {
+                let mut levels = Hybrid::new(1);
+                for &(key, n) in &page_runs {
+                    levels.put(u32::from(key != NULL), n);
+                }
+                let levels = levels.finish();
+                buf.extend_from_slice(&(levels.len() as u32).to_le_bytes());
+                buf.extend_from_slice(&levels);
+            }
+            buf.push(bit_width);
+            let mut keys = Hybrid::new(bit_width);
+            for &(key, n) in page_runs.iter().filter(|(key, _)| *key != NULL) {
+                keys.put(key, n);
+            }
+            buf.extend_from_slice(&keys.finish());
+            let page = Page::DataPage {
+                buf: Bytes::new(),
+                num_values: rows as u32,
+                encoding: Encoding::RLE_DICTIONARY,
+                def_level_encoding: Encoding::RLE,
+                rep_level_encoding: Encoding::RLE,
+                statistics: None,
+            };
+            let spec = pages.write_page(compress(page, &buf, options.codec)?)?;
+            uncompressed += spec.uncompressed_size;
+            locations.push(PageLocation {
+                offset: spec.offset as i64,
+                compressed_page_size: spec.bytes_written as i32,
+                first_row_index: first_row as i64,
+            });
+            first_row += rows;
+        }
+        pages.close()?;
+        let bytes = Bytes::from(sink.into_inner()?);
+
+        let data_page_offset = locations.first().map_or(bytes.len() as i64, |l| l.offset);
+        let mut metadata = ColumnChunkMetaData::builder(descr)
+            .set_compression(options.codec)
+            .set_encodings(vec![
+                Encoding::PLAIN,
+                Encoding::RLE,
+                Encoding::RLE_DICTIONARY,
+            ])
+            .set_num_values(self.rows as i64)
+            .set_total_compressed_size(bytes.len() as i64)
+            .set_total_uncompressed_size(uncompressed as i64)
+            .set_dictionary_page_offset(Some(0))
+            .set_data_page_offset(data_page_offset);
+        if options.statistics {
+            metadata = metadata.set_statistics(self.statistics(options.truncate));
+        }
+        let close = ColumnCloseResult {
+            bytes_written: bytes.len() as u64,
+            rows_written: self.rows,
+            metadata: metadata.build()?,
+            bloom_filter: None,
+            column_index: None,
+            offset_index: Some(OffsetIndexMetaData {
+                page_locations: locations,
+                unencoded_byte_array_data_bytes: None,
+            }),
+        };
+        Ok((bytes, close))
+    }
+
+    /// Minimum and maximum over the dictionary (every value in it is in some row), cut to
+    /// `truncate` bytes as Parquet's writer cuts them, and the null count.
+    fn statistics(&self, truncate: Option<usize>) -> Statistics {
+        let values = (0..self.dictionary.len() as u32).map(|k| self.dictionary.value(k));
+        let (min, max) = (values.clone().min(), values.max());
+        let limit = truncate.unwrap_or(usize::MAX);
+        let min = min.map(|v| truncate_min(v, limit));
+        let max = max.and_then(|v| truncate_max(v, limit));
+        let stats = ValueStatistics::new(
+            min.as_ref().map(|(v, _)| ByteArray::from(v.clone())),
+            max.as_ref().map(|(v, _)| ByteArray::from(v.clone())),
+            None,
+            Some(self.nulls),
+            false,
+        )
+        .with_min_is_exact(min.is_some_and(|(_, exact)| exact))
+        .with_max_is_exact(max.is_some_and(|(_, exact)| exact));
+        Statistics::ByteArray(stats)
+    }
+}
+
+/// `page` (its buffer left empty) with `body` compressed by `codec` as its buffer.
+fn compress(page: Page, body: &[u8], codec: Compression) -> Result<CompressedPage> {
+    let compressed: Vec<u8> = match codec {
+        Compression::UNCOMPRESSED => body.to_vec(),
+        Compression::SNAPPY => snap::raw::Encoder::new()
+            .compress_vec(body)
+            .map_err(|e| ParquetError::External(Box::new(e)))?,
+        Compression::ZSTD(level) => zstd::bulk::compress(body, level.compression_level())?,
+        Compression::GZIP(level) => {
+            let mut encoder = flate2::write::GzEncoder::new(
+                Vec::new(),
+                flate2::Compression::new(level.compression_level()),
+            );
+            encoder.write_all(body)?;
+            encoder.finish()?
+        }
+        other => {
+            return Err(ParquetError::NYI(format!(
+                "citrine's dictionary pages with {other}"
+            )))
+        }
+    };
+    let page = match page {
+        Page::DictionaryPage {
+            num_values,
+            encoding,
+            is_sorted,
+            ..
+        } => Page::DictionaryPage {
+            buf: compressed.into(),
+            num_values,
+            encoding,
+            is_sorted,
+        },
+        Page::DataPage {
+            num_values,
+            encoding,
+            def_level_encoding,
+            rep_level_encoding,
+            statistics,
+            ..
+        } => Page::DataPage {
+            buf: compressed.into(),
+            num_values,
+            encoding,
+            def_level_encoding,
+            rep_level_encoding,
+            statistics,
+        },
+        Page::DataPageV2 { .. } => unreachable!("citrine writes v1 data pages"),
+    };
+    Ok(CompressedPage::new(page, body.len()))
+}
+
+/// `runs` cut into pages of at most `rows` rows each.
+fn split_runs(runs: &[(u32, u32)], rows: usize) -> Vec<Vec<(u32, u32)>> {
+    let mut pages = vec![Vec::new()];
+    let mut room = rows;
+    for &(key, mut n) in runs {
+        while n > 0 {
+            if room == 0 {
+                pages.push(Vec::new());
+                room = rows;
+            }
+            let take = n.min(room.min(u32::MAX as usize) as u32);
+            pages.last_mut().expect("one at least").push((key, take));
+            n -= take;
+            room -= take as usize;
+        }
+    }
+    pages
+}
+
+/// The first `limit` bytes of `value` cut at a character boundary (a lower bound of it), and
+/// whether that is `value` whole.
+fn truncate_min(value: &[u8], limit: usize) -> (Vec<u8>, bool) {
+    if value.len() <= limit {
+        return (value.to_vec(), true);
+    }
+    (value[..char_floor(value, limit)].to_vec(), false)
+}
+
+/// An upper bound of `value` of at most `limit` bytes (its prefix with the last character that
+/// can be, incremented), and whether it is `value` whole; none when no prefix can be.
+fn truncate_max(value: &[u8], limit: usize) -> Option<(Vec<u8>, bool)> {
+    if value.len() <= limit {
+        return Some((value.to_vec(), true));
+    }
+    let prefix = std::str::from_utf8(&value[..char_floor(value, limit)]).ok()?;
+    let mut chars: Vec<char> = prefix.chars().collect();
+    while let Some(last) = chars.pop() {
+        let next = match last as u32 + 1 {
+            0xD800 => Some('\u{E000}'),
+            n => char::from_u32(n),
+        };
+        if let Some(next) = next {
+            chars.push(next);
+            let text: String = chars.into_iter().collect();
+            return (text.len() <= limit).then(|| (text.into_bytes(), false));
+        }
+    }
+    None
+}
+
+/// The largest character boundary of UTF-8 `value` at or below `at`.
+fn char_floor(value: &[u8], mut at: usize) -> usize {
+    while at > 0 && at < value.len() && (value[at] & 0xC0) == 0x80 {
+        at -= 1;
+    }
+    at
+}
+
+/// The one value of `array` when every row holds it (no nulls): every value is as long as
+/// the first, and the bytes equal themselves shifted by one value.
+fn all_equal(array: &StringArray) -> Option<&str> {
+    if array.null_count() > 0 {
+        return None;
+    }
+    let offsets = array.value_offsets();
+    let len = offsets[1] - offsets[0];
+    let same_lengths = offsets.windows(2).all(|w| w[1] - w[0] == len);
+    let bytes = &array.value_data()[offsets[0] as usize..offsets[offsets.len() - 1] as usize];
+    let len = len as usize;
+    (same_lengths && bytes[len..] == bytes[..bytes.len() - len]).then(|| array.value(0))
+}
+
+/// Bits that hold `max`.
+fn bits_for(max: u64) -> u8 {
+    (64 - max.leading_zeros()) as u8
+}
+
+/// Parquet's RLE / bit-packing hybrid, written from runs: a run of 8 values or more is an RLE
+/// run (after whatever is pending is completed to a group of 8 from it), shorter runs are
+/// bit-packed 8 values at a time. The last group is padded with zeros (readers know how many
+/// values a page holds). At bit width 0 everything is RLE.
+struct Hybrid {
+    out: Vec<u8>,
+    bit_width: u8,
+    pending: Vec<u32>,
+}
+
+impl Hybrid {
+    fn new(bit_width: u8) -> Self {
+        Self {
+            out: Vec::new(),
+            bit_width,
+            pending: Vec::new(),
+        }
+    }
+
+    fn put(&mut self, value: u32, count: u32) {
+        let fill = (8 - self.pending.len() % 8) % 8;
+        if self.bit_width == 0 || count as usize >= fill + 8 {
+            let fill = if self.bit_width == 0 { 0 } else { fill };
+            self.pending.extend(std::iter::repeat_n(value, fill));
+            self.flush_packed();
+            self.rle(value, count - fill as u32);
+        } else {
+            self.pending
+                .extend(std::iter::repeat_n(value, count as usize));
+        }
+    }
+
+    fn rle(&mut self, value: u32, count: u32) {
+        uleb128(u64::from(count) << 1, &mut self.out);
+        let bytes = usize::from(self.bit_width).div_ceil(8);
+        self.out.extend_from_slice(&value.to_le_bytes()[..bytes]);
+    }
+
+    /// Pending values (a multiple of 8 of them) as one bit-packed run.
+    fn flush_packed(&mut self) {
+        if self.pending.is_empty() {
+            return;
+        }
+        debug_assert_eq!(self.pending.len() % 8, 0);
+        uleb128(((self.pending.len() / 8) as u64) << 1 | 1, &mut self.out);
+        let (mut acc, mut bits) = (0u64, 0u32);
+        for &value in &self.pending {
+            acc |= u64::from(value) << bits;
+            bits += u32::from(self.bit_width);
+            while bits >= 8 {
+                self.out.push(acc as u8);
+                acc >>= 8;
+                bits -= 8;
+            }
+        }
+        self.pending.clear();
+    }
+
+    fn finish(mut self) -> Vec<u8> {
+        let pad = (8 - self.pending.len() % 8) % 8;
+        self.pending.extend(std::iter::repeat_n(0, pad));
+        self.flush_packed();
+        self.out
+    }
+}
+
+fn uleb128(mut value: u64, out: &mut Vec<u8>) {
+    loop {
+        let byte = (value & 0x7f) as u8;
+        value >>= 7;
+        if value == 0 {
+            out.push(byte);
+            return;
+        }
+        out.push(byte | 0x80);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Decode the hybrid: `count` values of `bit_width`.
+    fn unhybrid(mut bytes: &[u8], bit_width: u8, count: usize) -> Vec<u32> {
+        let mut values = Vec::new();
+        while values.len() < count {
+            let (mut header, mut shift) = (0u64, 0);
+            loop {
+                let byte = bytes[0];
+                bytes = &bytes[1..];
+                header |= u64::from(byte & 0x7f) << shift;
+                shift += 7;
+                if byte & 0x80 == 0 {
+                    break;
+                }
+            }
+            if header & 1 == 0 {
+                let n = usize::from(bit_width).div_ceil(8);
+                let mut word = [0u8; 4];
+                word[..n].copy_from_slice(&bytes[..n]);
+                bytes = &bytes[n..];
+                values.extend(std::iter::repeat_n(
+                    u32::from_le_bytes(word),
+                    (header >> 1) as usize,
+                ));
+            } else {
+                let n = (header >> 1) as usize * 8;
+                let (mut acc, mut bits) = (0u64, 0u32);
+                for _ in 0..n {
+                    while bits < u32::from(bit_width) {
+                        acc |= u64::from(bytes[0]) << bits;
+                        bytes = &bytes[1..];
+                        bits += 8;
+                    }
+                    values.push((acc & ((1u64 << bit_width) - 1)) as u32);
+                    acc >>= bit_width;
+                    bits -= u32::from(bit_width);
+                }
+            }
+        }
+        assert!(bytes.is_empty(), "{} bytes left", bytes.len());
+        values.truncate(count);
+        values
+    }
+
+    #[test]
+    fn equal_values_are_found_with_one_comparison() {
+        let same = StringArray::from(vec!["abc"; 5]);
+        assert_eq!(all_equal(&same), Some("abc"));
+        assert_eq!(all_equal(&same.slice(2, 3)), Some("abc"));
+        for other in [
+            vec!["abc", "abc", "abd"],
+            vec!["ab", "cab", "c"],
+            vec!["abab", "ab", "ab"],
+        ] {
+            assert_eq!(
+                all_equal(&StringArray::from(other.clone())),
+                None,
+                "{other:?}"
+            );
+        }
+        assert_eq!(all_equal(&StringArray::from(vec![Some("a"), None])), None);
+        assert_eq!(all_equal(&StringArray::from(vec![""; 3])), Some(""));
+    }
+
+    #[test]
+    fn runs_merge_across_batches_and_keep_nulls() {
+        let mut column = DictColumn::new(usize::MAX);
+        assert!(column.push(&StringArray::from(vec!["a"; 3])));
+        assert!(column.push(&StringArray::from(vec![
+            Some("a"),
+            Some("b"),
+            None,
+            None,
+            Some("a"),
+        ])));
+        assert_eq!(column.runs, [(0, 4), (1, 1), (NULL, 2), (0, 1)]);
+        assert_eq!((column.rows, column.nulls), (8, 2));
+        let want = ["a", "a", "a", "a", "b"]
+            .map(Some)
+            .into_iter()
+            .chain([None, None, Some("a")]);
+        assert_eq!(column.to_array(), StringArray::from_iter(want));
+    }
+
+    #[test]
+    fn a_dictionary_past_its_limit_is_said() {
+        let mut column = DictColumn::new(20);
+        assert!(column.push(&StringArray::from(vec!["abcd", "efgh"])));
+        assert!(!column.push(&StringArray::from(vec!["ijkl", "abcd"])));
+        assert_eq!(
+            column.to_array(),
+            StringArray::from(vec!["abcd", "efgh", "ijkl", "abcd"])
+        );
+    }
+
+    #[test]
+    fn the_hybrid_round_trips_runs_of_every_length_and_width() {
+        let mut seed = 7u64;
+        for bit_width in [0u8, 1, 3, 8, 13, 32] {
+            let max = if bit_width == 0 {
+                0
+            } else {
+                (1u64 << bit_width) - 1
+            };
+            let mut runs = Vec::new();
+            for _ in 0..300 {
+                seed = seed
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                let value = ((seed >> 20) % (max + 1)) as u32;
+                let count = [1, 2, 7, 8, 9, 15, 16, 40][(seed >> 40) as usize % 8];
+                runs.push((value, count));
+            }
+            let mut hybrid = Hybrid::new(bit_width);
+            for &(v, n) in &runs {
+                hybrid.put(v, n);
+            }
+            let bytes = hybrid.finish();
+            let want: Vec<u32> = runs
+                .iter()
+                .flat_map(|&(v, n)| std::iter::repeat_n(v, n as usize))
+                .collect();
+            assert_eq!(
+                unhybrid(&bytes, bit_width, want.len()),
+                want,
+                "bit width {bit_width}"
+            );
+        }
+    }
+
+    #[test]
+    fn rle_headers_are_uleb128_and_values_take_whole_bytes() {
+        let mut hybrid = Hybrid::new(1);
+        hybrid.put(1, 8);
+        hybrid.put(0, 300);
+        assert_eq!(hybrid.finish(), [16, 1, 0xd8, 0x04, 0]);
+        let mut hybrid = Hybrid::new(0);
+        hybrid.put(0, 5);
+        assert_eq!(hybrid.finish(), [10]);
+        assert_eq!(
+            (bits_for(0), bits_for(1), bits_for(2), bits_for(255)),
+            (0, 1, 2, 8)
+        );
+    }
+
+    #[test]
+    fn pages_split_runs_at_the_row_limit() {
+        let pages = split_runs(&[(0, 5), (1, 7), (NULL, 1)], 4);
+        assert_eq!(
+            pages,
+            [
+                vec![(0, 4)],
+                vec![(0, 1), (1, 3)],
+                vec![(1, 4)],
+                vec![(NULL, 1)]
+            ]
+        );
+        assert_eq!(split_runs(&[(0, 8)], 4).len(), 2);
+        assert_eq!(split_runs(&[], 4), [Vec::<(u32, u32)>::new()]);
+    }
+
+    #[test]
+    fn statistics_are_cut_as_parquet_cuts_them() {
+        assert_eq!(truncate_min(b"abcdef", 4), (b"abcd".to_vec(), false));
+        assert_eq!(truncate_min(b"abc", 4), (b"abc".to_vec(), true));
+        assert_eq!(truncate_max(b"abcdef", 4), Some((b"abce".to_vec(), false)));
+        // "é" is two bytes: a cut inside it backs off to the boundary before it.
+        assert_eq!(truncate_min("abé".as_bytes(), 3), (b"ab".to_vec(), false));
+        assert_eq!(
+            truncate_max("abéz".as_bytes(), 3),
+            Some((b"ac".to_vec(), false))
+        );
+        let top = "\u{10FFFF}\u{10FFFF}x";
+        assert_eq!(truncate_max(top.as_bytes(), 8), None);
+    }
+}
