@@ -145,13 +145,20 @@ pub fn parse_token(token: &str) -> Option<IpAddr> {
 /// Anything else gives `None` and is left to the standard parser, so this accepts a subset of
 /// what `Ipv4Addr::from_str` accepts, with the same result.
 fn parse_dotted_quad(b: &[u8]) -> Option<Ipv4Addr> {
+    dotted_quad(b).map(|(ip, _)| ip)
+}
+
+/// [`parse_dotted_quad`], and where its three dots are.
+fn dotted_quad(b: &[u8]) -> Option<(Ipv4Addr, [usize; 3])> {
     let mut octets = [0u8; 4];
+    let mut dots = [0; 3];
     let mut i = 0;
     for (n, octet) in octets.iter_mut().enumerate() {
         if n > 0 {
             if b.get(i) != Some(&b'.') {
                 return None;
             }
+            dots[n - 1] = i;
             i += 1;
         }
         let start = i;
@@ -169,7 +176,29 @@ fn parse_dotted_quad(b: &[u8]) -> Option<Ipv4Addr> {
         }
         *octet = value as u8;
     }
-    (i == b.len()).then_some(Ipv4Addr::from(octets))
+    (i == b.len()).then_some((Ipv4Addr::from(octets), dots))
+}
+
+/// Mask one list element: an address in CIDR form, else `None`.
+///
+/// A canonical dotted quad masked at an octet boundary (/8, /16, /24: the default, and every
+/// `c_ip`) is its own text up to the last octet kept, then zeros: no formatting, and the same
+/// text [`mask_addr`] writes (a property test holds them equal).
+fn mask_token(token: &str, opts: MaskOptions, out: &mut Vec<u8>) -> Option<()> {
+    const ZEROS: [&[u8]; 4] = [b"", b"0.0.0/8", b"0.0/16", b"0/24"];
+    let Some((ip, dots)) = dotted_quad(token.as_bytes()) else {
+        mask_addr(parse_token(token)?, opts, out);
+        return Some(());
+    };
+    match opts.ipv4_prefix {
+        8 | 16 | 24 => {
+            let kept = usize::from(opts.ipv4_prefix / 8);
+            out.extend_from_slice(&token.as_bytes()[..=dots[kept - 1]]);
+            out.extend_from_slice(ZEROS[kept]);
+        }
+        _ => mask_addr(IpAddr::V4(ip), opts, out),
+    }
+    Some(())
 }
 
 /// Split `piece` into (leading separator, token, trailing separator), where separators are
@@ -214,8 +243,8 @@ pub fn mask_value(value: &str, opts: MaskOptions, out: &mut Vec<u8>) -> u64 {
         };
         let (lead, token, trail) = split_padding(piece);
         out.extend_from_slice(lead.as_bytes());
-        match parse_token(token) {
-            Some(ip) => mask_addr(ip, opts, out),
+        match mask_token(token, opts, out) {
+            Some(()) => {}
             None => {
                 // An empty slot or CloudFront's own `-` placeholder is not a bad token.
                 if !token.is_empty() && token != "-" {
@@ -414,6 +443,23 @@ mod tests {
                 .parse::<Ipv4Addr>()
                 .is_ok_and(|ip| ip.to_string() == case);
             assert_eq!(fast.is_some(), canonical, "{case}");
+        }
+    }
+
+    proptest::proptest! {
+        /// The octet-boundary shortcut writes what the general path writes, for any quad and
+        /// prefix.
+        #[test]
+        fn masked_quads_read_as_mask_addr_writes_them(
+            octets in proptest::array::uniform4(0u8..=255),
+            prefix in 0u8..=31,
+        ) {
+            let ip = Ipv4Addr::from(octets);
+            let opts = MaskOptions { ipv4_prefix: prefix, ipv6_prefix: 48 };
+            let (mut fast, mut general) = (Vec::new(), Vec::new());
+            mask_token(&ip.to_string(), opts, &mut fast).unwrap();
+            mask_addr(IpAddr::V4(ip), opts, &mut general);
+            proptest::prop_assert_eq!(fast, general);
         }
     }
 

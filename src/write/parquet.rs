@@ -18,8 +18,8 @@ use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use arrow::array::{AsArray, RecordBatch, StringArray};
-use arrow::datatypes::SchemaRef;
+use arrow::array::{ArrayRef, AsArray, RecordBatch};
+use arrow::datatypes::{DataType, Float64Type, Int32Type, Int64Type, SchemaRef};
 use parquet::basic::{Compression, GzipLevel, ZstdLevel};
 use parquet::file::properties::{WriterProperties, WriterPropertiesBuilder, WriterVersion};
 use parquet::schema::types::ColumnPath;
@@ -151,7 +151,7 @@ pub fn file_properties(options: &WriteOptions, first: &RecordBatch) -> WriterPro
         if UNIQUE_COLUMNS.contains(&field.name().as_str()) {
             continue;
         }
-        if column.as_string_opt::<i32>().is_some_and(mostly_distinct) {
+        if mostly_distinct(column) {
             builder = builder
                 .set_column_dictionary_enabled(ColumnPath::from(field.name().as_str()), false);
         }
@@ -159,16 +159,37 @@ pub fn file_properties(options: &WriteOptions, first: &RecordBatch) -> WriterPro
     builder.build()
 }
 
-/// True when the first [`SAMPLE_VALUES`] non-null values of `column` are at least
-/// [`DISTINCT_PERCENT`] distinct. Such a column (random request ids, cache-busting query
-/// strings) would fill the dictionary with values seen once: every value is hashed and
-/// stored, the page outgrows its limit and the writer falls back to plain encoding anyway,
-/// and the file is larger for the dictionary it carried. Real client addresses repeat (a page
-/// view is many requests), so they keep theirs. Too small a sample keeps the dictionary.
-fn mostly_distinct(column: &StringArray) -> bool {
+/// True when the first [`SAMPLE_VALUES`] non-null values of `column` (a string or number
+/// column) are at least [`DISTINCT_PERCENT`] distinct. Such a column (random request ids,
+/// cache-busting query strings, byte counts, client ports) would fill the dictionary with
+/// values seen once: every value is hashed and stored, the page outgrows its limit and the
+/// writer falls back to plain encoding anyway, and the file is larger for the dictionary it
+/// carried. Real client addresses repeat (a page view is many requests), so they keep theirs.
+/// Too small a sample keeps the dictionary.
+fn mostly_distinct(column: &ArrayRef) -> bool {
+    if let Some(strings) = column.as_string_opt::<i32>() {
+        return distinct_share(strings.iter().flatten());
+    }
+    match column.data_type() {
+        DataType::Int32 => distinct_share(column.as_primitive::<Int32Type>().iter().flatten()),
+        DataType::Int64 => distinct_share(column.as_primitive::<Int64Type>().iter().flatten()),
+        DataType::Float64 => distinct_share(
+            column
+                .as_primitive::<Float64Type>()
+                .iter()
+                .flatten()
+                .map(f64::to_bits),
+        ),
+        _ => false,
+    }
+}
+
+/// Whether the first [`SAMPLE_VALUES`] of `values` (at least [`MIN_SAMPLE_VALUES`]) are at
+/// least [`DISTINCT_PERCENT`] distinct.
+fn distinct_share<T: std::hash::Hash + Eq>(values: impl Iterator<Item = T>) -> bool {
     let mut seen = HashSet::with_capacity(SAMPLE_VALUES);
     let mut sampled = 0;
-    for value in column.iter().flatten().take(SAMPLE_VALUES) {
+    for value in values.take(SAMPLE_VALUES) {
         sampled += 1;
         seen.insert(value);
     }
@@ -522,9 +543,9 @@ mod tests {
     use crate::partition::split;
     use crate::schema::lineage_fields;
     use arrow::array::{
-        Date32Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
+        Date32Array, Int32Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
     };
-    use arrow::datatypes::{DataType, Schema};
+    use arrow::datatypes::Schema;
     use parquet::file::reader::{FileReader, SerializedFileReader};
 
     fn batch(customers: &[&str], days: &[i32], n: usize) -> RecordBatch {
@@ -753,6 +774,12 @@ mod tests {
         for name in ["unique", "repeats", "sparse"] {
             fields.push(arrow::datatypes::Field::new(name, DataType::Utf8, true));
         }
+        fields.push(arrow::datatypes::Field::new("port", DataType::Int32, true));
+        fields.push(arrow::datatypes::Field::new(
+            "status",
+            DataType::Int32,
+            true,
+        ));
         let lineage = batch(&["acme"], &[1], rows);
         let mut columns = lineage.columns().to_vec();
         let ids = (0..rows).map(|i| format!("{}.{}.{}.0", i % 223, i / 223, i % 7));
@@ -762,6 +789,10 @@ mod tests {
         columns.push(Arc::new(StringArray::from_iter_values(agents)));
         let sparse = (0..rows).map(|i| (i < 100).then(|| format!("q={i}")));
         columns.push(Arc::new(StringArray::from_iter(sparse)));
+        let ports = (0..rows as i32).map(|i| 1024 + i * 7 % 60000);
+        columns.push(Arc::new(Int32Array::from_iter_values(ports)));
+        let statuses = (0..rows).map(|i| [200, 304, 404][i % 3]);
+        columns.push(Arc::new(Int32Array::from_iter_values(statuses)));
         RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).unwrap()
     }
 
@@ -772,6 +803,8 @@ mod tests {
         let dictionary = |c: &str| props.dictionary_enabled(&ColumnPath::from(c));
         assert!(!dictionary("unique"));
         assert!(dictionary("repeats"));
+        // Numbers too: client ports are nearly all distinct, statuses repeat.
+        assert!(!dictionary("port") && dictionary("status"));
         // 100 values are too few to judge.
         assert!(dictionary("sparse"));
         // Constant per file, and `ts` / `row_num` are never dictionary encoded.
