@@ -148,35 +148,35 @@ fn parse_dotted_quad(b: &[u8]) -> Option<Ipv4Addr> {
     dotted_quad(b).map(|(ip, _)| ip)
 }
 
-/// [`parse_dotted_quad`], and where its three dots are.
+/// [`parse_dotted_quad`], and where its three dots are: one pass over the bytes.
 fn dotted_quad(b: &[u8]) -> Option<(Ipv4Addr, [usize; 3])> {
-    let mut octets = [0u8; 4];
-    let mut dots = [0; 3];
-    let mut i = 0;
-    for (n, octet) in octets.iter_mut().enumerate() {
-        if n > 0 {
-            if b.get(i) != Some(&b'.') {
+    if !(7..=15).contains(&b.len()) {
+        return None;
+    }
+    let (mut octets, mut dots) = ([0u8; 4], [0usize; 3]);
+    let (mut n, mut value, mut digits) = (0, 0u32, 0);
+    for (i, &c) in b.iter().enumerate() {
+        let d = c.wrapping_sub(b'0');
+        if d < 10 {
+            // A leading zero is not canonical; past 255 is not an octet.
+            if digits == 1 && value == 0 {
                 return None;
             }
-            dots[n - 1] = i;
-            i += 1;
-        }
-        let start = i;
-        let mut value = 0u32;
-        while let Some(d) = b.get(i).filter(|d| d.is_ascii_digit()) {
-            value = value * 10 + u32::from(d - b'0');
-            i += 1;
-            if i - start > 3 {
+            value = value * 10 + u32::from(d);
+            digits += 1;
+            if value > 255 {
                 return None;
             }
-        }
-        let digits = i - start;
-        if digits == 0 || value > 255 || (digits > 1 && b[start] == b'0') {
+        } else if c == b'.' && n < 3 && digits > 0 {
+            octets[n] = value as u8;
+            dots[n] = i;
+            (n, value, digits) = (n + 1, 0, 0);
+        } else {
             return None;
         }
-        *octet = value as u8;
     }
-    (i == b.len()).then_some((Ipv4Addr::from(octets), dots))
+    octets[3] = value as u8;
+    (n == 3 && digits > 0).then_some((Ipv4Addr::from(octets), dots))
 }
 
 /// Mask one list element: an address in CIDR form, else `None`.
@@ -242,7 +242,9 @@ pub fn mask_value(value: &str, opts: MaskOptions, out: &mut Vec<u8>) -> u64 {
             None => (rest, None),
         };
         let (lead, token, trail) = split_padding(piece);
-        out.extend_from_slice(lead.as_bytes());
+        if !lead.is_empty() {
+            out.extend_from_slice(lead.as_bytes());
+        }
         match mask_token(token, opts, out) {
             Some(()) => {}
             None => {
@@ -255,7 +257,9 @@ pub fn mask_value(value: &str, opts: MaskOptions, out: &mut Vec<u8>) -> u64 {
                 }
             }
         }
-        out.extend_from_slice(trail.as_bytes());
+        if !trail.is_empty() {
+            out.extend_from_slice(trail.as_bytes());
+        }
         match next {
             Some(after) => {
                 out.push(b',');
@@ -447,6 +451,15 @@ mod tests {
     }
 
     proptest::proptest! {
+        /// The one-pass parser accepts exactly the canonical dotted quads, as the standard one
+        /// reads them.
+        #[test]
+        fn the_fast_ipv4_parser_accepts_canonical_quads_only(text in "[0-9.]{0,16}|[0-9]{1,3}(\\.[0-9]{1,3}){3}") {
+            let fast = parse_dotted_quad(text.as_bytes());
+            let canonical = text.parse::<Ipv4Addr>().ok().filter(|ip| ip.to_string() == text);
+            proptest::prop_assert_eq!(fast, canonical);
+        }
+
         /// The octet-boundary shortcut writes what the general path writes, for any quad and
         /// prefix.
         #[test]
