@@ -179,13 +179,76 @@ fn dotted_quad(b: &[u8]) -> Option<(Ipv4Addr, [usize; 3])> {
     (n == 3 && digits > 0).then_some((Ipv4Addr::from(octets), dots))
 }
 
+/// What follows the octets kept of a quad masked at `/8`, `/16`, `/24`.
+const ZEROS: [&[u8]; 4] = [b"", b"0.0.0/8", b"0.0/16", b"0/24"];
+
+/// The hot case of [`mask_value`], in one pass over the bytes: canonical dotted quads only,
+/// separated by a comma and any spaces or `%20` after it (every `c_ip`, most
+/// `x-forwarded-for` lists), masked at an octet boundary. Each quad is written as its own text
+/// up to the last octet kept, then zeros. Anything else writes nothing and gives false, for
+/// [`mask_pieces`] to take (a property test holds the two equal).
+fn mask_quad_list(value: &[u8], prefix: u8, out: &mut Vec<u8>) -> bool {
+    let kept = match prefix {
+        8 | 16 | 24 => usize::from(prefix / 8),
+        _ => return false,
+    };
+    let written = out.len();
+    let mut i = 0;
+    loop {
+        let begin = i;
+        let (mut dots, mut cut, mut octet, mut digits) = (0, 0, 0u32, 0);
+        while let Some(&c) = value.get(i) {
+            let d = c.wrapping_sub(b'0');
+            if d < 10 {
+                // A leading zero is not canonical; past 255 is not an octet.
+                if (digits == 1 && octet == 0) || octet * 10 + u32::from(d) > 255 {
+                    break;
+                }
+                octet = octet * 10 + u32::from(d);
+                digits += 1;
+            } else if c == b'.' && dots < 3 && digits > 0 {
+                dots += 1;
+                if dots == kept {
+                    cut = i;
+                }
+                (octet, digits) = (0, 0);
+            } else {
+                break;
+            }
+            i += 1;
+        }
+        let quad = dots == 3 && digits > 0;
+        let next = value.get(i).copied();
+        if !quad || !matches!(next, None | Some(b',')) {
+            out.truncate(written);
+            return false;
+        }
+        out.extend_from_slice(&value[begin..=cut]);
+        out.extend_from_slice(ZEROS[kept]);
+        if next.is_none() {
+            return true;
+        }
+        let pad = i;
+        i += 1;
+        loop {
+            if value.get(i) == Some(&b' ') {
+                i += 1;
+            } else if value[i..].starts_with(b"%20") {
+                i += 3;
+            } else {
+                break;
+            }
+        }
+        out.extend_from_slice(&value[pad..i]);
+    }
+}
+
 /// Mask one list element: an address in CIDR form, else `None`.
 ///
 /// A canonical dotted quad masked at an octet boundary (/8, /16, /24: the default, and every
 /// `c_ip`) is its own text up to the last octet kept, then zeros: no formatting, and the same
 /// text [`mask_addr`] writes (a property test holds them equal).
 fn mask_token(token: &str, opts: MaskOptions, out: &mut Vec<u8>) -> Option<()> {
-    const ZEROS: [&[u8]; 4] = [b"", b"0.0.0/8", b"0.0/16", b"0/24"];
     let Some((ip, dots)) = dotted_quad(token.as_bytes()) else {
         mask_addr(parse_token(token)?, opts, out);
         return Some(());
@@ -232,6 +295,15 @@ fn split_padding(piece: &str) -> (&str, &str, &str) {
 /// text: `value`'s own pieces and ASCII) to
 /// `out`. Returns how many tokens were not addresses (each became `-`).
 pub fn mask_value(value: &str, opts: MaskOptions, out: &mut Vec<u8>) -> u64 {
+    if mask_quad_list(value.as_bytes(), opts.ipv4_prefix, out) {
+        return 0;
+    }
+    mask_pieces(value, opts, out)
+}
+
+/// The general case of [`mask_value`]: element by element, each its own padding, token and
+/// mask.
+fn mask_pieces(value: &str, opts: MaskOptions, out: &mut Vec<u8>) -> u64 {
     let mut invalid = 0;
     let mut rest = value;
     loop {
@@ -458,6 +530,37 @@ mod tests {
             let fast = parse_dotted_quad(text.as_bytes());
             let canonical = text.parse::<Ipv4Addr>().ok().filter(|ip| ip.to_string() == text);
             proptest::prop_assert_eq!(fast, canonical);
+        }
+
+        /// The one-pass list masker writes what the element-by-element one writes, or leaves
+        /// the value to it.
+        #[test]
+        fn quad_lists_mask_as_their_pieces_do(
+            tokens in proptest::collection::vec(
+                proptest::sample::select(vec![
+                    "192.0.2.1", "10.0.0.255", "0.0.0.0", "255.255.255.255", "1.2.3.4:80",
+                    "01.2.3.4", "1.2.3", "1.2.3.4.5", "256.1.1.1", "-", "", "unknown",
+                    "2001:db8::1", "1.2.3.4 ", " 1.2.3.4",
+                ]),
+                1..5,
+            ),
+            seps in proptest::collection::vec(
+                proptest::sample::select(vec![",", ", ", ",%20", ",  %20 ", " ,", ",\t", ";"]),
+                4,
+            ),
+            prefix in proptest::sample::select(vec![8u8, 16, 24, 20]),
+        ) {
+            let mut value = tokens[0].to_string();
+            for (token, sep) in tokens[1..].iter().zip(&seps) {
+                value.push_str(sep);
+                value.push_str(token);
+            }
+            let opts = MaskOptions { ipv4_prefix: prefix, ipv6_prefix: 48 };
+            let (mut fast, mut general) = (b"x".to_vec(), b"x".to_vec());
+            let fast_invalid = mask_value(&value, opts, &mut fast);
+            let general_invalid = mask_pieces(&value, opts, &mut general);
+            proptest::prop_assert_eq!(String::from_utf8(fast).unwrap(), String::from_utf8(general).unwrap());
+            proptest::prop_assert_eq!(fast_invalid, general_invalid);
         }
 
         /// The octet-boundary shortcut writes what the general path writes, for any quad and
