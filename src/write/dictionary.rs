@@ -1,9 +1,9 @@
-//! Column chunks of string columns, dictionary-encoded by citrine.
+//! Column chunks of string and number columns, dictionary-encoded by citrine.
 //!
-//! Parquet's Arrow writer hashes every row of a string column into its dictionary through
-//! several layers of generic code, and compares every row with the chunk's minimum and
-//! maximum: on a CloudFront run that was over a fifth of all the work. Log columns mostly
-//! repeat (an edge location, a method, a protocol, a customer), and here:
+//! Parquet's Arrow writer hashes every row of a column into its dictionary through several
+//! layers of generic code, and compares every row with the chunk's minimum and maximum: on a
+//! CloudFront run that was over a fifth of all the work. Log columns mostly repeat (an edge
+//! location, a method, a protocol, a customer, a status), and here:
 //!
 //! - a batch whose values are all equal is found with one comparison of its bytes against
 //!   themselves, shifted by one value;
@@ -21,7 +21,11 @@
 
 use std::io::Write;
 
-use arrow::array::{Array, StringArray, StringBuilder};
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, AsArray, Float64Array, Int32Array, Int64Array, StringArray};
+use arrow::buffer::NullBuffer;
+use arrow::datatypes::DataType;
 use bytes::Bytes;
 use hashbrown::hash_table::{Entry, HashTable};
 use parquet::basic::{Compression, Encoding};
@@ -64,14 +68,43 @@ impl PageOptions {
     }
 }
 
+/// The columns [`DictColumn`] encodes: their Arrow types, and Parquet's physical types.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// `Utf8`: BYTE_ARRAY.
+    Utf8,
+    /// `Int32`, `Date32`: INT32.
+    Int32,
+    /// `Int64`: INT64.
+    Int64,
+    /// `Float64`: DOUBLE.
+    Float64,
+}
+
+impl Kind {
+    /// The kind of a column of `data_type`, if citrine encodes it.
+    pub fn of(data_type: &DataType) -> Option<Self> {
+        Some(match data_type {
+            DataType::Utf8 => Self::Utf8,
+            DataType::Int32 | DataType::Date32 => Self::Int32,
+            DataType::Int64 => Self::Int64,
+            DataType::Float64 => Self::Float64,
+            _ => return None,
+        })
+    }
+}
+
 /// The distinct values of a chunk: the dictionary page's bytes as they are written (PLAIN:
-/// each value's length, then its bytes), where each value starts, and a hash table of keys.
+/// a string's length, then its bytes; a number's little-endian bytes), where each value
+/// starts, and a hash table of keys.
 #[derive(Debug, Default)]
 struct Dictionary {
     page: Vec<u8>,
     spans: Vec<(u32, u32)>,
     table: HashTable<u32>,
     hasher: ahash::RandomState,
+    /// Values are strings: each is written after its length.
+    prefixed: bool,
 }
 
 impl Dictionary {
@@ -86,6 +119,7 @@ impl Dictionary {
             spans,
             table,
             hasher,
+            prefixed,
         } = self;
         let at = |key: u32| {
             let (start, len) = spans[key as usize];
@@ -96,7 +130,9 @@ impl Dictionary {
             Entry::Occupied(entry) => *entry.get(),
             Entry::Vacant(entry) => {
                 let key = spans.len() as u32;
-                page.extend_from_slice(&(value.len() as u32).to_le_bytes());
+                if *prefixed {
+                    page.extend_from_slice(&(value.len() as u32).to_le_bytes());
+                }
                 spans.push((page.len() as u32, value.len() as u32));
                 page.extend_from_slice(value);
                 entry.insert(key);
@@ -110,9 +146,10 @@ impl Dictionary {
     }
 }
 
-/// One string column chunk in progress.
+/// One column chunk in progress.
 #[derive(Debug)]
 pub struct DictColumn {
+    kind: Kind,
     dictionary: Dictionary,
     /// Dictionary key ([`NULL`] for null) and length of each run, in row order.
     runs: Vec<(u32, u32)>,
@@ -125,10 +162,15 @@ pub struct DictColumn {
 }
 
 impl DictColumn {
-    /// A chunk whose dictionary may hold `limit` bytes of values (and their lengths).
-    pub fn new(limit: usize) -> Self {
+    /// A chunk of `kind` whose dictionary may hold `limit` bytes of values (and their
+    /// lengths).
+    pub fn new(kind: Kind, limit: usize) -> Self {
         Self {
-            dictionary: Dictionary::default(),
+            kind,
+            dictionary: Dictionary {
+                prefixed: kind == Kind::Utf8,
+                ..Dictionary::default()
+            },
             runs: Vec::new(),
             last: None,
             rows: 0,
@@ -151,29 +193,65 @@ impl DictColumn {
         self.dictionary.page.len() + (self.rows as usize * (bits + 1)).div_ceil(8)
     }
 
-    /// Append `array`'s values. False when the dictionary has outgrown its limit: the column's
-    /// rows (these included) are then to be written another way ([`DictColumn::to_array`]).
-    pub fn push(&mut self, array: &StringArray) -> bool {
-        if array.is_empty() {
-            return true;
-        }
-        if let Some(value) = all_equal(array) {
-            let key = self.key(value.as_bytes());
-            self.extend(key, array.len() as u32);
-        } else {
-            let offsets = array.value_offsets();
-            let data = array.value_data();
-            let nulls = array.nulls().filter(|n| n.null_count() > 0);
-            for (i, range) in offsets.windows(2).enumerate() {
-                if nulls.is_some_and(|n| n.is_null(i)) {
-                    self.extend(NULL, 1);
-                    continue;
-                }
-                let key = self.key(&data[range[0] as usize..range[1] as usize]);
-                self.extend(key, 1);
+    /// Append `array`'s values (of the column's kind). False when the dictionary has outgrown
+    /// its limit: the column's rows (these included) are then to be written another way
+    /// ([`DictColumn::to_array`]).
+    pub fn push(&mut self, array: &dyn Array) -> bool {
+        match self.kind {
+            Kind::Utf8 => self.push_strings(array.as_string::<i32>()),
+            Kind::Int32 | Kind::Int64 | Kind::Float64 => {
+                let width = if self.kind == Kind::Int32 { 4 } else { 8 };
+                let data = array.to_data();
+                let values =
+                    &data.buffers()[0].as_slice()[data.offset() * width..][..data.len() * width];
+                self.push_fixed(values, width, array.nulls())
             }
         }
         self.dictionary.page.len() <= self.limit
+    }
+
+    fn push_strings(&mut self, array: &StringArray) {
+        if array.is_empty() {
+            return;
+        }
+        if let Some(value) = all_equal(array.value_offsets(), array.value_data(), array.nulls()) {
+            let key = self.key(value);
+            self.extend(key, array.len() as u32);
+            return;
+        }
+        let offsets = array.value_offsets();
+        let data = array.value_data();
+        let nulls = array.nulls().filter(|n| n.null_count() > 0);
+        for (i, range) in offsets.windows(2).enumerate() {
+            if nulls.is_some_and(|n| n.is_null(i)) {
+                self.extend(NULL, 1);
+                continue;
+            }
+            let key = self.key(&data[range[0] as usize..range[1] as usize]);
+            self.extend(key, 1);
+        }
+    }
+
+    /// Append values of `width` bytes each.
+    fn push_fixed(&mut self, values: &[u8], width: usize, nulls: Option<&NullBuffer>) {
+        let rows = values.len() / width;
+        if rows == 0 {
+            return;
+        }
+        let nulls = nulls.filter(|n| n.null_count() > 0);
+        if nulls.is_none() && values[width..] == values[..values.len() - width] {
+            let key = self.key(&values[..width]);
+            self.extend(key, rows as u32);
+            return;
+        }
+        for (i, value) in values.chunks_exact(width).enumerate() {
+            if nulls.is_some_and(|n| n.is_null(i)) {
+                self.extend(NULL, 1);
+                continue;
+            }
+            let key = self.key(value);
+            self.extend(key, 1);
+        }
     }
 
     /// The key of `value`: the last value's when it is the same.
@@ -199,21 +277,39 @@ impl DictColumn {
         }
     }
 
-    /// Every row pushed, as one array.
-    pub fn to_array(&self) -> StringArray {
-        let mut builder = StringBuilder::with_capacity(self.rows as usize, 0);
-        for &(key, n) in &self.runs {
-            for _ in 0..n {
-                match key {
-                    NULL => builder.append_null(),
-                    key => builder.append_value(
-                        std::str::from_utf8(self.dictionary.value(key))
-                            .expect("pushed from a string array"),
-                    ),
-                }
+    /// Every row pushed, as one array of `data_type` (the column's).
+    pub fn to_array(&self, data_type: &DataType) -> ArrayRef {
+        let rows = || {
+            self.runs.iter().flat_map(|&(key, n)| {
+                std::iter::repeat_n(
+                    (key != NULL).then(|| self.dictionary.value(key)),
+                    n as usize,
+                )
+            })
+        };
+        let array: ArrayRef = match self.kind {
+            Kind::Utf8 => Arc::new(StringArray::from_iter(rows().map(|v| {
+                v.map(|v| std::str::from_utf8(v).expect("pushed from a string array"))
+            }))),
+            Kind::Int32 => {
+                Arc::new(Int32Array::from_iter(rows().map(|v| {
+                    v.map(|v| i32::from_le_bytes(v.try_into().expect("4 bytes")))
+                })))
             }
-        }
-        builder.finish()
+            Kind::Int64 => {
+                Arc::new(Int64Array::from_iter(rows().map(|v| {
+                    v.map(|v| i64::from_le_bytes(v.try_into().expect("8 bytes")))
+                })))
+            }
+            Kind::Float64 => {
+                Arc::new(Float64Array::from_iter(rows().map(|v| {
+                    v.map(|v| f64::from_le_bytes(v.try_into().expect("8 bytes")))
+                })))
+            }
+        };
+        // `Date32` is `Int32` by value.
+        arrow::compute::cast(&array, data_type)
+            .expect("a dictionary kind casts to its column's type")
     }
 
     /// The chunk's bytes and what its row group needs to know of them.
@@ -306,24 +402,51 @@ impl DictColumn {
         Ok((bytes, close))
     }
 
-    /// Minimum and maximum over the dictionary (every value in it is in some row), cut to
-    /// `truncate` bytes as Parquet's writer cuts them, and the null count.
+    /// Minimum and maximum over the dictionary (every value in it is in some row), and the
+    /// null count, as Parquet's writer gives them: strings cut to `truncate` bytes, NaN left
+    /// out, a zero minimum written as -0.0 and a zero maximum as +0.0.
     fn statistics(&self, truncate: Option<usize>) -> Statistics {
         let values = (0..self.dictionary.len() as u32).map(|k| self.dictionary.value(k));
-        let (min, max) = (values.clone().min(), values.max());
-        let limit = truncate.unwrap_or(usize::MAX);
-        let min = min.map(|v| truncate_min(v, limit));
-        let max = max.and_then(|v| truncate_max(v, limit));
-        let stats = ValueStatistics::new(
-            min.as_ref().map(|(v, _)| ByteArray::from(v.clone())),
-            max.as_ref().map(|(v, _)| ByteArray::from(v.clone())),
-            None,
-            Some(self.nulls),
-            false,
-        )
-        .with_min_is_exact(min.is_some_and(|(_, exact)| exact))
-        .with_max_is_exact(max.is_some_and(|(_, exact)| exact));
-        Statistics::ByteArray(stats)
+        let nulls = Some(self.nulls);
+        match self.kind {
+            Kind::Utf8 => {
+                let (min, max) = (values.clone().min(), values.max());
+                let limit = truncate.unwrap_or(usize::MAX);
+                let min = min.map(|v| truncate_min(v, limit));
+                let max = max.and_then(|v| truncate_max(v, limit));
+                let stats = ValueStatistics::new(
+                    min.as_ref().map(|(v, _)| ByteArray::from(v.clone())),
+                    max.as_ref().map(|(v, _)| ByteArray::from(v.clone())),
+                    None,
+                    nulls,
+                    false,
+                )
+                .with_min_is_exact(min.is_some_and(|(_, exact)| exact))
+                .with_max_is_exact(max.is_some_and(|(_, exact)| exact));
+                Statistics::ByteArray(stats)
+            }
+            Kind::Int32 => {
+                let values = values.map(|v| i32::from_le_bytes(v.try_into().expect("4 bytes")));
+                Statistics::int32(values.clone().min(), values.max(), None, nulls, false)
+            }
+            Kind::Int64 => {
+                let values = values.map(|v| i64::from_le_bytes(v.try_into().expect("8 bytes")));
+                Statistics::int64(values.clone().min(), values.max(), None, nulls, false)
+            }
+            Kind::Float64 => {
+                let values = values
+                    .map(|v| f64::from_le_bytes(v.try_into().expect("8 bytes")))
+                    .filter(|v| !v.is_nan());
+                let min = values
+                    .clone()
+                    .reduce(f64::min)
+                    .map(|v| if v == 0.0 { -0.0 } else { v });
+                let max = values
+                    .reduce(f64::max)
+                    .map(|v| if v == 0.0 { 0.0 } else { v });
+                Statistics::double(min, max, None, nulls, false)
+            }
+        }
     }
 }
 
@@ -439,18 +562,17 @@ fn char_floor(value: &[u8], mut at: usize) -> usize {
     at
 }
 
-/// The one value of `array` when every row holds it (no nulls): every value is as long as
-/// the first, and the bytes equal themselves shifted by one value.
-fn all_equal(array: &StringArray) -> Option<&str> {
-    if array.null_count() > 0 {
+/// The one value of a string array (its offsets, bytes and nulls) when every row holds it:
+/// every value is as long as the first, and the bytes equal themselves shifted by one value.
+fn all_equal<'a>(offsets: &[i32], data: &'a [u8], nulls: Option<&NullBuffer>) -> Option<&'a [u8]> {
+    if nulls.is_some_and(|n| n.null_count() > 0) {
         return None;
     }
-    let offsets = array.value_offsets();
     let len = offsets[1] - offsets[0];
     let same_lengths = offsets.windows(2).all(|w| w[1] - w[0] == len);
-    let bytes = &array.value_data()[offsets[0] as usize..offsets[offsets.len() - 1] as usize];
+    let bytes = &data[offsets[0] as usize..offsets[offsets.len() - 1] as usize];
     let len = len as usize;
-    (same_lengths && bytes[len..] == bytes[..bytes.len() - len]).then(|| array.value(0))
+    (same_lengths && bytes[len..] == bytes[..bytes.len() - len]).then(|| &bytes[..len])
 }
 
 /// Bits that hold `max`.
@@ -585,9 +707,13 @@ mod tests {
 
     #[test]
     fn equal_values_are_found_with_one_comparison() {
+        let all_equal = |a: &StringArray| {
+            all_equal(a.value_offsets(), a.value_data(), a.nulls())
+                .map(|v| std::str::from_utf8(v).unwrap().to_owned())
+        };
         let same = StringArray::from(vec!["abc"; 5]);
-        assert_eq!(all_equal(&same), Some("abc"));
-        assert_eq!(all_equal(&same.slice(2, 3)), Some("abc"));
+        assert_eq!(all_equal(&same).as_deref(), Some("abc"));
+        assert_eq!(all_equal(&same.slice(2, 3)).as_deref(), Some("abc"));
         for other in [
             vec!["abc", "abc", "abd"],
             vec!["ab", "cab", "c"],
@@ -600,12 +726,15 @@ mod tests {
             );
         }
         assert_eq!(all_equal(&StringArray::from(vec![Some("a"), None])), None);
-        assert_eq!(all_equal(&StringArray::from(vec![""; 3])), Some(""));
+        assert_eq!(
+            all_equal(&StringArray::from(vec![""; 3])).as_deref(),
+            Some("")
+        );
     }
 
     #[test]
     fn runs_merge_across_batches_and_keep_nulls() {
-        let mut column = DictColumn::new(usize::MAX);
+        let mut column = DictColumn::new(Kind::Utf8, usize::MAX);
         assert!(column.push(&StringArray::from(vec!["a"; 3])));
         assert!(column.push(&StringArray::from(vec![
             Some("a"),
@@ -620,18 +749,17 @@ mod tests {
             .map(Some)
             .into_iter()
             .chain([None, None, Some("a")]);
-        assert_eq!(column.to_array(), StringArray::from_iter(want));
+        let want: ArrayRef = Arc::new(StringArray::from_iter(want));
+        assert_eq!(&column.to_array(&DataType::Utf8), &want);
     }
 
     #[test]
     fn a_dictionary_past_its_limit_is_said() {
-        let mut column = DictColumn::new(20);
+        let mut column = DictColumn::new(Kind::Utf8, 20);
         assert!(column.push(&StringArray::from(vec!["abcd", "efgh"])));
         assert!(!column.push(&StringArray::from(vec!["ijkl", "abcd"])));
-        assert_eq!(
-            column.to_array(),
-            StringArray::from(vec!["abcd", "efgh", "ijkl", "abcd"])
-        );
+        let want: ArrayRef = Arc::new(StringArray::from(vec!["abcd", "efgh", "ijkl", "abcd"]));
+        assert_eq!(&column.to_array(&DataType::Utf8), &want);
     }
 
     #[test]
@@ -698,6 +826,29 @@ mod tests {
         );
         assert_eq!(split_runs(&[(0, 8)], 4).len(), 2);
         assert_eq!(split_runs(&[], 4), [Vec::<(u32, u32)>::new()]);
+    }
+
+    #[test]
+    fn float_statistics_leave_nan_out_and_sign_their_zeros() {
+        let stats = |values: Vec<Option<f64>>| {
+            let mut column = DictColumn::new(Kind::Float64, usize::MAX);
+            column.push(&Float64Array::from(values));
+            match column.statistics(None) {
+                Statistics::Double(s) => (
+                    s.min_opt().copied(),
+                    s.max_opt().copied(),
+                    s.null_count_opt(),
+                ),
+                other => panic!("{other:?}"),
+            }
+        };
+        let (min, max, nulls) = stats(vec![Some(0.0), Some(f64::NAN), None, Some(1.5)]);
+        assert!(min.is_some_and(|m| m == 0.0 && m.is_sign_negative()));
+        assert_eq!((max, nulls), (Some(1.5), Some(1)));
+        let (min, max, _) = stats(vec![Some(-0.0), Some(-2.0)]);
+        assert_eq!(min, Some(-2.0));
+        assert!(max.is_some_and(|m| m == 0.0 && m.is_sign_positive()));
+        assert_eq!(stats(vec![Some(f64::NAN)]), (None, None, Some(0)));
     }
 
     #[test]

@@ -8,10 +8,9 @@
 //! metadata are what `ArrowWriter` writes.
 
 use std::io::Write;
-use std::sync::Arc;
 
-use arrow::array::{ArrayRef, AsArray, RecordBatch};
-use arrow::datatypes::{DataType, FieldRef, SchemaRef};
+use arrow::array::{ArrayRef, RecordBatch};
+use arrow::datatypes::{FieldRef, SchemaRef};
 use parquet::arrow::arrow_writer::{
     compute_leaves, ArrowColumnWriter, ArrowRowGroupWriterFactory, ArrowWriterOptions,
 };
@@ -21,7 +20,7 @@ use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::file::writer::SerializedFileWriter;
 use parquet::schema::types::ColumnPath;
 
-use super::dictionary::{DictColumn, PageOptions};
+use super::dictionary::{DictColumn, Kind, PageOptions};
 use crate::schema::{CUSTOMER, SOURCE_FILE};
 
 /// Columns whose values come in runs (one per file, one per input): their dictionary never
@@ -44,8 +43,8 @@ struct RowGroup {
 #[derive(Clone, Copy)]
 enum Plan {
     Arrow,
-    /// By [`DictColumn`], its dictionary at most this many bytes.
-    Dictionary(usize, PageOptions),
+    /// By [`DictColumn`] of this kind, its dictionary at most this many bytes.
+    Dictionary(Kind, usize, PageOptions),
 }
 
 /// A Parquet file being written to `W`.
@@ -97,10 +96,10 @@ impl<W: Write + Send> FileWriter<W> {
                     write_leaves(&mut column.arrow, field, array)?;
                     continue;
                 };
-                if !dictionary.push(array.as_string::<i32>()) {
+                if !dictionary.push(array) {
                     // Parquet's writer takes the chunk's rows so far, and the column for the
                     // rest of the file.
-                    let rows: ArrayRef = Arc::new(dictionary.to_array());
+                    let rows = dictionary.to_array(field.data_type());
                     write_leaves(&mut column.arrow, field, &rows)?;
                     column.dictionary = None;
                     self.plans[i] = Plan::Arrow;
@@ -124,7 +123,7 @@ impl<W: Write + Send> FileWriter<W> {
             .map(|(writer, plan)| Column {
                 dictionary: match plan {
                     Plan::Arrow => None,
-                    Plan::Dictionary(limit, _) => Some(DictColumn::new(*limit)),
+                    Plan::Dictionary(kind, limit, _) => Some(DictColumn::new(*kind, *limit)),
                 },
                 arrow: Box::new(writer),
             })
@@ -143,7 +142,7 @@ impl<W: Write + Send> FileWriter<W> {
         let mut row_group = self.file.next_row_group()?;
         for ((column, descr), plan) in group.columns.into_iter().zip(descriptors).zip(&self.plans) {
             match (column.dictionary, plan) {
-                (Some(dictionary), Plan::Dictionary(_, options)) => {
+                (Some(dictionary), Plan::Dictionary(_, _, options)) => {
                     let (bytes, close) = dictionary.close(descr, options)?;
                     row_group.append_column(&bytes, close)?;
                 }
@@ -207,8 +206,10 @@ fn plan(field: &FieldRef, props: &WriterProperties) -> Plan {
     let path = ColumnPath::from(field.name().as_str());
     let by_run = RUN_COLUMNS.contains(&field.name().as_str());
     let codec = props.compression(&path);
-    if field.data_type() != &DataType::Utf8
-        || !(by_run || props.dictionary_enabled(&path))
+    let Some(kind) = Kind::of(field.data_type()) else {
+        return Plan::Arrow;
+    };
+    if !(by_run || props.dictionary_enabled(&path))
         || props.bloom_filter_properties(&path).is_some()
         || !PageOptions::supports(codec)
     {
@@ -220,6 +221,7 @@ fn plan(field: &FieldRef, props: &WriterProperties) -> Plan {
         props.dictionary_page_size_limit()
     };
     Plan::Dictionary(
+        kind,
         limit,
         PageOptions {
             codec,
@@ -242,8 +244,9 @@ mod tests {
     use super::*;
     use std::sync::Arc;
 
-    use arrow::array::{ArrayRef, Int64Array, StringArray};
+    use arrow::array::{ArrayRef, Float64Array, Int32Array, Int64Array, StringArray};
     use arrow::compute::concat_batches;
+    use arrow::datatypes::DataType;
     use arrow::datatypes::{Field, Schema};
     use bytes::Bytes;
     use parquet::arrow::arrow_reader::{ArrowReaderOptions, ParquetRecordBatchReaderBuilder};
@@ -360,6 +363,11 @@ mod tests {
         let schema: SchemaRef = Arc::new(Schema::new(vec![
             Field::new("low", DataType::Utf8, true),
             Field::new("many", DataType::Utf8, true),
+            Field::new("status", DataType::Int32, true),
+            Field::new("day", DataType::Date32, true),
+            Field::new("bytes", DataType::Int64, true),
+            Field::new("seconds", DataType::Float64, true),
+            Field::new("ports", DataType::Int64, true),
         ]));
         let mut seed = 3;
         let batches: Vec<_> = [1, 700, 33, 2000, 8, 1500]
@@ -367,7 +375,44 @@ mod tests {
             .map(|n| {
                 let low = strings(&mut seed, n, 12);
                 let many = strings(&mut seed, n, 5000);
-                RecordBatch::try_new(schema.clone(), vec![Arc::new(low), Arc::new(many)]).unwrap()
+                // Numbers from the same stream: the string's length (null with it).
+                let lens = |a: &StringArray, k: i64| -> Vec<Option<i64>> {
+                    a.iter()
+                        .map(|v| v.map(|v| v.len() as i64 * k - 40))
+                        .collect()
+                };
+                let status: Int32Array =
+                    lens(&low, 1).iter().map(|v| v.map(|v| v as i32)).collect();
+                let day = arrow::compute::cast(&status, &DataType::Date32).unwrap();
+                let bytes = Int64Array::from(lens(&low, 1 << 40));
+                // NaN, -0.0 and +0.0 among them ("-10", "-5", "v-11").
+                let seconds: Float64Array = lens(&low, 1)
+                    .iter()
+                    .map(|v| {
+                        v.map(|v| match v {
+                            -37 => f64::NAN,
+                            -38 => -0.0,
+                            -36 => 0.0,
+                            v => v as f64 / 8.0,
+                        })
+                    })
+                    .collect();
+                let ports: Int64Array = (0..n)
+                    .map(|_| {
+                        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
+                        (seed >> 20) as i64 % 100_000
+                    })
+                    .collect();
+                let columns: Vec<ArrayRef> = vec![
+                    Arc::new(low),
+                    Arc::new(many),
+                    Arc::new(status),
+                    day,
+                    Arc::new(bytes),
+                    Arc::new(seconds),
+                    Arc::new(ports),
+                ];
+                RecordBatch::try_new(schema.clone(), columns).unwrap()
             })
             .collect();
         for codec in [
@@ -391,7 +436,15 @@ mod tests {
             }
             assert!(matches!(
                 ours.plans[..],
-                [Plan::Dictionary(..), Plan::Arrow]
+                [
+                    Plan::Dictionary(Kind::Utf8, ..),
+                    Plan::Arrow,
+                    Plan::Dictionary(Kind::Int32, ..),
+                    Plan::Dictionary(Kind::Int32, ..),
+                    Plan::Dictionary(Kind::Int64, ..),
+                    Plan::Dictionary(Kind::Float64, ..),
+                    Plan::Arrow,
+                ]
             ));
             let (ours, ours_meta) = read(ours.into_inner().unwrap().into());
             let (theirs, theirs_meta) = read(theirs.into_inner().unwrap().into());
@@ -403,7 +456,11 @@ mod tests {
             for (a, b) in ours_meta.row_groups().iter().zip(theirs_meta.row_groups()) {
                 assert_eq!(a.num_rows(), b.num_rows());
                 for (x, y) in a.columns().iter().zip(b.columns()) {
-                    assert_eq!(x.statistics(), y.statistics(), "{codec}");
+                    // As text: -0.0 and +0.0 are equal as numbers, not as statistics.
+                    let text = |c: &parquet::file::metadata::ColumnChunkMetaData| {
+                        format!("{:?}", c.statistics())
+                    };
+                    assert_eq!(text(x), text(y), "{codec}");
                     assert_eq!(x.compression(), codec);
                 }
             }
