@@ -5,8 +5,8 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
-use object_store::aws::AmazonS3Builder;
-use object_store::{BackoffConfig, ClientOptions, ObjectStore, RetryConfig};
+use object_store::aws::{AmazonS3, AmazonS3Builder};
+use object_store::{BackoffConfig, ClientOptions, RetryConfig};
 
 use super::block_on;
 use super::credentials::SdkCredentials;
@@ -115,7 +115,7 @@ impl AwsContext {
     }
 
     /// An object_store S3 client for `bucket`.
-    pub fn s3_client(&self, bucket: &str) -> Result<Arc<dyn ObjectStore>> {
+    pub fn s3_client(&self, bucket: &str) -> Result<Arc<AmazonS3>> {
         let credentials = self
             .credentials
             .get_or_init(|| Arc::new(SdkCredentials::new(self.sdk().credentials_provider())))

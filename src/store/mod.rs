@@ -184,8 +184,8 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     fn open_snapshot(&self, expect: &ObjectInfo) -> Result<Box<dyn Read + Send>>;
     /// Start a streaming write of `key`.
     fn upload(&self, key: &str) -> Result<Box<dyn Upload>>;
-    /// Delete what an interrupted write of `key` may have left beside it (a local store's
-    /// temporary files; nothing on S3, where an unfinished upload is invisible).
+    /// Delete what an interrupted write of `key` may have left beside it: a local store's
+    /// temporary files, the unfinished multipart upload of a killed process on S3.
     fn delete_staging(&self, key: &str) -> Result<()> {
         let _ = key;
         Ok(())
@@ -254,7 +254,7 @@ impl<R: Read> Read for Exact<R> {
 #[derive(Debug)]
 pub struct Stores {
     aws: Arc<AwsContext>,
-    buckets: Mutex<HashMap<String, Arc<dyn object_store::ObjectStore>>>,
+    buckets: Mutex<HashMap<String, Arc<object_store::aws::AmazonS3>>>,
 }
 
 impl Stores {
@@ -276,7 +276,7 @@ impl Stores {
         match location {
             Location::Local(root) => Ok(Arc::new(LocalStore::new(root)?)),
             Location::S3 { bucket, prefix } => {
-                let store = S3Store::new(self.s3_client(bucket)?, bucket, prefix)
+                let store = S3Store::new(self.amazon_s3(bucket)?, bucket, prefix)
                     .with_part_bytes(self.aws.options().s3_part_bytes);
                 Ok(Arc::new(store))
             }
@@ -285,6 +285,10 @@ impl Stores {
 
     /// The shared object_store S3 client of `bucket` (DataFusion registers it for queries).
     pub fn s3_client(&self, bucket: &str) -> Result<Arc<dyn object_store::ObjectStore>> {
+        Ok(self.amazon_s3(bucket)?)
+    }
+
+    fn amazon_s3(&self, bucket: &str) -> Result<Arc<object_store::aws::AmazonS3>> {
         let mut buckets = self.buckets.lock().expect("bucket cache");
         if let Some(c) = buckets.get(bucket) {
             return Ok(c.clone());

@@ -4,6 +4,12 @@
 //! Reads stream the object body; uploads send one PUT when the object fits in one part and a
 //! multipart upload otherwise, its parts in flight while the writer keeps encoding, aborted if
 //! the upload fails or is dropped unfinished, so a failed upload never leaves a visible object.
+//!
+//! A process killed mid-upload aborts nothing, and S3 keeps the parts it received (billed, and
+//! listed by `ListMultipartUploads`) until a lifecycle rule removes them. So each multipart
+//! upload's id is written to `_citrine/uploads/<key>` when the upload starts and deleted when it
+//! completes or is aborted; [`Store::delete_staging`] of the key (what recovery calls for every
+//! file a crashed run's journal recorded) aborts the upload named there.
 
 use std::io::{self, Read, Write};
 use std::sync::Arc;
@@ -11,11 +17,14 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures::stream::BoxStream;
 use futures::StreamExt;
+use object_store::aws::AmazonS3;
+use object_store::multipart::{MultipartStore, PartId};
 use object_store::path::Path as ObjectPath;
 use object_store::{
-    GetOptions, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersion,
-    WriteMultipart,
+    GetOptions, MultipartId, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload,
+    UpdateVersion,
 };
+use tokio::task::JoinSet;
 
 use super::{join_key, store_error, Exact, Listing, ObjectInfo, Store, Upload, Version, Versioned};
 use crate::aws::block_on;
@@ -23,10 +32,13 @@ use crate::error::{FileError, InputError, Result};
 
 use crate::aws::DEFAULT_S3_PART_BYTES;
 
+/// Where a multipart upload's id is kept while it runs (below the store's root).
+const UPLOADS: &str = "_citrine/uploads";
+
 /// A store over one bucket and key prefix.
 #[derive(Debug, Clone)]
 pub struct S3Store {
-    client: Arc<dyn ObjectStore>,
+    client: Arc<AmazonS3>,
     bucket: String,
     prefix: String,
     part_bytes: usize,
@@ -34,7 +46,7 @@ pub struct S3Store {
 
 impl S3Store {
     /// The store at `s3://bucket/prefix` using `client` (an S3 client for `bucket`).
-    pub fn new(client: Arc<dyn ObjectStore>, bucket: &str, prefix: &str) -> Self {
+    pub fn new(client: Arc<AmazonS3>, bucket: &str, prefix: &str) -> Self {
         Self {
             client,
             bucket: bucket.to_owned(),
@@ -237,6 +249,7 @@ impl Store for S3Store {
         Ok(Box::new(S3Upload {
             client: self.client.clone(),
             path: self.path(key)?,
+            record: self.path(&upload_record(key))?,
             url: self.url(key),
             part_bytes: self.part_bytes,
             buffer: Vec::new(),
@@ -244,6 +257,24 @@ impl Store for S3Store {
             written: 0,
             done: false,
         }))
+    }
+
+    /// Abort the multipart upload of `key` that `_citrine/uploads/<key>` names (one a killed
+    /// process left), then delete that record.
+    fn delete_staging(&self, key: &str) -> Result<()> {
+        let record = upload_record(key);
+        let Some(found) = self.read(&record)? else {
+            return Ok(());
+        };
+        let id: MultipartId = String::from_utf8_lossy(&found.bytes).into_owned();
+        let path = self.path(key)?;
+        match block_on(self.client.abort_multipart(&path, &id)) {
+            // Already completed or aborted: nothing left to remove.
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+            Err(e) => return Err(store_error(&self.url(key), e)),
+        }
+        tracing::info!(object = %self.url(key), "aborted the unfinished multipart upload of a stopped run");
+        self.delete(&record)
     }
 }
 
@@ -272,50 +303,115 @@ impl Read for StreamReader {
 /// Parts of one multipart upload sent at once while the writer goes on encoding.
 pub const PARTS_IN_FLIGHT: usize = 4;
 
+/// The key recording the multipart upload of `key`.
+fn upload_record(key: &str) -> String {
+    format!("{UPLOADS}/{}", key.trim_matches('/'))
+}
+
 /// One object being written: buffered until it fills a part (one PUT if it never does), then a
-/// multipart upload with up to [`PARTS_IN_FLIGHT`] parts uploading while the caller keeps
-/// writing. Memory per object: at most (`PARTS_IN_FLIGHT` + 1) parts.
+/// multipart upload of equal parts, up to [`PARTS_IN_FLIGHT`] of them uploading while the
+/// caller keeps writing. Memory per object: at most (`PARTS_IN_FLIGHT` + 1) parts.
 struct S3Upload {
-    client: Arc<dyn ObjectStore>,
+    client: Arc<AmazonS3>,
     path: ObjectPath,
+    /// Where the upload's id is kept while it runs.
+    record: ObjectPath,
     url: String,
     part_bytes: usize,
     buffer: Vec<u8>,
-    multipart: Option<WriteMultipart>,
+    multipart: Option<Multipart>,
     written: u64,
     done: bool,
 }
 
-impl S3Upload {
-    /// Hand `bytes` to the multipart upload (started on the first full part), waiting only
-    /// while [`PARTS_IN_FLIGHT`] parts are already uploading.
-    fn send(&mut self, bytes: &[u8]) -> io::Result<()> {
-        if self.multipart.is_none() {
-            let upload =
-                block_on(self.client.put_multipart(&self.path)).map_err(io::Error::other)?;
-            self.multipart = Some(WriteMultipart::new_with_chunk_size(upload, self.part_bytes));
+/// A multipart upload in progress.
+struct Multipart {
+    id: MultipartId,
+    /// Parts sent so far.
+    sent: usize,
+    in_flight: JoinSet<object_store::Result<(usize, PartId)>>,
+    uploaded: Vec<(usize, PartId)>,
+}
+
+impl Multipart {
+    /// Wait for one part in flight; false when none is.
+    fn join_one(&mut self) -> object_store::Result<bool> {
+        match block_on(self.in_flight.join_next()) {
+            None => Ok(false),
+            Some(joined) => {
+                let part = joined.map_err(|e| object_store::Error::Generic {
+                    store: "S3",
+                    source: Box::new(e),
+                })??;
+                self.uploaded.push(part);
+                Ok(true)
+            }
         }
-        let upload = self.multipart.as_mut().expect("started above");
-        block_on(upload.wait_for_capacity(PARTS_IN_FLIGHT)).map_err(io::Error::other)?;
-        // A full part is uploaded by a task on the shared runtime.
-        let _runtime = crate::aws::runtime().enter();
-        upload.write(bytes);
-        crate::stall::stall_point("part_in_flight");
+    }
+}
+
+impl S3Upload {
+    /// Send every full part of the buffer (all of it when `last`), starting the multipart
+    /// upload and recording its id first, and waiting only while [`PARTS_IN_FLIGHT`] parts are
+    /// already uploading.
+    fn send_parts(&mut self, last: bool) -> object_store::Result<()> {
+        while self.buffer.len() >= self.part_bytes || (last && !self.buffer.is_empty()) {
+            let rest = self
+                .buffer
+                .split_off(self.part_bytes.min(self.buffer.len()));
+            let part = Bytes::from(std::mem::replace(&mut self.buffer, rest));
+            if self.multipart.is_none() {
+                let id = block_on(self.client.create_multipart(&self.path))?;
+                let recorded = PutPayload::from(Bytes::from(id.clone().into_bytes()));
+                self.multipart = Some(Multipart {
+                    id,
+                    sent: 0,
+                    in_flight: JoinSet::new(),
+                    uploaded: Vec::new(),
+                });
+                block_on(self.client.put(&self.record, recorded))?;
+            }
+            let upload = self.multipart.as_mut().expect("started above");
+            while upload.in_flight.len() >= PARTS_IN_FLIGHT {
+                upload.join_one()?;
+            }
+            let (client, path, id) = (self.client.clone(), self.path.clone(), upload.id.clone());
+            let index = upload.sent;
+            upload.sent += 1;
+            upload.in_flight.spawn_on(
+                async move {
+                    let part = client.put_part(&path, &id, index, part.into()).await?;
+                    Ok((index, part))
+                },
+                crate::aws::runtime().handle(),
+            );
+            crate::stall::stall_point("part_in_flight");
+        }
         Ok(())
+    }
+
+    /// The last part, every part awaited, the completion, the record deleted.
+    fn complete(&mut self) -> object_store::Result<()> {
+        self.send_parts(true)?;
+        let upload = self.multipart.as_mut().expect("a multipart upload");
+        while upload.join_one()? {}
+        upload.uploaded.sort_by_key(|(index, _)| *index);
+        let parts = upload.uploaded.iter().map(|(_, p)| p.clone()).collect();
+        block_on(
+            self.client
+                .complete_multipart(&self.path, &upload.id, parts),
+        )?;
+        self.multipart = None;
+        block_on(self.client.delete(&self.record))
     }
 }
 
 impl Write for S3Upload {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         self.written += buf.len() as u64;
-        if self.multipart.is_some() {
-            self.send(buf)?;
-            return Ok(buf.len());
-        }
         self.buffer.extend_from_slice(buf);
         if self.buffer.len() >= self.part_bytes {
-            let first = std::mem::take(&mut self.buffer);
-            self.send(&first)?;
+            self.send_parts(false).map_err(io::Error::other)?;
         }
         Ok(buf.len())
     }
@@ -327,17 +423,13 @@ impl Write for S3Upload {
 
 impl Upload for S3Upload {
     fn finish(mut self: Box<Self>) -> Result<u64> {
-        let result: io::Result<()> = match self.multipart.take() {
+        let result = match self.multipart {
             None => {
                 let payload = PutPayload::from(std::mem::take(&mut self.buffer));
-                block_on(self.client.put(&self.path, payload))
-                    .map(|_| ())
-                    .map_err(io::Error::other)
+                block_on(self.client.put(&self.path, payload)).map(|_| ())
             }
-            // The last part, then every part awaited, then the completion; a failure aborts.
-            Some(upload) => block_on(upload.finish())
-                .map(|_| ())
-                .map_err(io::Error::other),
+            // A failure leaves the upload to `drop`, which aborts it.
+            Some(_) => self.complete(),
         };
         match result {
             Ok(()) => {
@@ -356,9 +448,17 @@ impl Drop for S3Upload {
         if self.done {
             return;
         }
-        if let Some(upload) = self.multipart.take() {
-            if let Err(e) = block_on(upload.abort()) {
-                tracing::warn!(object = %self.url, error = %e, "could not abort a multipart upload; an S3 lifecycle rule (AbortIncompleteMultipartUpload) will remove its parts");
+        let Some(mut upload) = self.multipart.take() else {
+            return;
+        };
+        // Parts still uploading first (an abort while a part lands may leave that part).
+        while let Ok(true) = upload.join_one() {}
+        match block_on(self.client.abort_multipart(&self.path, &upload.id)) {
+            Ok(()) => {
+                let _ = block_on(self.client.delete(&self.record));
+            }
+            Err(e) => {
+                tracing::warn!(object = %self.url, error = %e, "could not abort a multipart upload; the next run's recovery does (or an S3 lifecycle rule, AbortIncompleteMultipartUpload)");
             }
         }
     }

@@ -8,6 +8,7 @@ AWS_ENDPOINT_URL (boto3 honours it), credentials from the environment.
   copy B KEY                 copy an object onto itself (a re-copy: new mtime, same bytes)
   put B KEY TEXT             put a small object
   list B PREFIX              [{key, size}] below PREFIX
+  uploads B PREFIX           [{key, id}] of the unfinished multipart uploads below PREFIX
   get B KEY                  the object's text
   table DB T                 the Glue table (columns, keys, parameters, storage descriptor)
   partitions DB T            [{values, location}] from GetPartitions (all pages)
@@ -78,6 +79,10 @@ def main(cmd, *a):
         return {"put": key}
     if cmd == "list":
         return listing(*a)
+    if cmd == "uploads":
+        bucket, prefix = a
+        got = s3.list_multipart_uploads(Bucket=bucket, Prefix=prefix)
+        return [{"key": u["Key"], "id": u["UploadId"]} for u in got.get("Uploads", [])]
     if cmd == "get":
         return s3.get_object(Bucket=a[0], Key=a[1])["Body"].read().decode()
     if cmd == "head":
