@@ -146,13 +146,29 @@ impl Dictionary {
     }
 }
 
+/// A data page encoded once its rows reached the page limit (uncompressed until the chunk
+/// closes): definition levels when the column has them, the keys' bit width, the keys.
+#[derive(Debug)]
+struct EncodedPage {
+    rows: u32,
+    body: Vec<u8>,
+}
+
 /// One column chunk in progress.
 #[derive(Debug)]
 pub struct DictColumn {
     kind: Kind,
     dictionary: Dictionary,
-    /// Dictionary key ([`NULL`] for null) and length of each run, in row order.
+    /// Pages encoded so far.
+    pages: Vec<EncodedPage>,
+    /// The page in progress: dictionary key ([`NULL`] for null) and length of each run, in
+    /// row order, and how many rows they hold.
     runs: Vec<(u32, u32)>,
+    page_rows: u32,
+    /// Rows of a page, at most.
+    max_page_rows: u32,
+    /// The column has definition levels (it is nullable).
+    levels: bool,
     /// The key of the last non-null value pushed.
     last: Option<u32>,
     rows: u64,
@@ -163,15 +179,19 @@ pub struct DictColumn {
 
 impl DictColumn {
     /// A chunk of `kind` whose dictionary may hold `limit` bytes of values (and their
-    /// lengths).
-    pub fn new(kind: Kind, limit: usize) -> Self {
+    /// lengths), in pages of `page_rows` rows, with definition levels when `levels`.
+    pub fn new(kind: Kind, limit: usize, page_rows: usize, levels: bool) -> Self {
         Self {
             kind,
             dictionary: Dictionary {
                 prefixed: kind == Kind::Utf8,
                 ..Dictionary::default()
             },
+            pages: Vec::new(),
             runs: Vec::new(),
+            page_rows: 0,
+            max_page_rows: page_rows.clamp(1, u32::MAX as usize) as u32,
+            levels,
             last: None,
             rows: 0,
             nulls: 0,
@@ -179,18 +199,25 @@ impl DictColumn {
         }
     }
 
-    /// Bytes held: the dictionary, its table and the runs.
+    /// Bytes held: the dictionary, its table, the pages and the runs.
     pub fn memory_size(&self) -> usize {
         self.dictionary.page.capacity()
             + self.dictionary.spans.capacity() * 8
             + self.dictionary.table.capacity() * 8
+            + self.pages.iter().map(|p| p.body.capacity()).sum::<usize>()
             + self.runs.capacity() * 8
     }
 
     /// Bytes the chunk would take encoded, about (before compression).
     pub fn encoded_size(&self) -> usize {
-        let bits = bits_for(self.dictionary.len().saturating_sub(1) as u64) as usize;
-        self.dictionary.page.len() + (self.rows as usize * (bits + 1)).div_ceil(8)
+        self.dictionary.page.len()
+            + self.pages.iter().map(|p| p.body.len()).sum::<usize>()
+            + (self.page_rows as usize * (usize::from(self.bit_width()) + 1)).div_ceil(8)
+    }
+
+    /// Bits of a key, for the dictionary as it is.
+    fn bit_width(&self) -> u8 {
+        bits_for(self.dictionary.len().saturating_sub(1) as u64)
     }
 
     /// Append `array`'s values (of the column's kind). False when the dictionary has outgrown
@@ -266,27 +293,88 @@ impl DictColumn {
         key
     }
 
-    fn extend(&mut self, key: u32, len: u32) {
+    fn extend(&mut self, key: u32, mut len: u32) {
         self.rows += u64::from(len);
         if key == NULL {
             self.nulls += u64::from(len);
         }
-        match self.runs.last_mut() {
-            Some((last, n)) if *last == key && n.checked_add(len).is_some() => *n += len,
-            _ => self.runs.push((key, len)),
+        while len > 0 {
+            let take = len.min(self.max_page_rows - self.page_rows);
+            match self.runs.last_mut() {
+                Some((last, n)) if *last == key => *n += take,
+                _ => self.runs.push((key, take)),
+            }
+            self.page_rows += take;
+            len -= take;
+            if self.page_rows == self.max_page_rows {
+                self.end_page();
+            }
         }
+    }
+
+    /// Encode the page in progress (each page has its keys' bit width: the dictionary's size
+    /// so far).
+    fn end_page(&mut self) {
+        let mut body = Vec::new();
+        if self.levels {
+            let mut levels = Hybrid::new(1);
+            for &(key, n) in &self.runs {
+                levels.put(u32::from(key != NULL), n);
+            }
+            let levels = levels.finish();
+            body.extend_from_slice(&(levels.len() as u32).to_le_bytes());
+            body.extend_from_slice(&levels);
+        }
+        let bit_width = self.bit_width();
+        body.push(bit_width);
+        let mut keys = Hybrid::new(bit_width);
+        for &(key, n) in self.runs.iter().filter(|(key, _)| *key != NULL) {
+            keys.put(key, n);
+        }
+        body.extend_from_slice(&keys.finish());
+        self.pages.push(EncodedPage {
+            rows: self.page_rows,
+            body,
+        });
+        self.runs.clear();
+        self.page_rows = 0;
+    }
+
+    /// The key of every row (`None` for null), read back from the pages and the runs.
+    fn keys(&self) -> Vec<Option<u32>> {
+        let mut keys = Vec::with_capacity(self.rows as usize);
+        for page in &self.pages {
+            let rows = page.rows as usize;
+            let mut body = page.body.as_slice();
+            let defined = if self.levels {
+                let len = u32::from_le_bytes(body[..4].try_into().expect("4 bytes")) as usize;
+                let levels = unhybrid(&body[4..4 + len], 1, rows);
+                body = &body[4 + len..];
+                levels
+            } else {
+                vec![1; rows]
+            };
+            let present = defined.iter().filter(|&&d| d == 1).count();
+            let mut values = unhybrid(&body[1..], body[0], present).into_iter();
+            keys.extend(
+                defined
+                    .iter()
+                    .map(|&d| if d == 1 { values.next() } else { None }),
+            );
+        }
+        for &(key, n) in &self.runs {
+            keys.extend(std::iter::repeat_n(
+                (key != NULL).then_some(key),
+                n as usize,
+            ));
+        }
+        keys
     }
 
     /// Every row pushed, as one array of `data_type` (the column's).
     pub fn to_array(&self, data_type: &DataType) -> ArrayRef {
-        let rows = || {
-            self.runs.iter().flat_map(|&(key, n)| {
-                std::iter::repeat_n(
-                    (key != NULL).then(|| self.dictionary.value(key)),
-                    n as usize,
-                )
-            })
-        };
+        let keys = self.keys();
+        let rows = || keys.iter().map(|k| k.map(|k| self.dictionary.value(k)));
         let array: ArrayRef = match self.kind {
             Kind::Utf8 => Arc::new(StringArray::from_iter(rows().map(|v| {
                 v.map(|v| std::str::from_utf8(v).expect("pushed from a string array"))
@@ -314,10 +402,14 @@ impl DictColumn {
 
     /// The chunk's bytes and what its row group needs to know of them.
     pub fn close(
-        self,
+        mut self,
         descr: ColumnDescPtr,
         options: &PageOptions,
     ) -> Result<(Bytes, ColumnCloseResult)> {
+        debug_assert_eq!(self.levels, descr.max_def_level() > 0);
+        if self.page_rows > 0 || self.pages.is_empty() {
+            self.end_page();
+        }
         let mut sink = TrackedWrite::new(Vec::new());
         let mut pages = SerializedPageWriter::new(&mut sink);
         let dictionary_page = Page::DictionaryPage {
@@ -332,42 +424,24 @@ impl DictColumn {
             options.codec,
         )?)?;
         let (mut uncompressed, mut locations) = (first.uncompressed_size, Vec::new());
-        let bit_width = bits_for(self.dictionary.len().saturating_sub(1) as u64);
         let mut first_row = 0u64;
-        for page_runs in split_runs(&self.runs, options.page_rows.max(1)) {
-            let rows: u64 = page_runs.iter().map(|&(_, n)| u64::from(n)).sum();
-            let mut buf = Vec::new();
-            if descr.max_def_level() > 0 {
-                let mut levels = Hybrid::new(1);
-                for &(key, n) in &page_runs {
-                    levels.put(u32::from(key != NULL), n);
-                }
-                let levels = levels.finish();
-                buf.extend_from_slice(&(levels.len() as u32).to_le_bytes());
-                buf.extend_from_slice(&levels);
-            }
-            buf.push(bit_width);
-            let mut keys = Hybrid::new(bit_width);
-            for &(key, n) in page_runs.iter().filter(|(key, _)| *key != NULL) {
-                keys.put(key, n);
-            }
-            buf.extend_from_slice(&keys.finish());
-            let page = Page::DataPage {
+        for page in &self.pages {
+            let data_page = Page::DataPage {
                 buf: Bytes::new(),
-                num_values: rows as u32,
+                num_values: page.rows,
                 encoding: Encoding::RLE_DICTIONARY,
                 def_level_encoding: Encoding::RLE,
                 rep_level_encoding: Encoding::RLE,
                 statistics: None,
             };
-            let spec = pages.write_page(compress(page, &buf, options.codec)?)?;
+            let spec = pages.write_page(compress(data_page, &page.body, options.codec)?)?;
             uncompressed += spec.uncompressed_size;
             locations.push(PageLocation {
                 offset: spec.offset as i64,
                 compressed_page_size: spec.bytes_written as i32,
                 first_row_index: first_row as i64,
             });
-            first_row += rows;
+            first_row += u64::from(page.rows);
         }
         pages.close()?;
         let bytes = Bytes::from(sink.into_inner()?);
@@ -504,25 +578,6 @@ fn compress(page: Page, body: &[u8], codec: Compression) -> Result<CompressedPag
     Ok(CompressedPage::new(page, body.len()))
 }
 
-/// `runs` cut into pages of at most `rows` rows each.
-fn split_runs(runs: &[(u32, u32)], rows: usize) -> Vec<Vec<(u32, u32)>> {
-    let mut pages = vec![Vec::new()];
-    let mut room = rows;
-    for &(key, mut n) in runs {
-        while n > 0 {
-            if room == 0 {
-                pages.push(Vec::new());
-                room = rows;
-            }
-            let take = n.min(room.min(u32::MAX as usize) as u32);
-            pages.last_mut().expect("one at least").push((key, take));
-            n -= take;
-            room -= take as usize;
-        }
-    }
-    pages
-}
-
 /// The first `limit` bytes of `value` cut at a character boundary (a lower bound of it), and
 /// whether that is `value` whole.
 fn truncate_min(value: &[u8], limit: usize) -> (Vec<u8>, bool) {
@@ -646,6 +701,48 @@ impl Hybrid {
     }
 }
 
+/// Read `count` values of `bit_width` bits from the hybrid [`Hybrid`] wrote (citrine's own
+/// bytes: anything else is a bug, and panics).
+fn unhybrid(mut bytes: &[u8], bit_width: u8, count: usize) -> Vec<u32> {
+    let mut values = Vec::with_capacity(count);
+    while values.len() < count {
+        let (mut header, mut shift) = (0u64, 0);
+        loop {
+            let byte = bytes[0];
+            bytes = &bytes[1..];
+            header |= u64::from(byte & 0x7f) << shift;
+            shift += 7;
+            if byte & 0x80 == 0 {
+                break;
+            }
+        }
+        if header & 1 == 0 {
+            let n = usize::from(bit_width).div_ceil(8);
+            let mut word = [0u8; 4];
+            word[..n].copy_from_slice(&bytes[..n]);
+            bytes = &bytes[n..];
+            let run = (header >> 1) as usize;
+            values.extend(std::iter::repeat_n(u32::from_le_bytes(word), run));
+        } else {
+            let mask = (1u64 << bit_width) - 1;
+            let (mut acc, mut bits) = (0u64, 0u32);
+            for _ in 0..(header >> 1) as usize * 8 {
+                while bits < u32::from(bit_width) {
+                    acc |= u64::from(bytes[0]) << bits;
+                    bytes = &bytes[1..];
+                    bits += 8;
+                }
+                values.push((acc & mask) as u32);
+                acc >>= bit_width;
+                bits -= u32::from(bit_width);
+            }
+        }
+    }
+    debug_assert!(bytes.is_empty(), "{} bytes left", bytes.len());
+    values.truncate(count);
+    values
+}
+
 fn uleb128(mut value: u64, out: &mut Vec<u8>) {
     loop {
         let byte = (value & 0x7f) as u8;
@@ -661,49 +758,6 @@ fn uleb128(mut value: u64, out: &mut Vec<u8>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Decode the hybrid: `count` values of `bit_width`.
-    fn unhybrid(mut bytes: &[u8], bit_width: u8, count: usize) -> Vec<u32> {
-        let mut values = Vec::new();
-        while values.len() < count {
-            let (mut header, mut shift) = (0u64, 0);
-            loop {
-                let byte = bytes[0];
-                bytes = &bytes[1..];
-                header |= u64::from(byte & 0x7f) << shift;
-                shift += 7;
-                if byte & 0x80 == 0 {
-                    break;
-                }
-            }
-            if header & 1 == 0 {
-                let n = usize::from(bit_width).div_ceil(8);
-                let mut word = [0u8; 4];
-                word[..n].copy_from_slice(&bytes[..n]);
-                bytes = &bytes[n..];
-                values.extend(std::iter::repeat_n(
-                    u32::from_le_bytes(word),
-                    (header >> 1) as usize,
-                ));
-            } else {
-                let n = (header >> 1) as usize * 8;
-                let (mut acc, mut bits) = (0u64, 0u32);
-                for _ in 0..n {
-                    while bits < u32::from(bit_width) {
-                        acc |= u64::from(bytes[0]) << bits;
-                        bytes = &bytes[1..];
-                        bits += 8;
-                    }
-                    values.push((acc & ((1u64 << bit_width) - 1)) as u32);
-                    acc >>= bit_width;
-                    bits -= u32::from(bit_width);
-                }
-            }
-        }
-        assert!(bytes.is_empty(), "{} bytes left", bytes.len());
-        values.truncate(count);
-        values
-    }
 
     #[test]
     fn equal_values_are_found_with_one_comparison() {
@@ -734,7 +788,7 @@ mod tests {
 
     #[test]
     fn runs_merge_across_batches_and_keep_nulls() {
-        let mut column = DictColumn::new(Kind::Utf8, usize::MAX);
+        let mut column = DictColumn::new(Kind::Utf8, usize::MAX, 20_000, true);
         assert!(column.push(&StringArray::from(vec!["a"; 3])));
         assert!(column.push(&StringArray::from(vec![
             Some("a"),
@@ -755,7 +809,7 @@ mod tests {
 
     #[test]
     fn a_dictionary_past_its_limit_is_said() {
-        let mut column = DictColumn::new(Kind::Utf8, 20);
+        let mut column = DictColumn::new(Kind::Utf8, 20, 20_000, true);
         assert!(column.push(&StringArray::from(vec!["abcd", "efgh"])));
         assert!(!column.push(&StringArray::from(vec!["ijkl", "abcd"])));
         let want: ArrayRef = Arc::new(StringArray::from(vec!["abcd", "efgh", "ijkl", "abcd"]));
@@ -813,25 +867,39 @@ mod tests {
     }
 
     #[test]
-    fn pages_split_runs_at_the_row_limit() {
-        let pages = split_runs(&[(0, 5), (1, 7), (NULL, 1)], 4);
-        assert_eq!(
-            pages,
-            [
-                vec![(0, 4)],
-                vec![(0, 1), (1, 3)],
-                vec![(1, 4)],
-                vec![(NULL, 1)]
-            ]
-        );
-        assert_eq!(split_runs(&[(0, 8)], 4).len(), 2);
-        assert_eq!(split_runs(&[], 4), [Vec::<(u32, u32)>::new()]);
+    fn pages_end_at_the_row_limit_and_read_back() {
+        let mut column = DictColumn::new(Kind::Utf8, usize::MAX, 4, true);
+        let values = [
+            Some("a"),
+            Some("a"),
+            Some("a"),
+            Some("a"),
+            Some("a"),
+            Some("b"),
+            None,
+        ];
+        assert!(column.push(&StringArray::from(values.to_vec())));
+        assert!(column.push(&StringArray::from(vec!["b"; 6])));
+        // 13 rows: three whole pages of 4, one row in progress.
+        let rows: Vec<_> = column.pages.iter().map(|p| p.rows).collect();
+        assert_eq!((rows, column.page_rows), (vec![4, 4, 4], 1));
+        let want: Vec<_> = [0, 0, 0, 0, 0, 1]
+            .map(Some)
+            .into_iter()
+            .chain([None])
+            .chain([Some(1); 6])
+            .collect();
+        assert_eq!(column.keys(), want);
+        // Without levels (a required column), pages hold keys only.
+        let mut column = DictColumn::new(Kind::Int64, usize::MAX, 2, false);
+        column.push(&Int64Array::from(vec![7, 7, 9]));
+        assert_eq!(column.keys(), [Some(0), Some(0), Some(1)]);
     }
 
     #[test]
     fn float_statistics_leave_nan_out_and_sign_their_zeros() {
         let stats = |values: Vec<Option<f64>>| {
-            let mut column = DictColumn::new(Kind::Float64, usize::MAX);
+            let mut column = DictColumn::new(Kind::Float64, usize::MAX, 20_000, true);
             column.push(&Float64Array::from(values));
             match column.statistics(None) {
                 Statistics::Double(s) => (

@@ -117,13 +117,20 @@ impl<W: Write + Send> FileWriter<W> {
     fn row_group(&self) -> Result<RowGroup> {
         let index = self.file.flushed_row_groups().len();
         let writers = self.factory.create_column_writers(index)?;
+        let schema = self.file.schema_descr();
         let columns = writers
             .into_iter()
             .zip(&self.plans)
-            .map(|(writer, plan)| Column {
+            .enumerate()
+            .map(|(i, (writer, plan))| Column {
                 dictionary: match plan {
                     Plan::Arrow => None,
-                    Plan::Dictionary(kind, limit, _) => Some(DictColumn::new(*kind, *limit)),
+                    Plan::Dictionary(kind, limit, options) => Some(DictColumn::new(
+                        *kind,
+                        *limit,
+                        options.page_rows,
+                        schema.column(i).max_def_level() > 0,
+                    )),
                 },
                 arrow: Box::new(writer),
             })
