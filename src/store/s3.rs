@@ -351,48 +351,45 @@ impl Multipart {
 }
 
 impl S3Upload {
-    /// Send every full part of the buffer (all of it when `last`), starting the multipart
-    /// upload and recording its id first, and waiting only while [`PARTS_IN_FLIGHT`] parts are
-    /// already uploading.
-    fn send_parts(&mut self, last: bool) -> object_store::Result<()> {
-        while self.buffer.len() >= self.part_bytes || (last && !self.buffer.is_empty()) {
-            let rest = self
-                .buffer
-                .split_off(self.part_bytes.min(self.buffer.len()));
-            let part = Bytes::from(std::mem::replace(&mut self.buffer, rest));
-            if self.multipart.is_none() {
-                let id = block_on(self.client.create_multipart(&self.path))?;
-                let recorded = PutPayload::from(Bytes::from(id.clone().into_bytes()));
-                self.multipart = Some(Multipart {
-                    id,
-                    sent: 0,
-                    in_flight: JoinSet::new(),
-                    uploaded: Vec::new(),
-                });
-                block_on(self.client.put(&self.record, recorded))?;
-            }
-            let upload = self.multipart.as_mut().expect("started above");
-            while upload.in_flight.len() >= PARTS_IN_FLIGHT {
-                upload.join_one()?;
-            }
-            let (client, path, id) = (self.client.clone(), self.path.clone(), upload.id.clone());
-            let index = upload.sent;
-            upload.sent += 1;
-            upload.in_flight.spawn_on(
-                async move {
-                    let part = client.put_part(&path, &id, index, part.into()).await?;
-                    Ok((index, part))
-                },
-                crate::aws::runtime().handle(),
-            );
-            crate::stall::stall_point("part_in_flight");
+    /// Send `part` (a whole part, or the last), starting the multipart upload and recording
+    /// its id first, and waiting only while [`PARTS_IN_FLIGHT`] parts are already uploading.
+    fn send_part(&mut self, part: Vec<u8>) -> object_store::Result<()> {
+        if self.multipart.is_none() {
+            let id = block_on(self.client.create_multipart(&self.path))?;
+            let recorded = PutPayload::from(Bytes::from(id.clone().into_bytes()));
+            self.multipart = Some(Multipart {
+                id,
+                sent: 0,
+                in_flight: JoinSet::new(),
+                uploaded: Vec::new(),
+            });
+            block_on(self.client.put(&self.record, recorded))?;
         }
+        let upload = self.multipart.as_mut().expect("started above");
+        while upload.in_flight.len() >= PARTS_IN_FLIGHT {
+            upload.join_one()?;
+        }
+        let (client, path, id) = (self.client.clone(), self.path.clone(), upload.id.clone());
+        let index = upload.sent;
+        upload.sent += 1;
+        let part = PutPayload::from(Bytes::from(part));
+        upload.in_flight.spawn_on(
+            async move {
+                let part = client.put_part(&path, &id, index, part).await?;
+                Ok((index, part))
+            },
+            crate::aws::runtime().handle(),
+        );
+        crate::stall::stall_point("part_in_flight");
         Ok(())
     }
 
     /// The last part, every part awaited, the completion, the record deleted.
     fn complete(&mut self) -> object_store::Result<()> {
-        self.send_parts(true)?;
+        if !self.buffer.is_empty() {
+            let last = std::mem::take(&mut self.buffer);
+            self.send_part(last)?;
+        }
         let upload = self.multipart.as_mut().expect("a multipart upload");
         while upload.join_one()? {}
         upload.uploaded.sort_by_key(|(index, _)| *index);
@@ -407,13 +404,22 @@ impl S3Upload {
 }
 
 impl Write for S3Upload {
+    /// Parts are cut from the bytes as they come, each a buffer of exactly `part_bytes` (a large
+    /// write is not held whole, and a part in flight holds no more than itself).
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         self.written += buf.len() as u64;
-        self.buffer.extend_from_slice(buf);
-        if self.buffer.len() >= self.part_bytes {
-            self.send_parts(false).map_err(io::Error::other)?;
+        let mut rest = buf;
+        loop {
+            let room = self.part_bytes - self.buffer.len();
+            if rest.len() < room {
+                self.buffer.extend_from_slice(rest);
+                return Ok(buf.len());
+            }
+            self.buffer.extend_from_slice(&rest[..room]);
+            rest = &rest[room..];
+            let part = std::mem::replace(&mut self.buffer, Vec::with_capacity(self.part_bytes));
+            self.send_part(part).map_err(io::Error::other)?;
         }
-        Ok(buf.len())
     }
 
     fn flush(&mut self) -> io::Result<()> {
