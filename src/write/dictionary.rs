@@ -20,7 +20,6 @@
 //! this way: [`DictColumn::push`] says so, and the file hands its rows to Parquet's writer.
 
 use std::io::Write;
-
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, Float64Array, Int32Array, Int64Array, StringArray};
@@ -38,6 +37,8 @@ use parquet::file::page_index::offset_index::{OffsetIndexMetaData, PageLocation}
 use parquet::file::statistics::{Statistics, ValueStatistics};
 use parquet::file::writer::{SerializedPageWriter, TrackedWrite};
 use parquet::schema::types::ColumnDescPtr;
+
+use crate::parse::cut_at_boundary;
 
 /// The key a run of nulls carries.
 const NULL: u32 = u32::MAX;
@@ -167,6 +168,7 @@ pub struct DictColumn {
     page_rows: u32,
     /// Rows of a page, at most.
     max_page_rows: u32,
+    options: PageOptions,
     /// The column has definition levels (it is nullable).
     levels: bool,
     /// The key of the last non-null value pushed.
@@ -179,8 +181,8 @@ pub struct DictColumn {
 
 impl DictColumn {
     /// A chunk of `kind` whose dictionary may hold `limit` bytes of values (and their
-    /// lengths), in pages of `page_rows` rows, with definition levels when `levels`.
-    pub fn new(kind: Kind, limit: usize, page_rows: usize, levels: bool) -> Self {
+    /// lengths), its pages written as `options` say, with definition levels when `levels`.
+    pub fn new(kind: Kind, limit: usize, options: PageOptions, levels: bool) -> Self {
         Self {
             kind,
             dictionary: Dictionary {
@@ -190,7 +192,8 @@ impl DictColumn {
             pages: Vec::new(),
             runs: Vec::new(),
             page_rows: 0,
-            max_page_rows: page_rows.clamp(1, u32::MAX as usize) as u32,
+            max_page_rows: options.page_rows.clamp(1, u32::MAX as usize) as u32,
+            options,
             levels,
             last: None,
             rows: 0,
@@ -266,7 +269,7 @@ impl DictColumn {
             return;
         }
         let nulls = nulls.filter(|n| n.null_count() > 0);
-        if nulls.is_none() && values[width..] == values[..values.len() - width] {
+        if nulls.is_none() && repeats(values, width) {
             let key = self.key(&values[..width]);
             self.extend(key, rows as u32);
             return;
@@ -376,9 +379,7 @@ impl DictColumn {
         let keys = self.keys();
         let rows = || keys.iter().map(|k| k.map(|k| self.dictionary.value(k)));
         let array: ArrayRef = match self.kind {
-            Kind::Utf8 => Arc::new(StringArray::from_iter(rows().map(|v| {
-                v.map(|v| std::str::from_utf8(v).expect("pushed from a string array"))
-            }))),
+            Kind::Utf8 => Arc::new(StringArray::from_iter(rows().map(|v| v.map(utf8)))),
             Kind::Int32 => {
                 Arc::new(Int32Array::from_iter(rows().map(|v| {
                     v.map(|v| i32::from_le_bytes(v.try_into().expect("4 bytes")))
@@ -401,11 +402,8 @@ impl DictColumn {
     }
 
     /// The chunk's bytes and what its row group needs to know of them.
-    pub fn close(
-        mut self,
-        descr: ColumnDescPtr,
-        options: &PageOptions,
-    ) -> Result<(Bytes, ColumnCloseResult)> {
+    pub fn close(mut self, descr: ColumnDescPtr) -> Result<(Bytes, ColumnCloseResult)> {
+        let options = self.options;
         debug_assert_eq!(self.levels, descr.max_def_level() > 0);
         if self.page_rows > 0 || self.pages.is_empty() {
             self.end_page();
@@ -413,28 +411,27 @@ impl DictColumn {
         let mut sink = TrackedWrite::new(Vec::new());
         let mut pages = SerializedPageWriter::new(&mut sink);
         let dictionary_page = Page::DictionaryPage {
-            buf: Bytes::new(),
+            buf: compress(&self.dictionary.page, options.codec)?,
             num_values: self.dictionary.len() as u32,
             encoding: Encoding::PLAIN,
             is_sorted: false,
         };
-        let first = pages.write_page(compress(
+        let first = pages.write_page(CompressedPage::new(
             dictionary_page,
-            &self.dictionary.page,
-            options.codec,
-        )?)?;
+            self.dictionary.page.len(),
+        ))?;
         let (mut uncompressed, mut locations) = (first.uncompressed_size, Vec::new());
         let mut first_row = 0u64;
         for page in &self.pages {
             let data_page = Page::DataPage {
-                buf: Bytes::new(),
+                buf: compress(&page.body, options.codec)?,
                 num_values: page.rows,
                 encoding: Encoding::RLE_DICTIONARY,
                 def_level_encoding: Encoding::RLE,
                 rep_level_encoding: Encoding::RLE,
                 statistics: None,
             };
-            let spec = pages.write_page(compress(data_page, &page.body, options.codec)?)?;
+            let spec = pages.write_page(CompressedPage::new(data_page, page.body.len()))?;
             uncompressed += spec.uncompressed_size;
             locations.push(PageLocation {
                 offset: spec.offset as i64,
@@ -524,9 +521,9 @@ impl DictColumn {
     }
 }
 
-/// `page` (its buffer left empty) with `body` compressed by `codec` as its buffer.
-fn compress(page: Page, body: &[u8], codec: Compression) -> Result<CompressedPage> {
-    let compressed: Vec<u8> = match codec {
+/// `body` compressed by `codec`, as Parquet's codecs frame it.
+fn compress(body: &[u8], codec: Compression) -> Result<Bytes> {
+    let compressed = match codec {
         Compression::UNCOMPRESSED => body.to_vec(),
         Compression::SNAPPY => snap::raw::Encoder::new()
             .compress_vec(body)
@@ -546,55 +543,24 @@ fn compress(page: Page, body: &[u8], codec: Compression) -> Result<CompressedPag
             )))
         }
     };
-    let page = match page {
-        Page::DictionaryPage {
-            num_values,
-            encoding,
-            is_sorted,
-            ..
-        } => Page::DictionaryPage {
-            buf: compressed.into(),
-            num_values,
-            encoding,
-            is_sorted,
-        },
-        Page::DataPage {
-            num_values,
-            encoding,
-            def_level_encoding,
-            rep_level_encoding,
-            statistics,
-            ..
-        } => Page::DataPage {
-            buf: compressed.into(),
-            num_values,
-            encoding,
-            def_level_encoding,
-            rep_level_encoding,
-            statistics,
-        },
-        Page::DataPageV2 { .. } => unreachable!("citrine writes v1 data pages"),
-    };
-    Ok(CompressedPage::new(page, body.len()))
+    Ok(compressed.into())
 }
 
-/// The first `limit` bytes of `value` cut at a character boundary (a lower bound of it), and
-/// whether that is `value` whole.
+/// The first `limit` bytes of `value` (UTF-8) cut at a character boundary (a lower bound of
+/// it), and whether that is `value` whole.
 fn truncate_min(value: &[u8], limit: usize) -> (Vec<u8>, bool) {
-    if value.len() <= limit {
-        return (value.to_vec(), true);
-    }
-    (value[..char_floor(value, limit)].to_vec(), false)
+    let cut = cut_at_boundary(utf8(value), limit);
+    (cut.as_bytes().to_vec(), cut.len() == value.len())
 }
 
-/// An upper bound of `value` of at most `limit` bytes (its prefix with the last character that
-/// can be, incremented), and whether it is `value` whole; none when no prefix can be.
+/// An upper bound of `value` (UTF-8) of at most `limit` bytes (its prefix with the last
+/// character that can be, incremented), and whether it is `value` whole; none when no prefix
+/// can be.
 fn truncate_max(value: &[u8], limit: usize) -> Option<(Vec<u8>, bool)> {
     if value.len() <= limit {
         return Some((value.to_vec(), true));
     }
-    let prefix = std::str::from_utf8(&value[..char_floor(value, limit)]).ok()?;
-    let mut chars: Vec<char> = prefix.chars().collect();
+    let mut chars: Vec<char> = cut_at_boundary(utf8(value), limit).chars().collect();
     while let Some(last) = chars.pop() {
         let next = match last as u32 + 1 {
             0xD800 => Some('\u{E000}'),
@@ -609,12 +575,9 @@ fn truncate_max(value: &[u8], limit: usize) -> Option<(Vec<u8>, bool)> {
     None
 }
 
-/// The largest character boundary of UTF-8 `value` at or below `at`.
-fn char_floor(value: &[u8], mut at: usize) -> usize {
-    while at > 0 && at < value.len() && (value[at] & 0xC0) == 0x80 {
-        at -= 1;
-    }
-    at
+/// A string column's value as text (pushed from a string array, so UTF-8).
+fn utf8(value: &[u8]) -> &str {
+    std::str::from_utf8(value).expect("pushed from a string array")
 }
 
 /// The one value of a string array (its offsets, bytes and nulls) when every row holds it:
@@ -627,7 +590,13 @@ fn all_equal<'a>(offsets: &[i32], data: &'a [u8], nulls: Option<&NullBuffer>) ->
     let same_lengths = offsets.windows(2).all(|w| w[1] - w[0] == len);
     let bytes = &data[offsets[0] as usize..offsets[offsets.len() - 1] as usize];
     let len = len as usize;
-    (same_lengths && bytes[len..] == bytes[..bytes.len() - len]).then(|| &bytes[..len])
+    (same_lengths && repeats(bytes, len)).then(|| &bytes[..len])
+}
+
+/// Whether `bytes` is one value of `len` bytes over and over: they equal themselves shifted
+/// by one value.
+fn repeats(bytes: &[u8], len: usize) -> bool {
+    bytes[len..] == bytes[..bytes.len() - len]
 }
 
 /// Bits that hold `max`.
@@ -759,6 +728,17 @@ fn uleb128(mut value: u64, out: &mut Vec<u8>) {
 mod tests {
     use super::*;
 
+    /// A chunk in pages of `page_rows` rows, uncompressed.
+    fn chunk(kind: Kind, limit: usize, page_rows: usize, levels: bool) -> DictColumn {
+        let options = PageOptions {
+            codec: Compression::UNCOMPRESSED,
+            page_rows,
+            truncate: Some(64),
+            statistics: true,
+        };
+        DictColumn::new(kind, limit, options, levels)
+    }
+
     #[test]
     fn equal_values_are_found_with_one_comparison() {
         let all_equal = |a: &StringArray| {
@@ -788,7 +768,7 @@ mod tests {
 
     #[test]
     fn runs_merge_across_batches_and_keep_nulls() {
-        let mut column = DictColumn::new(Kind::Utf8, usize::MAX, 20_000, true);
+        let mut column = chunk(Kind::Utf8, usize::MAX, 20_000, true);
         assert!(column.push(&StringArray::from(vec!["a"; 3])));
         assert!(column.push(&StringArray::from(vec![
             Some("a"),
@@ -809,7 +789,7 @@ mod tests {
 
     #[test]
     fn a_dictionary_past_its_limit_is_said() {
-        let mut column = DictColumn::new(Kind::Utf8, 20, 20_000, true);
+        let mut column = chunk(Kind::Utf8, 20, 20_000, true);
         assert!(column.push(&StringArray::from(vec!["abcd", "efgh"])));
         assert!(!column.push(&StringArray::from(vec!["ijkl", "abcd"])));
         let want: ArrayRef = Arc::new(StringArray::from(vec!["abcd", "efgh", "ijkl", "abcd"]));
@@ -868,7 +848,7 @@ mod tests {
 
     #[test]
     fn pages_end_at_the_row_limit_and_read_back() {
-        let mut column = DictColumn::new(Kind::Utf8, usize::MAX, 4, true);
+        let mut column = chunk(Kind::Utf8, usize::MAX, 4, true);
         let values = [
             Some("a"),
             Some("a"),
@@ -891,7 +871,7 @@ mod tests {
             .collect();
         assert_eq!(column.keys(), want);
         // Without levels (a required column), pages hold keys only.
-        let mut column = DictColumn::new(Kind::Int64, usize::MAX, 2, false);
+        let mut column = chunk(Kind::Int64, usize::MAX, 2, false);
         column.push(&Int64Array::from(vec![7, 7, 9]));
         assert_eq!(column.keys(), [Some(0), Some(0), Some(1)]);
     }
@@ -899,7 +879,7 @@ mod tests {
     #[test]
     fn float_statistics_leave_nan_out_and_sign_their_zeros() {
         let stats = |values: Vec<Option<f64>>| {
-            let mut column = DictColumn::new(Kind::Float64, usize::MAX, 20_000, true);
+            let mut column = chunk(Kind::Float64, usize::MAX, 20_000, true);
             column.push(&Float64Array::from(values));
             match column.statistics(None) {
                 Statistics::Double(s) => (

@@ -128,7 +128,7 @@ impl<W: Write + Send> FileWriter<W> {
                     Plan::Dictionary(kind, limit, options) => Some(DictColumn::new(
                         *kind,
                         *limit,
-                        options.page_rows,
+                        *options,
                         schema.column(i).max_def_level() > 0,
                     )),
                 },
@@ -147,13 +147,13 @@ impl<W: Write + Send> FileWriter<W> {
             .map(|i| self.file.schema_descr().column(i))
             .collect();
         let mut row_group = self.file.next_row_group()?;
-        for ((column, descr), plan) in group.columns.into_iter().zip(descriptors).zip(&self.plans) {
-            match (column.dictionary, plan) {
-                (Some(dictionary), Plan::Dictionary(_, _, options)) => {
-                    let (bytes, close) = dictionary.close(descr, options)?;
+        for (column, descr) in group.columns.into_iter().zip(descriptors) {
+            match column.dictionary {
+                Some(dictionary) => {
+                    let (bytes, close) = dictionary.close(descr)?;
                     row_group.append_column(&bytes, close)?;
                 }
-                _ => column.arrow.close()?.append_to_row_group(&mut row_group)?,
+                None => column.arrow.close()?.append_to_row_group(&mut row_group)?,
             }
         }
         row_group.close()?;
@@ -207,8 +207,8 @@ impl<W: Write + Send> FileWriter<W> {
     }
 }
 
-/// How `field` is written under `props`: a string column that keeps a dictionary (without a
-/// bloom filter, in a codec citrine compresses with) by [`DictColumn`].
+/// How `field` is written under `props`: a string or number column that keeps a dictionary
+/// (without a bloom filter, in a codec citrine compresses with) by [`DictColumn`].
 fn plan(field: &FieldRef, props: &WriterProperties) -> Plan {
     let path = ColumnPath::from(field.name().as_str());
     let by_run = RUN_COLUMNS.contains(&field.name().as_str());
