@@ -145,16 +145,16 @@ pub fn parse_token(token: &str) -> Option<IpAddr> {
 /// Anything else gives `None` and is left to the standard parser, so this accepts a subset of
 /// what `Ipv4Addr::from_str` accepts, with the same result.
 fn parse_dotted_quad(b: &[u8]) -> Option<Ipv4Addr> {
-    dotted_quad(b).map(|(ip, _)| ip)
+    leading_quad(b).and_then(|(ip, _, end)| (end == b.len()).then_some(ip))
 }
 
-/// [`parse_dotted_quad`], and where its three dots are: one pass over the bytes.
-fn dotted_quad(b: &[u8]) -> Option<(Ipv4Addr, [usize; 3])> {
-    if !(7..=15).contains(&b.len()) {
-        return None;
-    }
+/// A canonical dotted quad at the start of `b`, in one pass: the address, where its three dots
+/// are, and where it ends (the first byte after it that is neither a digit nor a fourth dot;
+/// `b.len()` when none is).
+fn leading_quad(b: &[u8]) -> Option<(Ipv4Addr, [usize; 3], usize)> {
     let (mut octets, mut dots) = ([0u8; 4], [0usize; 3]);
     let (mut n, mut value, mut digits) = (0, 0u32, 0);
+    let mut end = b.len();
     for (i, &c) in b.iter().enumerate() {
         let d = c.wrapping_sub(b'0');
         if d < 10 {
@@ -172,19 +172,20 @@ fn dotted_quad(b: &[u8]) -> Option<(Ipv4Addr, [usize; 3])> {
             dots[n] = i;
             (n, value, digits) = (n + 1, 0, 0);
         } else {
-            return None;
+            end = i;
+            break;
         }
     }
     octets[3] = value as u8;
-    (n == 3 && digits > 0).then_some((Ipv4Addr::from(octets), dots))
+    (n == 3 && digits > 0).then_some((Ipv4Addr::from(octets), dots, end))
 }
 
 /// What follows the octets kept of a quad masked at `/8`, `/16`, `/24`.
 const ZEROS: [&[u8]; 4] = [b"", b"0.0.0/8", b"0.0/16", b"0/24"];
 
-/// The hot case of [`mask_value`]: canonical dotted quads only ([`dotted_quad`]), separated by
-/// a comma and any spaces or `%20` after it (every `c_ip`, most `x-forwarded-for` lists),
-/// masked at an octet boundary. Each quad is written as its own text up to the last octet
+/// The hot case of [`mask_value`], in one pass: canonical dotted quads only
+/// ([`leading_quad`]), separated by a comma and any spaces or `%20` after it (every `c_ip`,
+/// most `x-forwarded-for` lists), masked at an octet boundary. Each quad is written as its own text up to the last octet
 /// kept, then zeros: no number formatted back to text. Anything else writes nothing and gives
 /// false, for [`mask_pieces`] to take (a property test holds the two equal).
 fn mask_quad_list(value: &[u8], prefix: u8, out: &mut Vec<u8>) -> bool {
@@ -195,8 +196,9 @@ fn mask_quad_list(value: &[u8], prefix: u8, out: &mut Vec<u8>) -> bool {
     let written = out.len();
     let mut rest = value;
     loop {
-        let end = rest.iter().position(|&b| b == b',').unwrap_or(rest.len());
-        let Some((_, dots)) = dotted_quad(&rest[..end]) else {
+        let quad =
+            leading_quad(rest).filter(|&(_, _, end)| matches!(rest.get(end), None | Some(b',')));
+        let Some((_, dots, end)) = quad else {
             out.truncate(written);
             return false;
         };
