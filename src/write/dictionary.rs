@@ -16,8 +16,13 @@
 //! pages of at most the writer's row limit, each holding definition levels and dictionary keys
 //! in the RLE / bit-packing hybrid, every page compressed with the file's codec.
 //!
-//! A column whose dictionary outgrows the writer's dictionary page limit is not one to encode
-//! this way: [`DictColumn::push`] says so, and the file hands its rows to Parquet's writer.
+//! A column is not one for a dictionary when its first [`SAMPLE_VALUES`] non-null values of a
+//! chunk are nearly all distinct (client ports, byte counts, request paths: every value would be
+//! hashed and stored once, for a larger file), or when its dictionary outgrows the writer's
+//! dictionary page limit. [`DictColumn::push`] says so, and the file hands the column's rows to
+//! Parquet's writer, which writes them plain. The choice is made on the chunk's own values,
+//! whatever batches they come in: a file's first batch may hold a handful of rows (an hourly log
+//! that crosses midnight), too few to judge a column by.
 
 use std::io::Write;
 use std::sync::Arc;
@@ -42,6 +47,11 @@ use crate::parse::cut_at_boundary;
 
 /// The key a run of nulls carries.
 const NULL: u32 = u32::MAX;
+
+/// Non-null values of a chunk that decide whether the column keeps its dictionary.
+pub const SAMPLE_VALUES: u64 = 1024;
+/// The share of distinct values among those, in percent, at which it does not.
+pub const DISTINCT_PERCENT: u64 = 90;
 
 /// How a chunk's pages are written: the file's codec and limits.
 #[derive(Debug, Clone, Copy)]
@@ -155,6 +165,19 @@ struct EncodedPage {
     body: Vec<u8>,
 }
 
+/// What [`DictColumn::push`] did with an array.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pushed {
+    /// Took every row; the column keeps its dictionary.
+    Kept,
+    /// The column is not one for a dictionary. The chunk took the array's first `taken` rows;
+    /// its rows and the array's others are to be written another way.
+    Refused {
+        /// Rows of the array the chunk holds.
+        taken: usize,
+    },
+}
+
 /// One column chunk in progress.
 #[derive(Debug)]
 pub struct DictColumn {
@@ -177,6 +200,8 @@ pub struct DictColumn {
     nulls: u64,
     /// Dictionary page bytes past which the column is not one for a dictionary.
     limit: usize,
+    /// Whether the first [`SAMPLE_VALUES`] non-null values have been judged.
+    judged: bool,
 }
 
 impl DictColumn {
@@ -199,6 +224,7 @@ impl DictColumn {
             rows: 0,
             nulls: 0,
             limit,
+            judged: false,
         }
     }
 
@@ -223,10 +249,50 @@ impl DictColumn {
         bits_for(self.dictionary.len().saturating_sub(1) as u64)
     }
 
-    /// Append `array`'s values (of the column's kind). False when the dictionary has outgrown
-    /// its limit: the column's rows (these included) are then to be written another way
-    /// ([`DictColumn::to_array`]).
-    pub fn push(&mut self, array: &dyn Array) -> bool {
+    /// Append `array`'s values (of the column's kind), or say the column is not one for a
+    /// dictionary: its first [`SAMPLE_VALUES`] non-null values are at least
+    /// [`DISTINCT_PERCENT`] distinct, or its dictionary has outgrown its limit. The column's
+    /// rows so far ([`DictColumn::to_array`]) and the rest of `array` are then to be written
+    /// another way.
+    pub fn push(&mut self, array: &dyn Array) -> Pushed {
+        let mut taken = 0;
+        while taken < array.len() {
+            // Until the sample is judged, rows are taken up to its last value.
+            let take = if self.judged {
+                array.len() - taken
+            } else {
+                let wanted = (SAMPLE_VALUES - (self.rows - self.nulls)) as usize;
+                let rest = array.len() - taken;
+                match array.nulls() {
+                    None => wanted,
+                    Some(nulls) => nulls
+                        .slice(taken, rest)
+                        .valid_indices()
+                        .nth(wanted - 1)
+                        .map_or(rest, |i| i + 1),
+                }
+                .min(rest)
+            };
+            if taken == 0 && take == array.len() {
+                self.append(array);
+            } else {
+                self.append(&array.slice(taken, take));
+            }
+            taken += take;
+            if !self.judged && self.rows - self.nulls >= SAMPLE_VALUES {
+                self.judged = true;
+                if self.dictionary.len() as u64 * 100 >= SAMPLE_VALUES * DISTINCT_PERCENT {
+                    return Pushed::Refused { taken };
+                }
+            }
+            if self.dictionary.page.len() > self.limit {
+                return Pushed::Refused { taken };
+            }
+        }
+        Pushed::Kept
+    }
+
+    fn append(&mut self, array: &dyn Array) {
         match self.kind {
             Kind::Utf8 => self.push_strings(array.as_string::<i32>()),
             Kind::Int32 | Kind::Int64 | Kind::Float64 => {
@@ -237,7 +303,6 @@ impl DictColumn {
                 self.push_fixed(values, width, array.nulls())
             }
         }
-        self.dictionary.page.len() <= self.limit
     }
 
     fn push_strings(&mut self, array: &StringArray) {
@@ -769,14 +834,9 @@ mod tests {
     #[test]
     fn runs_merge_across_batches_and_keep_nulls() {
         let mut column = chunk(Kind::Utf8, usize::MAX, 20_000, true);
-        assert!(column.push(&StringArray::from(vec!["a"; 3])));
-        assert!(column.push(&StringArray::from(vec![
-            Some("a"),
-            Some("b"),
-            None,
-            None,
-            Some("a"),
-        ])));
+        assert_eq!(column.push(&StringArray::from(vec!["a"; 3])), Pushed::Kept);
+        let mixed = StringArray::from(vec![Some("a"), Some("b"), None, None, Some("a")]);
+        assert_eq!(column.push(&mixed), Pushed::Kept);
         assert_eq!(column.runs, [(0, 4), (1, 1), (NULL, 2), (0, 1)]);
         assert_eq!((column.rows, column.nulls), (8, 2));
         let want = ["a", "a", "a", "a", "b"]
@@ -790,10 +850,72 @@ mod tests {
     #[test]
     fn a_dictionary_past_its_limit_is_said() {
         let mut column = chunk(Kind::Utf8, 20, 20_000, true);
-        assert!(column.push(&StringArray::from(vec!["abcd", "efgh"])));
-        assert!(!column.push(&StringArray::from(vec!["ijkl", "abcd"])));
+        let push =
+            |column: &mut DictColumn, values: Vec<&str>| column.push(&StringArray::from(values));
+        assert_eq!(push(&mut column, vec!["abcd", "efgh"]), Pushed::Kept);
+        assert_eq!(
+            push(&mut column, vec!["ijkl", "abcd"]),
+            Pushed::Refused { taken: 2 }
+        );
         let want: ArrayRef = Arc::new(StringArray::from(vec!["abcd", "efgh", "ijkl", "abcd"]));
         assert_eq!(&column.to_array(&DataType::Utf8), &want);
+    }
+
+    /// `n` values of which `distinct` differ, the others repeating the first.
+    fn sample(n: usize, distinct: usize) -> Vec<Option<i64>> {
+        (0..n as i64)
+            .map(|i| Some(if (i as usize) < distinct { i } else { 0 }))
+            .collect()
+    }
+
+    #[test]
+    fn a_column_whose_sample_is_nearly_all_distinct_is_refused_at_its_last_value() {
+        let sample_values = SAMPLE_VALUES as usize;
+        let at_threshold = sample_values * DISTINCT_PERCENT as usize / 100 + 1;
+        // In batches of 100 rows with nulls between the values: the sample ends inside the
+        // batch that holds its 1,024th value, and the chunk takes that batch up to that row.
+        let mut values = sample(sample_values, at_threshold);
+        for i in (0..values.len()).step_by(3) {
+            values.insert(i, None);
+        }
+        let mut column = chunk(Kind::Int64, usize::MAX, 20_000, true);
+        let mut pushed = Vec::new();
+        let mut last = Pushed::Kept;
+        for batch in values.chunks(100) {
+            last = column.push(&Int64Array::from(batch.to_vec()));
+            if let Pushed::Refused { taken } = last {
+                pushed.extend_from_slice(&batch[..taken]);
+                break;
+            }
+            pushed.extend_from_slice(batch);
+        }
+        assert!(matches!(last, Pushed::Refused { .. }), "{last:?}");
+        assert_eq!(pushed.iter().flatten().count(), sample_values);
+        assert_eq!(pushed.last(), values.iter().rev().find(|v| v.is_some()));
+        let want: ArrayRef = Arc::new(Int64Array::from(pushed));
+        assert_eq!(&column.to_array(&DataType::Int64), &want);
+
+        // One value fewer distinct keeps the dictionary, for every later row too.
+        let mut column = chunk(Kind::Int64, usize::MAX, 20_000, true);
+        let kept = sample(sample_values, at_threshold - 1);
+        assert_eq!(column.push(&Int64Array::from(kept)), Pushed::Kept);
+        let distinct: Vec<_> = (5_000..9_000).map(Some).collect();
+        assert_eq!(column.push(&Int64Array::from(distinct)), Pushed::Kept);
+
+        // One batch past the sample: refused at the sample's end, the rest left to the caller.
+        let mut column = chunk(Kind::Int64, usize::MAX, 20_000, true);
+        let big = sample(3 * sample_values, 3 * sample_values);
+        assert_eq!(
+            column.push(&Int64Array::from(big)),
+            Pushed::Refused {
+                taken: sample_values
+            }
+        );
+
+        // A chunk with fewer values than the sample keeps its dictionary, however distinct.
+        let mut column = chunk(Kind::Int64, usize::MAX, 20_000, true);
+        let few = sample(sample_values - 1, sample_values - 1);
+        assert_eq!(column.push(&Int64Array::from(few)), Pushed::Kept);
     }
 
     #[test]
@@ -858,8 +980,11 @@ mod tests {
             Some("b"),
             None,
         ];
-        assert!(column.push(&StringArray::from(values.to_vec())));
-        assert!(column.push(&StringArray::from(vec!["b"; 6])));
+        assert_eq!(
+            column.push(&StringArray::from(values.to_vec())),
+            Pushed::Kept
+        );
+        assert_eq!(column.push(&StringArray::from(vec!["b"; 6])), Pushed::Kept);
         // 13 rows: three whole pages of 4, one row in progress.
         let rows: Vec<_> = column.pages.iter().map(|p| p.rows).collect();
         assert_eq!((rows, column.page_rows), (vec![4, 4, 4], 1));

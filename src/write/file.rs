@@ -20,7 +20,7 @@ use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::file::writer::SerializedFileWriter;
 use parquet::schema::types::ColumnPath;
 
-use super::dictionary::{DictColumn, Kind, PageOptions};
+use super::dictionary::{DictColumn, Kind, PageOptions, Pushed};
 use crate::schema::{CUSTOMER, SOURCE_FILE};
 
 /// Columns whose values come in runs (one per file, one per input): their dictionary never
@@ -61,8 +61,18 @@ impl<W: Write + Send> FileWriter<W> {
     /// A file of `schema` (flat: every field a leaf column) with `props`.
     pub fn try_new(sink: W, schema: SchemaRef, props: WriterProperties) -> Result<Self> {
         let max_rows = props.max_row_group_row_count().unwrap_or(usize::MAX).max(1);
-        let plans = schema.fields().iter().map(|f| plan(f, &props)).collect();
-        let options = ArrowWriterOptions::new().with_properties(props);
+        let plans: Vec<Plan> = schema.fields().iter().map(|f| plan(f, &props)).collect();
+        // A column citrine encodes reaches Parquet's writer only once it is found to be no
+        // column for a dictionary: that writer then writes it plain, rather than hash every
+        // value into a dictionary of its own until that overflows too.
+        let mut props = props.into_builder();
+        for (field, plan) in schema.fields().iter().zip(&plans) {
+            if let Plan::Dictionary(..) = plan {
+                props = props
+                    .set_column_dictionary_enabled(ColumnPath::from(field.name().as_str()), false);
+            }
+        }
+        let options = ArrowWriterOptions::new().with_properties(props.build());
         let (file, factory) = ArrowWriter::try_new_with_options(sink, schema.clone(), options)?
             .into_serialized_writer()?;
         if file.schema_descr().num_columns() != schema.fields().len() {
@@ -89,18 +99,28 @@ impl<W: Write + Send> FileWriter<W> {
             }
             let group = self.in_progress.as_mut().expect("set above");
             let take = (self.max_rows - group.rows).min(batch.num_rows() - offset);
-            let rows = batch.slice(offset, take);
+            let sliced;
+            let rows = if take == batch.num_rows() {
+                batch
+            } else {
+                sliced = batch.slice(offset, take);
+                &sliced
+            };
             for (i, (field, array)) in self.schema.fields().iter().zip(rows.columns()).enumerate() {
                 let column = &mut group.columns[i];
                 let Some(dictionary) = &mut column.dictionary else {
                     write_leaves(&mut column.arrow, field, array)?;
                     continue;
                 };
-                if !dictionary.push(array) {
-                    // Parquet's writer takes the chunk's rows so far, and the column for the
-                    // rest of the file.
-                    let rows = dictionary.to_array(field.data_type());
-                    write_leaves(&mut column.arrow, field, &rows)?;
+                if let Pushed::Refused { taken } = dictionary.push(array) {
+                    // Parquet's writer takes the chunk's rows so far and the batch's others,
+                    // and the column for the rest of the file (plain: see `try_new`).
+                    let held = dictionary.to_array(field.data_type());
+                    write_leaves(&mut column.arrow, field, &held)?;
+                    if taken < array.len() {
+                        let rest = array.slice(taken, array.len() - taken);
+                        write_leaves(&mut column.arrow, field, &rest)?;
+                    }
                     column.dictionary = None;
                     self.plans[i] = Plan::Arrow;
                 }

@@ -14,14 +14,14 @@
 //! fails after some of its rows were encoded leaves nothing in the run. The budget and the
 //! open-file cap count tentative files with the others.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use arrow::array::{ArrayRef, AsArray, RecordBatch};
-use arrow::datatypes::{DataType, Float64Type, Int32Type, Int64Type, SchemaRef};
+use arrow::array::{AsArray, RecordBatch};
+use arrow::datatypes::SchemaRef;
 use parquet::basic::{Compression, GzipLevel, ZstdLevel};
-use parquet::file::properties::{WriterProperties, WriterPropertiesBuilder, WriterVersion};
+use parquet::file::properties::{WriterProperties, WriterVersion};
 use parquet::schema::types::ColumnPath;
 
 use crate::commit::journal::Journal;
@@ -111,17 +111,11 @@ impl WrittenFile {
 /// Columns written without a dictionary: unique or nearly unique per row.
 pub const UNIQUE_COLUMNS: &[&str] = &["ts", "row_num", "x_edge_request_id"];
 
-/// Values of a string column the dictionary choice looks at: the first non-null ones of a
-/// file's first batch.
-const SAMPLE_VALUES: usize = 1024;
-/// Fewer non-null values than this say nothing; the column keeps its dictionary.
-const MIN_SAMPLE_VALUES: usize = 128;
-/// A sample with at least this share of distinct values (in percent) turns the dictionary off.
-const DISTINCT_PERCENT: usize = 90;
-
 /// Writer properties for citrine's Parquet: Parquet v1 data pages and writer version (what
-/// Redshift COPY and Spectrum read), the configured codec, bounded row groups.
-fn properties_builder(options: &WriteOptions) -> WriterPropertiesBuilder {
+/// Redshift COPY and Spectrum read), the configured codec, bounded row groups. A column that
+/// keeps a dictionary may still lose it in a file, by its own values (see
+/// [`crate::write::dictionary`]).
+fn file_properties(options: &WriteOptions) -> WriterProperties {
     let compression = match options.codec {
         Codec::Snappy => Compression::SNAPPY,
         Codec::Zstd => Compression::ZSTD(ZstdLevel::default()),
@@ -139,61 +133,7 @@ fn properties_builder(options: &WriteOptions) -> WriterPropertiesBuilder {
     for column in UNIQUE_COLUMNS {
         builder = builder.set_column_dictionary_enabled(ColumnPath::from(*column), false);
     }
-    builder
-}
-
-/// Writer properties for one new file, given the first batch it will hold: those of
-/// [`properties_builder`], and a string column whose sampled values are nearly all distinct is
-/// written without a dictionary in this file (see [`mostly_distinct`]).
-pub fn file_properties(options: &WriteOptions, first: &RecordBatch) -> WriterProperties {
-    let mut builder = properties_builder(options);
-    for (field, column) in first.schema().fields().iter().zip(first.columns()) {
-        if UNIQUE_COLUMNS.contains(&field.name().as_str()) {
-            continue;
-        }
-        if mostly_distinct(column) {
-            builder = builder
-                .set_column_dictionary_enabled(ColumnPath::from(field.name().as_str()), false);
-        }
-    }
     builder.build()
-}
-
-/// True when the first [`SAMPLE_VALUES`] non-null values of `column` (a string or number
-/// column) are at least [`DISTINCT_PERCENT`] distinct. Such a column (random request ids,
-/// cache-busting query strings, byte counts, client ports) would fill the dictionary with
-/// values seen once: every value is hashed and stored, the page outgrows its limit and the
-/// writer falls back to plain encoding anyway, and the file is larger for the dictionary it
-/// carried. Real client addresses repeat (a page view is many requests), so they keep theirs.
-/// Too small a sample keeps the dictionary.
-fn mostly_distinct(column: &ArrayRef) -> bool {
-    if let Some(strings) = column.as_string_opt::<i32>() {
-        return distinct_share(strings.iter().flatten());
-    }
-    match column.data_type() {
-        DataType::Int32 => distinct_share(column.as_primitive::<Int32Type>().iter().flatten()),
-        DataType::Int64 => distinct_share(column.as_primitive::<Int64Type>().iter().flatten()),
-        DataType::Float64 => distinct_share(
-            column
-                .as_primitive::<Float64Type>()
-                .iter()
-                .flatten()
-                .map(f64::to_bits),
-        ),
-        _ => false,
-    }
-}
-
-/// Whether the first [`SAMPLE_VALUES`] of `values` (at least [`MIN_SAMPLE_VALUES`]) are at
-/// least [`DISTINCT_PERCENT`] distinct.
-fn distinct_share<T: std::hash::Hash + Eq>(values: impl Iterator<Item = T>) -> bool {
-    let mut seen = HashSet::with_capacity(SAMPLE_VALUES);
-    let mut sampled = 0;
-    for value in values.take(SAMPLE_VALUES) {
-        sampled += 1;
-        seen.insert(value);
-    }
-    sampled >= MIN_SAMPLE_VALUES && seen.len() * 100 >= sampled * DISTINCT_PERCENT
 }
 
 /// Threads that publish a writer's last files together (see [`PartitionedWriter::finish`]).
@@ -381,7 +321,7 @@ impl PartitionedWriter {
                     self.close(&k)?;
                 }
             }
-            let file = self.create(&slot.key, &part.batch)?;
+            let file = self.create(&slot.key)?;
             self.open.insert(slot.clone(), file);
         }
         let tick = self.tick;
@@ -423,7 +363,7 @@ impl PartitionedWriter {
         Ok(())
     }
 
-    fn create(&self, key: &PartitionKey, first: &RecordBatch) -> Result<OpenFile> {
+    fn create(&self, key: &PartitionKey) -> Result<OpenFile> {
         let n = self.sequence.fetch_add(1, Ordering::Relaxed);
         let name = format!("part-{}-{n:05}.parquet", self.run_id);
         let rel = format!(
@@ -436,7 +376,7 @@ impl PartitionedWriter {
             journal.file(&rel)?;
         }
         let upload = self.lake.store().upload(&rel)?;
-        let props = file_properties(&self.options, first);
+        let props = file_properties(&self.options);
         let writer = FileWriter::try_new(upload, self.schema.clone(), props)
             .map_err(|source| parquet_error(&url, source))?;
         Ok(OpenFile {
@@ -545,7 +485,7 @@ mod tests {
     use arrow::array::{
         Date32Array, Int32Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
     };
-    use arrow::datatypes::Schema;
+    use arrow::datatypes::{DataType, Schema};
     use parquet::file::reader::{FileReader, SerializedFileReader};
 
     fn batch(customers: &[&str], days: &[i32], n: usize) -> RecordBatch {
@@ -797,42 +737,28 @@ mod tests {
     }
 
     #[test]
-    fn mostly_distinct_string_columns_get_no_dictionary() {
-        let first = mixed_batch(3000);
-        let props = file_properties(&WriteOptions::default(), &first);
-        let dictionary = |c: &str| props.dictionary_enabled(&ColumnPath::from(c));
-        assert!(!dictionary("unique"));
-        assert!(dictionary("repeats"));
-        // Numbers too: client ports are nearly all distinct, statuses repeat.
-        assert!(!dictionary("port") && dictionary("status"));
-        // 100 values are too few to judge.
-        assert!(dictionary("sparse"));
-        // Constant per file, and `ts` / `row_num` are never dictionary encoded.
-        assert!(dictionary("customer") && dictionary("source_file"));
-        assert!(!dictionary("ts") && !dictionary("row_num"));
-        // A first batch too small to judge keeps every dictionary.
-        let props = file_properties(&WriteOptions::default(), &mixed_batch(100));
-        assert!(props.dictionary_enabled(&ColumnPath::from("unique")));
-    }
-
-    #[test]
-    fn the_choice_shows_in_the_written_file() {
+    fn columns_nearly_all_distinct_lose_their_dictionary_whatever_the_first_batch_holds() {
+        // A file's first batch of 50 rows (an hourly log's last minutes before midnight) is
+        // too few to judge by; the choice is made on the chunk's first 1,024 values.
         let dir = tempfile::tempdir().unwrap();
-        let first = mixed_batch(3000);
+        let all = mixed_batch(3000);
         let mut w = PartitionedWriter::new(
             Lake::local(dir.path()).unwrap(),
             "t",
             "r1",
-            first.schema(),
+            all.schema(),
             WriteOptions::default(),
             Arc::new(AtomicU64::new(0)),
         );
-        for part in split(&first).unwrap() {
-            w.write(part).unwrap();
+        for batch in [all.slice(0, 50), all.slice(50, 2950)] {
+            for part in split(&batch).unwrap() {
+                w.write(part).unwrap();
+            }
         }
         let files = w.finish().unwrap();
+        assert_eq!(files.len(), 1);
         let path = dir.path().join(&files[0].key);
-        let reader = SerializedFileReader::new(std::fs::File::open(path).unwrap()).unwrap();
+        let reader = SerializedFileReader::new(std::fs::File::open(&path).unwrap()).unwrap();
         let group = reader.metadata().row_group(0);
         let has_dictionary = |name: &str| {
             let column = group
@@ -842,9 +768,31 @@ mod tests {
                 .unwrap();
             column.dictionary_page_offset().is_some()
         };
-        assert!(!has_dictionary("unique"));
-        assert!(has_dictionary("repeats"));
-        assert!(has_dictionary("customer"));
+        // Every value distinct: strings and client ports.
+        assert!(!has_dictionary("unique") && !has_dictionary("port"));
+        // Few values, or too few non-null ones to judge.
+        for kept in ["repeats", "status", "sparse", "customer", "source_file"] {
+            assert!(has_dictionary(kept), "{kept}");
+        }
+        // `ts` and `row_num` never have one.
+        assert!(!has_dictionary("ts") && !has_dictionary("row_num"));
+        // The rows read back as written, the refused columns' first rows included.
+        let read: Vec<RecordBatch> =
+            parquet::arrow::arrow_reader::ParquetRecordBatchReader::try_new(
+                std::fs::File::open(&path).unwrap(),
+                4096,
+            )
+            .unwrap()
+            .collect::<std::result::Result<_, _>>()
+            .unwrap();
+        let read = arrow::compute::concat_batches(&read[0].schema(), &read).unwrap();
+        for name in ["unique", "port", "repeats", "sparse"] {
+            assert_eq!(
+                read.column_by_name(name),
+                all.column_by_name(name),
+                "{name}"
+            );
+        }
     }
 
     fn walk(dir: &std::path::Path) -> Vec<String> {
