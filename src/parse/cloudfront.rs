@@ -6,6 +6,7 @@
 //! null. Directive lines may use spaces or tabs; rows may end in CRLF or a stray trailing tab;
 //! the last line needs no newline.
 
+use std::cell::RefCell;
 use std::sync::{Arc, LazyLock};
 
 use arrow::array::RecordBatch;
@@ -96,16 +97,39 @@ enum Slot {
     Extra(usize),
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 struct Layout {
+    /// The field names as the directive gives them.
+    names: Vec<String>,
     slots: Vec<Slot>,
     extra_names: Vec<String>,
     /// Standard columns the layout lacks: null in each of its rows.
     missing: Vec<usize>,
 }
 
+thread_local! {
+    /// The last `#Fields` directive this thread parsed and its layout. A decoder lives for one
+    /// input, and a run's inputs mostly share one directive: parsing it again for each small
+    /// file was 1% of a small-files run.
+    static LAST_LAYOUT: RefCell<Option<(Vec<u8>, Arc<Layout>)>> = const { RefCell::new(None) };
+}
+
 impl Layout {
-    fn parse(directive: &[u8]) -> Result<(Layout, Vec<String>), FileError> {
+    /// The layout of a `#Fields` directive (the text after `#Fields:`).
+    fn of(directive: &[u8]) -> Result<Arc<Layout>, FileError> {
+        LAST_LAYOUT.with_borrow_mut(|last| {
+            if let Some((text, layout)) = last {
+                if text.as_slice() == directive {
+                    return Ok(layout.clone());
+                }
+            }
+            let layout = Arc::new(Layout::parse(directive)?);
+            *last = Some((directive.to_vec(), layout.clone()));
+            Ok(layout)
+        })
+    }
+
+    fn parse(directive: &[u8]) -> Result<Layout, FileError> {
         let text = String::from_utf8_lossy(directive);
         let names: Vec<String> = text.split_ascii_whitespace().map(str::to_owned).collect();
         let mut slots = Vec::with_capacity(names.len());
@@ -136,12 +160,12 @@ impl Layout {
             });
         }
         let missing = (0..N_COLS).filter(|&i| !used[i]).collect();
-        let layout = Layout {
+        Ok(Layout {
+            names,
             slots,
             extra_names,
             missing,
-        };
-        Ok((layout, names))
+        })
     }
 }
 
@@ -171,8 +195,8 @@ impl Default for CloudFrontOptions {
 #[derive(Debug)]
 pub struct CloudFrontDecoder {
     options: CloudFrontOptions,
-    layout: Option<Layout>,
-    layouts_seen: Vec<Vec<String>>,
+    layout: Option<Arc<Layout>>,
+    layouts_seen: Vec<Arc<Layout>>,
     prefix: PrefixBuilders,
     columns: Vec<ColumnBuilder>,
     extra: StrBuilder,
@@ -222,8 +246,8 @@ impl CloudFrontDecoder {
     }
 
     /// Every distinct `#Fields` layout seen so far, as the names the file gave.
-    pub fn layouts(&self) -> &[Vec<String>] {
-        &self.layouts_seen
+    pub fn layouts(&self) -> Vec<Vec<String>> {
+        self.layouts_seen.iter().map(|l| l.names.clone()).collect()
     }
 
     fn reject(&mut self, line: u64, reason: RejectReason, raw: &[u8]) {
@@ -259,9 +283,9 @@ impl CloudFrontDecoder {
         }
         if line[0] == b'#' {
             if let Some(names) = line.strip_prefix(b"#Fields:") {
-                let (layout, names) = Layout::parse(names)?;
-                if !self.layouts_seen.contains(&names) {
-                    self.layouts_seen.push(names);
+                let layout = Layout::of(names)?;
+                if !self.layouts_seen.iter().any(|l| l.names == layout.names) {
+                    self.layouts_seen.push(layout.clone());
                 }
                 self.layout = Some(layout);
             }

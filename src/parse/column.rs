@@ -199,7 +199,7 @@ impl StrBuilder {
     /// bounds. The range must fall on character boundaries (a decoder's fields lie between
     /// ASCII separators): that is checked once per column by [`StrBuilder::finish`], which
     /// panics otherwise, not per value.
-    #[inline]
+    #[inline(always)]
     pub fn append_range(&mut self, line: &str, start: usize, end: usize) {
         let bytes = line.as_bytes();
         let len = end
@@ -337,7 +337,7 @@ impl ColumnBuilder {
     /// is, a number parsed, and an empty number as null. `false`, with nothing appended, when
     /// they are not a number of the column's kind. For strings the range must fall on char
     /// boundaries (see [`StrBuilder::append_range`]).
-    #[inline]
+    #[inline(always)]
     pub fn append_text(&mut self, line: &str, start: usize, end: usize) -> bool {
         match self {
             Self::Str(b) => {
@@ -362,7 +362,7 @@ impl ColumnBuilder {
     }
 
     /// Append a null.
-    #[inline]
+    #[inline(always)]
     pub fn append_null(&mut self) {
         match self {
             Self::Str(b) => b.append_null(),

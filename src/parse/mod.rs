@@ -225,7 +225,7 @@ impl FormatDecoder {
     /// The field layouts seen so far: every `#Fields` line, or the CSV header.
     pub fn layouts(&self) -> Vec<Vec<String>> {
         match self {
-            Self::CloudFront(d) => d.layouts().to_vec(),
+            Self::CloudFront(d) => d.layouts(),
             Self::Audit(d) => d.header().map(|h| vec![h.to_vec()]).unwrap_or_default(),
         }
     }
