@@ -592,7 +592,7 @@ impl AuditDecoder {
                         Target::Column(c) => &mut self.columns[c],
                     };
                     if end > from {
-                        builder.append_range(text, from, end);
+                        builder.append_range(text.as_bytes(), from, end);
                     } else {
                         builder.append_null();
                     }

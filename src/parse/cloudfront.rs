@@ -312,10 +312,11 @@ impl CloudFrontDecoder {
     /// Decode one data row under `layout`, or say why it is rejected. A rejected row leaves
     /// nothing in the batch.
     fn row(&mut self, line_no: u64, line: &[u8], layout: &Layout) -> Result<(), RejectReason> {
-        self.split_fields(line, layout.slots.len())?;
-        let text = match std::str::from_utf8(line) {
-            Ok(t) => t,
-            Err(e) => {
+        let ascii = self.split_fields(line, layout.slots.len())?;
+        // An ASCII line (seen while its tabs were found) is UTF-8; any other is checked here,
+        // once, and its fields are byte ranges between tabs, so on character boundaries.
+        if !ascii {
+            if let Err(e) = std::str::from_utf8(line) {
                 let bad = self
                     .ends
                     .iter()
@@ -325,13 +326,13 @@ impl CloudFrontDecoder {
                     column: self.slot_name(layout, bad),
                 });
             }
-        };
+        }
         let rows = self.prefix.len();
-        match self.append_fields(text, layout) {
+        match self.append_fields(line, layout) {
             Ok((ts, has_extra)) => {
                 self.prefix.append(ts, line_no, line.len());
                 if has_extra {
-                    self.append_extra(text, layout);
+                    self.append_extra(line, layout);
                 } else {
                     self.extra.append_null();
                 }
@@ -351,8 +352,7 @@ impl CloudFrontDecoder {
     /// its timestamp and whether it has fields for `extra`. On `Err` some columns may hold
     /// the row already: the caller takes it back.
     #[inline]
-    fn append_fields(&mut self, text: &str, layout: &Layout) -> Result<(i64, bool), RejectReason> {
-        let line = text.as_bytes();
+    fn append_fields(&mut self, line: &[u8], layout: &Layout) -> Result<(i64, bool), RejectReason> {
         let (mut date, mut time): (&[u8], &[u8]) = (b"", b"");
         let mut has_extra = false;
         let mut start = 0;
@@ -365,7 +365,7 @@ impl CloudFrontDecoder {
                     let column = &mut self.columns[i];
                     if value == b"-" {
                         column.append_null();
-                    } else if !column.append_text(text, start, end) {
+                    } else if !column.append_text(line, start, end) {
                         return Err(RejectReason::BadNumber {
                             column: COLUMN_NAMES[i].clone(),
                             value: reject_text(value),
@@ -411,12 +411,14 @@ impl CloudFrontDecoder {
 
     /// The row's fields that the table does not know, as one JSON object in `extra`, every value
     /// scrubbed of addresses.
-    fn append_extra(&mut self, text: &str, layout: &Layout) {
+    fn append_extra(&mut self, line: &[u8], layout: &Layout) {
         let mut map = serde_json::Map::new();
         let mut start = 0;
         for (slot, &end) in layout.slots.iter().zip(&self.ends) {
             if let Slot::Extra(j) = *slot {
-                let v = &text[start..end];
+                // The line is UTF-8 (checked) and a field lies between tabs: nothing is lost.
+                let v = String::from_utf8_lossy(&line[start..end]);
+                let v = v.as_ref();
                 // Unknown fields may hold addresses too (a layout naming `c-ip` twice puts
                 // the second copy here): every value passes the address scrubber.
                 let v = if v == "-" {
@@ -433,15 +435,15 @@ impl CloudFrontDecoder {
     }
 
     /// Find the `expected` tab-separated fields of `line` in one pass (into `ends`), or say
-    /// how many it has. A stray trailing tab (seen in AWS's own example) adds one empty field
-    /// and is allowed.
-    fn split_fields(&mut self, line: &[u8], expected: usize) -> Result<(), RejectReason> {
+    /// how many it has; true when the line is ASCII. A stray trailing tab (seen in AWS's own
+    /// example) adds one empty field and is allowed.
+    fn split_fields(&mut self, line: &[u8], expected: usize) -> Result<bool, RejectReason> {
         self.ends.clear();
-        find_all(line, b'\t', &mut self.ends);
+        let ascii = find_all(line, b'\t', &mut self.ends);
         let tabs = self.ends.len();
         if tabs == expected && self.ends.last() == Some(&(line.len() - 1)) {
             // The stray trailing tab ends the last field.
-            return Ok(());
+            return Ok(ascii);
         }
         if tabs + 1 != expected {
             return Err(RejectReason::FieldCount {
@@ -450,7 +452,7 @@ impl CloudFrontDecoder {
             });
         }
         self.ends.push(line.len());
-        Ok(())
+        Ok(ascii)
     }
 
     fn slot_name(&self, layout: &Layout, i: usize) -> String {

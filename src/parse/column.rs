@@ -45,34 +45,40 @@ impl Kind {
     }
 }
 
-/// An integer of `text`: `str::parse`'s answer. Up to 18 digits with an optional `-` (every
-/// log's integers) are read here without overflow checks, since they cannot overflow an
+/// An integer of `text` (UTF-8): `str::parse`'s answer. Up to 18 digits with an optional `-`
+/// (every log's integers) are read here without overflow checks, since they cannot overflow an
 /// `i64`; anything else goes to `str::parse`.
 #[inline]
-pub fn parse_int(text: &str) -> Option<i64> {
-    let b = text.as_bytes();
+pub fn parse_int(text: &[u8]) -> Option<i64> {
+    let b = text;
     let (negative, digits) = match b {
         [b'-', rest @ ..] => (true, rest),
         _ => (false, b),
     };
     if digits.is_empty() || digits.len() > 18 {
-        return text.parse().ok();
+        return parse_str(text);
     }
     let mut value = 0i64;
     for &c in digits {
         let d = c.wrapping_sub(b'0');
         if d > 9 {
-            return text.parse().ok();
+            return parse_str(text);
         }
         value = value * 10 + i64::from(d);
     }
     Some(if negative { -value } else { value })
 }
 
-/// A finite float of `text` (what `str::parse` gives; infinities and NaN are not values).
+/// `str::parse` of `text` (UTF-8): the general way, for what the fast paths do not take.
+fn parse_str<T: std::str::FromStr>(text: &[u8]) -> Option<T> {
+    std::str::from_utf8(text).ok()?.parse().ok()
+}
+
+/// A finite float of `text` (UTF-8; what `str::parse` gives, infinities and NaN are not
+/// values).
 #[inline]
-pub fn parse_float(text: &str) -> Option<f64> {
-    plain_decimal(text.as_bytes()).or_else(|| text.parse::<f64>().ok().filter(|v| v.is_finite()))
+pub fn parse_float(text: &[u8]) -> Option<f64> {
+    plain_decimal(text).or_else(|| parse_str::<f64>(text).filter(|v| v.is_finite()))
 }
 
 /// Exact powers of ten as `f64` (every one up to 10^22 is).
@@ -195,13 +201,13 @@ impl StrBuilder {
         }
     }
 
-    /// Append bytes `start..end` of `line`. Panics, as slicing would, when the range is out of
-    /// bounds. The range must fall on character boundaries (a decoder's fields lie between
-    /// ASCII separators): that is checked once per column by [`StrBuilder::finish`], which
-    /// panics otherwise, not per value.
+    /// Append bytes `start..end` of `line` (UTF-8). Panics, as slicing would, when the range is
+    /// out of bounds. The line must be UTF-8 and the range fall on character boundaries (a
+    /// decoder's fields lie between ASCII separators of a line it checked): that is checked
+    /// once per column by [`StrBuilder::finish`], which panics otherwise, not per value.
     #[inline(always)]
-    pub fn append_range(&mut self, line: &str, start: usize, end: usize) {
-        let bytes = line.as_bytes();
+    pub fn append_range(&mut self, line: &[u8], start: usize, end: usize) {
+        let bytes = line;
         let len = end
             .checked_sub(start)
             .expect("a string range ends before it starts");
@@ -218,7 +224,7 @@ impl StrBuilder {
 
     /// Append a whole string.
     pub fn append_value(&mut self, value: &str) {
-        self.append_range(value, 0, value.len());
+        self.append_range(value.as_bytes(), 0, value.len());
     }
 
     /// Append a null.
@@ -338,7 +344,7 @@ impl ColumnBuilder {
     /// they are not a number of the column's kind. For strings the range must fall on char
     /// boundaries (see [`StrBuilder::append_range`]).
     #[inline(always)]
-    pub fn append_text(&mut self, line: &str, start: usize, end: usize) -> bool {
+    pub fn append_text(&mut self, line: &[u8], start: usize, end: usize) -> bool {
         match self {
             Self::Str(b) => {
                 b.append_range(line, start, end);
@@ -475,7 +481,7 @@ mod tests {
             .iter()
             .map(|f| {
                 start += f.len();
-                column.append_text(&line, start - f.len(), start)
+                column.append_text(line.as_bytes(), start - f.len(), start)
             })
             .collect();
         (took, column.finish())
@@ -513,8 +519,8 @@ mod tests {
         for kind in [Kind::Str, Kind::I64, Kind::I32, Kind::F64] {
             let mut column = ColumnBuilder::new(kind, 1);
             // A good row, then a bad row's value and null taken back, then one more good row.
-            column.append_text(line, 5, 7);
-            column.append_text(line, 0, 1);
+            column.append_text(line.as_bytes(), 5, 7);
+            column.append_text(line.as_bytes(), 0, 1);
             column.append_null();
             column.truncate(1);
             column.append_null();
@@ -526,8 +532,8 @@ mod tests {
             assert_eq!(column.finish().len(), 0, "{kind:?}");
         }
         let mut strings = StrBuilder::with_capacity(1, 1);
-        strings.append_range(line, 2, 4);
-        strings.append_range(line, 0, 1);
+        strings.append_range(line.as_bytes(), 2, 4);
+        strings.append_range(line.as_bytes(), 0, 1);
         strings.truncate(1);
         strings.append_value("c");
         assert_eq!(strings.finish(), StringArray::from(vec!["bb", "c"]));
@@ -555,7 +561,11 @@ mod tests {
             "1_000",
             "٣",
         ] {
-            assert_eq!(parse_int(text), text.parse::<i64>().ok(), "{text:?}");
+            assert_eq!(
+                parse_int(text.as_bytes()),
+                text.parse::<i64>().ok(),
+                "{text:?}"
+            );
         }
     }
 
@@ -563,7 +573,7 @@ mod tests {
     fn check(builder: &mut StrBuilder, line: &str, ranges: &[Option<(usize, usize)>]) {
         for r in ranges {
             match *r {
-                Some((start, end)) => builder.append_range(line, start, end),
+                Some((start, end)) => builder.append_range(line.as_bytes(), start, end),
                 None => builder.append_null(),
             }
         }
@@ -602,7 +612,7 @@ mod tests {
     fn finished(line: &str, ranges: &[(usize, usize)]) -> StringArray {
         let mut builder = StrBuilder::with_capacity(1, 1);
         for &(start, end) in ranges {
-            builder.append_range(line, start, end);
+            builder.append_range(line.as_bytes(), start, end);
         }
         builder.finish()
     }
@@ -672,14 +682,14 @@ mod tests {
         ] {
             assert_eq!(plain_decimal(text.as_bytes()), None, "{text}");
         }
-        assert_eq!(parse_float("1e3"), Some(1000.0));
-        assert_eq!(parse_float("-inf"), None);
+        assert_eq!(parse_float(b"1e3"), Some(1000.0));
+        assert_eq!(parse_float(b"-inf"), None);
     }
 
     proptest::proptest! {
         #[test]
         fn integers_agree_with_the_standard_parser(text in "[-+]?[0-9]{0,21}|.{0,6}") {
-            proptest::prop_assert_eq!(parse_int(&text), text.parse::<i64>().ok());
+            proptest::prop_assert_eq!(parse_int(text.as_bytes()), text.parse::<i64>().ok());
         }
 
         #[test]

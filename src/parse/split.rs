@@ -9,21 +9,25 @@
 const ONES: u64 = 0x0101_0101_0101_0101;
 const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
 
-/// Append to `out` the index of every `sep` byte in `line`, in increasing order.
+/// Append to `out` the index of every `sep` byte in `line`, in increasing order. True when
+/// the line is ASCII (so UTF-8 without a further check).
 #[inline]
-pub fn find_all(line: &[u8], sep: u8, out: &mut Vec<usize>) {
-    find_any(line, [sep], out);
+pub fn find_all(line: &[u8], sep: u8, out: &mut Vec<usize>) -> bool {
+    find_any(line, [sep], out)
 }
 
 /// Append to `out` the index of every byte of `line` that is one of `seps`, in increasing
-/// order: one pass over the line whatever the number of separators.
+/// order: one pass over the line whatever the number of separators. True when every byte of
+/// the line is ASCII, seen in the same pass.
 #[inline]
-pub fn find_any<const N: usize>(line: &[u8], seps: [u8; N], out: &mut Vec<usize>) {
+pub fn find_any<const N: usize>(line: &[u8], seps: [u8; N], out: &mut Vec<usize>) -> bool {
     let patterns = seps.map(|sep| ONES * u64::from(sep));
     let mut words = line.chunks_exact(8);
     let mut base = 0;
+    let mut high = 0;
     for word in &mut words {
         let word = u64::from_le_bytes(word.try_into().expect("chunks of 8"));
+        high |= word;
         let mut hits = patterns
             .iter()
             .fold(0, |hits, pattern| hits | zero_bytes(word ^ pattern));
@@ -39,6 +43,7 @@ pub fn find_any<const N: usize>(line: &[u8], seps: [u8; N], out: &mut Vec<usize>
             .filter(|&i| seps.contains(&tail[i]))
             .map(|i| base + i),
     );
+    high & !LOW7 == 0 && tail.is_ascii()
 }
 
 /// The high bit of each byte of the result is set exactly where that byte of `x` is zero, and
@@ -102,10 +107,18 @@ mod tests {
             line in proptest::collection::vec(prop_oneof![Just(b','), Just(b'"'), Just(b'\r'), any::<u8>()], 0..80),
         ) {
             let mut out = Vec::new();
-            find_any(&line, [b',', b'"', b'\r'], &mut out);
+            let ascii = find_any(&line, [b',', b'"', b'\r'], &mut out);
             let naive: Vec<usize> =
                 (0..line.len()).filter(|&i| matches!(line[i], b',' | b'"' | b'\r')).collect();
             prop_assert_eq!(out, naive);
+            prop_assert_eq!(ascii, line.is_ascii());
+        }
+
+        #[test]
+        fn a_line_is_ascii_exactly_when_no_byte_has_its_high_bit(
+            line in proptest::collection::vec(prop_oneof![8 => 0u8..0x80, 1 => 0x80u8..=0xff], 0..80),
+        ) {
+            prop_assert_eq!(find_all(&line, b'\t', &mut Vec::new()), line.is_ascii());
         }
     }
 }
