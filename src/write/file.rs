@@ -1,6 +1,6 @@
-//! One Parquet file: [`DictColumn`] for string columns that keep a dictionary, Parquet's Arrow
-//! column writers for every other column (and for a string column whose dictionary outgrows
-//! the writer's limit, from then on in the file).
+//! One Parquet file: [`DictColumn`] for string and number columns that keep a dictionary,
+//! Parquet's Arrow column writers for every other column (and, written plain, for a column
+//! [`DictColumn`] finds to be no column for a dictionary, from then on in the file).
 //!
 //! It does what Parquet's `ArrowWriter` does for citrine's flat schemas (row groups of at most
 //! `max_rows` rows, each column chunk encoded as rows arrive and spliced into the file when the
