@@ -175,6 +175,25 @@ impl Validity {
 /// Bytes a short string is copied in at once (see [`StrBuilder`]).
 const BLOCK: usize = 32;
 
+/// Append `bytes[start..end]` to `out`. A range of at most `B` bytes with `B` bytes of `bytes`
+/// from its start is copied as one block of `B` bytes (a couple of vector moves, no call) and
+/// the surplus cut off again; longer ranges, and those near the end of `bytes`, are copied
+/// exactly. Log fields and address pieces are short: a `memcpy` call each cost more than the
+/// copy. Panics, as slicing would, when the range is out of bounds.
+#[inline(always)]
+pub fn extend_short<const B: usize>(out: &mut Vec<u8>, bytes: &[u8], start: usize, end: usize) {
+    let len = end
+        .checked_sub(start)
+        .expect("a byte range ends before it starts");
+    if len <= B && start + B <= bytes.len() {
+        let at = out.len();
+        out.extend_from_slice(&bytes[start..start + B]);
+        out.truncate(at + len);
+    } else {
+        out.extend_from_slice(&bytes[start..end]);
+    }
+}
+
 /// Builds one string column from ranges of the lines being decoded.
 ///
 /// Arrow's `StringBuilder` costs an out-of-line call per value and a `memcpy` call inside it;
@@ -207,17 +226,7 @@ impl StrBuilder {
     /// once per column by [`StrBuilder::finish`], which panics otherwise, not per value.
     #[inline(always)]
     pub fn append_range(&mut self, line: &[u8], start: usize, end: usize) {
-        let bytes = line;
-        let len = end
-            .checked_sub(start)
-            .expect("a string range ends before it starts");
-        if len <= BLOCK && start + BLOCK <= bytes.len() {
-            let at = self.values.len();
-            self.values.extend_from_slice(&bytes[start..start + BLOCK]);
-            self.values.truncate(at + len);
-        } else {
-            self.values.extend_from_slice(&bytes[start..end]);
-        }
+        extend_short::<BLOCK>(&mut self.values, line, start, end);
         self.push_offset();
         self.nulls.append_non_null();
     }

@@ -14,6 +14,7 @@ use arrow::buffer::{Buffer, OffsetBuffer, ScalarBuffer};
 use arrow::datatypes::DataType;
 
 use crate::error::ConfigError;
+use crate::parse::column::extend_short;
 
 /// How much of an address is kept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -180,30 +181,43 @@ fn leading_quad(b: &[u8]) -> Option<(Ipv4Addr, [usize; 3], usize)> {
     (n == 3 && digits > 0).then_some((Ipv4Addr::from(octets), dots, end))
 }
 
-/// What follows the octets kept of a quad masked at `/8`, `/16`, `/24`.
-const ZEROS: [&[u8]; 4] = [b"", b"0.0.0/8", b"0.0/16", b"0/24"];
+/// Append what follows the octets kept of a quad masked at `/8`, `/16`, `/24` (`kept` 1, 2
+/// or 3): a constant each, so no call copies it.
+#[inline(always)]
+fn push_zeros(out: &mut Vec<u8>, kept: usize) {
+    match kept {
+        1 => out.extend_from_slice(b"0.0.0/8"),
+        2 => out.extend_from_slice(b"0.0/16"),
+        _ => out.extend_from_slice(b"0/24"),
+    }
+}
 
 /// The hot case of [`mask_value`], in one pass: canonical dotted quads only
 /// ([`leading_quad`]), separated by a comma and any spaces or `%20` after it (every `c_ip`,
-/// most `x-forwarded-for` lists), masked at an octet boundary. Each quad is written as its own text up to the last octet
-/// kept, then zeros: no number formatted back to text. Anything else writes nothing and gives
-/// false, for [`mask_pieces`] to take (a property test holds the two equal).
-fn mask_quad_list(value: &[u8], prefix: u8, out: &mut Vec<u8>) -> bool {
+/// most `x-forwarded-for` lists), masked at an octet boundary. Each quad is written as its own
+/// text up to the last octet kept, then zeros: no number formatted back to text. Anything else
+/// writes nothing and gives false, for [`mask_pieces`] to take (a property test holds the two
+/// equal).
+///
+/// The value is `window[..len]`; the bytes after it (the rest of a column's buffer) are only
+/// read by block copies ([`extend_short`]) and never written.
+fn mask_quad_list(window: &[u8], len: usize, prefix: u8, out: &mut Vec<u8>) -> bool {
     let kept = match prefix {
         8 | 16 | 24 => usize::from(prefix / 8),
         _ => return false,
     };
     let written = out.len();
-    let mut rest = value;
+    let mut at = 0;
     loop {
+        let rest = &window[at..len];
         let quad =
             leading_quad(rest).filter(|&(_, _, end)| matches!(rest.get(end), None | Some(b',')));
         let Some((_, dots, end)) = quad else {
             out.truncate(written);
             return false;
         };
-        out.extend_from_slice(&rest[..=dots[kept - 1]]);
-        out.extend_from_slice(ZEROS[kept]);
+        extend_short::<16>(out, window, at, at + dots[kept - 1] + 1);
+        push_zeros(out, kept);
         if end == rest.len() {
             return true;
         }
@@ -217,8 +231,8 @@ fn mask_quad_list(value: &[u8], prefix: u8, out: &mut Vec<u8>) -> bool {
                 break;
             }
         }
-        out.extend_from_slice(&rest[end..next]);
-        rest = &rest[next..];
+        extend_short::<16>(out, window, at + end, at + next);
+        at += next;
     }
 }
 
@@ -253,7 +267,7 @@ fn split_padding(piece: &str) -> (&str, &str, &str) {
 /// text: `value`'s own pieces and ASCII) to
 /// `out`. Returns how many tokens were not addresses (each became `-`).
 pub fn mask_value(value: &str, opts: MaskOptions, out: &mut Vec<u8>) -> u64 {
-    if mask_quad_list(value.as_bytes(), opts.ipv4_prefix, out) {
+    if mask_quad_list(value.as_bytes(), value.len(), opts.ipv4_prefix, out) {
         return 0;
     }
     mask_pieces(value, opts, out)
@@ -310,9 +324,15 @@ pub fn mask_array(values: &StringArray, opts: MaskOptions) -> (StringArray, u64)
     let mut text = Vec::with_capacity(values.value_data().len() + values.len() * 4);
     let mut offsets = Vec::with_capacity(values.len() + 1);
     offsets.push(0i32);
+    let (data, ends) = (values.value_data(), values.value_offsets());
     for i in 0..values.len() {
         if values.is_valid(i) {
-            invalid += mask_value(values.value(i), opts, &mut text);
+            let (start, end) = (ends[i] as usize, ends[i + 1] as usize);
+            // The value and the column's bytes after it, which the quad path's block copies
+            // may read (see `mask_quad_list`).
+            if !mask_quad_list(&data[start..], end - start, opts.ipv4_prefix, &mut text) {
+                invalid += mask_pieces(values.value(i), opts, &mut text);
+            }
         }
         // Decoded batches are bounded so that even masked columns stay under 2 GiB
         // (`parse::column::MAX_BATCH_BYTES`).
@@ -517,8 +537,45 @@ mod tests {
             let (mut fast, mut general) = (b"x".to_vec(), b"x".to_vec());
             let fast_invalid = mask_value(&value, opts, &mut fast);
             let general_invalid = mask_pieces(&value, opts, &mut general);
-            proptest::prop_assert_eq!(String::from_utf8(fast).unwrap(), String::from_utf8(general).unwrap());
+            proptest::prop_assert_eq!(String::from_utf8(fast).unwrap(), String::from_utf8(general.clone()).unwrap());
             proptest::prop_assert_eq!(fast_invalid, general_invalid);
+            // In a column, between values whose bytes the block copies may read.
+            let column = StringArray::from(vec![value.as_str(), "255.255.255.255,%20255.255.255.255", value.as_str()]);
+            let (masked, invalid) = mask_array(&column, opts);
+            proptest::prop_assert_eq!(masked.value(0).as_bytes(), &general[1..]);
+            proptest::prop_assert_eq!(masked.value(2).as_bytes(), &general[1..]);
+            let mut middle = Vec::new();
+            mask_pieces(column.value(1), opts, &mut middle);
+            proptest::prop_assert_eq!(masked.value(1).as_bytes(), &middle[..]);
+            proptest::prop_assert_eq!(invalid, 2 * general_invalid);
+        }
+
+        /// Lists the one-pass masker takes whole (canonical quads, accepted separators),
+        /// in a column between other values: what the element-by-element masker writes.
+        #[test]
+        fn quad_lists_in_a_column_mask_as_their_pieces_do(
+            quads in proptest::collection::vec(proptest::array::uniform4(0u8..=255), 1..6),
+            seps in proptest::collection::vec(
+                proptest::sample::select(vec![",", ", ", ",%20", ",  %20 "]),
+                5,
+            ),
+            prefix in proptest::sample::select(vec![8u8, 16, 24]),
+        ) {
+            let mut value = Ipv4Addr::from(quads[0]).to_string();
+            for (quad, sep) in quads[1..].iter().zip(&seps) {
+                value.push_str(sep);
+                value.push_str(&Ipv4Addr::from(*quad).to_string());
+            }
+            let opts = MaskOptions { ipv4_prefix: prefix, ipv6_prefix: 48 };
+            let mut fast = Vec::new();
+            proptest::prop_assert!(mask_quad_list(value.as_bytes(), value.len(), prefix, &mut fast));
+            let mut general = Vec::new();
+            mask_pieces(&value, opts, &mut general);
+            proptest::prop_assert_eq!(&fast, &general);
+            let column = StringArray::from(vec!["9.9.9.9", value.as_str(), "1.1.1.1,%201.1.1.1"]);
+            let (masked, invalid) = mask_array(&column, opts);
+            proptest::prop_assert_eq!(masked.value(1).as_bytes(), &general[..]);
+            proptest::prop_assert_eq!(invalid, 0);
         }
 
         /// The octet-boundary shortcut writes what the general path writes, for any quad and
