@@ -267,7 +267,13 @@ fn split_padding(piece: &str) -> (&str, &str, &str) {
 /// text: `value`'s own pieces and ASCII) to
 /// `out`. Returns how many tokens were not addresses (each became `-`).
 pub fn mask_value(value: &str, opts: MaskOptions, out: &mut Vec<u8>) -> u64 {
-    if mask_quad_list(value.as_bytes(), value.len(), opts.ipv4_prefix, out) {
+    mask_in(value, value.as_bytes(), opts, out)
+}
+
+/// [`mask_value`] of `value`, whose bytes begin `window`: the bytes after it (the rest of a
+/// column's buffer) are there for the quad path's block copies to read.
+fn mask_in(value: &str, window: &[u8], opts: MaskOptions, out: &mut Vec<u8>) -> u64 {
+    if mask_quad_list(window, value.len(), opts.ipv4_prefix, out) {
         return 0;
     }
     mask_pieces(value, opts, out)
@@ -324,15 +330,11 @@ pub fn mask_array(values: &StringArray, opts: MaskOptions) -> (StringArray, u64)
     let mut text = Vec::with_capacity(values.value_data().len() + values.len() * 4);
     let mut offsets = Vec::with_capacity(values.len() + 1);
     offsets.push(0i32);
-    let (data, ends) = (values.value_data(), values.value_offsets());
+    let (data, starts) = (values.value_data(), values.value_offsets());
     for i in 0..values.len() {
         if values.is_valid(i) {
-            let (start, end) = (ends[i] as usize, ends[i + 1] as usize);
-            // The value and the column's bytes after it, which the quad path's block copies
-            // may read (see `mask_quad_list`).
-            if !mask_quad_list(&data[start..], end - start, opts.ipv4_prefix, &mut text) {
-                invalid += mask_pieces(values.value(i), opts, &mut text);
-            }
+            let window = &data[starts[i] as usize..];
+            invalid += mask_in(values.value(i), window, opts, &mut text);
         }
         // Decoded batches are bounded so that even masked columns stay under 2 GiB
         // (`parse::column::MAX_BATCH_BYTES`).
