@@ -53,6 +53,7 @@ pub mod lambda;
 pub mod ledger;
 pub mod lock;
 pub mod logs;
+pub mod malloc;
 pub mod parse;
 pub mod partition;
 pub mod privacy;

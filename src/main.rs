@@ -308,6 +308,7 @@ const EXIT_PARTIAL: u8 = 1;
 const EXIT_FAILED: u8 = 2;
 
 fn main() -> ExitCode {
+    citrine::malloc::keep_freed_blocks();
     let cli = Cli::parse();
     init_logs(cli.log_format);
     match run(cli) {

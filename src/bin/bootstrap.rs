@@ -7,6 +7,7 @@ use lambda_runtime::{service_fn, Error, LambdaEvent};
 use serde_json::Value;
 
 fn main() -> Result<(), Error> {
+    citrine::malloc::keep_freed_blocks();
     tracing_subscriber::fmt()
         .json()
         .with_env_filter(
