@@ -14,7 +14,7 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use csv_core::{ReadRecordResult, Reader};
 
 use super::column::{initial_rows, PrefixBuilders, StrBuilder, MAX_BATCH_BYTES};
-use super::simple_csv::simple_record;
+use super::simple_csv::{simple_record, Split};
 use super::timestamp::parse_timestamp;
 use super::{
     reject_text, Decoded, Decoder, Reject, RejectReason, RowCounts, DEFAULT_BATCH_SIZE, UTF8_BOM,
@@ -209,8 +209,12 @@ pub struct AuditDecoder {
     head: Vec<u8>,
     started: bool,
     header: Option<Header>,
+    /// What csv-core decodes: a record's fields, one after another, and where each ends.
     out: Vec<u8>,
     ends: Vec<usize>,
+    /// Where each field of the record being appended starts (in `out`, or in the line
+    /// [`simple_record`] split, which fills `ends` too).
+    starts: Vec<usize>,
     /// Scratch space of [`simple_record`].
     hits: Vec<usize>,
     nout: usize,
@@ -249,6 +253,7 @@ impl AuditDecoder {
             header: None,
             out: vec![0; 4096],
             ends: vec![0; 64],
+            starts: vec![0; 64],
             hits: Vec::new(),
             nout: 0,
             nend: 0,
@@ -311,13 +316,13 @@ impl AuditDecoder {
                     // (An empty input would tell csv-core the stream has ended.)
                     return Ok(pos);
                 }
-                if let Some(line_len) = self.simple_line(&input[pos..]) {
-                    pos += line_len + 1;
+                if let Some((line_len, split)) = self.simple_line(&input[pos..]) {
                     self.newlines += 1;
                     self.last_byte = b'\n';
-                    if self.complete_record(&input[start..pos], self.newlines, 0)? {
-                        return Ok(pos);
-                    }
+                    // The fields are read from `input` itself, past the line too: a short
+                    // field is copied as one block (`extend_short`).
+                    self.record(Fields::Line(&input[pos..], split), self.newlines)?;
+                    pos += line_len + 1;
                     start = pos;
                     continue;
                 }
@@ -377,19 +382,21 @@ impl AuditDecoder {
         self.nout == 0 && self.nend == 0 && self.partial.is_empty()
     }
 
-    /// Split the line at the start of `rest` into [`Self::out`] and [`Self::ends`] when it is a
-    /// whole line that [`simple_record`] reads and within the record limit: the line's length
-    /// (its `\n` not counted). `None` leaves it to csv-core.
-    fn simple_line(&mut self, rest: &[u8]) -> Option<usize> {
+    /// Split the line at the start of `rest` into [`Self::starts`] and [`Self::ends`] when it
+    /// is a whole line that [`simple_record`] reads and within the record limit: the line's
+    /// length (its `\n` not counted) and its split. `None` leaves it to csv-core.
+    fn simple_line(&mut self, rest: &[u8]) -> Option<(usize, Split)> {
         let len = memchr::memchr(b'\n', rest)?;
         if len > self.options.max_record {
             return None;
         }
-        let (nout, nend) =
-            simple_record(&rest[..len], &mut self.hits, &mut self.out, &mut self.ends)?;
-        self.nout = nout;
-        self.nend = nend;
-        Some(len)
+        let split = simple_record(
+            &rest[..len],
+            &mut self.hits,
+            &mut self.starts,
+            &mut self.ends,
+        )?;
+        Some((len, split))
     }
 
     /// The record just ended on `end_line` (its raw text is [`Self::partial`], then `tail`;
@@ -439,7 +446,7 @@ impl AuditDecoder {
                 }
             }
         }
-        self.record(end_line - embedded as u64)?;
+        self.record(Fields::Out, end_line - embedded as u64)?;
         self.nout = 0;
         self.nend = 0;
         self.partial.clear();
@@ -559,15 +566,26 @@ impl AuditDecoder {
         Ok(true)
     }
 
-    fn record(&mut self, line: u64) -> Result<(), FileError> {
-        let out = &self.out[..self.nout];
-        let ends = &self.ends[..self.nend];
-        let field = |i: usize| -> &[u8] {
-            let start = if i == 0 { 0 } else { ends[i - 1] };
-            &out[start..ends[i]]
+    /// Decode the record whose fields `fields` holds, found on `line`: the header, a row, or a
+    /// reject.
+    fn record(&mut self, fields: Fields<'_>, line: u64) -> Result<(), FileError> {
+        let (bytes, count, ascii) = match fields {
+            Fields::Line(bytes, split) => (bytes, split.fields, Some(split.ascii)),
+            Fields::Out => {
+                // csv-core's fields lie one after another.
+                if self.starts.len() < self.nend {
+                    self.starts.resize(self.nend, 0);
+                }
+                for i in 0..self.nend {
+                    self.starts[i] = if i == 0 { 0 } else { self.ends[i - 1] };
+                }
+                (&self.out[..], self.nend, None)
+            }
         };
+        let (starts, ends) = (&self.starts[..count], &self.ends[..count]);
+        let field = |i: usize| -> &[u8] { &bytes[starts[i]..ends[i]] };
         let Some(header) = &self.header else {
-            let fields: Vec<&[u8]> = (0..ends.len()).map(field).collect();
+            let fields: Vec<&[u8]> = (0..count).map(field).collect();
             let header = Header::parse(&fields)?;
             self.columns = header
                 .columns
@@ -578,21 +596,20 @@ impl AuditDecoder {
             return Ok(());
         };
         self.counts.rows_read += 1;
-        let reason = match Self::check(header, out, ends, field) {
+        let ascii = ascii.unwrap_or_else(|| bytes[..self.nout].is_ascii());
+        let reason = match Self::check(header, count, field, ascii) {
             Ok(ts) => {
-                self.prefix.append(ts, line, out.len());
-                let mut start = 0;
-                for (target, &end) in header.targets.iter().zip(ends) {
-                    // The record was checked as UTF-8 once, whole, and every field to end on
-                    // a character boundary. Empty is null.
-                    let from = std::mem::replace(&mut start, end);
+                let size = starts.iter().zip(ends).map(|(s, e)| e - s).sum();
+                self.prefix.append(ts, line, size);
+                for (target, (&from, &end)) in header.targets.iter().zip(starts.iter().zip(ends)) {
+                    // Every field was checked to be UTF-8. Empty is null.
                     let builder = match *target {
                         Target::Ts => continue,
                         Target::Customer => &mut self.customer,
                         Target::Column(c) => &mut self.columns[c],
                     };
                     if end > from {
-                        builder.append_range(out, from, end);
+                        builder.append_range(bytes, from, end);
                     } else {
                         builder.append_null();
                     }
@@ -602,7 +619,7 @@ impl AuditDecoder {
             }
             Err(reason) => reason,
         };
-        let raw = render_csv((0..ends.len()).map(field));
+        let raw = render_csv((0..count).map(field));
         self.counts.rows_rejected += 1;
         self.rejects.push(Reject {
             line,
@@ -612,41 +629,44 @@ impl AuditDecoder {
         Ok(())
     }
 
-    /// Validate one record against the header (its fields UTF-8, each ending on a character
-    /// boundary); its `ts` if good.
+    /// Validate one record of `count` fields against the header (each field UTF-8, which an
+    /// `ascii` record is without a look); its `ts` if good.
     fn check<'a>(
         header: &Header,
-        out: &'a [u8],
-        ends: &[usize],
+        count: usize,
         field: impl Fn(usize) -> &'a [u8],
+        ascii: bool,
     ) -> Result<i64, RejectReason> {
-        if ends.len() != header.targets.len() {
+        if count != header.targets.len() {
             return Err(RejectReason::FieldCount {
                 expected: header.targets.len(),
-                found: ends.len(),
+                found: count,
             });
         }
-        let all = std::str::from_utf8(out).map_err(|e| {
-            let bad = ends
-                .iter()
-                .position(|&end| end > e.valid_up_to())
-                .unwrap_or(0);
-            RejectReason::InvalidUtf8 {
-                column: header.names[bad].clone(),
+        // Each field on its own: bytes split by a delimiter (`\xC3,\xA9`) would join into a
+        // character in the record as a whole.
+        if !ascii {
+            if let Some(bad) = (0..count).position(|i| std::str::from_utf8(field(i)).is_err()) {
+                return Err(RejectReason::InvalidUtf8 {
+                    column: header.names[bad].clone(),
+                });
             }
-        })?;
-        // Valid as a whole is not enough: bytes split by a delimiter (`\xC3,\xA9`) join into a
-        // character once the delimiter is gone. Every field must end on a character boundary.
-        if let Some(bad) = ends.iter().position(|&end| !all.is_char_boundary(end)) {
-            return Err(RejectReason::InvalidUtf8 {
-                column: header.names[bad].clone(),
-            });
         }
         let text = std::str::from_utf8(field(header.ts)).unwrap_or_default();
         parse_timestamp(text).ok_or_else(|| RejectReason::BadTimestamp {
             value: reject_text(text.as_bytes()),
         })
     }
+}
+
+/// Where the fields of a record are.
+#[derive(Debug, Clone, Copy)]
+enum Fields<'a> {
+    /// In the input, from the line's start: [`AuditDecoder::starts`] and
+    /// [`AuditDecoder::ends`] are offsets into these bytes, and `Split` says how many.
+    Line(&'a [u8], Split),
+    /// In [`AuditDecoder::out`], as csv-core left them ([`AuditDecoder::nend`] of them).
+    Out,
 }
 
 /// Newlines in a record's decoded fields: a plain loop, which for a record's few dozen bytes

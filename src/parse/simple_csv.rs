@@ -3,41 +3,47 @@
 //! Almost every audit record is one line whose fields are plain or wholly quoted without an
 //! escaped quote inside (`2024-03-03T19:50:58Z,user3163@acme.test,"note, 78163"`). csv-core
 //! walks its state machine over every byte of such a line; this finds the line's commas and
-//! quotes a word at a time ([`find_any`]) and copies each field whole. A line it is not sure of
+//! quotes a word at a time ([`find_any`]) and gives each field's place in the line, for the
+//! decoder to copy it once, straight into its column. A line it is not sure of
 //! (an escaped quote, a quote left open, a lone `\r`, text after a closing quote) gets `None`,
 //! and the caller gives it to csv-core, so what is decoded never depends on which path read it
 //! (a property test compares the two).
 
 use super::split::find_any;
 
+/// A line [`simple_record`] split.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Split {
+    /// Fields found: `starts[..fields]` and `ends[..fields]` hold them.
+    pub fields: usize,
+    /// Every byte of the line is ASCII (so every field is UTF-8).
+    pub ascii: bool,
+}
+
 /// Split `line` (one line, its `\n` excluded) as csv-core with its default settings splits a
-/// record that ends at that `\n`. The unquoted field bytes go to `out` from index 0 and each
-/// field's end offset to `ends` from index 0 (both grown as needed), exactly as csv-core would
-/// leave them; `hits` is scratch space. Returns the bytes and fields written, or `None` when the
-/// line is not one this splitter reads.
+/// record that ends at that `\n`. Field `i` is `line[starts[i]..ends[i]]`, exactly the bytes
+/// csv-core would give for it (`starts` and `ends` are grown as needed); `hits` is scratch
+/// space. Returns `None` when the line is not one this splitter reads.
 ///
 /// The line must not start with `\r` or `\n` (csv-core skips those at a record's start).
 pub fn simple_record(
     line: &[u8],
     hits: &mut Vec<usize>,
-    out: &mut Vec<u8>,
+    starts: &mut Vec<usize>,
     ends: &mut Vec<usize>,
-) -> Option<(usize, usize)> {
+) -> Option<Split> {
     let line = line.strip_suffix(b"\r").unwrap_or(line);
     hits.clear();
-    find_any(line, [b',', b'"', b'\r'], hits);
-    if out.len() < line.len() {
-        out.resize(line.len(), 0);
-    }
+    let ascii = find_any(line, [b',', b'"', b'\r'], hits);
     if ends.len() <= hits.len() {
         ends.resize(hits.len() + 1, 0);
+        starts.resize(hits.len() + 1, 0);
     }
-    let (mut nout, mut nend) = (0, 0);
-    let mut push = |field: &[u8]| {
-        out[nout..nout + field.len()].copy_from_slice(field);
-        nout += field.len();
-        ends[nend] = nout;
-        nend += 1;
+    let mut fields = 0;
+    let mut push = |from: usize, to: usize| {
+        starts[fields] = from;
+        ends[fields] = to;
+        fields += 1;
     };
     let mut hits = hits.iter().copied();
     let mut start = 0;
@@ -46,9 +52,9 @@ pub fn simple_record(
             // Quoted: the opening quote is the next hit; the field runs to the next quote.
             hits.next();
             let close = hits.find(|&p| line[p] == b'"')?;
-            push(&line[start + 1..close]);
+            push(start + 1, close);
             match line.get(close + 1) {
-                None => return Some((nout, nend)),
+                None => return Some(Split { fields, ascii }),
                 Some(b',') => {
                     hits.next();
                     start = close + 2;
@@ -70,9 +76,9 @@ pub fn simple_record(
                     _ => return None,
                 }
             }
-            push(&line[start..end]);
+            push(start, end);
             if end == line.len() {
-                return Some((nout, nend));
+                return Some(Split { fields, ascii });
             }
             start = end + 1;
         }
@@ -86,9 +92,17 @@ mod tests {
     use proptest::prelude::*;
 
     fn split(line: &[u8]) -> Option<Vec<Vec<u8>>> {
-        let (mut hits, mut out, mut ends) = (Vec::new(), Vec::new(), Vec::new());
-        let (nout, nend) = simple_record(line, &mut hits, &mut out, &mut ends)?;
-        Some(fields_of(&out[..nout], &ends[..nend]))
+        let (mut hits, mut starts, mut ends) = (Vec::new(), Vec::new(), Vec::new());
+        let split = simple_record(line, &mut hits, &mut starts, &mut ends)?;
+        assert_eq!(
+            split.ascii,
+            line.strip_suffix(b"\r").unwrap_or(line).is_ascii()
+        );
+        Some(
+            (0..split.fields)
+                .map(|i| line[starts[i]..ends[i]].to_vec())
+                .collect(),
+        )
     }
 
     /// The fields that `ends` marks in `out`, which they must cover exactly.
