@@ -772,14 +772,16 @@ impl Decoder for AuditDecoder {
         }
         let schema = self.schema();
         let mut arrays: Vec<ArrayRef> = Vec::with_capacity(schema.fields().len());
-        arrays.extend(self.prefix.finish());
+        // After `finish` no row follows.
+        let more = !self.finishing;
+        arrays.extend(self.prefix.finish(more));
         if schema.fields().len() > arrays.len() + self.columns.len() {
-            arrays.push(Arc::new(self.customer.finish()));
+            arrays.push(Arc::new(self.customer.finish(more)));
         }
         arrays.extend(
             self.columns
                 .iter_mut()
-                .map(|b| Arc::new(b.finish()) as ArrayRef),
+                .map(|b| Arc::new(b.finish(more)) as ArrayRef),
         );
         let batch = RecordBatch::try_new(schema, arrays).map_err(|e| FileError::NotFormat {
             format: "an audit CSV",

@@ -204,6 +204,8 @@ pub struct CloudFrontDecoder {
     partial: Vec<u8>,
     /// Inside a line that is already rejected as too long; bytes are dropped up to its newline.
     skipping: bool,
+    /// The input has ended (`finish`): no row follows the next flush.
+    ended: bool,
     /// Lines completed so far (the next line is `line + 1`).
     line: u64,
     seen_content: bool,
@@ -231,6 +233,7 @@ impl CloudFrontDecoder {
             extra: StrBuilder::with_capacity(initial_rows(rows), 0),
             partial: Vec::new(),
             skipping: false,
+            ended: false,
             line: 0,
             seen_content: false,
             ends: Vec::with_capacity(40),
@@ -534,6 +537,7 @@ impl Decoder for CloudFrontDecoder {
     }
 
     fn finish(&mut self) -> Result<(), FileError> {
+        self.ended = true;
         if self.skipping {
             self.skipping = false;
             self.line += 1;
@@ -553,9 +557,10 @@ impl Decoder for CloudFrontDecoder {
             return Ok(None);
         }
         let mut arrays = Vec::with_capacity(N_COLS + 3);
-        arrays.extend(self.prefix.finish());
-        arrays.extend(self.columns.iter_mut().map(ColumnBuilder::finish));
-        arrays.push(Arc::new(self.extra.finish()));
+        let more = !self.ended;
+        arrays.extend(self.prefix.finish(more));
+        arrays.extend(self.columns.iter_mut().map(|c| c.finish(more)));
+        arrays.push(Arc::new(self.extra.finish(more)));
         let batch = RecordBatch::try_new(self.schema(), arrays).map_err(|e| {
             // Builders are appended in lock step; a length mismatch is a bug, not bad input.
             FileError::NotFormat {

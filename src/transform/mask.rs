@@ -10,11 +10,10 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, RecordBatch, StringArray};
-use arrow::buffer::{Buffer, OffsetBuffer, ScalarBuffer};
 use arrow::datatypes::DataType;
 
 use crate::error::ConfigError;
-use crate::parse::column::extend_short;
+use crate::parse::column::{extend_short, utf8_array};
 
 /// How much of an address is kept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -340,9 +339,8 @@ pub fn mask_array(values: &StringArray, opts: MaskOptions) -> (StringArray, u64)
         // (`parse::column::MAX_BATCH_BYTES`).
         offsets.push(i32::try_from(text.len()).expect("masked strings over 2 GiB in one batch"));
     }
-    let offsets = OffsetBuffer::new(ScalarBuffer::from(offsets));
-    let masked = StringArray::try_new(offsets, Buffer::from_vec(text), values.nulls().cloned())
-        .expect("masked values are whole strings, one per row");
+    // Masked values are whole strings, one per row.
+    let masked = utf8_array(offsets, text, values.nulls().cloned());
     (masked, invalid)
 }
 
