@@ -5,8 +5,9 @@
 //! `mmap` and gives them back with `munmap` (its threshold adapts only up to the size last
 //! freed, and freed memory above 128 KiB at the top of a worker's heap is returned too), so each
 //! page cost fresh zeroed pages, a page fault per 4 KiB and a TLB shootdown across the workers:
-//! a fifth of an audit run's CPU time was in the kernel. With the blocks kept in the heap that
-//! time went from ~0.45 s to ~0.2 s of a 1.3 s run, for ~8 MiB more peak RSS (BENCHMARKS.md).
+//! the kernel took 18% of an audit run's CPU time. With the blocks kept in the heap, system
+//! time went from ~0.45 s to ~0.23 s and the run's wall time fell by 15–20%, for ~8 MiB more
+//! peak RSS (BENCHMARKS.md).
 //! Memory freed is kept for reuse, so peak RSS still follows the peak of live memory, which
 //! the run's budget bounds.
 
