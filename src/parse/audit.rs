@@ -15,7 +15,7 @@ use csv_core::{ReadRecordResult, Reader};
 
 use super::column::{initial_rows, PrefixBuilders, StrBuilder, MAX_BATCH_BYTES};
 use super::simple_csv::{simple_record, Split};
-use super::timestamp::parse_timestamp;
+use super::timestamp::{parse_timestamp, Timestamps};
 use super::{
     reject_text, Decoded, Decoder, Reject, RejectReason, RowCounts, DEFAULT_BATCH_SIZE, UTF8_BOM,
 };
@@ -231,6 +231,7 @@ pub struct AuditDecoder {
     /// In `finish`: the batch may run past its size to decode what is pending.
     finishing: bool,
     prefix: PrefixBuilders,
+    timestamps: Timestamps,
     customer: StrBuilder,
     columns: Vec<StrBuilder>,
     rejects: Vec<Reject>,
@@ -264,6 +265,7 @@ impl AuditDecoder {
             skipping: false,
             finishing: false,
             prefix: PrefixBuilders::new(initial_rows(rows)),
+            timestamps: Timestamps::default(),
             customer: StrBuilder::with_capacity(0, 0),
             columns: Vec::new(),
             rejects: Vec::new(),
@@ -597,7 +599,7 @@ impl AuditDecoder {
         };
         self.counts.rows_read += 1;
         let ascii = ascii.unwrap_or_else(|| bytes[..self.nout].is_ascii());
-        let reason = match Self::check(header, count, field, ascii) {
+        let reason = match Self::check(header, count, field, ascii, &mut self.timestamps) {
             Ok(ts) => {
                 let size = starts.iter().zip(ends).map(|(s, e)| e - s).sum();
                 self.prefix.append(ts, line, size);
@@ -636,6 +638,7 @@ impl AuditDecoder {
         count: usize,
         field: impl Fn(usize) -> &'a [u8],
         ascii: bool,
+        timestamps: &mut Timestamps,
     ) -> Result<i64, RejectReason> {
         if count != header.targets.len() {
             return Err(RejectReason::FieldCount {
@@ -652,10 +655,12 @@ impl AuditDecoder {
                 });
             }
         }
-        let text = std::str::from_utf8(field(header.ts)).unwrap_or_default();
-        parse_timestamp(text).ok_or_else(|| RejectReason::BadTimestamp {
-            value: reject_text(text.as_bytes()),
-        })
+        let text = field(header.ts);
+        timestamps
+            .parse(text)
+            .ok_or_else(|| RejectReason::BadTimestamp {
+                value: reject_text(text),
+            })
     }
 }
 

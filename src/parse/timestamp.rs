@@ -153,46 +153,70 @@ pub fn parse_time(time: &[u8]) -> Option<i64> {
 /// `±HHMM`, `±HH`, or no offset meaning UTC; a bare date means midnight UTC) or epoch seconds or
 /// milliseconds (an integer of 12 or more digits is milliseconds; a fraction is allowed).
 pub fn parse_timestamp(s: &str) -> Option<i64> {
-    if let Some(parsed) = utc_seconds(s.as_bytes()) {
-        return parsed;
-    }
-    parse_general(s)
+    Timestamps::default().parse(s.as_bytes())
 }
 
-/// The common form, `YYYY-MM-DDTHH:MM:SSZ`, read at fixed places: what [`parse_general`]
-/// makes of it, or `None` (outer) when `b` is not of that form.
-fn utc_seconds(b: &[u8]) -> Option<Option<i64>> {
-    let b: &[u8; 20] = b.try_into().ok()?;
-    let separators = [
-        (4, b'-'),
-        (7, b'-'),
-        (10, b'T'),
-        (13, b':'),
-        (16, b':'),
-        (19, b'Z'),
-    ];
-    if separators.iter().any(|&(at, c)| b[at] != c) {
-        return None;
+/// [`parse_timestamp`] over a column of timestamps, its bytes not checked as UTF-8 first (the
+/// forms it accepts are ASCII), remembering the last date of the common form: an audit file's
+/// rows share a few days, and the calendar arithmetic was 2% of an audit run.
+#[derive(Debug, Default)]
+pub struct Timestamps {
+    /// The last `YYYY-MM-DD` read (as `YYYYMMDD`) and its days since 1970-01-01.
+    last_day: Option<(u32, Option<i64>)>,
+}
+
+impl Timestamps {
+    /// What [`parse_timestamp`] makes of `b`; `None` for bytes that are not UTF-8.
+    pub fn parse(&mut self, b: &[u8]) -> Option<i64> {
+        if let Some(parsed) = self.utc_seconds(b) {
+            return parsed;
+        }
+        parse_general(std::str::from_utf8(b).ok()?)
     }
-    // Straight-line reads: an array `map` over the fields was not inlined, and cost more
-    // than the general parser.
-    #[inline(always)]
-    fn digit(b: &[u8; 20], at: usize) -> Option<u32> {
-        let d = b[at].wrapping_sub(b'0');
-        (d < 10).then_some(u32::from(d))
+
+    /// The common form, `YYYY-MM-DDTHH:MM:SSZ`, read at fixed places: what [`parse_general`]
+    /// makes of it, or `None` (outer) when `b` is not of that form.
+    fn utc_seconds(&mut self, b: &[u8]) -> Option<Option<i64>> {
+        let b: &[u8; 20] = b.try_into().ok()?;
+        let separators = [
+            (4, b'-'),
+            (7, b'-'),
+            (10, b'T'),
+            (13, b':'),
+            (16, b':'),
+            (19, b'Z'),
+        ];
+        if separators.iter().any(|&(at, c)| b[at] != c) {
+            return None;
+        }
+        // Straight-line reads: an array `map` over the fields was not inlined, and cost more
+        // than the general parser.
+        #[inline(always)]
+        fn digit(b: &[u8; 20], at: usize) -> Option<u32> {
+            let d = b[at].wrapping_sub(b'0');
+            (d < 10).then_some(u32::from(d))
+        }
+        #[inline(always)]
+        fn two(b: &[u8; 20], at: usize) -> Option<u32> {
+            Some(digit(b, at)? * 10 + digit(b, at + 1)?)
+        }
+        let year = two(b, 0)? * 100 + two(b, 2)?;
+        let (month, day) = (two(b, 5)?, two(b, 8)?);
+        let (h, m, s) = (two(b, 11)?, two(b, 14)?, two(b, 17)?);
+        let key = year * 10_000 + month * 100 + day;
+        let days = match self.last_day {
+            Some((last, days)) if last == key => days,
+            _ => {
+                let days = days_from_civil(i64::from(year), month, day);
+                self.last_day = Some((key, days));
+                days
+            }
+        };
+        Some(
+            days.zip(micros_of_day(h, m, s))
+                .map(|(days, tod)| days * MICROS_PER_DAY + tod),
+        )
     }
-    #[inline(always)]
-    fn two(b: &[u8; 20], at: usize) -> Option<u32> {
-        Some(digit(b, at)? * 10 + digit(b, at + 1)?)
-    }
-    let year = two(b, 0)? * 100 + two(b, 2)?;
-    let (month, day) = (two(b, 5)?, two(b, 8)?);
-    let (h, m, s) = (two(b, 11)?, two(b, 14)?, two(b, 17)?);
-    let days = days_from_civil(i64::from(year), month, day);
-    Some(
-        days.zip(micros_of_day(h, m, s))
-            .map(|(days, tod)| days * MICROS_PER_DAY + tod),
-    )
 }
 
 /// Every form [`parse_timestamp`] accepts, read step by step.
@@ -283,6 +307,33 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    #[test]
+    fn one_parser_over_a_column_reads_each_value_as_a_fresh_one_does() {
+        let column: &[&[u8]] = &[
+            b"2024-03-01T13:00:37Z",
+            b"2024-03-01T04:12:26Z",
+            b"2024-02-30T04:12:26Z",
+            b"2024-02-30T04:12:27Z",
+            b"2024-03-01T23:59:60Z",
+            b"2024-03-02T00:00:00Z",
+            b"2024-03-02 00:00:00+01:00",
+            b"2024-03-01T25:00:00Z",
+            b"\xff024-03-01T00:00:00Z",
+            b"1709251200",
+            b"2024-03-01T13:00:37Z",
+        ];
+        let mut parser = Timestamps::default();
+        for &value in column {
+            let fresh = std::str::from_utf8(value).ok().and_then(parse_timestamp);
+            assert_eq!(
+                parser.parse(value),
+                fresh,
+                "{}",
+                String::from_utf8_lossy(value)
+            );
+        }
+    }
+
     proptest! {
         #[test]
         fn the_common_form_reads_as_the_general_parser_reads_it(
@@ -314,14 +365,32 @@ mod tests {
 
     #[test]
     fn the_common_form_takes_the_fixed_path() {
-        assert_eq!(utc_seconds(b"2019-12-04T21:02:31Z"), Some(Some(T2019)));
-        assert_eq!(utc_seconds(b"2019-12-04T24:02:31Z"), Some(None));
+        assert_eq!(
+            Timestamps::default().utc_seconds(b"2019-12-04T21:02:31Z"),
+            Some(Some(T2019))
+        );
+        assert_eq!(
+            Timestamps::default().utc_seconds(b"2019-12-04T24:02:31Z"),
+            Some(None)
+        );
         let leap = "2016-12-31T23:59:60Z";
         assert!(parse_general(leap).is_some());
-        assert_eq!(utc_seconds(leap.as_bytes()), Some(parse_general(leap)));
-        assert_eq!(utc_seconds(b"2019-02-30T21:02:31Z"), Some(None));
-        assert_eq!(utc_seconds(b"2019-12-04 21:02:31Z"), None);
-        assert_eq!(utc_seconds(b"2019-12-04T21:02:31.5Z"), None);
+        assert_eq!(
+            Timestamps::default().utc_seconds(leap.as_bytes()),
+            Some(parse_general(leap))
+        );
+        assert_eq!(
+            Timestamps::default().utc_seconds(b"2019-02-30T21:02:31Z"),
+            Some(None)
+        );
+        assert_eq!(
+            Timestamps::default().utc_seconds(b"2019-12-04 21:02:31Z"),
+            None
+        );
+        assert_eq!(
+            Timestamps::default().utc_seconds(b"2019-12-04T21:02:31.5Z"),
+            None
+        );
     }
 
     const T2019: i64 = 1_575_493_351_000_000; // 2019-12-04T21:02:31Z
