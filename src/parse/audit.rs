@@ -172,7 +172,7 @@ impl Header {
                 return false;
             };
             let start = if ts == 0 { 0 } else { ends[ts - 1] };
-            std::str::from_utf8(&out[start..ends[ts]]).is_ok_and(|t| parse_timestamp(t).is_some())
+            Timestamps::default().parse(&out[start..ends[ts]]).is_some()
         })
     }
 }
@@ -572,7 +572,7 @@ impl AuditDecoder {
     /// reject.
     fn record(&mut self, fields: Fields<'_>, line: u64) -> Result<(), FileError> {
         let (bytes, count, ascii) = match fields {
-            Fields::Line(bytes, split) => (bytes, split.fields, Some(split.ascii)),
+            Fields::Line(bytes, split) => (bytes, split.fields, split.ascii),
             Fields::Out => {
                 // csv-core's fields lie one after another.
                 if self.starts.len() < self.nend {
@@ -581,7 +581,7 @@ impl AuditDecoder {
                 for i in 0..self.nend {
                     self.starts[i] = if i == 0 { 0 } else { self.ends[i - 1] };
                 }
-                (&self.out[..], self.nend, None)
+                (&self.out[..], self.nend, self.out[..self.nout].is_ascii())
             }
         };
         let (starts, ends) = (&self.starts[..count], &self.ends[..count]);
@@ -598,7 +598,6 @@ impl AuditDecoder {
             return Ok(());
         };
         self.counts.rows_read += 1;
-        let ascii = ascii.unwrap_or_else(|| bytes[..self.nout].is_ascii());
         let reason = match Self::check(header, count, field, ascii, &mut self.timestamps) {
             Ok(ts) => {
                 let size = starts.iter().zip(ends).map(|(s, e)| e - s).sum();
