@@ -11,9 +11,14 @@ pub const STALL_ENV: &str = "CITRINE_TEST_STALL";
 /// while the run waits, then let it go on); without it a stall lasts 300 s.
 pub const RESUME_ENV: &str = "CITRINE_TEST_RESUME";
 
+/// True when the test hook names `stage` (code that must first reach the moment to stop at).
+pub fn armed(stage: &str) -> bool {
+    std::env::var(STALL_ENV).is_ok_and(|s| s == stage)
+}
+
 /// Stop here if the test hook names `stage`, until the resume file appears.
 pub fn stall_point(stage: &str) {
-    if std::env::var(STALL_ENV).is_ok_and(|s| s == stage) {
+    if armed(stage) {
         eprintln!("citrine: stalled at {stage} ({STALL_ENV})");
         let resume = std::env::var_os(RESUME_ENV).map(std::path::PathBuf::from);
         let until = Instant::now() + std::time::Duration::from_secs(300);

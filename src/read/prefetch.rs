@@ -2,10 +2,12 @@
 //! request's round trip before its first byte, and a worker that opens its inputs one after
 //! another waits that long per input. Workers take the plan in contiguous ranges, so when a
 //! worker starts input `i` it starts opening `i + 1` on a thread of its own; whoever takes
-//! `i + 1` (most often the same worker) finds it opened. Only remote (`s3://`) inputs are
-//! prefetched, at most one per worker at a time.
+//! `i + 1` (most often the same worker) finds it opened, and its first [`AHEAD_BYTES`] already
+//! read: a whole typical log file, so a worker never waits on a busy server for the body of
+//! the next one either. Only remote (`s3://`) inputs are prefetched, at most one per worker at
+//! a time.
 
-use std::io::Read;
+use std::io::{self, Read};
 use std::sync::Mutex;
 use std::thread::JoinHandle;
 
@@ -13,6 +15,43 @@ use crate::error::{Error, Result};
 use crate::read::pattern::MatchedInput;
 
 type Opening = JoinHandle<Result<Box<dyn Read + Send>>>;
+
+/// Bytes of an input opened ahead that are read into memory before its worker takes it.
+pub const AHEAD_BYTES: u64 = 8 << 20;
+
+/// An input's first bytes, read ahead, then the rest as it comes. A read error met while
+/// reading ahead is returned where it was met, after the bytes before it.
+struct ReadAhead {
+    head: io::Cursor<Vec<u8>>,
+    failed: Option<io::Error>,
+    rest: Box<dyn Read + Send>,
+}
+
+impl ReadAhead {
+    /// Read up to `bytes` of `input` now.
+    fn new(mut input: Box<dyn Read + Send>, bytes: u64) -> Self {
+        let mut head = Vec::new();
+        let failed = (&mut input).take(bytes).read_to_end(&mut head).err();
+        Self {
+            head: io::Cursor::new(head),
+            failed,
+            rest: input,
+        }
+    }
+}
+
+impl Read for ReadAhead {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.head.read(buf)?;
+        if n > 0 || buf.is_empty() {
+            return Ok(n);
+        }
+        if let Some(e) = self.failed.take() {
+            return Err(e);
+        }
+        self.rest.read(buf)
+    }
+}
 
 /// Per-plan slots of inputs being opened ahead.
 pub struct Prefetch<'a> {
@@ -63,7 +102,10 @@ impl<'a> Prefetch<'a> {
         let input = self.inputs[i].clone();
         slot.1 = std::thread::Builder::new()
             .name("citrine-prefetch".into())
-            .spawn(move || input.open())
+            .spawn(move || {
+                let opened = input.open()?;
+                Ok(Box::new(ReadAhead::new(opened, AHEAD_BYTES)) as Box<dyn Read + Send>)
+            })
             .ok();
     }
 }
@@ -109,6 +151,39 @@ mod tests {
         let mut s = String::new();
         r.read_to_string(&mut s).unwrap();
         s
+    }
+
+    /// A reader of `data` that fails after it.
+    struct FailsAfter(io::Cursor<Vec<u8>>);
+
+    impl Read for FailsAfter {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            match self.0.read(buf)? {
+                0 => Err(io::Error::other("the connection was reset")),
+                n => Ok(n),
+            }
+        }
+    }
+
+    #[test]
+    fn reading_ahead_gives_the_same_bytes_and_the_error_where_it_was_met() {
+        let data: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+        for ahead in [0, 1, 4096, 100_000, 200_000] {
+            let whole = Box::new(io::Cursor::new(data.clone()));
+            let mut got = Vec::new();
+            ReadAhead::new(whole, ahead).read_to_end(&mut got).unwrap();
+            assert_eq!(got, data, "{ahead} bytes ahead");
+
+            let failing = Box::new(FailsAfter(io::Cursor::new(data.clone())));
+            let mut r = ReadAhead::new(failing, ahead);
+            let mut got = Vec::new();
+            let err = r.read_to_end(&mut got).unwrap_err();
+            assert_eq!(err.to_string(), "the connection was reset");
+            assert_eq!(
+                got, data,
+                "every byte before the error, {ahead} bytes ahead"
+            );
+        }
     }
 
     #[test]

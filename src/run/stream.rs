@@ -7,8 +7,9 @@
 //! truncated, a bad layout on its last line, too many rejects, a partition folder that cannot
 //! exist, changed while read) the held rows are dropped or its own files deleted, and it is
 //! reported and left unconsumed. Memory is bounded by: workers × (one decoded batch +
-//! `buffer_file_bytes` of held rows) + the writers' budget, split between them, whatever an
-//! input inflates to.
+//! `buffer_file_bytes` of held rows + on S3 one input read ahead, at most
+//! [`crate::read::prefetch::AHEAD_BYTES`]) + the writers' budget, split between them, whatever
+//! an input inflates to.
 
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -155,8 +156,7 @@ pub fn stream(
     if first_error.is_some() {
         // Closed files are returned so they are removed below; open ones are aborted.
         for w in writers {
-            files.extend(w.written());
-            w.abort();
+            files.extend(w.abort());
         }
     } else {
         // Closing flushes every open file's last row group: in parallel, like the rest.
@@ -320,6 +320,7 @@ fn process_input(
         Err(kind) => return Ok(failed(kind)),
     };
     let encoding = opened.encoding;
+    writer.next_input_customer(p.input.customer.as_deref())?;
     let lineage = Lineage::new(uri.clone(), p.input.customer.clone());
     let mut decoder = FormatDecoder::new(w.table.format, job.batch_size);
     let mut staged = Staged::new(writer, job.buffer_file_bytes);

@@ -7,7 +7,7 @@ use std::io::Read;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use super::{Listing, ObjectInfo, Store, Upload, Version, Versioned};
+use super::{Listing, ObjectInfo, Prerequisite, Store, Upload, Version, Versioned};
 use crate::error::Result;
 
 /// Objects per page of an S3 listing.
@@ -148,6 +148,10 @@ impl Store for CountingStore {
     fn upload(&self, key: &str) -> Result<Box<dyn Upload>> {
         self.count(&self.counters.writes);
         self.inner.upload(key)
+    }
+    fn upload_after(&self, key: &str, first: Prerequisite) -> Result<Box<dyn Upload>> {
+        self.count(&self.counters.writes);
+        self.inner.upload_after(key, first)
     }
     fn delete_staging(&self, key: &str) -> Result<()> {
         // Local housekeeping only: no S3 request.

@@ -137,6 +137,9 @@ pub struct Versioned {
 /// Objects of a listing, in key order, as they arrive.
 pub type Listing<'a> = Box<dyn Iterator<Item = Result<ObjectInfo>> + Send + 'a>;
 
+/// Work that must be done before an upload creates anything (see [`Store::upload_after`]).
+pub type Prerequisite = Box<dyn FnOnce() -> Result<()> + Send>;
+
 /// A streaming write. Nothing is visible until [`Upload::finish`]; dropping an unfinished
 /// upload aborts it.
 pub trait Upload: Write + Send {
@@ -184,6 +187,13 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     fn open_snapshot(&self, expect: &ObjectInfo) -> Result<Box<dyn Read + Send>>;
     /// Start a streaming write of `key`.
     fn upload(&self, key: &str) -> Result<Box<dyn Upload>>;
+    /// Start a streaming write of `key` that creates nothing, and makes no request, before
+    /// `first` has run (a run journal's entry for the file). By default `first` runs here, at
+    /// once; a store whose uploads send nothing for a while (S3) runs it meanwhile.
+    fn upload_after(&self, key: &str, first: Prerequisite) -> Result<Box<dyn Upload>> {
+        first()?;
+        self.upload(key)
+    }
     /// Delete what an interrupted write of `key` may have left beside it: a local store's
     /// temporary files, the unfinished multipart upload of a killed process on S3.
     fn delete_staging(&self, key: &str) -> Result<()> {

@@ -26,7 +26,10 @@ use object_store::{
 };
 use tokio::task::JoinSet;
 
-use super::{join_key, store_error, Exact, Listing, ObjectInfo, Store, Upload, Version, Versioned};
+use super::{
+    join_key, store_error, Exact, Listing, ObjectInfo, Prerequisite, Store, Upload, Version,
+    Versioned,
+};
 use crate::aws::block_on;
 use crate::error::{FileError, InputError, Result};
 
@@ -253,10 +256,35 @@ impl Store for S3Store {
             url: self.url(key),
             part_bytes: self.part_bytes,
             buffer: Vec::new(),
+            before: None,
             multipart: None,
             written: 0,
             done: false,
         }))
+    }
+
+    /// `first` runs at once on a thread of its own while the writer fills the first part: an
+    /// upload sends nothing until a part is full or it is finished, and waits for `first` then.
+    fn upload_after(&self, key: &str, first: Prerequisite) -> Result<Box<dyn Upload>> {
+        let mut upload = S3Upload {
+            client: self.client.clone(),
+            path: self.path(key)?,
+            record: self.path(&upload_record(key))?,
+            url: self.url(key),
+            part_bytes: self.part_bytes,
+            buffer: Vec::new(),
+            before: None,
+            multipart: None,
+            written: 0,
+            done: false,
+        };
+        upload.before = Some(
+            std::thread::Builder::new()
+                .name("citrine-journal".into())
+                .spawn(first)
+                .map_err(|e| crate::error::Error::io("starting a thread for a journal entry", e))?,
+        );
+        Ok(Box::new(upload))
     }
 
     /// Abort the multipart upload of `key` that `_citrine/uploads/<key>` names (one a killed
@@ -309,8 +337,10 @@ fn upload_record(key: &str) -> String {
 }
 
 /// One object being written: buffered until it fills a part (one PUT if it never does), then a
-/// multipart upload of equal parts, up to [`PARTS_IN_FLIGHT`] of them uploading while the
-/// caller keeps writing. Memory per object: at most (`PARTS_IN_FLIGHT` + 1) parts.
+/// multipart upload of equal parts driven by a task of its own, so the writer never waits on a
+/// request: the task starts the upload, records its id, keeps up to [`PARTS_IN_FLIGHT`] parts
+/// uploading and completes it; the writer waits only when one more part is already queued.
+/// Memory per object: at most (`PARTS_IN_FLIGHT` + 2) parts.
 struct S3Upload {
     client: Arc<AmazonS3>,
     path: ObjectPath,
@@ -319,87 +349,192 @@ struct S3Upload {
     url: String,
     part_bytes: usize,
     buffer: Vec<u8>,
-    multipart: Option<Multipart>,
+    /// What must be done before the first request (see [`Store::upload_after`]).
+    before: Option<std::thread::JoinHandle<Result<()>>>,
+    multipart: Option<Driven>,
     written: u64,
     done: bool,
 }
 
-/// A multipart upload in progress.
-struct Multipart {
-    id: MultipartId,
-    /// Parts sent so far.
-    sent: usize,
-    in_flight: JoinSet<object_store::Result<(usize, PartId)>>,
-    uploaded: Vec<(usize, PartId)>,
+/// What the writer sends the task of a multipart upload.
+enum Part {
+    /// The next part.
+    Next(Bytes),
+    /// No more parts: complete the upload. Without it (the sender dropped) the task aborts it.
+    Complete,
 }
 
-impl Multipart {
-    /// Wait for one part in flight; false when none is.
-    fn join_one(&mut self) -> object_store::Result<bool> {
-        match block_on(self.in_flight.join_next()) {
-            None => Ok(false),
-            Some(joined) => {
-                let part = joined.map_err(|e| object_store::Error::Generic {
-                    store: "S3",
-                    source: Box::new(e),
-                })??;
-                self.uploaded.push(part);
-                Ok(true)
+/// A multipart upload's task and the way to it.
+struct Driven {
+    parts: tokio::sync::mpsc::Sender<Part>,
+    task: tokio::task::JoinHandle<object_store::Result<()>>,
+    /// Test hook only ([`PART_IN_FLIGHT`] armed): told when the task has a part uploading.
+    uploading: Option<std::sync::mpsc::Receiver<()>>,
+}
+
+/// The stall point (see [`crate::stall`]) where a writer stops once a part of its multipart
+/// upload is uploading (the upload started and recorded).
+const PART_IN_FLIGHT: &str = "part_in_flight";
+
+/// Start the multipart upload of `path`, record its id at `record`, upload the parts as they
+/// come, then complete it (on [`Part::Complete`]) or abort it (the writer gone, or a part
+/// failed), deleting the record either way.
+async fn drive(
+    client: Arc<AmazonS3>,
+    path: ObjectPath,
+    record: ObjectPath,
+    mut parts: tokio::sync::mpsc::Receiver<Part>,
+    uploading: Option<std::sync::mpsc::Sender<()>>,
+) -> object_store::Result<()> {
+    let id = client.create_multipart(&path).await?;
+    let recorded = PutPayload::from(Bytes::from(id.clone().into_bytes()));
+    if let Err(e) = client.put(&record, recorded).await {
+        let _ = client.abort_multipart(&path, &id).await;
+        return Err(e);
+    }
+    let sent = send_parts(&client, &path, &id, &mut parts, uploading).await;
+    let ended = match sent {
+        Ok(Some(uploaded)) => client
+            .complete_multipart(&path, &id, uploaded)
+            .await
+            .map(|_| ()),
+        Ok(None) => Err(object_store::Error::Generic {
+            store: "S3",
+            source: "the upload was given up before it was complete".into(),
+        }),
+        Err(e) => Err(e),
+    };
+    if ended.is_err() {
+        match client.abort_multipart(&path, &id).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+            Err(abort) => {
+                // The record stays: the next run's recovery aborts the upload it names.
+                tracing::warn!(object = %path, error = %abort, "could not abort a multipart upload; the next run's recovery does (or an S3 lifecycle rule, AbortIncompleteMultipartUpload)");
+                return ended;
             }
         }
     }
+    // The upload has ended (completed or aborted): its record goes.
+    let _ = client.delete(&record).await;
+    ended
+}
+
+/// Upload the parts as they come, [`PARTS_IN_FLIGHT`] at a time; `None` when the writer went
+/// away before completing (every part started has ended by then).
+async fn send_parts(
+    client: &Arc<AmazonS3>,
+    path: &ObjectPath,
+    id: &MultipartId,
+    parts: &mut tokio::sync::mpsc::Receiver<Part>,
+    uploading: Option<std::sync::mpsc::Sender<()>>,
+) -> object_store::Result<Option<Vec<PartId>>> {
+    let mut in_flight: JoinSet<object_store::Result<(usize, PartId)>> = JoinSet::new();
+    let mut uploaded = Vec::new();
+    let mut sent = 0;
+    let joined = |j: std::result::Result<object_store::Result<(usize, PartId)>, _>| {
+        j.map_err(|e: tokio::task::JoinError| object_store::Error::Generic {
+            store: "S3",
+            source: Box::new(e),
+        })?
+    };
+    let complete = loop {
+        let Some(part) = parts.recv().await else {
+            break false;
+        };
+        let Part::Next(bytes) = part else {
+            break true;
+        };
+        while in_flight.len() >= PARTS_IN_FLIGHT {
+            if let Some(j) = in_flight.join_next().await {
+                uploaded.push(joined(j)?);
+            }
+        }
+        let (client, path, id, index) = (client.clone(), path.clone(), id.clone(), sent);
+        sent += 1;
+        in_flight.spawn(async move {
+            let part = client.put_part(&path, &id, index, bytes.into()).await?;
+            Ok((index, part))
+        });
+        if let Some(told) = &uploading {
+            let _ = told.send(());
+        }
+    };
+    while let Some(j) = in_flight.join_next().await {
+        uploaded.push(joined(j)?);
+    }
+    if !complete {
+        return Ok(None);
+    }
+    uploaded.sort_by_key(|(index, _)| *index);
+    Ok(Some(uploaded.into_iter().map(|(_, p)| p).collect()))
 }
 
 impl S3Upload {
-    /// Send `part` (a whole part, or the last), starting the multipart upload and recording
-    /// its id first, and waiting only while [`PARTS_IN_FLIGHT`] parts are already uploading.
-    fn send_part(&mut self, part: Vec<u8>) -> object_store::Result<()> {
+    /// Wait for what must be done before the first request.
+    fn before_first_request(&mut self) -> Result<()> {
+        match self.before.take() {
+            None => Ok(()),
+            Some(pending) => pending.join().unwrap_or_else(|_| {
+                Err(crate::error::Error::Internal {
+                    message: format!("{}: the work before its upload panicked", self.url),
+                })
+            }),
+        }
+    }
+
+    /// Hand `part` (a whole part) to the upload's task, starting the task first.
+    fn send_part(&mut self, part: Vec<u8>) -> Result<()> {
         if self.multipart.is_none() {
-            let id = block_on(self.client.create_multipart(&self.path))?;
-            let recorded = PutPayload::from(Bytes::from(id.clone().into_bytes()));
-            self.multipart = Some(Multipart {
-                id,
-                sent: 0,
-                in_flight: JoinSet::new(),
-                uploaded: Vec::new(),
+            self.before_first_request()?;
+            let (tx, rx) = tokio::sync::mpsc::channel(1);
+            let (client, path, record) =
+                (self.client.clone(), self.path.clone(), self.record.clone());
+            let (told, uploading) = match crate::stall::armed(PART_IN_FLIGHT) {
+                true => {
+                    let (told, uploading) = std::sync::mpsc::channel();
+                    (Some(told), Some(uploading))
+                }
+                false => (None, None),
+            };
+            let task = crate::aws::runtime().spawn(drive(client, path, record, rx, told));
+            self.multipart = Some(Driven {
+                parts: tx,
+                task,
+                uploading,
             });
-            block_on(self.client.put(&self.record, recorded))?;
         }
-        let upload = self.multipart.as_mut().expect("started above");
-        while upload.in_flight.len() >= PARTS_IN_FLIGHT {
-            upload.join_one()?;
+        let driven = self.multipart.as_ref().expect("started above");
+        if driven
+            .parts
+            .blocking_send(Part::Next(Bytes::from(part)))
+            .is_err()
+        {
+            // The task ended early: it failed.
+            return Err(self.end_task(false).err().unwrap_or_else(|| {
+                store_error(&self.url, "the multipart upload ended before its last part")
+            }));
         }
-        let (client, path, id) = (self.client.clone(), self.path.clone(), upload.id.clone());
-        let index = upload.sent;
-        upload.sent += 1;
-        let part = PutPayload::from(Bytes::from(part));
-        upload.in_flight.spawn_on(
-            async move {
-                let part = client.put_part(&path, &id, index, part).await?;
-                Ok((index, part))
-            },
-            crate::aws::runtime().handle(),
-        );
-        crate::stall::stall_point("part_in_flight");
+        if let Some(uploading) = &driven.uploading {
+            if uploading.recv().is_ok() {
+                crate::stall::stall_point(PART_IN_FLIGHT);
+            }
+        }
         Ok(())
     }
 
-    /// The last part, every part awaited, the completion, the record deleted.
-    fn complete(&mut self) -> object_store::Result<()> {
-        if !self.buffer.is_empty() {
-            let last = std::mem::take(&mut self.buffer);
-            self.send_part(last)?;
+    /// End the multipart upload: completed when `complete`, else aborted; waits for its task.
+    fn end_task(&mut self, complete: bool) -> Result<()> {
+        let Some(driven) = self.multipart.take() else {
+            return Ok(());
+        };
+        if complete {
+            let _ = driven.parts.blocking_send(Part::Complete);
         }
-        let upload = self.multipart.as_mut().expect("a multipart upload");
-        while upload.join_one()? {}
-        upload.uploaded.sort_by_key(|(index, _)| *index);
-        let parts = upload.uploaded.iter().map(|(_, p)| p.clone()).collect();
-        block_on(
-            self.client
-                .complete_multipart(&self.path, &upload.id, parts),
-        )?;
-        self.multipart = None;
-        block_on(self.client.delete(&self.record))
+        drop(driven.parts);
+        match block_on(driven.task) {
+            Ok(result) => result.map_err(|e| store_error(&self.url, e)),
+            Err(e) => Err(store_error(&self.url, e)),
+        }
     }
 }
 
@@ -429,43 +564,39 @@ impl Write for S3Upload {
 
 impl Upload for S3Upload {
     fn finish(mut self: Box<Self>) -> Result<u64> {
-        let result = match self.multipart {
-            None => {
-                let payload = PutPayload::from(std::mem::take(&mut self.buffer));
-                block_on(self.client.put(&self.path, payload)).map(|_| ())
-            }
+        let result = if self.multipart.is_none() {
+            self.before_first_request()?;
+            let payload = PutPayload::from(std::mem::take(&mut self.buffer));
+            block_on(self.client.put(&self.path, payload))
+                .map(|_| ())
+                .map_err(|e| store_error(&self.url, e))
+        } else {
+            let last = std::mem::take(&mut self.buffer);
             // A failure leaves the upload to `drop`, which aborts it.
-            Some(_) => self.complete(),
+            let sent = if last.is_empty() {
+                Ok(())
+            } else {
+                self.send_part(last)
+            };
+            sent.and_then(|()| self.end_task(true))
         };
-        match result {
-            Ok(()) => {
-                self.done = true;
-                Ok(self.written)
-            }
-            Err(e) => Err(store_error(&self.url, e)),
-        }
+        result?;
+        self.done = true;
+        Ok(self.written)
     }
 
     fn abort(self: Box<Self>) {}
 }
 
 impl Drop for S3Upload {
+    /// An unfinished upload is aborted, and waited for: when this returns, no part of it is
+    /// uploading and S3 keeps none.
     fn drop(&mut self) {
         if self.done {
             return;
         }
-        let Some(mut upload) = self.multipart.take() else {
-            return;
-        };
-        // Parts still uploading first (an abort while a part lands may leave that part).
-        while let Ok(true) = upload.join_one() {}
-        match block_on(self.client.abort_multipart(&self.path, &upload.id)) {
-            Ok(()) => {
-                let _ = block_on(self.client.delete(&self.record));
-            }
-            Err(e) => {
-                tracing::warn!(object = %self.url, error = %e, "could not abort a multipart upload; the next run's recovery does (or an S3 lifecycle rule, AbortIncompleteMultipartUpload)");
-            }
+        if let Err(e) = self.end_task(false) {
+            tracing::debug!(object = %self.url, error = %e, "an unfinished multipart upload ended");
         }
     }
 }

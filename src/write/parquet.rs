@@ -6,7 +6,11 @@
 //! and a new one started once it reaches `target_file_bytes`. Each file is a streaming
 //! [`Upload`] to the lake's store (locally a temporary dot-name renamed into place; on S3 one
 //! PUT or a multipart upload), published only when closed, so a reader never sees half a file;
-//! files become part of the table when the run's marker lands.
+//! files become part of the table when the run's marker lands. A closed file is encoded to its
+//! end and published on a thread of its own while the writer goes on (its memory still counted
+//! in the budget until it is done), and a worker closes its files of a customer as soon as its
+//! next input is another customer's ([`PartitionedWriter::next_input_customer`]), so uploads
+//! and fsyncs spread over the run instead of all waiting for its end.
 //!
 //! One input at a time may be written *tentatively* ([`PartitionedWriter::begin_input`]): its
 //! rows go to files of their own, which [`PartitionedWriter::commit_input`] hands to the
@@ -14,9 +18,10 @@
 //! fails after some of its rows were encoded leaves nothing in the run. The budget and the
 //! open-file cap count tentative files with the others.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::JoinHandle;
 
 use arrow::array::{AsArray, RecordBatch};
 use arrow::datatypes::SchemaRef;
@@ -139,6 +144,10 @@ fn file_properties(options: &WriteOptions) -> WriterProperties {
 /// Threads that publish a writer's last files together (see [`PartitionedWriter::finish`]).
 const PUBLISH_THREADS: usize = 16;
 
+/// Files a writer publishes in the background while it goes on encoding (see
+/// [`PartitionedWriter::close`]); closing one more first waits for the oldest.
+const PUBLISHING_MAX: usize = 4;
+
 struct OpenFile {
     writer: FileWriter<Box<dyn Upload>>,
     url: String,
@@ -193,6 +202,14 @@ impl Sealed {
     }
 }
 
+/// A closed file being encoded to its end and published on a thread of its own.
+struct Publishing {
+    key: String,
+    /// What its writer held when it was closed (counted in the budget until it is done).
+    memory: u64,
+    publish: JoinHandle<Result<WrittenFile>>,
+}
+
 /// Which open file a partition batch goes to: the writer's shared one for the partition, or
 /// the tentative input's own.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -216,6 +233,11 @@ pub struct PartitionedWriter {
     tentative: Option<Vec<WrittenFile>>,
     /// Where each file is recorded before it is written, so a crash leaves nothing unknown.
     journal: Option<Journal>,
+    /// Closed files being published on threads of their own, oldest first.
+    publishing: VecDeque<Publishing>,
+    /// The `{customer}` of the inputs written since the last change (see
+    /// [`Self::next_input_customer`]).
+    customer: Option<String>,
 }
 
 impl PartitionedWriter {
@@ -241,7 +263,34 @@ impl PartitionedWriter {
             written: Vec::new(),
             tentative: None,
             journal: None,
+            publishing: VecDeque::new(),
+            customer: None,
         }
+    }
+
+    /// The next input's rows belong to `customer` (its `{customer}` path segment). The plan
+    /// lists each customer's inputs together, so when the customer changes, no more rows of the
+    /// previous one are expected: its files are closed now and published while the next
+    /// customer's inputs are encoded, instead of all at the end of the run. On S3 that spreads
+    /// the uploads over the run, and either way it frees their memory early. Should rows of a
+    /// closed partition come after all (a worker that took over part of another's range), they
+    /// go to a new file.
+    pub fn next_input_customer(&mut self, customer: Option<&str>) -> Result<()> {
+        let Some(customer) = customer else {
+            return Ok(());
+        };
+        let changed = self.customer.as_deref().is_some_and(|c| c != customer);
+        if self.customer.as_deref() != Some(customer) {
+            self.customer = Some(customer.to_owned());
+        }
+        if !changed || self.tentative.is_some() {
+            return Ok(());
+        }
+        let shared: Vec<Slot> = self.open.keys().filter(|s| !s.tentative).cloned().collect();
+        for slot in shared {
+            self.close(&slot)?;
+        }
+        Ok(())
     }
 
     /// Record every file in `journal` before writing it.
@@ -342,12 +391,19 @@ impl PartitionedWriter {
         Ok(())
     }
 
-    /// Bytes held in unflushed row groups across open files.
+    /// Bytes held in unflushed row groups across open files and files still being published.
     pub fn buffered_bytes(&self) -> u64 {
-        self.open.values().map(|f| f.memory).sum()
+        let publishing: u64 = self.publishing.iter().map(|p| p.memory).sum();
+        self.open.values().map(|f| f.memory).sum::<u64>() + publishing
     }
 
     fn enforce_budget(&mut self) -> Result<()> {
+        // Files being published free their memory once they are done: wait for those first.
+        while self.buffered_bytes() > self.options.memory_budget_bytes
+            && !self.publishing.is_empty()
+        {
+            self.join_oldest()?;
+        }
         while self.buffered_bytes() > self.options.memory_budget_bytes {
             let largest = self
                 .open
@@ -372,10 +428,16 @@ impl PartitionedWriter {
             key.path()
         );
         let url = self.lake.url(&rel);
-        if let Some(journal) = &self.journal {
-            journal.file(&rel)?;
-        }
-        let upload = self.lake.store().upload(&rel)?;
+        // The journal's entry lands before the file's first byte does (on S3 while the first
+        // part fills; see `Store::upload_after`).
+        let upload = match &self.journal {
+            Some(journal) => {
+                let (journal, entry) = (journal.clone(), rel.clone());
+                let first = Box::new(move || journal.file(&entry));
+                self.lake.store().upload_after(&rel, first)?
+            }
+            None => self.lake.store().upload(&rel)?,
+        };
         let props = file_properties(&self.options);
         let writer = FileWriter::try_new(upload, self.schema.clone(), props)
             .map_err(|source| parquet_error(&url, source))?;
@@ -390,24 +452,70 @@ impl PartitionedWriter {
         })
     }
 
+    /// Close the file of `slot`. Its last row group and footer are encoded, and the file
+    /// published, on a thread of its own (at most [`PUBLISHING_MAX`] at a time, their memory
+    /// counted in the budget until they are done), so the worker goes on decoding instead of
+    /// waiting on storage (an fsync; on S3 the last parts and the completion). A tentative
+    /// input's file is published before this returns: a rollback may have to delete it.
     fn close(&mut self, slot: &Slot) -> Result<()> {
         let Some(file) = self.open.remove(slot) else {
             return Ok(());
         };
-        let written = file.seal(slot.key.clone())?.publish()?;
-        match &mut self.tentative {
-            Some(closed) if slot.tentative => closed.push(written),
-            _ => self.written.push(written),
+        if let Some(closed) = self.tentative.as_mut().filter(|_| slot.tentative) {
+            closed.push(file.seal(slot.key.clone())?.publish()?);
+            return Ok(());
         }
+        while self.publishing.len() >= PUBLISHING_MAX {
+            self.join_oldest()?;
+        }
+        let (key, memory, partition) = (file.key.clone(), file.memory, slot.key.clone());
+        let publish = std::thread::Builder::new()
+            .name("citrine-publish".into())
+            .spawn(move || file.seal(partition)?.publish())
+            .map_err(|e| Error::io("starting a thread to publish a file", e))?;
+        self.publishing.push_back(Publishing {
+            key,
+            memory,
+            publish,
+        });
         Ok(())
+    }
+
+    /// Wait for the oldest file being published in the background.
+    fn join_oldest(&mut self) -> Result<()> {
+        let Some(Publishing { key, publish, .. }) = self.publishing.pop_front() else {
+            return Ok(());
+        };
+        let written = publish.join().unwrap_or_else(|_| {
+            Err(Error::Internal {
+                message: format!("publishing {} panicked", self.lake.url(&key)),
+            })
+        })?;
+        self.written.push(written);
+        Ok(())
+    }
+
+    /// Wait for every file being published in the background; the first failure is returned
+    /// after all have ended.
+    fn join_publishing(&mut self) -> Result<()> {
+        let mut first = Ok(());
+        while !self.publishing.is_empty() {
+            if let Err(e) = self.join_oldest() {
+                if first.is_ok() {
+                    first = Err(e);
+                }
+            }
+        }
+        first
     }
 
     /// Close every open file and return all files written, sorted by key.
     ///
     /// The files' last row groups and footers are encoded one after the other (CPU work);
     /// then they are published together, on up to [`PUBLISH_THREADS`] threads: publishing waits
-    /// on storage (locally an fsync per file, on S3 an upload's last part and completion), and
-    /// one after the other those waits were most of a run's last half second.
+    /// on storage (locally an fsync per file, on S3 an upload's last parts and completion), and
+    /// one after the other those waits were most of a run's last half second. Files still
+    /// publishing in the background from earlier closes are waited for first.
     pub fn finish(mut self) -> Result<Vec<WrittenFile>> {
         // An input still tentative here is a caller bug: its rows would be published unchecked.
         if self.tentative.is_some() {
@@ -415,6 +523,7 @@ impl PartitionedWriter {
                 message: "a writer finished while an input was still tentative".into(),
             });
         }
+        let background = self.join_publishing();
         let mut encoded = Vec::with_capacity(self.open.len());
         for (slot, file) in self.open.drain() {
             encoded.push(file.seal(slot.key)?);
@@ -448,6 +557,7 @@ impl PartitionedWriter {
                 })
                 .collect()
         });
+        background?;
         let mut written = std::mem::take(&mut self.written);
         for file in published {
             written.push(file?);
@@ -456,13 +566,18 @@ impl PartitionedWriter {
         Ok(written)
     }
 
-    /// Drop every open file: their uploads are aborted, nothing of them is published.
-    /// Closed files stay for the caller (or the next run's orphan cleanup) to remove.
-    pub fn abort(mut self) {
+    /// Drop every open file: their uploads are aborted, nothing of them is published. Returns
+    /// the files closed so far (those published in the background once they are), which stay
+    /// for the caller (or the next run's recovery) to remove.
+    pub fn abort(mut self) -> Vec<WrittenFile> {
         self.open.clear();
+        // A failed background publish left nothing visible (its upload was dropped).
+        let _ = self.join_publishing();
+        self.written()
     }
 
-    /// The files closed so far, a tentative input's included.
+    /// The files closed and published so far, a tentative input's included (not those still
+    /// being published in the background).
     pub fn written(&self) -> Vec<WrittenFile> {
         let mut all = self.written.clone();
         all.extend(self.tentative.iter().flatten().cloned());
@@ -661,6 +776,85 @@ mod tests {
             files.len(),
             "no temporary file left"
         );
+    }
+
+    #[test]
+    fn a_new_customer_closes_the_last_ones_files_and_publishes_them_meanwhile() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = writer(dir.path(), WriteOptions::default());
+        let write = |w: &mut PartitionedWriter, customer: &str, days: &[i32]| {
+            w.next_input_customer(Some(customer)).unwrap();
+            for part in split(&batch(&[customer], days, 5)).unwrap() {
+                w.write(part).unwrap();
+            }
+        };
+        write(&mut w, "acme", &[1, 2]);
+        write(&mut w, "acme", &[2, 3]);
+        assert_eq!(w.open.len(), 3, "the same customer keeps its files open");
+        write(&mut w, "globex", &[1]);
+        assert_eq!(w.open.len(), 1, "only globex's file is open");
+        assert_eq!(w.publishing.len() + w.written.len(), 3);
+        // A customer seen before (a worker that took over part of another's range): new files.
+        write(&mut w, "acme", &[3]);
+        // No `{customer}` in the pattern: nothing is closed.
+        w.next_input_customer(None).unwrap();
+        assert_eq!(w.open.len(), 1);
+        let files = w.finish().unwrap();
+        let acme_day3 = files
+            .iter()
+            .filter(|f| f.key.contains("customer=acme/dt=1970-01-04"))
+            .map(|f| f.rows)
+            .collect::<Vec<_>>();
+        assert_eq!(acme_day3, [5, 5]);
+        assert_eq!(files.len(), 5);
+        assert_eq!(files.iter().map(|f| f.rows).sum::<u64>(), 5 * 6);
+        for f in &files {
+            let path = dir.path().join(&f.key);
+            assert_eq!(std::fs::metadata(&path).unwrap().len(), f.bytes);
+        }
+        assert_eq!(walk(dir.path()).len(), 5, "no temporary file left");
+    }
+
+    #[test]
+    fn more_closed_files_than_publishing_threads_are_all_published() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = writer(dir.path(), WriteOptions::default());
+        let days: Vec<i32> = (0..(PUBLISHING_MAX as i32 * 3)).collect();
+        for customer in ["acme", "globex", "initech"] {
+            w.next_input_customer(Some(customer)).unwrap();
+            for part in split(&batch(&[customer], &days, 2)).unwrap() {
+                w.write(part).unwrap();
+            }
+            assert!(w.publishing.len() <= PUBLISHING_MAX);
+        }
+        let files = w.finish().unwrap();
+        assert_eq!(files.len(), days.len() * 3);
+        assert!(files.iter().all(|f| f.rows == 2));
+        assert_eq!(walk(dir.path()).len(), files.len());
+    }
+
+    #[test]
+    fn an_aborted_writer_returns_the_files_published_in_the_background() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = writer(dir.path(), WriteOptions::default());
+        for customer in ["acme", "globex"] {
+            w.next_input_customer(Some(customer)).unwrap();
+            for part in split(&batch(&[customer], &[1, 2], 3)).unwrap() {
+                w.write(part).unwrap();
+            }
+        }
+        let closed = w.abort();
+        let mut keys: Vec<_> = closed.iter().map(|f| f.key.as_str()).collect();
+        keys.sort();
+        assert_eq!(
+            keys,
+            [
+                "data/t/customer=acme/dt=1970-01-02/part-r1-00000.parquet",
+                "data/t/customer=acme/dt=1970-01-03/part-r1-00001.parquet",
+            ],
+            "acme's files, closed when globex came; globex's were open and are dropped"
+        );
+        assert_eq!(walk(dir.path()).len(), 2);
     }
 
     #[test]
