@@ -1,11 +1,12 @@
-//! Opening the next input while the current one is decoded. On S3 every input costs a
+//! Opening the next inputs while the current one is decoded. On S3 every input costs a
 //! request's round trip before its first byte, and a worker that opens its inputs one after
-//! another waits that long per input. Workers take the plan in contiguous ranges, so when a
-//! worker starts input `i` it starts opening `i + 1` on a thread of its own; whoever takes
-//! `i + 1` (most often the same worker) finds it opened, and its first [`AHEAD_BYTES`] already
-//! read: a whole typical log file, so a worker never waits on a busy server for the body of
-//! the next one either. Only remote (`s3://`) inputs are prefetched, at most one per worker at
-//! a time.
+//! another waits that long per input; a server busy with the run's uploads makes that longer.
+//! Workers take the plan in contiguous ranges, so when a worker starts input `i` it starts
+//! opening the inputs after it, each on a thread of its own, until [`AHEAD_TOTAL_BYTES`] are
+//! on their way (at most [`AHEAD_INPUTS`] inputs, the first at least); whoever takes one of
+//! them (most often the same worker) finds it opened, and its first [`AHEAD_BYTES`] already
+//! read: a whole typical log file. A server that stalls for a moment (busy with the run's
+//! uploads) then costs the worker nothing. Only remote (`s3://`) inputs are prefetched.
 
 use std::io::{self, Read};
 use std::sync::Mutex;
@@ -17,7 +18,14 @@ use crate::read::pattern::MatchedInput;
 type Opening = JoinHandle<Result<Box<dyn Read + Send>>>;
 
 /// Bytes of an input opened ahead that are read into memory before its worker takes it.
-pub const AHEAD_BYTES: u64 = 8 << 20;
+pub const AHEAD_BYTES: u64 = 4 << 20;
+
+/// Bytes of the inputs after the current one that a worker has on their way at most (each
+/// counted up to [`AHEAD_BYTES`]).
+pub const AHEAD_TOTAL_BYTES: u64 = 12 << 20;
+
+/// Inputs after the current one that a worker opens ahead at most.
+pub const AHEAD_INPUTS: usize = 16;
 
 /// An input's first bytes, read ahead, then the rest as it comes. A read error met while
 /// reading ahead is returned where it was met, after the bytes before it.
@@ -28,9 +36,10 @@ struct ReadAhead {
 }
 
 impl ReadAhead {
-    /// Read up to `bytes` of `input` now.
-    fn new(mut input: Box<dyn Read + Send>, bytes: u64) -> Self {
-        let mut head = Vec::new();
+    /// Read up to `bytes` of `input` (of `size` bytes) now.
+    fn new(mut input: Box<dyn Read + Send>, size: u64, bytes: u64) -> Self {
+        // Exactly what is read (plus one byte to see the end): no doubling of a growing buffer.
+        let mut head = Vec::with_capacity(size.min(bytes) as usize + 1);
         let failed = (&mut input).take(bytes).read_to_end(&mut head).err();
         Self {
             head: io::Cursor::new(head),
@@ -73,14 +82,22 @@ impl<'a> Prefetch<'a> {
         }
     }
 
-    /// Open input `i` (or take it opened ahead), having started to open `i + 1`.
+    /// Open input `i` (or take it opened ahead), having started to open those after it (see
+    /// the module's text).
     pub fn open(&self, i: usize) -> Result<Box<dyn Read + Send>> {
         let pending = {
             let mut slot = self.slots[i].lock().unwrap_or_else(|p| p.into_inner());
             slot.0 = true;
             slot.1.take()
         };
-        self.start(i + 1);
+        let mut ahead = 0;
+        for next in (i + 1..self.inputs.len()).take(AHEAD_INPUTS) {
+            if ahead >= AHEAD_TOTAL_BYTES {
+                break;
+            }
+            ahead += self.inputs[next].size.min(AHEAD_BYTES);
+            self.start(next);
+        }
         match pending {
             Some(opening) => opening.join().unwrap_or_else(|_| {
                 Err(Error::Internal {
@@ -104,7 +121,8 @@ impl<'a> Prefetch<'a> {
             .name("citrine-prefetch".into())
             .spawn(move || {
                 let opened = input.open()?;
-                Ok(Box::new(ReadAhead::new(opened, AHEAD_BYTES)) as Box<dyn Read + Send>)
+                let head = ReadAhead::new(opened, input.size, AHEAD_BYTES);
+                Ok(Box::new(head) as Box<dyn Read + Send>)
             })
             .ok();
     }
@@ -171,11 +189,13 @@ mod tests {
         for ahead in [0, 1, 4096, 100_000, 200_000] {
             let whole = Box::new(io::Cursor::new(data.clone()));
             let mut got = Vec::new();
-            ReadAhead::new(whole, ahead).read_to_end(&mut got).unwrap();
+            ReadAhead::new(whole, data.len() as u64, ahead)
+                .read_to_end(&mut got)
+                .unwrap();
             assert_eq!(got, data, "{ahead} bytes ahead");
 
             let failing = Box::new(FailsAfter(io::Cursor::new(data.clone())));
-            let mut r = ReadAhead::new(failing, ahead);
+            let mut r = ReadAhead::new(failing, data.len() as u64, ahead);
             let mut got = Vec::new();
             let err = r.read_to_end(&mut got).unwrap_err();
             assert_eq!(err.to_string(), "the connection was reset");
@@ -184,6 +204,35 @@ mod tests {
                 "every byte before the error, {ahead} bytes ahead"
             );
         }
+    }
+
+    #[test]
+    fn inputs_are_opened_ahead_up_to_a_number_of_bytes_and_of_inputs() {
+        let dir = tempfile::tempdir().unwrap();
+        let many = |size: u64| -> Vec<MatchedInput> {
+            (0..40)
+                .map(|n| {
+                    let mut m = input(dir.path(), &format!("f{n}"), &format!("s3://b/f{n}"));
+                    m.size = size;
+                    m
+                })
+                .collect()
+        };
+        let started = |p: &Prefetch| -> Vec<usize> {
+            (0..p.slots.len())
+                .filter(|&i| p.slots[i].lock().unwrap().1.is_some())
+                .collect()
+        };
+        // Inputs of 6 MiB count 4 MiB each: 3 of them make 12 MiB.
+        let large = many(6 << 20);
+        let prefetch = Prefetch::new(large.iter().collect());
+        drop(prefetch.open(0));
+        assert_eq!(started(&prefetch), [1, 2, 3]);
+        // Small inputs: at most AHEAD_INPUTS.
+        let small = many(1);
+        let prefetch = Prefetch::new(small.iter().collect());
+        drop(prefetch.open(0));
+        assert_eq!(started(&prefetch), (1..=AHEAD_INPUTS).collect::<Vec<_>>());
     }
 
     #[test]

@@ -7,9 +7,9 @@
 //! truncated, a bad layout on its last line, too many rejects, a partition folder that cannot
 //! exist, changed while read) the held rows are dropped or its own files deleted, and it is
 //! reported and left unconsumed. Memory is bounded by: workers × (one decoded batch +
-//! `buffer_file_bytes` of held rows + on S3 one input read ahead, at most
-//! [`crate::read::prefetch::AHEAD_BYTES`]) + the writers' budget, split between them, whatever
-//! an input inflates to.
+//! `buffer_file_bytes` of held rows + on S3 the inputs read ahead, at most
+//! [`crate::read::prefetch::AHEAD_TOTAL_BYTES`] + [`crate::read::prefetch::AHEAD_BYTES`]) + the
+//! writers' budget, split between them, whatever an input inflates to.
 
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
