@@ -103,6 +103,26 @@ impl S3Store {
         }
     }
 
+    /// An upload of `key` that waits for `before` (if any) ahead of its first request.
+    fn new_upload(
+        &self,
+        key: &str,
+        before: Option<std::thread::JoinHandle<Result<()>>>,
+    ) -> Result<S3Upload> {
+        Ok(S3Upload {
+            client: self.client.clone(),
+            path: self.path(key)?,
+            record: self.path(&upload_record(key))?,
+            url: self.url(key),
+            part_bytes: self.part_bytes,
+            buffer: Vec::new(),
+            before,
+            multipart: None,
+            written: 0,
+            done: false,
+        })
+    }
+
     fn put_mode(&self, key: &str, bytes: &[u8], mode: PutMode) -> Result<Option<Version>> {
         let path = self.path(key)?;
         let payload = PutPayload::from(Bytes::copy_from_slice(bytes));
@@ -249,42 +269,17 @@ impl Store for S3Store {
     }
 
     fn upload(&self, key: &str) -> Result<Box<dyn Upload>> {
-        Ok(Box::new(S3Upload {
-            client: self.client.clone(),
-            path: self.path(key)?,
-            record: self.path(&upload_record(key))?,
-            url: self.url(key),
-            part_bytes: self.part_bytes,
-            buffer: Vec::new(),
-            before: None,
-            multipart: None,
-            written: 0,
-            done: false,
-        }))
+        Ok(Box::new(self.new_upload(key, None)?))
     }
 
     /// `first` runs at once on a thread of its own while the writer fills the first part: an
     /// upload sends nothing until a part is full or it is finished, and waits for `first` then.
     fn upload_after(&self, key: &str, first: Prerequisite) -> Result<Box<dyn Upload>> {
-        let mut upload = S3Upload {
-            client: self.client.clone(),
-            path: self.path(key)?,
-            record: self.path(&upload_record(key))?,
-            url: self.url(key),
-            part_bytes: self.part_bytes,
-            buffer: Vec::new(),
-            before: None,
-            multipart: None,
-            written: 0,
-            done: false,
-        };
-        upload.before = Some(
-            std::thread::Builder::new()
-                .name("citrine-journal".into())
-                .spawn(first)
-                .map_err(|e| crate::error::Error::io("starting a thread for a journal entry", e))?,
-        );
-        Ok(Box::new(upload))
+        let pending = std::thread::Builder::new()
+            .name("citrine-journal".into())
+            .spawn(first)
+            .map_err(|e| crate::error::Error::io("starting a thread for a journal entry", e))?;
+        Ok(Box::new(self.new_upload(key, Some(pending))?))
     }
 
     /// Abort the multipart upload of `key` that `_citrine/uploads/<key>` names (one a killed
