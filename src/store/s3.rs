@@ -484,13 +484,9 @@ impl S3Upload {
             let (tx, rx) = tokio::sync::mpsc::channel(1);
             let (client, path, record) =
                 (self.client.clone(), self.path.clone(), self.record.clone());
-            let (told, uploading) = match crate::stall::armed(PART_IN_FLIGHT) {
-                true => {
-                    let (told, uploading) = std::sync::mpsc::channel();
-                    (Some(told), Some(uploading))
-                }
-                false => (None, None),
-            };
+            let (told, uploading) = crate::stall::armed(PART_IN_FLIGHT)
+                .then(std::sync::mpsc::channel)
+                .unzip();
             let task = crate::aws::runtime().spawn(drive(client, path, record, rx, told));
             self.multipart = Some(Driven {
                 parts: tx,

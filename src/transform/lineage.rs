@@ -191,6 +191,9 @@ fn render_row(batch: &RecordBatch, row: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::parse::audit::HeaderUnion;
+    use crate::schema::table_schema;
+    use arrow::array::{Int64Array, TimestampMicrosecondArray};
 
     #[test]
     fn repeat_gives_the_value_in_every_row() {
@@ -208,9 +211,6 @@ mod tests {
             );
         }
     }
-    use crate::parse::audit::HeaderUnion;
-    use crate::schema::table_schema;
-    use arrow::array::{Int64Array, TimestampMicrosecondArray};
 
     fn parsed(customers: Vec<Option<&str>>, extra: &str) -> (RecordBatch, SchemaRef) {
         let mut union = HeaderUnion::default();

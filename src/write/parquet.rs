@@ -279,10 +279,10 @@ impl PartitionedWriter {
         let Some(customer) = customer else {
             return Ok(());
         };
-        let changed = self.customer.as_deref().is_some_and(|c| c != customer);
-        if self.customer.as_deref() != Some(customer) {
-            self.customer = Some(customer.to_owned());
+        if self.customer.as_deref() == Some(customer) {
+            return Ok(());
         }
+        let changed = self.customer.replace(customer.to_owned()).is_some();
         if !changed || self.tentative.is_some() {
             return Ok(());
         }
