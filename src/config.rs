@@ -115,6 +115,8 @@ pub struct AwsConfig {
     pub glue_endpoint: Option<String>,
     /// Path-style S3 requests (default: true when a custom S3 endpoint is set).
     pub s3_path_style: Option<bool>,
+    /// Sign a hash of each request's body (default: only over plain `http://`).
+    pub s3_sign_payload: Option<bool>,
     /// Multipart part size for S3 uploads in MiB (default 8, at least 5).
     pub s3_part_mb: Option<u64>,
     /// KMS key ARN: objects citrine writes to S3 are encrypted with it (SSE-KMS), and
@@ -785,6 +787,7 @@ impl ConfigFile {
             s3_endpoint: aws.s3_endpoint.clone(),
             glue_endpoint: aws.glue_endpoint.clone(),
             s3_path_style: aws.s3_path_style,
+            s3_sign_payload: aws.s3_sign_payload,
             s3_part_bytes: (part_mb << 20) as usize,
             kms_key_arn: aws.kms_key_arn.clone(),
         })
@@ -1317,13 +1320,16 @@ max_columns = 2000
                 "logs/audit/{customer}/*.csv",
                 "s3://acme-in/audit/{customer}/*.csv",
             );
-        let text = format!("{text}\n[aws]\nregion = \"eu-west-1\"\ns3_part_mb = 16\n");
+        let text = format!(
+            "{text}\n[aws]\nregion = \"eu-west-1\"\ns3_part_mb = 16\ns3_sign_payload = true\n"
+        );
         let j = job(&text).unwrap();
         assert_eq!(j.root.to_string(), "s3://central/wau");
         assert_eq!(j.catalog, CatalogKind::Glue { catalog_id: None });
         assert_eq!(j.database, "logs");
         assert_eq!(j.aws.region.as_deref(), Some("eu-west-1"));
         assert_eq!(j.aws.s3_part_bytes, 16 << 20);
+        assert_eq!(j.aws.s3_sign_payload, Some(true));
         assert_eq!(
             j.tables[1].inputs[0].root().to_string(),
             "s3://acme-in/audit"

@@ -28,6 +28,10 @@ pub struct AwsOptions {
     pub glue_endpoint: Option<String>,
     /// Path-style S3 addressing (default: on when a custom S3 endpoint is set).
     pub s3_path_style: Option<bool>,
+    /// Whether a request's signature covers a hash of its body (default: only over plain
+    /// `http://`, where nothing else protects the body; over HTTPS, TLS does, and the body is
+    /// sent `UNSIGNED-PAYLOAD`, as botocore does, saving a SHA-256 pass over every byte sent).
+    pub s3_sign_payload: Option<bool>,
     /// Bytes per multipart part for S3 uploads.
     pub s3_part_bytes: usize,
     /// KMS key every object citrine writes to S3 is encrypted with (SSE-KMS); none: the
@@ -43,10 +47,17 @@ impl Default for AwsOptions {
             s3_endpoint: None,
             glue_endpoint: None,
             s3_path_style: None,
+            s3_sign_payload: None,
             s3_part_bytes: DEFAULT_S3_PART_BYTES,
             kms_key_arn: None,
         }
     }
+}
+
+/// Whether S3 requests sign a hash of their body: as `configured`, else only over a plain
+/// `http://` endpoint (AWS itself and any `https://` endpoint: TLS protects the body).
+fn sign_payload(configured: Option<bool>, endpoint: Option<&str>) -> bool {
+    configured.unwrap_or_else(|| endpoint.is_some_and(|url| url.starts_with("http://")))
 }
 
 /// An endpoint from the environment, the way the AWS CLI resolves it: the service-specific
@@ -141,6 +152,8 @@ impl AwsContext {
                     .with_connect_timeout(Duration::from_secs(10))
                     .with_timeout(Duration::from_secs(300)),
             );
+        let sign = sign_payload(self.options.s3_sign_payload, endpoint.as_deref());
+        builder = builder.with_unsigned_payload(!sign);
         if let Some(url) = endpoint {
             builder = builder
                 .with_allow_http(url.starts_with("http://"))
@@ -160,6 +173,15 @@ impl AwsContext {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn payloads_are_signed_over_plain_http_only_unless_configured() {
+        assert!(!sign_payload(None, None));
+        assert!(!sign_payload(None, Some("https://s3.example.com")));
+        assert!(sign_payload(None, Some("http://127.0.0.1:9000")));
+        assert!(sign_payload(Some(true), None));
+        assert!(!sign_payload(Some(false), Some("http://127.0.0.1:9000")));
+    }
 
     #[test]
     fn endpoints_resolve_like_the_cli() {
