@@ -515,7 +515,8 @@ impl PartitionedWriter {
     /// then they are published together, on up to [`PUBLISH_THREADS`] threads: publishing waits
     /// on storage (locally an fsync per file, on S3 an upload's last parts and completion), and
     /// one after the other those waits were most of a run's last half second. Files still
-    /// publishing in the background from earlier closes are waited for first.
+    /// publishing in the background from earlier closes go on while the open ones are encoded,
+    /// and are waited for before those are published.
     pub fn finish(mut self) -> Result<Vec<WrittenFile>> {
         // An input still tentative here is a caller bug: its rows would be published unchecked.
         if self.tentative.is_some() {
@@ -523,11 +524,21 @@ impl PartitionedWriter {
                 message: "a writer finished while an input was still tentative".into(),
             });
         }
-        let background = self.join_publishing();
+        // Sealed while the background publishes go on (encoding beside their uploads), and
+        // those are waited for before anything more is published, even when a seal fails.
         let mut encoded = Vec::with_capacity(self.open.len());
+        let mut sealed = Ok(());
         for (slot, file) in self.open.drain() {
-            encoded.push(file.seal(slot.key)?);
+            match file.seal(slot.key) {
+                Ok(file) => encoded.push(file),
+                Err(e) => {
+                    sealed = Err(e);
+                    break;
+                }
+            }
         }
+        let background = self.join_publishing();
+        sealed?;
         let threads = encoded.len().min(PUBLISH_THREADS);
         let queue = Mutex::new(encoded.into_iter());
         let published: Vec<Result<WrittenFile>> = std::thread::scope(|scope| {
