@@ -199,15 +199,15 @@ def s3_jobs(args):
         # chunk of an upload whose first bytes compress, which would bench the server's CPU.)
         large = work / f"data-large-days-{args.mb}"
         if not large.exists():
-            files = sorted(data.rglob("*.gz"), key=lambda f: (f.name.split(".")[1], str(f)))
-            days = sorted({f.name.split(".")[1][:10] for f in files})
-            for customer, day in zip(("acme", "globex", "initech"), days):
+            by_day = {}  # E4.2024-01-01-00.<id>.gz: files by the day in their names, by hour
+            for f in sorted(data.rglob("*.gz"), key=lambda f: (f.name.split(".")[1], str(f))):
+                by_day.setdefault(f.name.split(".")[1][:10], []).append(f)
+            for customer, day in zip(("acme", "globex", "initech"), sorted(by_day)):
                 folder = large / "logs/cloudfront" / customer
                 folder.mkdir(parents=True)
                 with open(folder / f"E1.{day}-00.large.gz", "wb") as out:
-                    for f in files:
-                        if f.name.split(".")[1].startswith(day):
-                            out.write(f.read_bytes())
+                    for f in by_day[day]:
+                        out.write(f.read_bytes())
         bucket = f"bench-{os.getpid()}"
         subprocess.run(client + ["mkbucket", bucket], check=True, env=env, stdout=subprocess.DEVNULL)
         print(f"S3 (SeaweedFS at {endpoints['CITRINE_TEST_S3_ENDPOINT']}): uploading the inputs", flush=True)

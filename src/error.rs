@@ -349,6 +349,19 @@ pub enum Error {
     },
 }
 
+/// The result of the thread `handle`; its panic (a citrine bug) is an [`Error::Internal`]
+/// saying "`what()` panicked".
+pub fn joined<T>(
+    handle: std::thread::JoinHandle<Result<T>>,
+    what: impl FnOnce() -> String,
+) -> Result<T> {
+    handle.join().unwrap_or_else(|_| {
+        Err(Error::Internal {
+            message: format!("{} panicked", what()),
+        })
+    })
+}
+
 impl Error {
     /// An I/O error on `path`.
     pub fn io(path: impl AsRef<std::path::Path>, source: std::io::Error) -> Self {

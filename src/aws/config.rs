@@ -57,7 +57,12 @@ impl Default for AwsOptions {
 /// Whether S3 requests sign a hash of their body: as `configured`, else only over a plain
 /// `http://` endpoint (AWS itself and any `https://` endpoint: TLS protects the body).
 fn sign_payload(configured: Option<bool>, endpoint: Option<&str>) -> bool {
-    configured.unwrap_or_else(|| endpoint.is_some_and(|url| url.starts_with("http://")))
+    configured.unwrap_or_else(|| plain_http(endpoint))
+}
+
+/// Whether `endpoint` is a plain `http://` one (no endpoint: AWS, over HTTPS).
+fn plain_http(endpoint: Option<&str>) -> bool {
+    endpoint.is_some_and(|url| url.starts_with("http://"))
 }
 
 /// An endpoint from the environment, the way the AWS CLI resolves it: the service-specific
@@ -153,11 +158,11 @@ impl AwsContext {
                     .with_timeout(Duration::from_secs(300)),
             );
         let sign = sign_payload(self.options.s3_sign_payload, endpoint.as_deref());
-        builder = builder.with_unsigned_payload(!sign);
+        builder = builder
+            .with_unsigned_payload(!sign)
+            .with_allow_http(plain_http(endpoint.as_deref()));
         if let Some(url) = endpoint {
-            builder = builder
-                .with_allow_http(url.starts_with("http://"))
-                .with_endpoint(url);
+            builder = builder.with_endpoint(url);
         }
         if let Some(key) = &self.options.kms_key_arn {
             builder = builder.with_sse_kms_encryption(key.clone());

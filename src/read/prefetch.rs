@@ -12,7 +12,7 @@ use std::io::{self, Read};
 use std::sync::Mutex;
 use std::thread::JoinHandle;
 
-use crate::error::{Error, Result};
+use crate::error::{joined, Result};
 use crate::read::pattern::MatchedInput;
 
 type Opening = JoinHandle<Result<Box<dyn Read + Send>>>;
@@ -99,10 +99,8 @@ impl<'a> Prefetch<'a> {
             self.start(next);
         }
         match pending {
-            Some(opening) => opening.join().unwrap_or_else(|_| {
-                Err(Error::Internal {
-                    message: format!("{}: opening it ahead panicked", self.inputs[i].uri),
-                })
+            Some(opening) => joined(opening, || {
+                format!("{}: opening it ahead", self.inputs[i].uri)
             }),
             None => self.inputs[i].open(),
         }

@@ -469,10 +469,8 @@ impl S3Upload {
     fn before_first_request(&mut self) -> Result<()> {
         match self.before.take() {
             None => Ok(()),
-            Some(pending) => pending.join().unwrap_or_else(|_| {
-                Err(crate::error::Error::Internal {
-                    message: format!("{}: the work before its upload panicked", self.url),
-                })
+            Some(pending) => crate::error::joined(pending, || {
+                format!("{}: the work before its upload", self.url)
             }),
         }
     }

@@ -31,7 +31,7 @@ use parquet::schema::types::ColumnPath;
 
 use crate::commit::journal::Journal;
 use crate::config::{Codec, WriteOptions};
-use crate::error::{Error, Result};
+use crate::error::{joined, Error, Result};
 use crate::lake::Lake;
 use crate::partition::{PartitionBatch, PartitionKey};
 use crate::store::Upload;
@@ -486,11 +486,7 @@ impl PartitionedWriter {
         let Some(Publishing { key, publish, .. }) = self.publishing.pop_front() else {
             return Ok(());
         };
-        let written = publish.join().unwrap_or_else(|_| {
-            Err(Error::Internal {
-                message: format!("publishing {} panicked", self.lake.url(&key)),
-            })
-        })?;
+        let written = joined(publish, || format!("publishing {}", self.lake.url(&key)))?;
         self.written.push(written);
         Ok(())
     }
@@ -526,19 +522,13 @@ impl PartitionedWriter {
         }
         // Sealed while the background publishes go on (encoding beside their uploads), and
         // those are waited for before anything more is published, even when a seal fails.
-        let mut encoded = Vec::with_capacity(self.open.len());
-        let mut sealed = Ok(());
-        for (slot, file) in self.open.drain() {
-            match file.seal(slot.key) {
-                Ok(file) => encoded.push(file),
-                Err(e) => {
-                    sealed = Err(e);
-                    break;
-                }
-            }
-        }
+        let sealed: Result<Vec<Sealed>> = self
+            .open
+            .drain()
+            .map(|(slot, file)| file.seal(slot.key))
+            .collect();
         let background = self.join_publishing();
-        sealed?;
+        let encoded = sealed?;
         let threads = encoded.len().min(PUBLISH_THREADS);
         let queue = Mutex::new(encoded.into_iter());
         let published: Vec<Result<WrittenFile>> = std::thread::scope(|scope| {
