@@ -114,6 +114,32 @@ pub fn read(lake: &Lake, table: &str, key: &str) -> Result<Ledger> {
 /// Write `ledger` (which must end with a committed run) as the table's newest checkpoint, then
 /// delete the checkpoints listed in `older`. Returns the new key.
 pub fn write(lake: &Lake, table: &str, ledger: &Ledger, older: &[String]) -> Result<String> {
+    encode(lake, table, ledger)?.store(lake, older)
+}
+
+/// A checkpoint encoded, not yet stored.
+pub struct Encoded {
+    key: String,
+    bytes: Vec<u8>,
+}
+
+impl Encoded {
+    /// Store it as the table's newest checkpoint, then delete the checkpoints listed in
+    /// `older`. Returns its key.
+    pub fn store(self, lake: &Lake, older: &[String]) -> Result<String> {
+        let Self { key, bytes } = self;
+        lake.store().write(&key, &bytes)?;
+        for old in older.iter().filter(|k| **k != key) {
+            if let Err(e) = lake.store().delete(old) {
+                tracing::warn!(checkpoint = %lake.url(old), error = %e, "could not delete an older ledger checkpoint");
+            }
+        }
+        Ok(key)
+    }
+}
+
+/// `ledger` (which must end with a committed run) encoded as a checkpoint of `table`.
+pub fn encode(lake: &Lake, table: &str, ledger: &Ledger) -> Result<Encoded> {
     let run_id = ledger.newest_run().ok_or_else(|| Error::Internal {
         message: "a checkpoint of a ledger with no run".into(),
     })?;
@@ -143,13 +169,7 @@ pub fn write(lake: &Lake, table: &str, ledger: &Ledger, older: &[String]) -> Res
     }
     encoder.write_all(&text).map_err(|e| Error::io(&key, e))?;
     let bytes = encoder.finish().map_err(|e| Error::io(&key, e))?;
-    lake.store().write(&key, &bytes)?;
-    for old in older.iter().filter(|k| **k != key) {
-        if let Err(e) = lake.store().delete(old) {
-            tracing::warn!(checkpoint = %lake.url(old), error = %e, "could not delete an older ledger checkpoint");
-        }
-    }
-    Ok(key)
+    Ok(Encoded { key, bytes })
 }
 
 /// `value` as one JSON line.

@@ -113,14 +113,25 @@ impl Ledger {
 
     /// Fold in a committed run's report (runs in commit order): its inputs are consumed, its
     /// forgotten inputs dropped.
-    pub fn apply(&mut self, report: RunReport) {
+    pub fn apply(&mut self, mut report: RunReport) {
+        let inputs = std::mem::take(&mut report.inputs);
+        self.fold(&report, inputs.into_iter());
+    }
+
+    /// [`Self::apply`] of a report the caller keeps.
+    pub fn apply_copy(&mut self, report: &RunReport) {
+        self.fold(report, report.inputs.iter().cloned());
+    }
+
+    /// Fold in `report` whose inputs are `inputs`.
+    fn fold(&mut self, report: &RunReport, inputs: impl Iterator<Item = InputRecord>) {
         for uri in &report.forgotten {
             self.by_uri.remove(uri);
         }
         if !report.supersedes.is_empty() {
             self.rewrites.push(report.run_id.clone());
         }
-        for input in report.inputs {
+        for input in inputs {
             self.by_uri.insert(
                 input.uri.clone(),
                 Entry {
@@ -130,7 +141,7 @@ impl Ledger {
             );
         }
         self.runs += 1;
-        self.newest_run = Some(report.run_id);
+        self.newest_run = Some(report.run_id.clone());
     }
 
     /// Where this ledger came from.

@@ -155,9 +155,13 @@ impl Validity {
         }
     }
 
+    /// Append a null to a column with room for `rows` values: the bytes start with that room
+    /// at its first null (grown from nothing, a small file's columns reallocated them 3 or 4
+    /// times each).
     #[inline]
-    fn append_null(&mut self) {
+    fn append_null(&mut self, rows: usize) {
         if self.bytes.is_empty() {
+            self.bytes.reserve(rows.max(self.len + 1));
             self.bytes.resize(self.len, 1);
         }
         self.len += 1;
@@ -247,7 +251,7 @@ impl StrBuilder {
     #[inline]
     pub fn append_null(&mut self) {
         self.push_offset();
-        self.nulls.append_null();
+        self.nulls.append_null(self.offsets.capacity() - 1);
     }
 
     /// Keep the first `rows` values.
@@ -326,7 +330,7 @@ impl<T: ArrowPrimitiveType> NumBuilder<T> {
     #[inline]
     pub fn append_null(&mut self) {
         self.values.push(T::Native::default());
-        self.nulls.append_null();
+        self.nulls.append_null(self.values.capacity());
     }
 
     /// Keep the first `rows` values.

@@ -21,20 +21,22 @@ use crate::register::{columns_of, Catalog};
 use crate::transform::mask::scrub_text;
 use crate::write::WrittenFile;
 
-/// Fold the committed `report` into `ledger` and, when due, write it as the table's newest
-/// checkpoint. A failure is logged, never the run's: the run is committed, and the next plan
-/// replays one more report.
-fn checkpoint_after(lake: &Lake, table: &str, mut ledger: Ledger, report: RunReport) {
-    let due = ledger.provenance().checkpoint.is_none()
-        || ledger.provenance().replayed + 1 >= checkpoint::EVERY_RUNS;
-    if !due {
-        return;
-    }
-    let older = ledger.provenance().checkpoint_keys.clone();
-    ledger.apply(report);
-    if let Err(e) = checkpoint::write(lake, table, &ledger, &older) {
-        tracing::warn!(table, error = %e, "could not write the ledger checkpoint; the next plan replays more reports");
-    }
+/// Whether a run committed on `ledger` writes the table's newest checkpoint: when its plan
+/// found none, or replayed [`checkpoint::EVERY_RUNS`] − 1 reports or more after it.
+fn checkpoint_due(ledger: &Ledger) -> bool {
+    ledger.provenance().checkpoint.is_none()
+        || ledger.provenance().replayed + 1 >= checkpoint::EVERY_RUNS
+}
+
+/// `ledger` with the committed `report` folded in, encoded as a checkpoint of `table`.
+fn encode_checkpoint(
+    lake: &Lake,
+    table: &str,
+    mut ledger: Ledger,
+    report: &RunReport,
+) -> Result<checkpoint::Encoded> {
+    ledger.apply_copy(report);
+    checkpoint::encode(lake, table, &ledger)
 }
 
 /// What registering a run's files in the catalog did.
@@ -74,7 +76,9 @@ pub(crate) fn register(
 }
 
 /// The last steps of every commit: write `report`, then `before_marker`'s durable record,
-/// then the marker (the manifest of the report's files), then, if due, the ledger checkpoint.
+/// then the marker (the manifest of the report's files), then, if due, the ledger checkpoint
+/// (`ledger` with the report folded in). A checkpoint that fails is logged, never the run's:
+/// the run is committed, and the next plan replays one more report.
 pub(crate) fn publish(
     lake: &Lake,
     ledger: Ledger,
@@ -83,19 +87,39 @@ pub(crate) fn publish(
 ) -> Result<()> {
     let store = lake.store();
     let (table, run_id) = (report.table.clone(), report.run_id.clone());
-    store.write(
-        &lake.report_key(&table, &run_id),
-        report.to_json().as_bytes(),
-    )?;
-    before_marker()?;
-    stall_point("before_manifest");
-    store.write(
-        &lake.manifest_key(&table, &run_id),
-        manifest_json(&report.files).as_bytes(),
-    )?;
-    stall_point("before_checkpoint");
-    checkpoint_after(lake, &table, ledger, report);
-    Ok(())
+    let older = ledger.provenance().checkpoint_keys.clone();
+    std::thread::scope(|scope| {
+        // The checkpoint is encoded beside the writes of the report and the marker (for
+        // 20,016 inputs 0.15 s, which followed them on one core), and stored after them.
+        let (table_ref, report_ref) = (&table, &report);
+        let encoding = checkpoint_due(&ledger)
+            .then(|| scope.spawn(move || encode_checkpoint(lake, table_ref, ledger, report_ref)));
+        store.write(
+            &lake.report_key(&table, &run_id),
+            report.to_json().as_bytes(),
+        )?;
+        before_marker()?;
+        stall_point("before_manifest");
+        store.write(
+            &lake.manifest_key(&table, &run_id),
+            manifest_json(&report.files).as_bytes(),
+        )?;
+        stall_point("before_checkpoint");
+        if let Some(encoding) = encoding {
+            let stored = encoding
+                .join()
+                .unwrap_or_else(|_| {
+                    Err(Error::Internal {
+                        message: "encoding the ledger checkpoint panicked".into(),
+                    })
+                })
+                .and_then(|encoded| encoded.store(lake, &older));
+            if let Err(e) = stored {
+                tracing::warn!(table, error = %e, "could not write the ledger checkpoint; the next plan replays more reports");
+            }
+        }
+        Ok(())
+    })
 }
 
 /// The run being committed.

@@ -303,7 +303,7 @@ fn run_on(
     )?;
     let mut outcomes = begun.refused;
     outcomes.extend(streamed);
-    let verdicts = verdicts(&outcomes);
+    let verdicts = verdicts(&outcomes, &begun.failures);
     stall_point("before_commit");
     let mut catalog = begun.catalog;
     commit::commit(
@@ -360,23 +360,25 @@ pub(crate) struct Begun {
 pub(crate) enum Verdict {
     Consumed,
     Failed(String),
-    Vanished,
 }
 
-/// Each outcome's input and verdict (errors scrubbed), taken before the commit consumes them.
-pub(crate) fn verdicts(outcomes: &[Outcome]) -> Vec<(MatchedInput, Verdict)> {
+/// The verdicts (errors scrubbed) that change `failures`, each with its input, taken before
+/// the commit consumes the outcomes: every failed input, and the consumed ones it records. A
+/// consumed input it does not know needs nothing (20,016 inputs cloned for nothing took 20 ms).
+pub(crate) fn verdicts(outcomes: &[Outcome], failures: &Failures) -> Vec<(MatchedInput, Verdict)> {
     outcomes
         .iter()
-        .map(|o| {
+        .filter_map(|o| {
             let verdict = match &o.result {
+                Ok(_) if !failures.inputs().contains_key(&o.planned.input.uri) => return None,
                 Ok(_) => Verdict::Consumed,
                 Err(InputError {
                     kind: FileError::Vanished,
                     ..
-                }) => Verdict::Vanished,
+                }) => return None,
                 Err(e) => Verdict::Failed(scrub_text(&e.kind.to_string())),
             };
-            (o.planned.input.clone(), verdict)
+            Some((o.planned.input.clone(), verdict))
         })
         .collect()
 }
@@ -398,7 +400,7 @@ pub(crate) fn note_failures(
                 failures.clear(&input.uri);
             }
             Verdict::Failed(error) => failures.failed(&input, &error, job.max_attempts, &at),
-            Verdict::Consumed | Verdict::Vanished => {}
+            Verdict::Consumed => {}
         }
     }
     if let Err(e) = failures.save(lake, &table.name) {

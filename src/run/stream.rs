@@ -117,6 +117,7 @@ pub fn stream(
     let results: Vec<Option<Result<Outcome>>> = pool.install(|| {
         planned
             .par_iter()
+            .with_max_len(leaf_len(planned.len(), threads))
             .enumerate()
             .map(|(i, p)| {
                 if stop.load(Ordering::Relaxed) {
@@ -184,6 +185,18 @@ pub fn stream(
     files.sort_by(|a, b| a.key.cmp(&b.key));
     Ok((outcomes, files))
 }
+
+/// The most inputs a worker takes as one range it no longer splits: 1/32 of each worker's
+/// share, at least [`LEAF_MIN`]. A thread that runs out can only steal ranges not yet begun, so
+/// it waits for the other's last range: with rayon's default, an eighth of the plan on 2
+/// threads (0.3 s of a 5 s run of 20,016 small inputs). Ranges split finer than needed would
+/// cost files instead: a worker that steals part of another's customer writes new files for it.
+fn leaf_len(inputs: usize, threads: usize) -> usize {
+    (inputs / (threads.max(1) * 32)).max(LEAF_MIN)
+}
+
+/// The smallest range [`leaf_len`] gives: below it rayon's own splitting decides.
+const LEAF_MIN: usize = 8;
 
 /// Bytes a partition folder (`customer=…/dt=…`) may take so that every data file key of this
 /// run stays within S3's key limit (the lake's key prefix and file names counted).
@@ -417,6 +430,14 @@ fn check_rejects(rejects: &[Reject], read: u64, limit: f64) -> std::result::Resu
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_leaf_is_a_32nd_of_a_workers_share_or_a_few_inputs() {
+        assert_eq!(leaf_len(20_016, 2), 312);
+        assert_eq!(leaf_len(576, 2), 9);
+        assert_eq!(leaf_len(27, 2), LEAF_MIN);
+        assert_eq!(leaf_len(0, 0), LEAF_MIN);
+    }
 
     #[test]
     fn an_input_fails_once_its_rejected_share_passes_the_limit() {

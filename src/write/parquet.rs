@@ -146,7 +146,7 @@ const PUBLISH_THREADS: usize = 16;
 
 /// Files a writer publishes in the background while it goes on encoding (see
 /// [`PartitionedWriter::close`]); closing one more first waits for the oldest.
-const PUBLISHING_MAX: usize = 4;
+const PUBLISHING_MAX: usize = 8;
 
 struct OpenFile {
     writer: FileWriter<Box<dyn Upload>>,

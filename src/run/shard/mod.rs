@@ -557,8 +557,8 @@ pub fn commit_run_on(
         rejects.0.extend(r.rejects_key);
     }
     files.sort_by(|a, b| a.key.cmp(&b.key));
-    let verdicts = super::verdicts(&outcomes);
     let failures = crate::ledger::failures::Failures::load(lake, &table.name)?;
+    let verdicts = super::verdicts(&outcomes, &failures);
     summary.inputs_listed = plan.listed;
     summary.inputs_skipped = plan.skipped;
     summary.warnings = plan.warnings;
