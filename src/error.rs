@@ -349,13 +349,10 @@ pub enum Error {
     },
 }
 
-/// The result of the thread `handle`; its panic (a citrine bug) is an [`Error::Internal`]
-/// saying "`what()` panicked".
-pub fn joined<T>(
-    handle: std::thread::JoinHandle<Result<T>>,
-    what: impl FnOnce() -> String,
-) -> Result<T> {
-    handle.join().unwrap_or_else(|_| {
+/// The result of a thread, given its `join()` (of a plain or a scoped thread); its panic (a
+/// citrine bug) is an [`Error::Internal`] saying "`what()` panicked".
+pub fn joined<T>(join: std::thread::Result<Result<T>>, what: impl FnOnce() -> String) -> Result<T> {
+    join.unwrap_or_else(|_| {
         Err(Error::Internal {
             message: format!("{} panicked", what()),
         })

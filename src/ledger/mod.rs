@@ -113,25 +113,14 @@ impl Ledger {
 
     /// Fold in a committed run's report (runs in commit order): its inputs are consumed, its
     /// forgotten inputs dropped.
-    pub fn apply(&mut self, mut report: RunReport) {
-        let inputs = std::mem::take(&mut report.inputs);
-        self.fold(&report, inputs.into_iter());
-    }
-
-    /// [`Self::apply`] of a report the caller keeps.
-    pub fn apply_copy(&mut self, report: &RunReport) {
-        self.fold(report, report.inputs.iter().cloned());
-    }
-
-    /// Fold in `report` whose inputs are `inputs`.
-    fn fold(&mut self, report: &RunReport, inputs: impl Iterator<Item = InputRecord>) {
+    pub fn apply(&mut self, report: RunReport) {
         for uri in &report.forgotten {
             self.by_uri.remove(uri);
         }
         if !report.supersedes.is_empty() {
             self.rewrites.push(report.run_id.clone());
         }
-        for input in inputs {
+        for input in report.inputs {
             self.by_uri.insert(
                 input.uri.clone(),
                 Entry {
@@ -141,7 +130,7 @@ impl Ledger {
             );
         }
         self.runs += 1;
-        self.newest_run = Some(report.run_id.clone());
+        self.newest_run = Some(report.run_id);
     }
 
     /// Where this ledger came from.

@@ -99,7 +99,7 @@ impl<'a> Prefetch<'a> {
             self.start(next);
         }
         match pending {
-            Some(opening) => joined(opening, || {
+            Some(opening) => joined(opening.join(), || {
                 format!("{}: opening it ahead", self.inputs[i].uri)
             }),
             None => self.inputs[i].open(),

@@ -14,7 +14,7 @@ use crate::commit::rejects::Rejects;
 use crate::commit::report::ColumnRecord;
 use crate::commit::{manifest_json, FailedInput, InputRecord, RunReport};
 use crate::config::AfterCommit;
-use crate::error::{Error, FileError, InputError, Result};
+use crate::error::{joined, Error, FileError, InputError, Result};
 use crate::lake::Lake;
 use crate::ledger::{checkpoint, Ledger};
 use crate::register::{columns_of, Catalog};
@@ -35,7 +35,7 @@ fn encode_checkpoint(
     mut ledger: Ledger,
     report: &RunReport,
 ) -> Result<checkpoint::Encoded> {
-    ledger.apply_copy(report);
+    ledger.apply(report.clone());
     checkpoint::encode(lake, table, &ledger)
 }
 
@@ -106,13 +106,7 @@ pub(crate) fn publish(
         )?;
         stall_point("before_checkpoint");
         if let Some(encoding) = encoding {
-            let stored = encoding
-                .join()
-                .unwrap_or_else(|_| {
-                    Err(Error::Internal {
-                        message: "encoding the ledger checkpoint panicked".into(),
-                    })
-                })
+            let stored = joined(encoding.join(), || "encoding the ledger checkpoint".into())
                 .and_then(|encoded| encoded.store(lake, &older));
             if let Err(e) = stored {
                 tracing::warn!(table, error = %e, "could not write the ledger checkpoint; the next plan replays more reports");

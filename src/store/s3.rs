@@ -469,7 +469,7 @@ impl S3Upload {
     fn before_first_request(&mut self) -> Result<()> {
         match self.before.take() {
             None => Ok(()),
-            Some(pending) => crate::error::joined(pending, || {
+            Some(pending) => crate::error::joined(pending.join(), || {
                 format!("{}: the work before its upload", self.url)
             }),
         }

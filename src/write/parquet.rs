@@ -486,7 +486,9 @@ impl PartitionedWriter {
         let Some(Publishing { key, publish, .. }) = self.publishing.pop_front() else {
             return Ok(());
         };
-        let written = joined(publish, || format!("publishing {}", self.lake.url(&key)))?;
+        let written = joined(publish.join(), || {
+            format!("publishing {}", self.lake.url(&key))
+        })?;
         self.written.push(written);
         Ok(())
     }
