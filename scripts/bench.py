@@ -7,6 +7,8 @@ files. Each job runs A B A B; every run is timed with /usr/bin/time (wall, peak 
 Two ceilings are measured on the CloudFront files: the machine's own gunzip throughput (2
 parallel gzip -dc), and citrine's inflater alone (libdeflate, examples/inflate_ceiling, 2 threads).
 With --s3: citrine on s3:// inputs and lake (the local SeaweedFS server) beside local folders.
+With --cold: the page cache is dropped before each run instead (root only), so every input is
+read from the disk, as a batch run meets a day of logs it never read before.
 With --shards: the CloudFront job as one sharded run (plan, N shard processes at once, one
 worker each, commit) for N = 1, 2, 4, beside the one-process run.
 """
@@ -112,14 +114,22 @@ def warm(data):
                     pass
 
 
-def run_job(name, fmt, data, stats, runs, duck_threads):
+def drop_cache(data):
+    """Write dirty pages back and drop the page cache (root only), so the run reads every
+    input from the disk."""
+    del data
+    subprocess.run(["sync"], check=True)
+    Path("/proc/sys/vm/drop_caches").write_text("1\n")
+
+
+def run_job(name, fmt, data, stats, runs, duck_threads, prepare=warm):
     rows, files, raw = stats["rows"], stats["files"], stats["uncompressed"]
     results = {"citrine": [], "duckdb": []}
     for i in range(runs):
         for tool in ("citrine", "duckdb"):
             out = work / f"out-{name}-{tool}"
             shutil.rmtree(out, ignore_errors=True)
-            warm(data)
+            prepare(data)
             if tool == "citrine":
                 cmd = [str(citrine), "--config", str(citrine_config(data, out, fmt)), "run"]
             else:
@@ -323,6 +333,8 @@ def main():
     ap.add_argument("--threads", type=int, default=0, help="with --s3: citrine's workers")
     ap.add_argument("--pin", action="store_true",
                     help="with --s3: the servers on the last core, citrine on the others")
+    ap.add_argument("--cold", action="store_true",
+                    help="drop the page cache before each run (root only): inputs read from the disk")
     ap.add_argument("--shards", action="store_true",
                     help="instead: the CloudFront job as a sharded run with 1, 2, 4 shard processes")
     ap.add_argument("--s3", action="store_true",
@@ -334,6 +346,8 @@ def main():
     if args.shards:
         return shard_jobs(args)
     import duckdb
+    if args.cold and os.geteuid() != 0:
+        sys.exit("--cold drops the page cache: run it as root")
     print(f"machine: {os.cpu_count()} cores, {os.uname().machine}; duckdb {duckdb.__version__}; "
           f"citrine {subprocess.check_output([str(citrine), '--version'], text=True).strip()}", flush=True)
     table = []
@@ -360,11 +374,13 @@ def main():
             ceiling = json.loads(subprocess.check_output([str(INFLATE), str(data), "2"]))
             libdeflate = ceiling["bytes_out"] / 1e6 / ceiling["seconds"]
             print(f"  libdeflate alone (citrine's inflater, 2 threads): {libdeflate:.1f} MB/s", flush=True)
-        line = run_job(name, fmt, data, stats, args.runs, 2)
+        line = run_job(name, fmt, data, stats, args.runs, 2, drop_cache if args.cold else warm)
         if kind == "cloudfront":
             line["gunzip_mb_per_s"] = gunzip
             line["libdeflate_mb_per_s"] = libdeflate
         table.append(line)
+    if args.cold:
+        print("\ninputs cold: the page cache was dropped before each run")
     print("\n| job | input | citrine MB/s | DuckDB MB/s | citrine / DuckDB | citrine rows/s | citrine peak RSS | DuckDB peak RSS | citrine CPU | output citrine / DuckDB |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for l in table:

@@ -12,10 +12,8 @@ use std::path::{Path, PathBuf};
 
 use xxhash_rust::xxh3::xxh3_128;
 
-use std::thread::JoinHandle;
-
-use super::{Exact, Listing, ObjectInfo, Prerequisite, Store, Upload, Version, Versioned};
-use crate::error::{joined, ChangedWhileRead, Error, FileError, InputError, Result};
+use super::{Exact, Listing, ObjectInfo, Store, Upload, Version, Versioned};
+use crate::error::{ChangedWhileRead, Error, FileError, InputError, Result};
 
 /// A store over a local folder (created on first write).
 #[derive(Debug, Clone)]
@@ -365,64 +363,33 @@ impl Store for LocalStore {
     }
 
     fn upload(&self, key: &str) -> Result<Box<dyn Upload>> {
-        let mut upload = LocalUpload::new(self.path(key), None);
-        upload.file()?;
-        Ok(Box::new(upload))
-    }
-
-    /// The upload's temporary file is created at its first byte (or at `finish`), once
-    /// `first` is done; `first` runs on a thread of its own meanwhile. A journal entry is
-    /// fsynced, which took a worker 4 ms per file on a quiet disk and up to 40 ms on a busy
-    /// one, while a writer seldom writes a file's first byte before its first row group fills.
-    fn upload_after(&self, key: &str, first: Prerequisite) -> Result<Box<dyn Upload>> {
-        let pending = std::thread::Builder::new()
-            .name("citrine-journal".into())
-            .spawn(first)
-            .map_err(|e| Error::io("starting a thread for a journal entry", e))?;
-        Ok(Box::new(LocalUpload::new(self.path(key), Some(pending))))
+        let path = self.path(key);
+        let tmp = temp_sibling(&path);
+        let file = create_in_folder(&tmp).map_err(|e| Error::io(&tmp, e))?;
+        Ok(Box::new(LocalUpload {
+            file: Some(file),
+            tmp,
+            path,
+            written: 0,
+        }))
     }
 }
 
 /// A file written under a temporary name and renamed into place at `finish`.
 struct LocalUpload {
-    /// The temporary file, once created.
     file: Option<File>,
-    /// What must be done before the temporary file is created (see [`Store::upload_after`]).
-    before: Option<JoinHandle<Result<()>>>,
     tmp: PathBuf,
     path: PathBuf,
     written: u64,
 }
 
-impl LocalUpload {
-    fn new(path: PathBuf, before: Option<JoinHandle<Result<()>>>) -> Self {
-        Self {
-            file: None,
-            before,
-            tmp: temp_sibling(&path),
-            path,
-            written: 0,
-        }
-    }
-
-    /// The temporary file, created now if it is not yet, after what must come first.
-    fn file(&mut self) -> Result<&mut File> {
-        if self.file.is_none() {
-            if let Some(pending) = self.before.take() {
-                joined(pending.join(), || {
-                    format!("{}: the work before its upload", self.path.display())
-                })?;
-            }
-            let file = create_in_folder(&self.tmp).map_err(|e| Error::io(&self.tmp, e))?;
-            self.file = Some(file);
-        }
-        Ok(self.file.as_mut().expect("created above"))
-    }
-}
-
 impl Write for LocalUpload {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.file().map_err(io::Error::other)?.write(buf)?;
+        let file = self
+            .file
+            .as_mut()
+            .ok_or_else(|| io::Error::other("closed"))?;
+        let n = file.write(buf)?;
         self.written += n as u64;
         Ok(n)
     }
@@ -434,8 +401,7 @@ impl Write for LocalUpload {
 
 impl Upload for LocalUpload {
     fn finish(mut self: Box<Self>) -> Result<u64> {
-        self.file()?;
-        let file = self.file.take().expect("created above");
+        let file = self.file.take().expect("finished once");
         file.sync_all().map_err(|e| Error::io(&self.tmp, e))?;
         drop(file);
         std::fs::rename(&self.tmp, &self.path).map_err(|e| Error::io(&self.path, e))?;
@@ -447,10 +413,6 @@ impl Upload for LocalUpload {
 
 impl Drop for LocalUpload {
     fn drop(&mut self) {
-        // An upload given up before its first byte: no thread outlives it.
-        if let Some(pending) = self.before.take() {
-            let _ = pending.join();
-        }
         if self.file.take().is_some() {
             let _ = std::fs::remove_file(&self.tmp);
         }
@@ -565,72 +527,5 @@ mod tests {
         drop(dropped);
         let keys: Vec<_> = s.list("d").unwrap().into_iter().map(|o| o.key).collect();
         assert_eq!(keys, ["d/x.bin"]);
-    }
-
-    /// Every name in `dir`, temporary ones included.
-    fn names(dir: &Path) -> Vec<String> {
-        let mut names: Vec<String> = std::fs::read_dir(dir)
-            .map(|d| {
-                d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-                    .collect()
-            })
-            .unwrap_or_default();
-        names.sort();
-        names
-    }
-
-    #[test]
-    fn an_upload_after_creates_nothing_before_its_first_work_is_done() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = LocalStore::new(dir.path()).unwrap();
-        let (go, wait) = std::sync::mpsc::channel::<()>();
-        let seen = dir.path().join("d");
-        let first: Prerequisite = Box::new(move || {
-            // Held until the test has looked: nothing of the upload exists meanwhile.
-            wait.recv().unwrap();
-            std::fs::write(seen.with_file_name("entry"), b"").unwrap();
-            Ok(())
-        });
-        let mut u = s.upload_after("d/x.bin", first).unwrap();
-        assert_eq!(names(dir.path()), Vec::<String>::new());
-        go.send(()).unwrap();
-        u.write_all(b"123").unwrap();
-        assert_eq!(names(dir.path()), ["d", "entry"]);
-        assert_eq!(u.finish().unwrap(), 3);
-        assert_eq!(names(&dir.path().join("d")), ["x.bin"]);
-
-        // Its failure is the upload's, at the first byte, and leaves no file.
-        let failing: Prerequisite = Box::new(|| {
-            Err(Error::io(
-                "/lake/_citrine/journal",
-                io::Error::other("disk full"),
-            ))
-        });
-        let mut u = s.upload_after("e/y.bin", failing).unwrap();
-        let err = u.write_all(b"1").unwrap_err().to_string();
-        assert!(err.contains("disk full"), "{err}");
-        drop(u);
-        let failing: Prerequisite = Box::new(|| Err(Error::io("/j", io::Error::other("gone"))));
-        let err = s
-            .upload_after("e/z.bin", failing)
-            .unwrap()
-            .finish()
-            .unwrap_err();
-        assert!(err.to_string().contains("gone"), "{err}");
-        assert!(!dir.path().join("e").exists());
-
-        // One given up before its first byte waits for its work and leaves nothing.
-        let (tx, rx) = std::sync::mpsc::channel();
-        let slow: Prerequisite = Box::new(move || {
-            std::thread::sleep(std::time::Duration::from_millis(50));
-            tx.send(()).unwrap();
-            Ok(())
-        });
-        drop(s.upload_after("f/w.bin", slow).unwrap());
-        assert!(
-            rx.try_recv().is_ok(),
-            "the work was done before the upload was dropped"
-        );
-        assert!(!dir.path().join("f").exists());
     }
 }
