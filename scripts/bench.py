@@ -114,10 +114,9 @@ def warm(data):
                     pass
 
 
-def drop_cache(data):
+def drop_cache(_data):
     """Write dirty pages back and drop the page cache (root only), so the run reads every
-    input from the disk."""
-    del data
+    input from the disk (of `_data` and all else: the same signature as `warm`)."""
     subprocess.run(["sync"], check=True)
     Path("/proc/sys/vm/drop_caches").write_text("1\n")
 
