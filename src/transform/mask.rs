@@ -151,33 +151,49 @@ fn parse_dotted_quad(b: &[u8]) -> Option<Ipv4Addr> {
 /// A canonical dotted quad at the start of `b`, in one pass: the address, where its three dots
 /// are, and where it ends (the first byte after it that is neither a digit nor a fourth dot;
 /// `b.len()` when none is).
+///
+/// Read an octet at a time ([`leading_octet`]): byte by byte, with a check of each digit
+/// against the octet so far, it took ~17 instructions a byte (a callgrind count of the
+/// small-files job, where masking was a tenth of the instructions).
+#[inline]
 fn leading_quad(b: &[u8]) -> Option<(Ipv4Addr, [usize; 3], usize)> {
-    let (mut octets, mut dots) = ([0u8; 4], [0usize; 3]);
-    let (mut n, mut value, mut digits) = (0, 0u32, 0);
-    let mut end = b.len();
-    for (i, &c) in b.iter().enumerate() {
-        let d = c.wrapping_sub(b'0');
-        if d < 10 {
-            // A leading zero is not canonical; past 255 is not an octet.
-            if digits == 1 && value == 0 {
-                return None;
-            }
-            value = value * 10 + u32::from(d);
-            digits += 1;
-            if value > 255 {
-                return None;
-            }
-        } else if c == b'.' && n < 3 && digits > 0 {
-            octets[n] = value as u8;
-            dots[n] = i;
-            (n, value, digits) = (n + 1, 0, 0);
-        } else {
-            end = i;
-            break;
-        }
+    let (o0, at) = leading_octet(b, 0)?;
+    let dot0 = dot_at(b, at)?;
+    let (o1, at) = leading_octet(b, dot0 + 1)?;
+    let dot1 = dot_at(b, at)?;
+    let (o2, at) = leading_octet(b, dot1 + 1)?;
+    let dot2 = dot_at(b, at)?;
+    let (o3, end) = leading_octet(b, dot2 + 1)?;
+    Some((Ipv4Addr::new(o0, o1, o2, o3), [dot0, dot1, dot2], end))
+}
+
+/// `at` when `b[at]` is a dot.
+#[inline(always)]
+fn dot_at(b: &[u8], at: usize) -> Option<usize> {
+    (b.get(at) == Some(&b'.')).then_some(at)
+}
+
+/// The canonical octet (1 to 3 digits, no leading zero, at most 255) that starts at `b[at]`,
+/// and where it ends; `None` when none starts there, or when a digit follows one (so that
+/// `1234` is no octet and `01` none either).
+#[inline(always)]
+fn leading_octet(b: &[u8], at: usize) -> Option<(u8, usize)> {
+    let digit = |i: usize| b.get(i).map(|c| c.wrapping_sub(b'0')).filter(|&d| d < 10);
+    let d0 = digit(at)?;
+    let Some(d1) = digit(at + 1) else {
+        return Some((d0, at + 1));
+    };
+    if d0 == 0 {
+        return None;
     }
-    octets[3] = value as u8;
-    (n == 3 && digits > 0).then_some((Ipv4Addr::from(octets), dots, end))
+    let Some(d2) = digit(at + 2) else {
+        return Some((d0 * 10 + d1, at + 2));
+    };
+    let value = u32::from(d0) * 100 + u32::from(d1) * 10 + u32::from(d2);
+    if value > 255 || digit(at + 3).is_some() {
+        return None;
+    }
+    Some((value as u8, at + 3))
 }
 
 /// Append what follows the octets kept of a quad masked at `/8`, `/16`, `/24` (`kept` 1, 2
