@@ -120,6 +120,7 @@ impl Ledger {
         if !report.supersedes.is_empty() {
             self.rewrites.push(report.run_id.clone());
         }
+        self.by_uri.reserve(report.inputs.len());
         for input in report.inputs {
             self.by_uri.insert(
                 input.uri.clone(),

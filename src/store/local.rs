@@ -143,19 +143,75 @@ impl LocalStore {
         }
     }
 
-    /// Every file below `prefix`, sorted by key (a folder is read whole: it is local).
-    fn sorted(&self, prefix: &str) -> Result<Vec<ObjectInfo>> {
+    /// Every file below `prefix` (with a key after `after`, if given), sorted by key: a folder
+    /// is read whole, it is local.
+    fn sorted(&self, prefix: &str, after: Option<&str>) -> Result<Vec<ObjectInfo>> {
         let dir = self.path(prefix);
-        let mut out = Vec::new();
-        self.walk(&dir, None, &mut out)
-            .map_err(|e| Error::io(&dir, e))?;
-        out.sort_by(|a, b| a.key.cmp(&b.key));
+        let mut out = self.walk_top(&dir, after).map_err(|e| Error::io(&dir, e))?;
+        out.sort_unstable_by(|a, b| a.key.cmp(&b.key));
         Ok(out)
     }
 
-    /// Every file below `dir` (with a key after `after`, if given: names sorting before it
-    /// are not even looked up, so a folder of many old runs costs one reading of its names).
-    fn walk(&self, dir: &Path, after: Option<&str>, out: &mut Vec<ObjectInfo>) -> io::Result<()> {
+    /// [`LocalStore::walk`] of `dir`, its subfolders shared among the cores: a file costs a
+    /// `statx` and a key, and a listing of 20,016 inputs in 8 folders took 0.16 s on one core
+    /// before any worker started.
+    fn walk_top(&self, dir: &Path, after: Option<&str>) -> io::Result<Vec<ObjectInfo>> {
+        let rel = dir.strip_prefix(&self.root).unwrap_or(dir);
+        let key: Vec<_> = rel
+            .components()
+            .map(|c| c.as_os_str().to_string_lossy())
+            .collect();
+        let key = key.join("/");
+        let mut out = Vec::new();
+        let mut folders = Vec::new();
+        self.walk(dir, &key, after, &mut out, Some(&mut folders))?;
+        let threads = std::thread::available_parallelism()
+            .map_or(1, usize::from)
+            .min(folders.len());
+        if threads <= 1 {
+            for (path, key) in &folders {
+                self.walk(path, key, after, &mut out, None)?;
+            }
+            return Ok(out);
+        }
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let found: Vec<io::Result<Vec<ObjectInfo>>> = std::thread::scope(|scope| {
+            let workers: Vec<_> = (0..threads)
+                .map(|_| {
+                    scope.spawn(|| {
+                        let mut out = Vec::new();
+                        loop {
+                            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            let Some((path, key)) = folders.get(i) else {
+                                return Ok(out);
+                            };
+                            self.walk(path, key, after, &mut out, None)?;
+                        }
+                    })
+                })
+                .collect();
+            workers
+                .into_iter()
+                .map(|w| w.join().expect("a folder walker panicked"))
+                .collect()
+        });
+        for files in found {
+            out.extend(files?);
+        }
+        Ok(out)
+    }
+
+    /// Every file below `dir`, whose key is `key`, into `out` (with a key after `after`, if
+    /// given: names sorting before it are not even looked up, so a folder of many old runs
+    /// costs one reading of its names). Subfolders go to `folders` when given, unwalked.
+    fn walk(
+        &self,
+        dir: &Path,
+        key: &str,
+        after: Option<&str>,
+        out: &mut Vec<ObjectInfo>,
+        mut folders: Option<&mut Vec<(PathBuf, String)>>,
+    ) -> io::Result<()> {
         let entries = match std::fs::read_dir(dir) {
             Ok(e) => e,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
@@ -163,27 +219,30 @@ impl LocalStore {
         };
         for entry in entries {
             let entry = entry?;
-            let path = entry.path();
-            let Some(kind) = still_there(entry.file_type(), &path)? else {
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            let entry_key = if key.is_empty() {
+                name.into_owned()
+            } else {
+                format!("{key}/{name}")
+            };
+            let Some(kind) = still_there(entry.file_type(), &entry.path())? else {
                 continue;
             };
             if kind.is_dir() {
-                self.walk(&path, after, out)?;
+                match folders.as_deref_mut() {
+                    Some(folders) => folders.push((entry.path(), entry_key)),
+                    None => self.walk(&entry.path(), &entry_key, after, out, None)?,
+                }
             } else if kind.is_file() {
-                let rel = path.strip_prefix(&self.root).unwrap_or(&path);
-                let key = rel
-                    .components()
-                    .map(|c| c.as_os_str().to_string_lossy())
-                    .collect::<Vec<_>>()
-                    .join("/");
-                if after.is_some_and(|a| key.as_str() <= a) {
+                if after.is_some_and(|a| entry_key.as_str() <= a) {
                     continue;
                 }
-                let Some(meta) = still_there(entry.metadata(), &path)? else {
+                let Some(meta) = still_there(entry.metadata(), &entry.path())? else {
                     continue;
                 };
                 out.push(ObjectInfo {
-                    key,
+                    key: entry_key,
                     size: meta.len(),
                     mtime_ns: mtime_ns(&meta),
                     etag: None,
@@ -291,16 +350,11 @@ impl Store for LocalStore {
     }
 
     fn list_iter<'a>(&'a self, prefix: &str) -> Result<Listing<'a>> {
-        Ok(Box::new(self.sorted(prefix)?.into_iter().map(Ok)))
+        Ok(Box::new(self.sorted(prefix, None)?.into_iter().map(Ok)))
     }
 
     fn list_after(&self, prefix: &str, after: &str) -> Result<Vec<ObjectInfo>> {
-        let dir = self.path(prefix);
-        let mut out = Vec::new();
-        self.walk(&dir, Some(after), &mut out)
-            .map_err(|e| Error::io(&dir, e))?;
-        out.sort_by(|a, b| a.key.cmp(&b.key));
-        Ok(out)
+        self.sorted(prefix, Some(after))
     }
 
     fn open(&self, key: &str) -> Result<Box<dyn Read + Send>> {
@@ -448,6 +502,35 @@ mod tests {
             .read_to_string(&mut body)
             .unwrap();
         assert_eq!(body, "two");
+    }
+
+    #[test]
+    fn a_listing_shared_among_cores_gives_every_file_once_sorted() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = LocalStore::new(dir.path()).unwrap();
+        let mut keys = vec!["t/top.txt".to_owned()];
+        for folder in ["c", "a", "e", "b", "d"] {
+            for file in 0..3 {
+                keys.push(format!("t/{folder}/{file}.gz"));
+                keys.push(format!("t/{folder}/deep/er/{file}.gz"));
+            }
+        }
+        for key in &keys {
+            s.write(key, key.as_bytes()).unwrap();
+        }
+        keys.sort();
+        let listed: Vec<_> = s.list("t/").unwrap().into_iter().map(|o| o.key).collect();
+        assert_eq!(listed, keys);
+        let listed: Vec<_> = s.list("t/b").unwrap().into_iter().map(|o| o.key).collect();
+        assert_eq!(listed, keys[6..12]);
+        let after: Vec<_> = s.list_after("t", "t/c/deep/er/2.gz").unwrap();
+        let after: Vec<_> = after.into_iter().map(|o| o.key).collect();
+        let expected: Vec<_> = keys
+            .iter()
+            .filter(|k| k.as_str() > "t/c/deep/er/2.gz")
+            .cloned()
+            .collect();
+        assert_eq!(after, expected);
     }
 
     #[test]
