@@ -16,6 +16,7 @@ use memchr::memchr;
 use super::column::{
     initial_rows, ColumnBuilder, Kind, PrefixBuilders, StrBuilder, MAX_BATCH_BYTES,
 };
+use super::gather::{Pending, GATHER_BYTES};
 use super::split::find_all;
 use super::timestamp::{parse_date, parse_time, MICROS_PER_DAY};
 use super::{
@@ -105,6 +106,16 @@ struct Layout {
     extra_names: Vec<String>,
     /// Standard columns the layout lacks: null in each of its rows.
     missing: Vec<usize>,
+    /// Where `date` and `time` are (the last of each, when named twice).
+    date: usize,
+    time: usize,
+    /// String columns as (position, column): copied a column at a time (see [`Pending`]).
+    strs: Vec<(usize, usize)>,
+    /// Number columns as (position, column): parsed as each row is read, since a field that
+    /// is no number rejects its row.
+    nums: Vec<(usize, usize)>,
+    /// Whether any field goes to `extra`.
+    has_extra: bool,
 }
 
 thread_local! {
@@ -153,18 +164,35 @@ impl Layout {
             };
             slots.push(slot);
         }
-        if !slots.contains(&Slot::Date) || !slots.contains(&Slot::Time) {
+        let (Some(date), Some(time)) = (
+            slots.iter().rposition(|s| *s == Slot::Date),
+            slots.iter().rposition(|s| *s == Slot::Time),
+        ) else {
             return Err(FileError::NotFormat {
                 format: "a CloudFront log",
                 reason: "#Fields directive has no date and time fields".into(),
             });
-        }
+        };
         let missing = (0..N_COLS).filter(|&i| !used[i]).collect();
+        let columns = slots
+            .iter()
+            .enumerate()
+            .filter_map(|(position, slot)| match slot {
+                Slot::Column(i) => Some((position, *i)),
+                _ => None,
+            });
+        let (strs, nums) = columns.partition(|&(_, i)| STANDARD_FIELDS[i].1 == Kind::Str);
+        let has_extra = slots.iter().any(|s| matches!(s, Slot::Extra(_)));
         Ok(Layout {
             names,
             slots,
             extra_names,
             missing,
+            date,
+            time,
+            strs,
+            nums,
+            has_extra,
         })
     }
 }
@@ -211,6 +239,10 @@ pub struct CloudFrontDecoder {
     seen_content: bool,
     /// Where each field of the line being decoded ends: its tabs, then the line's end.
     ends: Vec<usize>,
+    /// Accepted rows whose string fields are not yet in their columns (all of the current
+    /// layout: they are gathered before it changes, when they fill [`GATHER_BYTES`], and
+    /// before a batch is taken).
+    pending: Pending,
     /// The last `date` field parsed and its day number (none yet): a file's rows share a
     /// few dates.
     last_date: (Vec<u8>, Option<i64>),
@@ -237,6 +269,7 @@ impl CloudFrontDecoder {
             line: 0,
             seen_content: false,
             ends: Vec::with_capacity(40),
+            pending: Pending::default(),
             last_date: (Vec::new(), None),
             rejects: Vec::new(),
             counts: RowCounts::default(),
@@ -287,6 +320,9 @@ impl CloudFrontDecoder {
         if line[0] == b'#' {
             if let Some(names) = line.strip_prefix(b"#Fields:") {
                 let layout = Layout::of(names)?;
+                if let Some(before) = self.layout.take() {
+                    self.gather(&before);
+                }
                 if !self.layouts_seen.iter().any(|l| l.names == layout.names) {
                     self.layouts_seen.push(layout.clone());
                 }
@@ -331,68 +367,89 @@ impl CloudFrontDecoder {
             }
         }
         let rows = self.prefix.len();
-        match self.append_fields(line, layout) {
-            Ok((ts, has_extra)) => {
+        match self.append_numbers(line, layout) {
+            Ok(ts) => {
                 self.prefix.append(ts, line_no, line.len());
-                if has_extra {
+                self.pending.push(line, &self.ends);
+                if layout.has_extra {
                     self.append_extra(line, layout);
                 } else {
                     self.extra.append_null();
                 }
                 self.counts.rows_ok += 1;
+                if self.pending.bytes() >= GATHER_BYTES {
+                    self.gather(layout);
+                }
                 Ok(())
             }
             Err(reason) => {
-                for column in &mut self.columns {
-                    column.truncate(rows);
+                // Only number columns are appended row by row.
+                for &(_, i) in &layout.nums {
+                    self.columns[i].truncate(rows);
                 }
                 Err(reason)
             }
         }
     }
 
-    /// Append the standard fields of a split, UTF-8 checked row to their columns, and give
-    /// its timestamp and whether it has fields for `extra`. On `Err` some columns may hold
-    /// the row already: the caller takes it back.
+    /// Field `position` of the line just split, as a byte range of it.
     #[inline]
-    fn append_fields(&mut self, line: &[u8], layout: &Layout) -> Result<(i64, bool), RejectReason> {
-        let (mut date, mut time): (&[u8], &[u8]) = (b"", b"");
-        let mut has_extra = false;
-        let mut start = 0;
-        // Fields as byte ranges: they lie between tabs of a line checked to be UTF-8, so a
-        // char-boundary check per field would add nothing.
-        for (slot, &end) in layout.slots.iter().zip(&self.ends) {
+    fn field(&self, position: usize) -> (usize, usize) {
+        let start = match position {
+            0 => 0,
+            _ => self.ends[position - 1] + 1,
+        };
+        (start, self.ends[position])
+    }
+
+    /// Append the number fields of a split, UTF-8 checked row to their columns, and give its
+    /// timestamp. On `Err` some number columns may hold the row already: the caller takes it
+    /// back.
+    #[inline]
+    fn append_numbers(&mut self, line: &[u8], layout: &Layout) -> Result<i64, RejectReason> {
+        for &(position, i) in &layout.nums {
+            let (start, end) = self.field(position);
+            let column = &mut self.columns[i];
             let value = &line[start..end];
-            match *slot {
-                Slot::Column(i) => {
-                    let column = &mut self.columns[i];
-                    if value == b"-" {
-                        column.append_null();
-                    } else if !column.append_text(line, start, end) {
-                        return Err(RejectReason::BadNumber {
-                            column: COLUMN_NAMES[i].clone(),
-                            value: reject_text(value),
-                        });
-                    }
-                }
-                Slot::Date => date = value,
-                Slot::Time => time = value,
-                Slot::Extra(_) => has_extra = true,
+            if value == b"-" {
+                column.append_null();
+            } else if !column.append_text(line, start, end) {
+                return Err(RejectReason::BadNumber {
+                    column: COLUMN_NAMES[i].clone(),
+                    value: reject_text(value),
+                });
             }
-            start = end + 1;
         }
-        for &i in &layout.missing {
-            self.columns[i].append_null();
-        }
-        let ts = self.timestamp(date, time).ok_or_else(|| {
+        let (date, time) = (self.field(layout.date), self.field(layout.time));
+        let (date, time) = (&line[date.0..date.1], &line[time.0..time.1]);
+        self.timestamp(date, time).ok_or_else(|| {
             let mut value = date.to_vec();
             value.push(b' ');
             value.extend_from_slice(time);
             RejectReason::BadTimestamp {
                 value: reject_text(&value),
             }
-        })?;
-        Ok((ts, has_extra))
+        })
+    }
+
+    /// Copy the string fields of the pending rows (all of `layout`) into their columns, a
+    /// column at a time, and fill the columns `layout` lacks with as many nulls.
+    fn gather(&mut self, layout: &Layout) {
+        let rows = self.pending.rows();
+        if rows == 0 {
+            return;
+        }
+        let text = self.pending.text();
+        for &(position, i) in &layout.strs {
+            let ColumnBuilder::Str(column) = &mut self.columns[i] else {
+                unreachable!("a string column of the layout is built as strings");
+            };
+            column.append_fields(text, self.pending.column(position));
+        }
+        for &i in &layout.missing {
+            self.columns[i].append_nulls(rows);
+        }
+        self.pending.clear();
     }
 
     /// A row's `date` and `time` as microseconds since the epoch, UTC.
@@ -555,6 +612,10 @@ impl Decoder for CloudFrontDecoder {
     fn flush(&mut self) -> Result<Option<Decoded>, FileError> {
         if self.prefix.is_empty() && self.rejects.is_empty() {
             return Ok(None);
+        }
+        if let Some(layout) = self.layout.take() {
+            self.gather(&layout);
+            self.layout = Some(layout);
         }
         let mut arrays = Vec::with_capacity(N_COLS + 3);
         let more = !self.ended;
@@ -738,6 +799,89 @@ mod tests {
         assert!(out.batch.column_by_name("c_ip").unwrap().is_null(0));
         assert!(out.batch.column_by_name("sc_bytes").unwrap().is_null(0));
         assert!(out.batch.column_by_name("cs_uri_query").unwrap().is_null(0));
+    }
+
+    /// String fields are copied a column at a time: when the pending rows fill
+    /// `GATHER_BYTES` (several times here), before a new layout, and at the batch's end. Every
+    /// row must keep its own fields through all three, with rejected rows between them, and
+    /// streamed 7 bytes at a time as well as whole.
+    #[test]
+    fn string_fields_gathered_mid_batch_stay_with_their_rows() {
+        let layout26 = format!("#Fields: {F19}{EXTRA26}\n");
+        let mut input = layout26.clone();
+        let mut expected = Vec::new();
+        let row = |i: usize, bytes: &str| {
+            let referer = if i.is_multiple_of(3) {
+                "-".to_owned()
+            } else {
+                format!("r{i}")
+            };
+            row19("192.0.2.1", bytes)
+                .replace("\t/a\t", &format!("\t/p/{i}\t"))
+                .replace(
+                    "\t-\tUA\t",
+                    &format!("\t{referer}\tUA{}\t", "u".repeat(i % 40)),
+                )
+        };
+        for i in 0..3000 {
+            // Every 97th row has a bad byte count and is rejected; layouts change at 1000
+            // and 2000.
+            if i == 1000 {
+                input.push_str(&format!("#Fields: {F19}\n"));
+            }
+            let bytes = if i % 97 == 5 {
+                "x".to_owned()
+            } else {
+                i.to_string()
+            };
+            let mut line = row(i, &bytes);
+            if !(1000..2000).contains(&i) {
+                line.push_str(&format!(
+                    "\t10.0.0.{}\tTLSv1.3\tC{i}\tHit\tHTTP/2.0\t-\t-",
+                    i % 250
+                ));
+            }
+            if i == 2000 {
+                input.push_str(&layout26);
+            }
+            input.push_str(&line);
+            input.push('\n');
+            if i % 97 != 5 {
+                expected.push(i);
+            }
+        }
+        assert!(
+            input.len() > 3 * GATHER_BYTES,
+            "the rows fill the pending buffer"
+        );
+        for chunk in [input.len(), 7] {
+            let mut d = CloudFrontDecoder::default();
+            let out = decode_chunked(input.as_bytes(), chunk, &mut d).unwrap();
+            assert_eq!(out.len(), 1, "one batch");
+            let b = &out[0].batch;
+            assert_eq!(out[0].rejects.len(), 3000 - expected.len());
+            assert_eq!(b.num_rows(), expected.len());
+            let stems = strs(b, "cs_uri_stem");
+            let referers = strs(b, "cs_referer");
+            let agents = strs(b, "cs_user_agent");
+            let forwarded = strs(b, "x_forwarded_for");
+            let ciphers = strs(b, "ssl_cipher");
+            let bytes = b.column_by_name("sc_bytes").unwrap();
+            let bytes = bytes.as_primitive::<Int64Type>();
+            for (row, &i) in expected.iter().enumerate() {
+                assert_eq!(stems[row].as_deref(), Some(format!("/p/{i}").as_str()));
+                let referer = (!i.is_multiple_of(3)).then(|| format!("r{i}"));
+                assert_eq!(referers[row], referer, "row {i}");
+                assert_eq!(agents[row], Some(format!("UA{}", "u".repeat(i % 40))));
+                assert_eq!(bytes.value(row), i as i64);
+                if (1000..2000).contains(&i) {
+                    assert_eq!((&forwarded[row], &ciphers[row]), (&None, &None), "row {i}");
+                } else {
+                    assert_eq!(forwarded[row], Some(format!("10.0.0.{}", i % 250)));
+                    assert_eq!(ciphers[row], Some(format!("C{i}")));
+                }
+            }
+        }
     }
 
     #[test]

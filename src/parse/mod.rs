@@ -9,6 +9,7 @@
 pub mod audit;
 pub mod cloudfront;
 pub mod column;
+mod gather;
 mod simple_csv;
 mod split;
 pub mod timestamp;
