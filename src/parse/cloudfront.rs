@@ -320,9 +320,7 @@ impl CloudFrontDecoder {
         if line[0] == b'#' {
             if let Some(names) = line.strip_prefix(b"#Fields:") {
                 let layout = Layout::of(names)?;
-                if let Some(before) = self.layout.take() {
-                    self.gather(&before);
-                }
+                self.gather_pending();
                 if !self.layouts_seen.iter().any(|l| l.names == layout.names) {
                     self.layouts_seen.push(layout.clone());
                 }
@@ -430,6 +428,14 @@ impl CloudFrontDecoder {
                 value: reject_text(&value),
             }
         })
+    }
+
+    /// [`CloudFrontDecoder::gather`] under the current layout, which every pending row has.
+    fn gather_pending(&mut self) {
+        if let Some(layout) = self.layout.take() {
+            self.gather(&layout);
+            self.layout = Some(layout);
+        }
     }
 
     /// Copy the string fields of the pending rows (all of `layout`) into their columns, a
@@ -613,10 +619,7 @@ impl Decoder for CloudFrontDecoder {
         if self.prefix.is_empty() && self.rejects.is_empty() {
             return Ok(None);
         }
-        if let Some(layout) = self.layout.take() {
-            self.gather(&layout);
-            self.layout = Some(layout);
-        }
+        self.gather_pending();
         let mut arrays = Vec::with_capacity(N_COLS + 3);
         let more = !self.ended;
         arrays.extend(self.prefix.finish(more));

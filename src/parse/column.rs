@@ -160,12 +160,19 @@ impl Validity {
     /// times each).
     #[inline]
     fn append_null(&mut self, rows: usize) {
-        if self.bytes.is_empty() {
-            self.bytes.reserve(rows.max(self.len + 1));
-            self.bytes.resize(self.len, 1);
-        }
+        self.first_null(rows, 1);
         self.len += 1;
         self.bytes.push(0);
+    }
+
+    /// Before `n` nulls are appended to a column with room for `rows` values: at the first
+    /// null, a byte for each value so far, with room for `rows`.
+    #[inline]
+    fn first_null(&mut self, rows: usize, n: usize) {
+        if self.bytes.is_empty() {
+            self.bytes.reserve(rows.max(self.len + n));
+            self.bytes.resize(self.len, 1);
+        }
     }
 
     /// Append `n` values that are not null.
@@ -181,10 +188,7 @@ impl Validity {
         if n == 0 {
             return;
         }
-        if self.bytes.is_empty() {
-            self.bytes.reserve(rows.max(self.len + n));
-            self.bytes.resize(self.len, 1);
-        }
+        self.first_null(rows, n);
         self.len += n;
         self.bytes.resize(self.len, 0);
     }
@@ -226,6 +230,12 @@ pub fn extend_short<const B: usize>(out: &mut Vec<u8>, bytes: &[u8], start: usiz
     } else {
         out.extend_from_slice(&bytes[start..end]);
     }
+}
+
+/// Whether the field `start..end` of `text` is `-`, a log's null.
+#[inline(always)]
+fn is_dash(text: &[u8], start: usize, end: usize) -> bool {
+    end == start + 1 && text[start] == b'-'
 }
 
 /// Builds one string column from ranges of the lines being decoded.
@@ -310,7 +320,7 @@ impl StrBuilder {
         let mut nulls = 0;
         for ((start, end), offset) in fields.clone().zip(offsets.iter_mut()) {
             let size = end - start;
-            if size == 1 && text[start] == b'-' {
+            if is_dash(text, start, end) {
                 nulls += 1;
             } else {
                 // SAFETY: the bytes read lie in `text`: the fields do (checked above), and a
@@ -346,7 +356,7 @@ impl StrBuilder {
             self.nulls.append_nulls(rows, self.offsets.capacity() - 1);
         } else {
             for (start, end) in fields {
-                if end == start + 1 && text[start] == b'-' {
+                if is_dash(text, start, end) {
                     self.nulls.append_null(self.offsets.capacity() - 1);
                 } else {
                     self.nulls.append_non_null();

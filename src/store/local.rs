@@ -165,36 +165,32 @@ impl LocalStore {
         let mut out = Vec::new();
         let mut folders = Vec::new();
         self.walk(dir, &key, after, &mut out, Some(&mut folders))?;
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        // Each walker takes the next folder not yet taken, until none is left.
+        let walk_share = || -> io::Result<Vec<ObjectInfo>> {
+            let mut out = Vec::new();
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some((path, key)) = folders.get(i) else {
+                    return Ok(out);
+                };
+                self.walk(path, key, after, &mut out, None)?;
+            }
+        };
         let threads = std::thread::available_parallelism()
             .map_or(1, usize::from)
             .min(folders.len());
-        if threads <= 1 {
-            for (path, key) in &folders {
-                self.walk(path, key, after, &mut out, None)?;
-            }
-            return Ok(out);
-        }
-        let next = std::sync::atomic::AtomicUsize::new(0);
-        let found: Vec<io::Result<Vec<ObjectInfo>>> = std::thread::scope(|scope| {
-            let workers: Vec<_> = (0..threads)
-                .map(|_| {
-                    scope.spawn(|| {
-                        let mut out = Vec::new();
-                        loop {
-                            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                            let Some((path, key)) = folders.get(i) else {
-                                return Ok(out);
-                            };
-                            self.walk(path, key, after, &mut out, None)?;
-                        }
-                    })
-                })
-                .collect();
-            workers
-                .into_iter()
-                .map(|w| w.join().expect("a folder walker panicked"))
-                .collect()
-        });
+        let found: Vec<io::Result<Vec<ObjectInfo>>> = if threads <= 1 {
+            vec![walk_share()]
+        } else {
+            std::thread::scope(|scope| {
+                let walkers: Vec<_> = (0..threads).map(|_| scope.spawn(walk_share)).collect();
+                walkers
+                    .into_iter()
+                    .map(|w| w.join().expect("a folder walker panicked"))
+                    .collect()
+            })
+        };
         for files in found {
             out.extend(files?);
         }
@@ -219,6 +215,7 @@ impl LocalStore {
         };
         for entry in entries {
             let entry = entry?;
+            let path = entry.path();
             let name = entry.file_name();
             let name = name.to_string_lossy();
             let entry_key = if key.is_empty() {
@@ -226,19 +223,19 @@ impl LocalStore {
             } else {
                 format!("{key}/{name}")
             };
-            let Some(kind) = still_there(entry.file_type(), &entry.path())? else {
+            let Some(kind) = still_there(entry.file_type(), &path)? else {
                 continue;
             };
             if kind.is_dir() {
                 match folders.as_deref_mut() {
-                    Some(folders) => folders.push((entry.path(), entry_key)),
-                    None => self.walk(&entry.path(), &entry_key, after, out, None)?,
+                    Some(folders) => folders.push((path, entry_key)),
+                    None => self.walk(&path, &entry_key, after, out, None)?,
                 }
             } else if kind.is_file() {
                 if after.is_some_and(|a| entry_key.as_str() <= a) {
                     continue;
                 }
-                let Some(meta) = still_there(entry.metadata(), &entry.path())? else {
+                let Some(meta) = still_there(entry.metadata(), &path)? else {
                     continue;
                 };
                 out.push(ObjectInfo {
