@@ -254,29 +254,44 @@ pub enum Error {
         source: parquet::errors::ParquetError,
     },
     /// Another run holds the table lock.
-    #[error("table {table} is locked by run {holder} (pid {pid} on {host}) until {expires}; try again later")]
+    #[error("table {table} is locked by {holder}; try again later")]
     Locked {
         /// The table.
         table: String,
-        /// The run holding it.
-        holder: String,
-        /// Its process id.
-        pid: u32,
-        /// Its host.
-        host: String,
-        /// When its lease expires (RFC 3339).
-        expires: String,
+        /// Who holds it.
+        holder: Box<Holder>,
     },
     /// A sharded run's process found the table lock held by another run, or by none: the run
     /// was committed, aborted, or its lease passed and another run took the table over.
-    #[error("run {run} does not hold table {table}'s lock ({}); was it committed, aborted, or taken over after its lease passed?", holder.as_deref().map_or("no run holds it".to_owned(), |h| format!("run {h} holds it")))]
+    #[error("run {run} does not hold table {table}'s lock ({}); was it committed, aborted, or taken over after its lease passed?", held_by(holder))]
     NotHolder {
         /// The table.
         table: String,
         /// The run.
         run: String,
-        /// The run holding the lock now, if any.
-        holder: Option<String>,
+        /// Who holds the lock now, if anyone.
+        holder: Option<Box<Holder>>,
+    },
+    /// A run's fence failed: another run took its table's lock over while it was stalled past
+    /// its lease (a paused VM, a stopped container). It stopped before its irreversible step,
+    /// publishing and deleting nothing more.
+    #[error("table {table}: run {run} no longer holds the table's lock ({}): it was taken over while the run was stalled past its lease, so the run stopped without publishing", held_by(holder))]
+    Fenced {
+        /// The table.
+        table: String,
+        /// The run.
+        run: String,
+        /// Who holds the lock now, if anyone.
+        holder: Option<Box<Holder>>,
+    },
+    /// A command that acts on a planned (sharded) run found the table held by something else:
+    /// a one-process run, a `forget`, a `repair`. Nothing was done.
+    #[error("table {table}: {holder} holds the table's lock, not a planned run; nothing was done (a one-process run is stopped by stopping its process, and the next run cleans up after it)")]
+    NotPlanned {
+        /// The table.
+        table: String,
+        /// Who holds it.
+        holder: Box<Holder>,
     },
     /// A sharded run cannot go on as asked (no plan, a shard out of range, a config that
     /// differs from the plan's, a committed run to abort).
@@ -367,4 +382,44 @@ impl Error {
             source,
         }
     }
+}
+
+/// Who holds a table's lock, as its lock object says (in the errors of those it refuses).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Holder {
+    /// The run (or a maintenance command's own id).
+    pub run_id: String,
+    /// The process that took or last renewed it.
+    pub pid: u32,
+    /// That process's host.
+    pub host: String,
+    /// When its lease expires (RFC 3339).
+    pub expires: String,
+    /// A planned (sharded) run's lock, held by the run rather than a process.
+    pub planned: bool,
+    /// The command holding it (`run`, `forget`, `repair`, …); empty in locks older citrines
+    /// wrote.
+    pub command: String,
+}
+
+impl std::fmt::Display for Holder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = if self.planned { "planned run" } else { "run" };
+        write!(f, "{kind} {}", self.run_id)?;
+        if !self.command.is_empty() {
+            write!(f, " (citrine {})", self.command)?;
+        }
+        write!(
+            f,
+            ", pid {} on {}, lease until {}",
+            self.pid, self.host, self.expires
+        )
+    }
+}
+
+/// "`holder` holds it", or "no run holds it".
+fn held_by(holder: &Option<Box<Holder>>) -> String {
+    holder
+        .as_ref()
+        .map_or("no run holds it".to_owned(), |h| format!("{h} holds it"))
 }

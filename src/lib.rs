@@ -51,7 +51,6 @@ pub mod inspect;
 pub mod lake;
 pub mod lambda;
 pub mod ledger;
-pub mod lock;
 pub mod logs;
 pub mod malloc;
 pub mod parse;

@@ -33,6 +33,37 @@ struct Cli {
     command: Command,
 }
 
+/// The planned run a command acts on: named, or the one holding the table's lock.
+#[derive(Debug, clap::Args)]
+#[group(required = true, multiple = false)]
+struct PlannedTarget {
+    /// The planned run (as `citrine plan` printed it).
+    #[arg(long)]
+    run_id: Option<String>,
+    /// The planned run holding the table's lock; refused (exit 2) when the holder is not a
+    /// planned run.
+    #[arg(long)]
+    planned: bool,
+}
+
+impl PlannedTarget {
+    fn which(&self) -> run::shard::Which<'_> {
+        run::shard::Which::from(self.run_id.as_deref())
+    }
+}
+
+/// `run`'s shard mode: a planned run, named or the lock's holder (neither: a plain run).
+#[derive(Debug, clap::Args)]
+#[group(required = false, multiple = false)]
+struct ShardTarget {
+    /// Process a shard of this planned run.
+    #[arg(long, requires = "table")]
+    run_id: Option<String>,
+    /// Process a shard of the run planned for --table (the planned run holding its lock).
+    #[arg(long, requires = "table")]
+    planned: bool,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum PolicyRole {
     Batch,
@@ -49,7 +80,7 @@ enum LogFormat {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Process new inputs of every table (or one) and commit each table's run with a marker.
-    /// With --run-id, --planned or --shard: process one shard of a planned sharded run.
+    /// With --run-id or --planned: process one shard of a planned sharded run.
     Run {
         /// Only this table (required for a shard).
         #[arg(long)]
@@ -57,13 +88,10 @@ enum Command {
         /// Print the summary as JSON on standard output.
         #[arg(long)]
         json: bool,
-        /// Process a shard of this planned run.
-        #[arg(long, requires = "table")]
-        run_id: Option<String>,
-        /// Process a shard of the run planned for --table (the run holding its lock).
-        #[arg(long, requires = "table", conflicts_with = "run_id")]
-        planned: bool,
+        #[command(flatten)]
+        target: ShardTarget,
         /// The shard to process; default: $AWS_BATCH_JOB_ARRAY_INDEX (an array job's child).
+        /// Needs --run-id or --planned.
         #[arg(long, requires = "table")]
         shard: Option<usize>,
     },
@@ -91,15 +119,14 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Commit a sharded run once every shard has reported (exit 2, naming the missing shards,
+    /// Commit a planned run once every shard has reported (exit 2, naming the missing shards,
     /// otherwise). Committing a committed run does nothing.
     Commit {
         /// The table.
         #[arg(long)]
         table: String,
-        /// The run; default: the run holding the table's lock.
-        #[arg(long)]
-        run_id: Option<String>,
+        #[command(flatten)]
+        target: PlannedTarget,
         /// Print the summary as JSON on standard output.
         #[arg(long)]
         json: bool,
@@ -122,14 +149,14 @@ enum Command {
         #[arg(long)]
         delete_rows: bool,
     },
-    /// Abort an uncommitted sharded run: delete what it wrote and release the table's lock.
+    /// Abort an uncommitted planned run: delete what it wrote and release the table's lock.
+    /// A one-process run is not aborted: stop its process, and the next run cleans up.
     Abort {
         /// The table.
         #[arg(long)]
         table: String,
-        /// The run; default: the run holding the table's lock.
-        #[arg(long)]
-        run_id: Option<String>,
+        #[command(flatten)]
+        target: PlannedTarget,
     },
     /// Tables, partitions, committed runs, ledger size, failing and quarantined inputs.
     Status {
@@ -480,10 +507,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Run {
             table: Some(table),
             json,
-            run_id,
-            planned,
+            target,
             shard,
-        } if run_id.is_some() || planned || shard.is_some() => {
+        } if target.run_id.is_some() || target.planned || shard.is_some() => {
+            anyhow::ensure!(
+                target.run_id.is_some() || target.planned,
+                "--shard processes a shard of a planned run: name it with --run-id R, or pass --planned"
+            );
             let job = load_job_with_key(&config)?;
             let spec = table_spec(&job, &table, &config)?;
             let shard = match shard {
@@ -495,8 +525,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             let stores = Stores::new(job.aws.clone());
             let bar = Bar::new();
-            let summary =
-                run::shard::run_shard(&job, &stores, spec, run_id.as_deref(), shard, &bar)?;
+            let which = run::shard::Which::from(target.run_id.as_deref());
+            let summary = run::shard::run_shard(&job, &stores, spec, which, shard, &bar)?;
             bar.0.finish_and_clear();
             print_summary(&summary, json)?;
             // Failed inputs are the run's to report (at its commit), not a reason to retry.
@@ -535,13 +565,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Commit {
             table,
-            run_id,
+            target,
             json,
         } => {
             let job = load_job(&config)?;
             let spec = table_spec(&job, &table, &config)?;
             let stores = Stores::new(job.aws.clone());
-            let summary = run::shard::commit_run(&job, &stores, spec, run_id.as_deref())?;
+            let summary = run::shard::commit_run(&job, &stores, spec, target.which())?;
             print_summary(&summary, json)?;
             for f in &summary.inputs_failed {
                 errln!("{}: {}", f.uri, f.error);
@@ -552,12 +582,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 ExitCode::from(EXIT_PARTIAL)
             })
         }
-        Command::Abort { table, run_id } => {
+        Command::Abort { table, target } => {
             let job = load_job(&config)?;
             let spec = table_spec(&job, &table, &config)?;
             let stores = Stores::new(job.aws.clone());
-            let (run, removed) = run::shard::abort_run(&job, &stores, spec, run_id.as_deref())?;
-            outln!("{table}: run {run} aborted: {removed} data files deleted")?;
+            let summary = run::shard::abort_run(&job, &stores, spec, target.which())?;
+            print_summary(&summary, false)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Run { table, json, .. } => {
@@ -735,13 +765,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 if table.as_deref().is_some_and(|only| only != t.name) {
                     continue;
                 }
-                let lock = citrine::lock::TableLock::acquire(
+                let lock = run::lock::TableLock::acquire(
                     &lake,
                     &t.name,
                     &citrine::lake::new_run_id(),
                     job.lock_lease,
+                    "repair",
                 )?;
-                let removed = run::recover::repair(&lake, &t.name)
+                let removed = run::recover::repair(&lake, &t.name, &lock)
                     .with_context(|| format!("repair of {} failed", t.name))?;
                 lock.release();
                 outln!(
@@ -763,8 +794,21 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 if table.as_deref().is_some_and(|only| only != t.name) {
                     continue;
                 }
-                let summary = citrine::register::sync::sync(&lake, catalog.as_mut(), &t.name)
+                // Under the table's lock: a run in flight has registered partitions that no
+                // committed report names yet, which a sync would remove.
+                let lock = run::lock::TableLock::acquire(
+                    &lake,
+                    &t.name,
+                    &citrine::lake::new_run_id(),
+                    job.lock_lease,
+                    "catalog sync",
+                )?;
+                let summary =
+                    citrine::register::sync::sync(&lake, catalog.as_mut(), &t.name, &|| {
+                        lock.fence()
+                    })
                     .with_context(|| format!("catalog sync of {} failed", t.name))?;
+                lock.release();
                 outln!("{summary}")?;
             }
             Ok(ExitCode::SUCCESS)

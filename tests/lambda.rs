@@ -192,11 +192,12 @@ fn the_handler_on_real_events() {
 
     // SQS while another run holds the table's lock (an overlapping invocation, a sharded
     // run): the batch's messages go back to the queue, counted, and the invocation succeeds.
-    let held = citrine::lock::TableLock::acquire(
+    let held = citrine::run::lock::TableLock::acquire(
         env.lake(),
         "cloudfront_logs",
         "other-run",
         std::time::Duration::from_secs(600),
+        "run",
     )
     .unwrap();
     let out = handle(&env, &event("sqs-poison.json", &bucket, "")).unwrap();

@@ -83,9 +83,10 @@ fn run_shards(dir: &Path, run: &str, shards: &[usize]) -> Vec<Value> {
         .collect()
 }
 
+/// `citrine commit` of the planned run holding the table's lock (`--planned`).
 fn commit(dir: &Path) -> Value {
     ok(
-        &citrine(dir, &["commit", "--table", TABLE, "--json"]),
+        &citrine(dir, &["commit", "--table", TABLE, "--planned", "--json"]),
         "commit",
     )
 }
@@ -294,7 +295,7 @@ fn a_killed_shard_retried_gives_the_same_lake() {
             assert!(!left.is_empty(), "the killed shard had written its files");
         }
         // A commit now is refused: the killed shard has not reported.
-        let out = citrine(dir.path(), &["commit", "--table", TABLE]);
+        let out = citrine(dir.path(), &["commit", "--table", TABLE, "--run-id", &run]);
         assert_eq!(out.status.code(), Some(2));
         // The retry (Batch's retry strategy) deletes the earlier attempt's files first.
         let shards = run_shards(dir.path(), &run, &[0, 1, 2, 3]);
@@ -329,12 +330,14 @@ fn a_missing_shard_blocks_the_commit_a_second_plan_is_refused_and_an_abort_leave
         assert_eq!(out.status.code(), Some(2), "{args:?}");
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(
-            stderr.contains(&format!("table {TABLE} is locked by run {run}")),
+            stderr.contains(&format!(
+                "table {TABLE} is locked by planned run {run} (citrine plan)"
+            )),
             "{args:?}: {stderr}"
         );
     }
     run_shards(dir.path(), &run, &[0, 2]);
-    let out = citrine(dir.path(), &["commit", "--table", TABLE]);
+    let out = citrine(dir.path(), &["commit", "--table", TABLE, "--planned"]);
     assert_eq!(out.status.code(), Some(2));
     assert_eq!(
         String::from_utf8_lossy(&out.stderr).trim(),
@@ -347,7 +350,16 @@ fn a_missing_shard_blocks_the_commit_a_second_plan_is_refused_and_an_abort_leave
         "nothing registered"
     );
 
-    let out = citrine(dir.path(), &["abort", "--table", TABLE]);
+    // Commands that change a run name it: without --run-id or --planned, a usage error.
+    for args in [
+        &["abort", "--table", TABLE][..],
+        &["commit", "--table", TABLE][..],
+        &["run", "--table", TABLE, "--shard", "0"][..],
+    ] {
+        let out = citrine(dir.path(), args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+    }
+    let out = citrine(dir.path(), &["abort", "--table", TABLE, "--planned"]);
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -453,7 +465,7 @@ fn on_the_s3_server_four_shards_give_the_lake_of_one_process() {
             for c in children {
                 ok(&c.wait_with_output().unwrap(), "shard");
             }
-            let summary = cli(&["commit", "--table", TABLE, "--json"]);
+            let summary = cli(&["commit", "--table", TABLE, "--run-id", &run, "--json"]);
             assert_eq!(summary["run_id"], run.as_str());
             run
         } else {

@@ -1,7 +1,7 @@
-//! The end of a run: the run report, then the marker (a Redshift COPY manifest), both built
-//! from the list of files the writers returned and nothing else.
+//! The records of a run, built from the list of files the writers returned and nothing else:
+//! the run report, the marker (a Redshift COPY manifest) and the rejected rows. When and under
+//! which lock they are written is the run protocol's ([`crate::run`]).
 
-pub mod journal;
 pub mod manifest;
 pub mod rejects;
 pub mod report;

@@ -50,8 +50,15 @@ fn key_of(customer: &str, dt: &str) -> Option<PartitionKey> {
 
 /// Rebuild `table`'s catalog entry from the lake: create or grow the table to the columns of
 /// the latest committed run, register every partition with committed data (files no forget
-/// replaced), remove the rest.
-pub fn sync(lake: &Lake, catalog: &mut dyn Catalog, table: &str) -> Result<SyncSummary> {
+/// replaced), remove the rest. Run it holding the table's lock (a run in flight has
+/// registered partitions no committed report names yet); `fence` is called right before
+/// partitions are removed, and fails when that lock was lost.
+pub fn sync(
+    lake: &Lake,
+    catalog: &mut dyn Catalog,
+    table: &str,
+    fence: &dyn Fn() -> Result<()>,
+) -> Result<SyncSummary> {
     let reports = lake.committed_reports(table)?;
     let mut summary = SyncSummary {
         table: table.to_owned(),
@@ -84,7 +91,10 @@ pub fn sync(lake: &Lake, catalog: &mut dyn Catalog, table: &str) -> Result<SyncS
         .map(|(_, v)| v)
         .collect();
     summary.added = catalog.add_partitions(table, &missing)?;
-    summary.removed = catalog.drop_partitions(table, &stale)?;
+    if !stale.is_empty() {
+        fence()?;
+        summary.removed = catalog.drop_partitions(table, &stale)?;
+    }
     Ok(summary)
 }
 

@@ -11,7 +11,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::shard::record::{PatternStores, PlannedInput};
+use super::lock::TableLock;
+use super::record::{PatternStores, PlannedInput};
 use super::stall_point;
 use crate::config::{AfterCommit, TableSpec};
 use crate::error::{Error, Result};
@@ -30,7 +31,7 @@ fn pending_prefix(table: &str) -> String {
     format!("_citrine/pending/{table}")
 }
 
-fn pending_key(table: &str, run_id: &str) -> String {
+pub(crate) fn pending_key(table: &str, run_id: &str) -> String {
     format!("{}/{run_id}.json", pending_prefix(table))
 }
 
@@ -50,7 +51,7 @@ pub fn record(
         run_id: run_id.to_owned(),
         inputs,
     };
-    super::shard::record::write(lake.store().as_ref(), &pending_key(table, run_id), &pending)
+    super::record::write(lake.store().as_ref(), &pending_key(table, run_id), &pending)
 }
 
 /// [`finish`], with a failure logged and kept as a warning: the run is committed, and its
@@ -60,9 +61,10 @@ pub fn finish_or_warn(
     stores: &Stores,
     table: &TableSpec,
     run_id: &str,
+    lock: &TableLock,
     warnings: &mut Vec<String>,
 ) -> Done {
-    finish(lake, stores, table, run_id).unwrap_or_else(|e| warn(table, e, warnings))
+    finish(lake, stores, table, run_id, lock).unwrap_or_else(|e| warn(table, e, warnings))
 }
 
 /// [`resume`], with a failure logged and kept as a warning (the run goes on).
@@ -70,9 +72,10 @@ pub fn resume_or_warn(
     lake: &Lake,
     stores: &Stores,
     table: &TableSpec,
+    lock: &TableLock,
     warnings: &mut Vec<String>,
 ) -> Done {
-    resume(lake, stores, table).unwrap_or_else(|e| warn(table, e, warnings))
+    resume(lake, stores, table, lock).unwrap_or_else(|e| warn(table, e, warnings))
 }
 
 fn warn(table: &TableSpec, e: Error, warnings: &mut Vec<String>) -> Done {
@@ -84,14 +87,22 @@ fn warn(table: &TableSpec, e: Error, warnings: &mut Vec<String>) -> Done {
     Done::default()
 }
 
-/// After the marker of `run_id`: delete or archive its recorded inputs, then drop the record.
-pub fn finish(lake: &Lake, stores: &Stores, table: &TableSpec, run_id: &str) -> Result<Done> {
+/// After the marker of `run_id`: delete or archive its recorded inputs (after a
+/// [`TableLock::fence`] of `lock`, the table's lock this process holds), then drop the record.
+pub fn finish(
+    lake: &Lake,
+    stores: &Stores,
+    table: &TableSpec,
+    run_id: &str,
+    lock: &TableLock,
+) -> Result<Done> {
     let key = pending_key(&table.name, run_id);
     let store = lake.store();
-    let Some(pending) = super::shard::record::read::<Pending>(store.as_ref(), &key)? else {
+    let Some(pending) = super::record::read::<Pending>(store.as_ref(), &key)? else {
         return Ok(Done::default());
     };
     stall_point("before_after_commit");
+    lock.fence()?;
     let patterns = PatternStores::open(stores, table)?;
     let archive = match &table.after_commit {
         AfterCommit::Archive(to) => Some(stores.open(to)?),
@@ -142,7 +153,7 @@ pub fn finish(lake: &Lake, stores: &Stores, table: &TableSpec, run_id: &str) -> 
 /// At a run's start, under the table's lock: finish what committed runs left pending (a
 /// process killed after its marker) and drop the records of runs that never committed.
 /// Nothing is listed when the table keeps its inputs.
-pub fn resume(lake: &Lake, stores: &Stores, table: &TableSpec) -> Result<Done> {
+pub fn resume(lake: &Lake, stores: &Stores, table: &TableSpec, lock: &TableLock) -> Result<Done> {
     let mut done = Done::default();
     if table.after_commit == AfterCommit::Keep {
         return Ok(done);
@@ -154,7 +165,7 @@ pub fn resume(lake: &Lake, stores: &Stores, table: &TableSpec) -> Result<Done> {
             continue;
         };
         if store.head(&lake.manifest_key(&table.name, run))?.is_some() {
-            done += finish(lake, stores, table, run)?;
+            done += finish(lake, stores, table, run, lock)?;
         } else {
             store.delete(&o.key)?;
         }

@@ -6,7 +6,8 @@ use std::collections::BTreeSet;
 
 use arrow::datatypes::SchemaRef;
 
-use super::shard::record::PlannedInput;
+use super::lock::TableLock;
+use super::record::PlannedInput;
 use super::stall_point;
 use super::stream::{remove_files, Outcome};
 use super::TableSummary;
@@ -76,11 +77,14 @@ pub(crate) fn register(
 }
 
 /// The last steps of every commit: write `report`, then `before_marker`'s durable record,
-/// then the marker (the manifest of the report's files), then, if due, the ledger checkpoint
-/// (`ledger` with the report folded in). A checkpoint that fails is logged, never the run's:
-/// the run is committed, and the next plan replays one more report.
+/// then, right after a [`TableLock::fence`] of `lock`, the marker (the manifest of the
+/// report's files), then, if due, the ledger checkpoint (`ledger` with the report folded in).
+/// A run whose lock was taken over fails at the fence and publishes nothing. A checkpoint that
+/// fails is logged, never the run's: the run is committed, and the next plan replays one more
+/// report.
 pub(crate) fn publish(
     lake: &Lake,
+    lock: &TableLock,
     ledger: Ledger,
     report: RunReport,
     before_marker: impl FnOnce() -> Result<()>,
@@ -94,12 +98,16 @@ pub(crate) fn publish(
         let (table_ref, report_ref) = (&table, &report);
         let encoding = checkpoint_due(&ledger)
             .then(|| scope.spawn(move || encode_checkpoint(lake, table_ref, ledger, report_ref)));
+        stall_point("before_report");
         store.write(
             &lake.report_key(&table, &run_id),
             report.to_json().as_bytes(),
         )?;
         before_marker()?;
         stall_point("before_manifest");
+        // Nothing may publish for a run that no longer owns its table (docs/design.md §2,
+        // fencing): the check is the last thing before the marker's write.
+        lock.fence()?;
         store.write(
             &lake.manifest_key(&table, &run_id),
             manifest_json(&report.files).as_bytes(),
@@ -128,6 +136,8 @@ pub struct RunContext<'a> {
     pub started_at: String,
     /// What happens to its inputs once it is committed.
     pub after_commit: &'a AfterCommit,
+    /// The table's lock, which the run holds: fenced before each irreversible step.
+    pub lock: &'a TableLock,
 }
 
 /// Commit a run from its `outcomes` and written `files`: tally them into `summary`; if any
@@ -214,6 +224,8 @@ pub fn commit(
         return Ok(());
     }
 
+    // A run taken over while it streamed registers nothing.
+    run.lock.fence()?;
     let rejects_key = rejects.publish(lake.store().as_ref(), &lake.rejects_key(table, run_id))?;
     let columns = columns_of(schema);
     let registered = register(lake, table, catalog, &columns, &files)?;
@@ -231,7 +243,7 @@ pub fn commit(
         ..RunReport::new(table, run_id, run.started_at.clone())
     };
     // What is to happen to the inputs is durable before the marker that allows it.
-    publish(lake, ledger, report, || {
+    publish(lake, run.lock, ledger, report, || {
         super::after_commit::record(lake, table, run.after_commit, run_id, after)
     })?;
     summary.run_id = Some(run_id.to_owned());
@@ -253,6 +265,10 @@ mod tests {
     use crate::schema::table_schema;
     use crate::store::LocalStore;
     use crate::transform::TransformCounts;
+
+    fn held(lake: &Lake) -> TableLock {
+        TableLock::acquire(lake, "t", "r", std::time::Duration::from_secs(60), "run").unwrap()
+    }
 
     fn planned(uri: &str, size: u64) -> Planned {
         Planned {
@@ -313,6 +329,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let lake = Lake::local(dir.path()).unwrap();
         let mut catalog = LocalCatalog::new(&lake, "db");
+        let lock = held(&lake);
         let schema = table_schema(&cloudfront::parsed_schema());
         let spool = RejectSpool::new().unwrap();
         let run = RunContext {
@@ -321,6 +338,7 @@ mod tests {
             run_id: "20260101T000000000Z-00000001",
             started_at: "2026-01-01T00:00:00Z".into(),
             after_commit: &AfterCommit::Keep,
+            lock: &lock,
         };
         let outcomes = vec![
             consumed("in/a.log", 10, 2),
@@ -384,12 +402,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let lake = Lake::local(dir.path()).unwrap();
         let mut catalog = LocalCatalog::new(&lake, "db");
+        let lock = held(&lake);
         let run = RunContext {
             lake: &lake,
             table: "t",
             run_id: "r",
             started_at: String::new(),
             after_commit: &AfterCommit::Keep,
+            lock: &lock,
         };
         let mut summary = TableSummary::default();
         let err = commit(

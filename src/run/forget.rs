@@ -22,9 +22,11 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde::Serialize;
 
 use super::commit::{publish, register};
+use super::journal::Journal;
+use super::lock::TableLock;
 use super::plan::resolve_schema;
+use super::recover::delete_superseded;
 use super::stall_point;
-use crate::commit::journal::Journal;
 use crate::commit::report::now_rfc3339;
 use crate::commit::RunReport;
 use crate::config::{Job, TableSpec};
@@ -32,7 +34,6 @@ use crate::error::{Error, Result};
 use crate::lake::{new_run_id, run_id_after, Lake};
 use crate::ledger::failures::Failures;
 use crate::ledger::Ledger;
-use crate::lock::TableLock;
 use crate::partition::split;
 use crate::register::{self, columns_of};
 use crate::store::Stores;
@@ -115,8 +116,8 @@ pub fn forget(
     table: &TableSpec,
     what: &Forget,
 ) -> Result<ForgetSummary> {
-    let lock = TableLock::acquire(lake, &table.name, &new_run_id(), job.lock_lease)?;
-    let result = forget_locked(job, stores, lake, table, what);
+    let lock = TableLock::acquire(lake, &table.name, &new_run_id(), job.lock_lease, "forget")?;
+    let result = forget_locked(job, stores, lake, table, what, &lock);
     lock.release();
     result
 }
@@ -127,6 +128,7 @@ fn forget_locked(
     lake: &Lake,
     table: &TableSpec,
     what: &Forget,
+    lock: &TableLock,
 ) -> Result<ForgetSummary> {
     let ledger = Ledger::load(lake, &table.name)?;
     let mut uris = what.uris.clone();
@@ -150,7 +152,7 @@ fn forget_locked(
     let delete_rows = what.delete_rows;
     // What crashed runs left (a forget run's replaced files among them) goes first, so the
     // partitions read below hold committed files only.
-    super::recover(lake, &table.name, ledger.newest_run())?;
+    super::recover(lake, &table.name, ledger.newest_run(), lock)?;
     let mut failures = Failures::load(lake, &table.name)?;
     let mut summary = ForgetSummary {
         table: table.name.clone(),
@@ -188,13 +190,24 @@ fn forget_locked(
     }
     failures.save(lake, &table.name)?;
     if !forgotten.is_empty() {
-        rewrite(job, stores, lake, table, ledger, &forgotten, &mut summary)?;
+        rewrite(
+            job,
+            stores,
+            lake,
+            table,
+            ledger,
+            &forgotten,
+            lock,
+            &mut summary,
+        )?;
     }
     Ok(summary)
 }
 
 /// The forget run: rewrite the files holding rows of `forgotten`, then commit a report that
-/// names them and the files it supersedes, its marker, and delete the superseded files.
+/// names them and the files it supersedes, its marker, and delete the superseded files. A
+/// forget run that fails before its marker removes what it wrote.
+#[allow(clippy::too_many_arguments)]
 fn rewrite(
     job: &Job,
     stores: &Stores,
@@ -202,10 +215,46 @@ fn rewrite(
     table: &TableSpec,
     ledger: Ledger,
     forgotten: &[crate::ledger::Entry],
+    lock: &TableLock,
     summary: &mut ForgetSummary,
 ) -> Result<()> {
-    let started_at = now_rfc3339();
     let run_id = run_id_after(ledger.newest_run().unwrap_or_default());
+    lock.name_run(&run_id)?;
+    let journal = Journal::start(lake, &table.name, &run_id)?;
+    let supersedes = match rewrite_and_publish(
+        job, stores, lake, table, ledger, forgotten, lock, &run_id, &journal, summary,
+    ) {
+        Ok(supersedes) => supersedes,
+        Err(e) => {
+            super::recover::clean_up_failed(lake, &table.name, &run_id, &journal);
+            return Err(e);
+        }
+    };
+    stall_point("before_supersede");
+    delete_superseded(lake, &supersedes, lock)?;
+    if let Err(e) = journal.finish() {
+        tracing::warn!(table = %table.name, error = %e, "could not delete the forget run's journal; the next run does");
+    }
+    summary.run_id = Some(run_id);
+    summary.files_superseded = supersedes.len();
+    Ok(())
+}
+
+/// The forget run `run_id` up to its marker: the files it supersedes.
+#[allow(clippy::too_many_arguments)]
+fn rewrite_and_publish(
+    job: &Job,
+    stores: &Stores,
+    lake: &Lake,
+    table: &TableSpec,
+    ledger: Ledger,
+    forgotten: &[crate::ledger::Entry],
+    lock: &TableLock,
+    run_id: &str,
+    journal: &Journal,
+    summary: &mut ForgetSummary,
+) -> Result<Vec<String>> {
+    let started_at = now_rfc3339();
     let mut catalog = register::open(job, stores, lake);
     let schema = resolve_schema(job, table, &[], catalog.as_ref())?.schema;
 
@@ -225,31 +274,21 @@ fn rewrite(
     }
     let drop: HashSet<&str> = forgotten.iter().map(|e| e.record.uri.as_str()).collect();
 
-    let journal = Journal::start(lake, &table.name, &run_id)?;
     let writer = PartitionedWriter::new(
         lake.clone(),
         &table.name,
-        &run_id,
+        run_id,
         schema.clone(),
         job.write.clone(),
         Arc::new(AtomicU64::new(0)),
     )
-    .with_journal(journal.clone());
+    .with_journal(Arc::new(journal.clone()));
     let Rewritten {
         files,
         supersedes,
         deleted,
         rows_kept,
-    } = match rewrite_partitions(lake, &partitions, &schema, &drop, writer) {
-        Ok(done) => done,
-        Err(e) => {
-            // Nothing is committed: what the journal recorded goes.
-            if let Err(discard) = journal.discard() {
-                tracing::warn!(table = %table.name, error = %discard, "could not remove the forget run's files; the next run does");
-            }
-            return Err(e);
-        }
-    };
+    } = rewrite_partitions(lake, &partitions, &schema, &drop, writer)?;
     summary.rows_kept = rows_kept;
     for entry in forgotten {
         let found = deleted.get(entry.record.uri.as_str()).copied().unwrap_or(0);
@@ -265,6 +304,8 @@ fn rewrite(
         }
     }
 
+    // A forget taken over while it rewrote registers nothing.
+    lock.fence()?;
     let columns = columns_of(&schema);
     let registered = register(lake, &table.name, catalog.as_mut(), &columns, &files)?;
     let report = RunReport {
@@ -274,18 +315,11 @@ fn rewrite(
         files: files.iter().map(|f| f.record(lake)).collect(),
         forgotten: forgotten.iter().map(|e| e.record.uri.clone()).collect(),
         supersedes: supersedes.clone(),
-        ..RunReport::new(&table.name, &run_id, started_at)
+        ..RunReport::new(&table.name, run_id, started_at)
     };
-    publish(lake, ledger, report, || Ok(()))?;
-    stall_point("before_supersede");
-    delete_superseded(lake, &supersedes)?;
-    if let Err(e) = journal.finish() {
-        tracing::warn!(table = %table.name, error = %e, "could not delete the forget run's journal; the next run does");
-    }
-    summary.run_id = Some(run_id);
-    summary.files_superseded = supersedes.len();
+    publish(lake, lock, ledger, report, || Ok(()))?;
     summary.files_written = files.len();
-    Ok(())
+    Ok(supersedes)
 }
 
 /// What rewriting a table's partitions gave.
@@ -336,14 +370,6 @@ fn rewrite_partitions(
         deleted,
         rows_kept,
     })
-}
-
-/// Delete the data files a committed forget run replaced (gone already is fine).
-pub fn delete_superseded(lake: &Lake, keys: &[String]) -> Result<()> {
-    for key in keys {
-        lake.store().delete(key)?;
-    }
-    Ok(())
 }
 
 /// The rows of the data file `key` that belong to no input of `drop`, in `schema` (columns the

@@ -16,7 +16,10 @@
 pub mod after_commit;
 pub mod commit;
 pub mod forget;
+pub mod journal;
+pub mod lock;
 pub mod plan;
+pub mod record;
 pub mod recover;
 pub mod shard;
 pub mod stream;
@@ -27,7 +30,6 @@ use serde::Serialize;
 
 pub(crate) use crate::stall::stall_point;
 
-use crate::commit::journal::Journal;
 use crate::commit::rejects::RejectSpool;
 use crate::commit::report::now_rfc3339;
 use crate::commit::FailedInput;
@@ -36,7 +38,6 @@ use crate::error::{FileError, InputError, Result};
 use crate::lake::{new_run_id, run_id_after, Lake};
 use crate::ledger::failures::Failures;
 use crate::ledger::{Ledger, Provenance};
-use crate::lock::TableLock;
 use crate::read::pattern::MatchedInput;
 use crate::register::{self, Catalog};
 use crate::store::Stores;
@@ -44,6 +45,8 @@ use crate::transform::mask::scrub_text;
 use crate::transform::{ColumnRules, Masker, Transform};
 use arrow::datatypes::SchemaRef;
 
+use self::journal::Journal;
+use self::lock::TableLock;
 use self::plan::{plan, resolve_schema, Layout, Plan, Planned};
 pub use self::recover::recover;
 use self::stream::{stream, Outcome};
@@ -266,12 +269,12 @@ fn run_on(
 ) -> Result<TableSummary> {
     let started = Instant::now();
     crate::privacy::check_hash_key(job)?;
-    let lock = TableLock::acquire(&lake, &table.name, &new_run_id(), job.lock_lease)?;
+    let lock = TableLock::acquire(&lake, &table.name, &new_run_id(), job.lock_lease, "run")?;
     let mut summary = TableSummary {
         table: table.name.clone(),
         ..Default::default()
     };
-    let Some(begun) = begin(
+    let Some(mut begun) = begin(
         job,
         stores,
         &lake,
@@ -288,14 +291,66 @@ fn run_on(
     };
     // Every file the run writes is recorded in its journal before it is written.
     let journal = Journal::start(&lake, &table.name, &begun.run_id)?;
+    let run_id = begun.run_id.clone();
+    let failures = std::mem::take(&mut begun.failures);
+    let committed = stream_and_commit(
+        job,
+        &lake,
+        table,
+        &journal,
+        begun,
+        &failures,
+        &lock,
+        &mut summary,
+        progress,
+    );
+    let verdicts = match committed {
+        Ok(verdicts) => verdicts,
+        Err(e) => {
+            // A failed run (not a killed one) removes what it wrote before it goes: no reader
+            // of the folder sees its files until the next run. What cannot be removed stays
+            // in its journal for that run's recovery.
+            let cleaned = recover::clean_up_failed(&lake, &table.name, &run_id, &journal);
+            tracing::warn!(table = %table.name, run = %run_id, removed = cleaned.removed, left = cleaned.left, "the run failed; removed the files it wrote");
+            lock.release();
+            return Err(e);
+        }
+    };
+    // Committed (or, with nothing consumed, its files removed): the journal has served.
+    if let Err(e) = journal.finish() {
+        tracing::warn!(table = %table.name, error = %e, "could not delete the run's journal; the next run does");
+    }
+    note_failures(&lake, job, table, failures, verdicts, &mut summary);
+    if let Some(run) = &summary.run_id {
+        summary.after_commit +=
+            after_commit::finish_or_warn(&lake, stores, table, run, &lock, &mut summary.warnings);
+    }
+    lock.release();
+    summary.seconds = started.elapsed().as_secs_f64();
+    Ok(summary)
+}
+
+/// Stream a begun run's inputs and commit them: the verdicts for the failures record.
+#[allow(clippy::too_many_arguments)]
+fn stream_and_commit(
+    job: &Job,
+    lake: &Lake,
+    table: &TableSpec,
+    journal: &Journal,
+    begun: Begun,
+    failures: &Failures,
+    lock: &TableLock,
+    summary: &mut TableSummary,
+    progress: &dyn Progress,
+) -> Result<Vec<(MatchedInput, Verdict)>> {
     let transform = begun.transform(job, table);
     let spool = RejectSpool::new()?;
     let (streamed, files) = stream(
         job,
         table,
-        &lake,
+        lake,
         &begun.run_id,
-        &journal,
+        journal,
         &transform,
         &begun.admitted,
         &spool,
@@ -303,16 +358,17 @@ fn run_on(
     )?;
     let mut outcomes = begun.refused;
     outcomes.extend(streamed);
-    let verdicts = verdicts(&outcomes, &begun.failures);
+    let verdicts = verdicts(&outcomes, failures);
     stall_point("before_commit");
     let mut catalog = begun.catalog;
     commit::commit(
         &commit::RunContext {
-            lake: &lake,
+            lake,
             table: &table.name,
             run_id: &begun.run_id,
             started_at: begun.started_at,
             after_commit: &table.after_commit,
+            lock,
         },
         outcomes,
         files,
@@ -320,20 +376,9 @@ fn run_on(
         &spool,
         catalog.as_mut(),
         begun.ledger,
-        &mut summary,
+        summary,
     )?;
-    // Committed (or, with nothing consumed, its files removed): the journal has served.
-    if let Err(e) = journal.finish() {
-        tracing::warn!(table = %table.name, error = %e, "could not delete the run's journal; the next run does");
-    }
-    note_failures(&lake, job, table, begun.failures, verdicts, &mut summary);
-    if let Some(run) = &summary.run_id {
-        summary.after_commit +=
-            after_commit::finish_or_warn(&lake, stores, table, run, &mut summary.warnings);
-    }
-    lock.release();
-    summary.seconds = started.elapsed().as_secs_f64();
-    Ok(summary)
+    Ok(verdicts)
 }
 
 /// A run planned under its table's lock: what it streams and what its commit needs.
@@ -440,9 +485,10 @@ pub(crate) fn begin(
 ) -> Result<Option<Begun>> {
     let started_at = now_rfc3339();
     let ledger = Ledger::load(lake, &table.name)?;
-    summary.orphans_removed = recover(lake, &table.name, ledger.newest_run())?;
-    summary.after_commit = after_commit::resume_or_warn(lake, stores, table, &mut summary.warnings);
-    crate::lock::remove_stale_temp_files(lake, &table.name, job.lock_lease)?;
+    summary.orphans_removed = recover(lake, &table.name, ledger.newest_run(), lock)?;
+    summary.after_commit =
+        after_commit::resume_or_warn(lake, stores, table, lock, &mut summary.warnings);
+    lock::remove_stale_temp_files(lake, &table.name, job.lock_lease)?;
     stall_point("after_lock");
 
     let Plan {
@@ -480,8 +526,10 @@ pub(crate) fn begin(
     // "the markers after a run" never misses one. It names every file the run writes.
     let run_id = match ledger.newest_run() {
         Some(newest) => run_id_after(newest),
-        None => lock.run_id().to_owned(),
+        None => lock.run_id(),
     };
+    // The lock names the run from here on: commands that name it find it as the holder.
+    lock.name_run(&run_id)?;
     let catalog = register::open(job, stores, lake);
     let mut layout = resolve_schema(job, table, &planned, catalog.as_ref())?;
     // Inputs that cannot join the table's layout fail before anything is read of them.

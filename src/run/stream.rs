@@ -17,10 +17,10 @@ use std::sync::{Arc, Mutex, PoisonError, TryLockError};
 
 use rayon::prelude::*;
 
+use super::journal::Journal;
 use super::plan::Planned;
 use super::stall_point;
 use super::Progress;
-use crate::commit::journal::Journal;
 use crate::commit::rejects::RejectSpool;
 use crate::config::{Job, TableSpec, WriteOptions};
 use crate::error::{Error, FileError, InputError, Result};
@@ -107,7 +107,7 @@ pub fn stream(
                     per_worker.clone(),
                     sequence.clone(),
                 )
-                .with_journal(journal.clone()),
+                .with_journal(Arc::new(journal.clone())),
             )
         })
         .collect();

@@ -5,4 +5,4 @@ mod dictionary;
 mod file;
 pub mod parquet;
 
-pub use self::parquet::{column_widths, PartitionedWriter, WrittenFile};
+pub use self::parquet::{column_widths, FileLog, PartitionedWriter, WrittenFile};

@@ -29,7 +29,6 @@ use parquet::basic::{Compression, GzipLevel, ZstdLevel};
 use parquet::file::properties::{WriterProperties, WriterVersion};
 use parquet::schema::types::ColumnPath;
 
-use crate::commit::journal::Journal;
 use crate::config::{Codec, WriteOptions};
 use crate::error::{joined, Error, Result};
 use crate::lake::Lake;
@@ -218,6 +217,13 @@ struct Slot {
     tentative: bool,
 }
 
+/// Where a writer records each data file before its first byte is written (a run's journal),
+/// so that a crash leaves no file nobody knows of.
+pub trait FileLog: Send + Sync + std::fmt::Debug {
+    /// Record the data file `key` (below the lake root) before it is written.
+    fn before_write(&self, key: &str) -> Result<()>;
+}
+
 /// Writes partition batches of one table for one run.
 pub struct PartitionedWriter {
     lake: Lake,
@@ -232,7 +238,7 @@ pub struct PartitionedWriter {
     /// Files of the tentative input closed so far; `None` when no input is tentative.
     tentative: Option<Vec<WrittenFile>>,
     /// Where each file is recorded before it is written, so a crash leaves nothing unknown.
-    journal: Option<Journal>,
+    journal: Option<Arc<dyn FileLog>>,
     /// Closed files being published on threads of their own, oldest first.
     publishing: VecDeque<Publishing>,
     /// The `{customer}` of the inputs written since the last change (see
@@ -294,7 +300,7 @@ impl PartitionedWriter {
     }
 
     /// Record every file in `journal` before writing it.
-    pub fn with_journal(mut self, journal: Journal) -> Self {
+    pub fn with_journal(mut self, journal: Arc<dyn FileLog>) -> Self {
         self.journal = Some(journal);
         self
     }
@@ -433,7 +439,7 @@ impl PartitionedWriter {
         let upload = match &self.journal {
             Some(journal) => {
                 let (journal, entry) = (journal.clone(), rel.clone());
-                let first = Box::new(move || journal.file(&entry));
+                let first = Box::new(move || journal.before_write(&entry));
                 self.lake.store().upload_after(&rel, first)?
             }
             None => self.lake.store().upload(&rel)?,

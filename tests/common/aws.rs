@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use serde_json::Value;
 
 /// The endpoint and the client's interpreter.
+#[derive(Debug, Clone)]
 pub struct Endpoint {
     pub url: String,
     python: PathBuf,

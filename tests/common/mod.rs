@@ -63,6 +63,7 @@ pub mod aws;
 pub mod fake_api;
 pub mod gen;
 pub mod proxy;
+pub mod table;
 pub mod warehouse;
 
 use std::collections::{BTreeMap, HashSet};

@@ -27,15 +27,15 @@ use serde::Serialize;
 
 use self::balance::{balance, shards_for, Item};
 use self::record::{PatternStores, PlannedInput, RefusedInput, RunPlan, ShardInput, ShardReport};
+use super::journal::{self, Journal};
+use super::lock::TableLock;
 use super::stream::stream;
 use super::{begin, commit, stall_point, NoProgress, Progress, TableSummary};
-use crate::commit::journal::{self, Journal};
 use crate::commit::rejects::{RejectSpool, ShardRejects};
 use crate::config::{Job, TableSpec};
 use crate::error::{Error, Result};
 use crate::lake::{new_run_id, Lake};
 use crate::ledger::Ledger;
-use crate::lock::TableLock;
 use crate::register;
 use crate::store::Stores;
 use crate::transform::mask::scrub_text;
@@ -199,7 +199,7 @@ pub fn plan_run_on(
     count: ShardCount,
     lease: Duration,
 ) -> Result<PlanSummary> {
-    let lock = TableLock::acquire(lake, &table.name, &new_run_id(), job.lock_lease)?;
+    let lock = TableLock::acquire(lake, &table.name, &new_run_id(), job.lock_lease, "plan")?;
     let mut summary = TableSummary {
         table: table.name.clone(),
         ..Default::default()
@@ -271,6 +271,7 @@ pub fn plan_run_on(
             .map(|s| s.iter().map(record).collect::<Result<_>>())
             .collect::<Result<_>>()?,
     };
+    lock.name_run(&plan.run_id)?;
     let journal = Journal::start(lake, &table.name, &plan.run_id)?;
     record::write(lake.store().as_ref(), &journal.key(PLAN), &plan)?;
     lock.hand_over(&plan.run_id, lease)?;
@@ -293,12 +294,44 @@ fn now_ms() -> i64 {
         .as_millis() as i64
 }
 
-/// The run `run_id`, or when none is given the run holding `table`'s lock (the run a plan
-/// handed it to); `None` when none is given and no run holds the lock.
-pub fn resolve_run(lake: &Lake, table: &str, run_id: Option<&str>) -> Result<Option<String>> {
-    match run_id {
-        Some(r) => Ok(Some(r.to_owned())),
-        None => TableLock::holder(lake, table),
+/// Which planned (sharded) run a command acts on: the one named, or the one holding the
+/// table's lock (`--planned`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Which<'a> {
+    /// This run (`--run-id R`).
+    Named(&'a str),
+    /// The planned run holding the table's lock (`--planned`).
+    Holder,
+}
+
+impl<'a> From<Option<&'a str>> for Which<'a> {
+    /// `--run-id R` when given, else `--planned`.
+    fn from(run: Option<&'a str>) -> Self {
+        run.map_or(Which::Holder, Which::Named)
+    }
+}
+
+/// The planned run `which` names, or `None` when it asks for the lock's holder and no run
+/// holds the lock (a plan that found nothing new). Refused with [`Error::NotPlanned`] when
+/// the run holding the lock is not a planned run: a one-process run, a `forget`, a `repair`
+/// (`--planned`), or is the very run named (`--run-id` of a one-process run): only a planned
+/// run's own commands act on it.
+pub fn resolve_run(lake: &Lake, table: &str, which: Which<'_>) -> Result<Option<String>> {
+    let holder = TableLock::holder(lake, table)?;
+    let not_planned = |holder| Error::NotPlanned {
+        table: table.to_owned(),
+        holder: Box::new(holder),
+    };
+    match which {
+        Which::Holder => match holder {
+            None => Ok(None),
+            Some(h) if h.planned => Ok(Some(h.run_id)),
+            Some(h) => Err(not_planned(h)),
+        },
+        Which::Named(run) => match holder {
+            Some(h) if h.run_id == run && !h.planned => Err(not_planned(h)),
+            _ => Ok(Some(run.to_owned())),
+        },
     }
 }
 
@@ -332,18 +365,17 @@ fn transform(job: &Job, table: &TableSpec, plan: &RunPlan) -> Transform {
     )
 }
 
-/// Process shard `shard` of the sharded run `run_id` of `table` (the run holding the table's
-/// lock when `None`).
+/// Process shard `shard` of the planned run `which` names of `table`.
 pub fn run_shard(
     job: &Job,
     stores: &Stores,
     table: &TableSpec,
-    run_id: Option<&str>,
+    which: Which<'_>,
     shard: usize,
     progress: &dyn Progress,
 ) -> Result<ShardSummary> {
     let lake = Lake::open(job, stores)?;
-    run_shard_on(job, stores, &lake, table, run_id, shard, progress)
+    run_shard_on(job, stores, &lake, table, which, shard, progress)
 }
 
 /// [`run_shard`] on `lake`.
@@ -352,13 +384,13 @@ pub fn run_shard_on(
     stores: &Stores,
     lake: &Lake,
     table: &TableSpec,
-    run_id: Option<&str>,
+    which: Which<'_>,
     shard: usize,
     progress: &dyn Progress,
 ) -> Result<ShardSummary> {
     let started = Instant::now();
     crate::privacy::check_hash_key(job)?;
-    let Some(run_id) = resolve_run(lake, &table.name, run_id)? else {
+    let Some(run_id) = resolve_run(lake, &table.name, which)? else {
         // The scheduled plan found nothing new: its array job's children do nothing.
         return Ok(ShardSummary {
             table: table.name.clone(),
@@ -399,6 +431,9 @@ pub fn run_shard_on(
         return Ok(summary);
     }
     // A retried shard: what an earlier attempt wrote goes first, so nothing is written twice.
+    if !earlier.entries()?.is_empty() {
+        lock.fence()?;
+    }
     summary.files_discarded = earlier.discard()?;
     if summary.files_discarded > 0 {
         tracing::warn!(table = %table.name, run = %run_id, shard, files = summary.files_discarded, "deleted the files of an earlier attempt of this shard");
@@ -425,6 +460,9 @@ pub fn run_shard_on(
         progress,
     )?;
     stall_point("shard_before_report");
+    // A shard of a run taken over while it worked does not report (its files are the
+    // taker's recovery's to delete).
+    lock.fence()?;
     let rejects_key = spool.publish(store.as_ref(), &journal.key(REJECTS))?;
     let inputs = outcomes
         .into_iter()
@@ -457,18 +495,18 @@ pub fn run_shard_on(
     Ok(summary)
 }
 
-/// Commit the sharded run `run_id` of `table` (the run holding the table's lock when `None`)
-/// once every shard has reported: exactly what a one-process run's commit does. A run that
-/// is committed already is left as it is (its summary has its run id and a warning), and so
-/// is a lake where no run holds the lock when none is named: a retried commit does nothing.
+/// Commit the planned run `which` names of `table` once every shard has reported: exactly
+/// what a one-process run's commit does. A run that is committed already is left as it is
+/// (its summary has its run id and a warning), and so is a lake where no run holds the lock
+/// when the holder is asked for: a retried commit does nothing.
 pub fn commit_run(
     job: &Job,
     stores: &Stores,
     table: &TableSpec,
-    run_id: Option<&str>,
+    which: Which<'_>,
 ) -> Result<TableSummary> {
     let lake = Lake::open(job, stores)?;
-    commit_run_on(job, stores, &lake, table, run_id)
+    commit_run_on(job, stores, &lake, table, which)
 }
 
 /// [`commit_run`] on `lake`.
@@ -477,13 +515,13 @@ pub fn commit_run_on(
     stores: &Stores,
     lake: &Lake,
     table: &TableSpec,
-    run_id: Option<&str>,
+    which: Which<'_>,
 ) -> Result<TableSummary> {
     let mut summary = TableSummary {
         table: table.name.clone(),
         ..Default::default()
     };
-    let Some(run_id) = resolve_run(lake, &table.name, run_id)? else {
+    let Some(run_id) = resolve_run(lake, &table.name, which)? else {
         summary
             .warnings
             .push("no run holds the table's lock: nothing to commit".into());
@@ -573,6 +611,7 @@ pub fn commit_run_on(
             run_id: &run_id,
             started_at: plan.started_at,
             after_commit: &table.after_commit,
+            lock: &lock,
         },
         outcomes,
         files,
@@ -592,6 +631,7 @@ pub fn commit_run_on(
             stores,
             table,
             &run_id,
+            &lock,
             &mut summary.warnings,
         );
     }
@@ -600,17 +640,43 @@ pub fn commit_run_on(
     Ok(summary)
 }
 
-/// Delete what the uncommitted run `run_id` of `table` (the run holding the table's lock when
-/// `None`) wrote, and release the lock if the run holds it. Returns the run and how many data
-/// files were deleted. A committed run is refused.
+/// What [`abort_run`] did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct AbortSummary {
+    /// The table.
+    pub table: String,
+    /// The run aborted; `None` when the lock's holder was asked for and no run holds it.
+    pub run_id: Option<String>,
+    /// Data files deleted.
+    pub files_deleted: usize,
+}
+
+impl std::fmt::Display for AbortSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.run_id {
+            Some(run) => write!(
+                f,
+                "{}: run {run} aborted: {} data files deleted",
+                self.table, self.files_deleted
+            ),
+            None => write!(f, "{}: no run is planned: nothing to abort", self.table),
+        }
+    }
+}
+
+/// Abort the uncommitted planned run `which` names of `table`: delete what it wrote and
+/// release the table's lock. The run must own the table while this deletes: its lock is
+/// resumed (and fenced), or, when no run holds the lock (its lease passed), taken by this
+/// process; a lock another run holds refuses the abort with that run named. A committed run
+/// is refused, and a one-process run too (it is stopped by stopping its process).
 pub fn abort_run(
     job: &Job,
     stores: &Stores,
     table: &TableSpec,
-    run_id: Option<&str>,
-) -> Result<(String, usize)> {
+    which: Which<'_>,
+) -> Result<AbortSummary> {
     let lake = Lake::open(job, stores)?;
-    abort_run_on(job, &lake, table, run_id)
+    abort_run_on(job, &lake, table, which)
 }
 
 /// [`abort_run`] on `lake`.
@@ -618,14 +684,15 @@ pub fn abort_run_on(
     job: &Job,
     lake: &Lake,
     table: &TableSpec,
-    run_id: Option<&str>,
-) -> Result<(String, usize)> {
-    let run_id = resolve_run(lake, &table.name, run_id)?.ok_or_else(|| Error::Sharded {
+    which: Which<'_>,
+) -> Result<AbortSummary> {
+    let mut summary = AbortSummary {
         table: table.name.clone(),
-        run: "?".into(),
-        reason: "no run holds the table's lock: plan one with `citrine plan`, or pass --run-id"
-            .into(),
-    })?;
+        ..Default::default()
+    };
+    let Some(run_id) = resolve_run(lake, &table.name, which)? else {
+        return Ok(summary);
+    };
     if lake
         .store()
         .head(&lake.manifest_key(&table.name, &run_id))?
@@ -637,13 +704,20 @@ pub fn abort_run_on(
             reason: "the run is committed; only an uncommitted run can be aborted".into(),
         });
     }
+    let lock = match TableLock::resume(lake, &table.name, &run_id, job.lock_lease) {
+        Ok(lock) => lock,
+        // No run holds the table (the run's lease passed): this process takes it to delete.
+        Err(Error::NotHolder { holder: None, .. }) => {
+            TableLock::acquire(lake, &table.name, &run_id, job.lock_lease, "abort")?
+        }
+        Err(e) => return Err(e),
+    };
     let files = journal::run_files(lake, &table.name, &run_id)?;
-    let removed = journal::discard_run(lake, &table.name, &run_id, &files)?;
+    lock.fence()?;
+    summary.files_deleted = super::recover::discard_run(lake, &table.name, &run_id, &files)?;
     Journal::open(lake, &table.name, &run_id, None).finish()?;
-    // A sharded run's lock is released; a one-process run's is left to that process.
-    if let Ok(lock) = TableLock::resume(lake, &table.name, &run_id, job.lock_lease) {
-        lock.release();
-    }
-    tracing::warn!(table = %table.name, run = %run_id, files = removed, "aborted the run");
-    Ok((run_id, removed))
+    lock.release();
+    tracing::warn!(table = %table.name, run = %run_id, files = summary.files_deleted, "aborted the run");
+    summary.run_id = Some(run_id);
+    Ok(summary)
 }

@@ -1,9 +1,9 @@
 //! The run journal: `_citrine/runs/<table>/<run_id>/started` when a run begins writing, then
 //! one empty object `files/<key below data/<table>/>` per data file, written *before* the
-//! file's upload starts. Recovering a crashed run therefore costs what that run wrote, never a
-//! listing of the table's data. A run deletes its journal once its marker is written (or once
-//! it has removed its files, when it commits nothing); a journal whose run has a marker is
-//! only leftovers and is deleted too.
+//! file's upload starts. Recovering a crashed run ([`super::recover`]) therefore costs what that
+//! run wrote, never a listing of the table's data. A run deletes its journal once its marker
+//! is written (or once it has removed its files, when it commits nothing or fails); a journal
+//! whose run has a marker is only leftovers and is deleted too.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -71,7 +71,7 @@ impl Journal {
         let started = Started {
             run_id,
             pid: std::process::id(),
-            host: crate::lock::hostname(),
+            host: super::lock::hostname(),
             started_at: now_rfc3339(),
         };
         self.store.write(
@@ -92,22 +92,29 @@ impl Journal {
         self.store.write(&self.key(&format!("{FILES}/{rel}")), b"")
     }
 
-    /// Delete the data files this journal recorded (and their staging leftovers), then the
-    /// journal: what an uncommitted run, or one attempt of a shard, wrote. Returns how many
-    /// data files were recorded.
-    pub fn discard(&self) -> Result<usize> {
-        let mut removed = 0;
+    /// The data files this journal recorded: each entry's key with the data file's key.
+    pub fn entries(&self) -> Result<Vec<(String, String)>> {
         let files = format!("{FILES}/");
+        let mut out = Vec::new();
         for o in self.store.list(&self.prefix)? {
             if let Some(rel) = file_entry(&o.key[self.prefix.len()..], &files) {
                 let key = format!("{}{rel}", self.data_prefix);
-                self.store.delete(&key)?;
-                self.store.delete_staging(&key)?;
-                removed += 1;
+                out.push((o.key, key));
             }
         }
+        Ok(out)
+    }
+
+    /// Delete the data files this journal recorded (and their staging leftovers), then the
+    /// journal: what one attempt of a shard wrote. Returns how many data files were recorded.
+    pub fn discard(&self) -> Result<usize> {
+        let entries = self.entries()?;
+        for (_, key) in &entries {
+            self.store.delete(key)?;
+            self.store.delete_staging(key)?;
+        }
         self.finish()?;
-        Ok(removed)
+        Ok(entries.len())
     }
 
     /// Delete the journal: the run is committed, or has removed what it wrote.
@@ -116,6 +123,12 @@ impl Journal {
             self.store.delete(&o.key)?;
         }
         Ok(())
+    }
+}
+
+impl crate::write::FileLog for Journal {
+    fn before_write(&self, key: &str) -> Result<()> {
+        self.file(key)
     }
 }
 
@@ -132,7 +145,7 @@ fn file_entry<'a>(rest: &'a str, files: &str) -> Option<&'a str> {
 
 /// Runs found in a table's journals, with the data keys each recorded (a sharded run's
 /// shards' too): those of `from` and after (they sort by run id), or all.
-fn journaled_runs(
+pub(crate) fn journaled_runs(
     lake: &Lake,
     table: &str,
     from: Option<&str>,
@@ -162,25 +175,6 @@ fn journaled_runs(
     Ok(runs)
 }
 
-/// Delete what the uncommitted run `run` of `table` wrote: `files` (and their staging
-/// leftovers), its report, rejects and marker leftovers. Returns how many files were removed.
-pub fn discard_run(lake: &Lake, table: &str, run: &str, files: &[String]) -> Result<usize> {
-    let store = lake.store();
-    for key in files {
-        store.delete(key)?;
-        store.delete_staging(key)?;
-    }
-    for key in [
-        lake.report_key(table, run),
-        lake.rejects_key(table, run),
-        lake.manifest_key(table, run),
-    ] {
-        store.delete(&key)?;
-        store.delete_staging(&key)?;
-    }
-    Ok(files.len())
-}
-
 /// The data files the journal of `run` (all its shards) recorded.
 pub fn run_files(lake: &Lake, table: &str, run: &str) -> Result<Vec<String>> {
     let data = lake.data_prefix(table);
@@ -195,123 +189,9 @@ pub fn run_files(lake: &Lake, table: &str, run: &str) -> Result<Vec<String>> {
     Ok(out)
 }
 
-/// Delete what crashed runs of `table` left, from their journals: each journaled run without
-/// a marker loses its data files (and their staging leftovers), report and rejects; every
-/// journal found is deleted. Returns how many data files were removed.
-///
-/// With `from` (the newest committed run), only journals of that run and later ones are
-/// listed: a run's id sorts after every committed run's, so a crashed run's journal is
-/// always among them, and older journals were deleted by the runs that followed them. The
-/// listing then starts after them (`start-after`), so it costs the same however many runs
-/// came before, even on stores that keep emptied folders (SeaweedFS).
-pub fn recover(lake: &Lake, table: &str, from: Option<&str>) -> Result<usize> {
-    let store = lake.store();
-    let mut removed = 0;
-    for (run, files) in journaled_runs(lake, table, from)? {
-        let committed = store.head(&lake.manifest_key(table, &run))?.is_some();
-        if !committed {
-            removed += discard_run(lake, table, &run, &files)?;
-            tracing::warn!(
-                table,
-                run,
-                files = files.len(),
-                "removed the files of a run that did not commit"
-            );
-        } else {
-            // Killed after its marker: a forget run maybe before it deleted the files it
-            // replaced, any run maybe while writing its ledger checkpoint.
-            match lake.report(table, &run) {
-                Ok(report) => crate::run::forget::delete_superseded(lake, &report.supersedes)?,
-                Err(e) => {
-                    tracing::warn!(table, run, error = %e, "a committed run's report is unreadable");
-                }
-            }
-            let checkpoint = format!(
-                "{}/{run}{}",
-                lake.checkpoint_prefix(table),
-                crate::ledger::checkpoint::SUFFIX
-            );
-            store.delete_staging(&checkpoint)?;
-        }
-        Journal::open(lake, table, &run, None).finish()?;
-    }
-    Ok(removed)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_crashed_run_loses_exactly_what_its_journal_holds() {
-        let dir = tempfile::tempdir().unwrap();
-        let lake = Lake::local(dir.path()).unwrap();
-        let store = lake.store();
-        // A committed run's file, and a crashed run's two files and report.
-        store
-            .write(
-                "data/t/customer=a/dt=2024-01-01/part-r1-00000.parquet",
-                b"1",
-            )
-            .unwrap();
-        store.write(&lake.manifest_key("t", "r1"), b"{}").unwrap();
-        let crashed = Journal::start(&lake, "t", "r2").unwrap();
-        for key in [
-            "data/t/customer=a/dt=2024-01-01/part-r2-00001.parquet",
-            "data/t/customer=b/dt=2024-01-02/part-r2-00002.parquet",
-        ] {
-            crashed.file(key).unwrap();
-            store.write(key, b"2").unwrap();
-        }
-        store.write(&lake.report_key("t", "r2"), b"{}").unwrap();
-        // A committed run that died before deleting its journal.
-        let done = Journal::start(&lake, "t", "r3").unwrap();
-        done.file("data/t/customer=a/dt=2024-01-01/part-r3-00003.parquet")
-            .unwrap();
-        store
-            .write(
-                "data/t/customer=a/dt=2024-01-01/part-r3-00003.parquet",
-                b"3",
-            )
-            .unwrap();
-        store.write(&lake.manifest_key("t", "r3"), b"{}").unwrap();
-
-        // A sharded run's shard that crashed: its files are the run's.
-        let shard = Journal::start_shard(&lake, "t", "r4", 3).unwrap();
-        shard
-            .file("data/t/customer=b/dt=2024-01-02/part-r4-s0003-00000.parquet")
-            .unwrap();
-        store
-            .write(
-                "data/t/customer=b/dt=2024-01-02/part-r4-s0003-00000.parquet",
-                b"4",
-            )
-            .unwrap();
-        assert_eq!(
-            run_files(&lake, "t", "r4").unwrap(),
-            ["data/t/customer=b/dt=2024-01-02/part-r4-s0003-00000.parquet"]
-        );
-
-        // An older committed run's journal that was never deleted: below the newest committed
-        // run, so a run's recovery (from the newest committed run on) does not list it.
-        Journal::start(&lake, "t", "r1").unwrap();
-
-        assert_eq!(recover(&lake, "t", Some("r2")).unwrap(), 3);
-        let keys: Vec<String> = store.list("").unwrap().into_iter().map(|o| o.key).collect();
-        assert_eq!(
-            keys,
-            [
-                "_citrine/runs/t/r1/started",
-                "complete/t/r1.manifest",
-                "complete/t/r3.manifest",
-                "data/t/customer=a/dt=2024-01-01/part-r1-00000.parquet",
-                "data/t/customer=a/dt=2024-01-01/part-r3-00003.parquet",
-            ]
-        );
-        // The full listing (`citrine repair`) finds it.
-        assert_eq!(recover(&lake, "t", None).unwrap(), 0, "nothing left to do");
-        assert!(store.list("_citrine").unwrap().is_empty());
-    }
 
     #[test]
     fn a_shard_attempt_is_discarded_alone() {

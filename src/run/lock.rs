@@ -8,13 +8,14 @@
 //! lives.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
 use crate::commit::report::rfc3339;
+pub use crate::error::Holder;
 use crate::error::{Error, Result};
 use crate::lake::Lake;
 use crate::store::{Store, Version};
@@ -29,15 +30,45 @@ struct LockBody {
     /// never because the process that wrote it is gone.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     shared: bool,
+    /// The command holding it (`run`, `forget`, `repair`, …), for the messages of those it
+    /// refuses; absent in locks older citrines wrote.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    command: String,
+}
+
+/// Who holds `body`'s lock.
+fn holder_of(body: &LockBody) -> Holder {
+    Holder {
+        run_id: body.run_id.clone(),
+        pid: body.pid,
+        host: body.host.clone(),
+        expires: rfc3339(body.expires_ms),
+        planned: body.shared,
+        command: body.command.clone(),
+    }
+}
+
+/// The lock as this process last wrote it: the body, the version the store gave that write,
+/// and when the write's request was sent (its lease counts from no later than that).
+#[derive(Debug)]
+struct Held {
+    body: LockBody,
+    version: Version,
+    renewed: Instant,
 }
 
 /// A held table lock; released on drop.
+///
+/// Holding it is what entitles a process to change its table: every irreversible step (a
+/// marker, deleting files the run did not write, deleting inputs after a commit) is preceded
+/// by [`TableLock::fence`], which fails once another run has taken the lock over.
 #[derive(Debug)]
 pub struct TableLock {
     store: Arc<dyn Store>,
+    table: String,
     key: String,
-    run_id: String,
-    version: Arc<Mutex<Version>>,
+    lease: Duration,
+    held: Arc<Mutex<Held>>,
     stop: Arc<AtomicBool>,
     heartbeat: Option<JoinHandle<()>>,
     /// A sharded run's lock, resumed by one of its processes: dropping it stops the heartbeat
@@ -104,9 +135,23 @@ fn unreadable_expiry(store: &dyn Store, key: &str, lease: Duration) -> Result<i6
     Ok(written_ms + lease.as_millis() as i64)
 }
 
+/// The least lease a fenced step may start with: a third of the lease (the heartbeat's
+/// period). A fence renews the lease, so this is only short of the whole lease when the
+/// renewal itself took two thirds of it (a process paused while renewing).
+pub fn fence_margin(lease: Duration) -> Duration {
+    lease / 3
+}
+
 impl TableLock {
-    /// Take the lock of `table` for `run_id` with `lease`.
-    pub fn acquire(lake: &Lake, table: &str, run_id: &str, lease: Duration) -> Result<Self> {
+    /// Take the lock of `table` for `run_id` with `lease`, on behalf of `command` (named to
+    /// those the lock refuses).
+    pub fn acquire(
+        lake: &Lake,
+        table: &str,
+        run_id: &str,
+        lease: Duration,
+        command: &str,
+    ) -> Result<Self> {
         let store = lake.store().clone();
         let key = lake.lock_key(table);
         let mut body = LockBody {
@@ -115,8 +160,10 @@ impl TableLock {
             host: hostname(),
             expires_ms: 0,
             shared: false,
+            command: command.to_owned(),
         };
         for attempt in 0..5 {
+            let sent = Instant::now();
             body.expires_ms = now_ms() + lease.as_millis() as i64;
             // Most runs find the table free: create first, read only when that is refused.
             let created = if attempt == 0 {
@@ -155,10 +202,7 @@ impl TableLock {
                         if holder.expires_ms > now_ms() && !dead {
                             return Err(Error::Locked {
                                 table: table.to_owned(),
-                                holder: holder.run_id,
-                                pid: holder.pid,
-                                host: holder.host,
-                                expires: rfc3339(holder.expires_ms),
+                                holder: Box::new(holder_of(&holder)),
                             });
                         }
                         let won = store.replace(&key, &encode(&body), &version)?;
@@ -170,7 +214,12 @@ impl TableLock {
                 },
             };
             if let Some(version) = taken {
-                return Ok(Self::held(store, key, body, version, lease, false));
+                let held = Held {
+                    body,
+                    version,
+                    renewed: sent,
+                };
+                return Ok(Self::held(store, table, key, held, lease, false));
             }
             // Lost a race with another run creating or taking over the lock: look again.
             std::thread::sleep(Duration::from_millis(50));
@@ -182,8 +231,82 @@ impl TableLock {
     }
 
     /// The run holding this lock.
-    pub fn run_id(&self) -> &str {
-        &self.run_id
+    pub fn run_id(&self) -> String {
+        self.state().body.run_id.clone()
+    }
+
+    fn state(&self) -> MutexGuard<'_, Held> {
+        // The heartbeat never panics while holding it; a poisoned state is still the truth.
+        self.held
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Name the run holding this lock `run_id` (a run learns its id once it has read the
+    /// ledger under the lock), renewing the lease: from here on commands that name the run
+    /// find it as the holder. Fails with [`Error::Fenced`] if the lock was taken over.
+    pub fn name_run(&self, run_id: &str) -> Result<()> {
+        let mut held = self.state();
+        if held.body.run_id == run_id {
+            return Ok(());
+        }
+        let mut body = held.body.clone();
+        body.run_id = run_id.to_owned();
+        self.renew_as(&mut held, body)
+    }
+
+    /// Fence before an irreversible step: prove that this lock is still the one this process
+    /// took (the same version, renewed since only by its own heartbeat; for a planned run,
+    /// still that run's) by renewing its lease with a write conditional on that version, and
+    /// that at least [`fence_margin`] of the renewed lease is left. Fails with
+    /// [`Error::Fenced`], changing nothing, once another run has taken the lock over (this
+    /// process was paused past its lease: a stopped container, a frozen VM).
+    pub fn fence(&self) -> Result<()> {
+        let mut held = self.state();
+        let body = held.body.clone();
+        self.renew_as(&mut held, body)?;
+        let left = self.lease.saturating_sub(held.renewed.elapsed());
+        if left < fence_margin(self.lease) {
+            return Err(self.fenced(&held.body.run_id, "its lease ran short while renewing"));
+        }
+        Ok(())
+    }
+
+    /// Write `body` (its lease renewed from now) over the version `held` names.
+    fn renew_as(&self, held: &mut Held, mut body: LockBody) -> Result<()> {
+        let sent = Instant::now();
+        let renewed = if body.shared {
+            renew_shared(self.store.as_ref(), &self.key, &body.run_id, self.lease)
+        } else {
+            body.expires_ms = now_ms() + self.lease.as_millis() as i64;
+            self.store
+                .replace(&self.key, &encode(&body), &held.version)
+                .map(|v| v.map(|v| (body, v)))
+        };
+        match renewed? {
+            Some((body, version)) => {
+                *held = Held {
+                    body,
+                    version,
+                    renewed: sent,
+                };
+                Ok(())
+            }
+            None => Err(self.fenced(&held.body.run_id, "another run took it over")),
+        }
+    }
+
+    fn fenced(&self, run: &str, why: &str) -> Error {
+        let holder = read_body(self.store.as_ref(), &self.key)
+            .ok()
+            .flatten()
+            .map(|(b, _)| Box::new(holder_of(&b)));
+        tracing::error!(table = %self.table, run, why, "the run no longer holds its table's lock");
+        Error::Fenced {
+            table: self.table.clone(),
+            run: run.to_owned(),
+            holder,
+        }
     }
 
     /// Hand the lock to the sharded run `run_id` and leave it held when this process exits:
@@ -197,17 +320,15 @@ impl TableLock {
             host: hostname(),
             expires_ms: now_ms() + lease.as_millis() as i64,
             shared: true,
+            command: "plan".into(),
         };
-        let version = self.version.lock().expect("lock version").clone();
+        let version = self.state().version.clone();
         let handed = self.store.replace(&self.key, &encode(&body), &version)?;
         // From here on the lock is the run's, whatever happened: never released on drop.
         self.keep_on_drop = true;
         match handed {
             Some(_) => Ok(()),
-            None => Err(Error::Corrupt {
-                path: self.store.url(&self.key),
-                message: "the table lock was taken over before the plan was written".into(),
-            }),
+            None => Err(self.fenced(run_id, "taken over before the plan was handed to the run")),
         }
     }
 
@@ -218,50 +339,55 @@ impl TableLock {
     pub fn resume(lake: &Lake, table: &str, run_id: &str, lease: Duration) -> Result<Self> {
         let store = lake.store().clone();
         let key = lake.lock_key(table);
+        let sent = Instant::now();
         let Some((body, version)) = renew_shared(store.as_ref(), &key, run_id, lease)? else {
             return Err(Error::NotHolder {
                 table: table.to_owned(),
                 run: run_id.to_owned(),
-                holder: read_body(store.as_ref(), &key)?.map(|(b, _)| b.run_id),
+                holder: Self::holder(lake, table)?.map(Box::new),
             });
         };
-        Ok(Self::held(store, key, body, version, lease, true))
+        let held = Held {
+            body,
+            version,
+            renewed: sent,
+        };
+        Ok(Self::held(store, table, key, held, lease, true))
     }
 
-    /// The lock as held with `body` at `version`, renewed by a heartbeat from now on.
+    /// The lock as `held`, renewed by a heartbeat from now on.
     fn held(
         store: Arc<dyn Store>,
+        table: &str,
         key: String,
-        body: LockBody,
-        version: Version,
+        held: Held,
         lease: Duration,
         keep_on_drop: bool,
     ) -> Self {
-        let run_id = body.run_id.clone();
-        let version = Arc::new(Mutex::new(version));
+        let held = Arc::new(Mutex::new(held));
         let stop = Arc::new(AtomicBool::new(false));
         let heartbeat = Some(spawn_heartbeat(
             store.clone(),
             key.clone(),
-            body,
-            version.clone(),
+            held.clone(),
             lease,
             stop.clone(),
         ));
         Self {
             store,
+            table: table.to_owned(),
             key,
-            run_id,
-            version,
+            lease,
+            held,
             stop,
             heartbeat,
             keep_on_drop,
         }
     }
 
-    /// The run holding `table`'s lock, if any (readable) lock is there.
-    pub fn holder(lake: &Lake, table: &str) -> Result<Option<String>> {
-        Ok(read_body(lake.store().as_ref(), &lake.lock_key(table))?.map(|(b, _)| b.run_id))
+    /// Who holds `table`'s lock, if any (readable) lock is there.
+    pub fn holder(lake: &Lake, table: &str) -> Result<Option<Holder>> {
+        Ok(read_body(lake.store().as_ref(), &lake.lock_key(table))?.map(|(b, _)| holder_of(&b)))
     }
 
     /// Release now (also done on drop, except for a resumed sharded run's lock, which only
@@ -287,13 +413,15 @@ impl TableLock {
         if !self.stop_heartbeat() || self.keep_on_drop {
             return;
         }
-        let ours = read_body(self.store.as_ref(), &self.key)
-            .ok()
-            .flatten()
-            .is_some_and(|(b, v)| {
-                b.run_id == self.run_id
-                    && (b.shared || self.version.lock().is_ok_and(|mine| *mine == v))
-            });
+        let ours = {
+            let held = self.state();
+            read_body(self.store.as_ref(), &self.key)
+                .ok()
+                .flatten()
+                .is_some_and(|(b, v)| {
+                    b.run_id == held.body.run_id && (b.shared || held.version == v)
+                })
+        };
         if ours {
             if let Err(e) = self.store.delete(&self.key) {
                 tracing::warn!(lock = %self.store.url(&self.key), error = %e, "could not release the table lock; it expires with its lease");
@@ -311,8 +439,7 @@ impl Drop for TableLock {
 fn spawn_heartbeat(
     store: Arc<dyn Store>,
     key: String,
-    mut body: LockBody,
-    version: Arc<Mutex<Version>>,
+    held: Arc<Mutex<Held>>,
     lease: Duration,
     stop: Arc<AtomicBool>,
 ) -> JoinHandle<()> {
@@ -323,17 +450,27 @@ fn spawn_heartbeat(
         }
         // Renew only the version we wrote: a lock taken over meanwhile is left alone. A sharded
         // run's processes renew one lock, so theirs renew whatever version names their run.
-        let Ok(mut current) = version.lock() else {
+        let Ok(mut current) = held.lock() else {
             return;
         };
+        let sent = Instant::now();
+        let mut body = current.body.clone();
         let renewed = if body.shared {
-            renew_shared(store.as_ref(), &key, &body.run_id, lease).map(|r| r.map(|(_, v)| v))
+            renew_shared(store.as_ref(), &key, &body.run_id, lease)
         } else {
             body.expires_ms = now_ms() + lease.as_millis() as i64;
-            store.replace(&key, &encode(&body), &current)
+            store
+                .replace(&key, &encode(&body), &current.version)
+                .map(|v| v.map(|v| (body, v)))
         };
         match renewed {
-            Ok(Some(v)) => *current = v,
+            Ok(Some((body, version))) => {
+                *current = Held {
+                    body,
+                    version,
+                    renewed: sent,
+                }
+            }
             Ok(None) => {
                 tracing::error!(lock = %store.url(&key), "the table lock was taken over by another run");
                 return;
@@ -404,17 +541,22 @@ pub fn remove_stale_temp_files(lake: &Lake, table: &str, lease: Duration) -> Res
 mod tests {
     use super::*;
 
+    fn holder_run(lake: &Lake) -> Option<String> {
+        TableLock::holder(lake, "t").unwrap().map(|h| h.run_id)
+    }
+
     #[test]
     fn second_run_is_refused_then_admitted_after_release() {
         let dir = tempfile::tempdir().unwrap();
         let lake = Lake::local(dir.path()).unwrap();
-        let a = TableLock::acquire(&lake, "t", "run-a", Duration::from_secs(60)).unwrap();
-        let err = TableLock::acquire(&lake, "t", "run-b", Duration::from_secs(60)).unwrap_err();
+        let a = TableLock::acquire(&lake, "t", "run-a", Duration::from_secs(60), "run").unwrap();
+        let err =
+            TableLock::acquire(&lake, "t", "run-b", Duration::from_secs(60), "run").unwrap_err();
         assert!(err.to_string().contains("locked by run run-a"), "{err}");
         // Other tables are independent.
-        drop(TableLock::acquire(&lake, "u", "run-b", Duration::from_secs(60)).unwrap());
+        drop(TableLock::acquire(&lake, "u", "run-b", Duration::from_secs(60), "run").unwrap());
         a.release();
-        TableLock::acquire(&lake, "t", "run-b", Duration::from_secs(60)).unwrap();
+        TableLock::acquire(&lake, "t", "run-b", Duration::from_secs(60), "run").unwrap();
     }
 
     #[test]
@@ -428,9 +570,10 @@ mod tests {
             host: hostname(),
             expires_ms: 0,
             shared: false,
+            command: String::new(),
         };
         lake.store().write(&key, &encode(&expired)).unwrap();
-        drop(TableLock::acquire(&lake, "t", "new", Duration::from_secs(60)).unwrap());
+        drop(TableLock::acquire(&lake, "t", "new", Duration::from_secs(60), "run").unwrap());
         // A holder whose process is gone (pid far above any live one).
         let dead = LockBody {
             run_id: "dead".into(),
@@ -438,9 +581,10 @@ mod tests {
             host: hostname(),
             expires_ms: i64::MAX,
             shared: false,
+            command: String::new(),
         };
         lake.store().write(&key, &encode(&dead)).unwrap();
-        drop(TableLock::acquire(&lake, "t", "new2", Duration::from_secs(60)).unwrap());
+        drop(TableLock::acquire(&lake, "t", "new2", Duration::from_secs(60), "run").unwrap());
         // A live holder elsewhere with a valid lease is respected.
         let remote = LockBody {
             run_id: "remote".into(),
@@ -448,9 +592,10 @@ mod tests {
             host: "other-host".into(),
             expires_ms: i64::MAX,
             shared: false,
+            command: String::new(),
         };
         lake.store().write(&key, &encode(&remote)).unwrap();
-        assert!(TableLock::acquire(&lake, "t", "new3", Duration::from_secs(60)).is_err());
+        assert!(TableLock::acquire(&lake, "t", "new3", Duration::from_secs(60), "run").is_err());
     }
 
     #[test]
@@ -458,16 +603,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let lake = Lake::local(dir.path()).unwrap();
         let lease = Duration::from_secs(60);
-        let lock = TableLock::acquire(&lake, "t", "planner", lease).unwrap();
+        let lock = TableLock::acquire(&lake, "t", "planner", lease, "run").unwrap();
         lock.hand_over("run-1", lease).unwrap();
         // Handed over: held by the run, not by the (live or gone) process that planned it.
-        assert_eq!(
-            TableLock::holder(&lake, "t").unwrap().as_deref(),
-            Some("run-1")
-        );
-        let err = TableLock::acquire(&lake, "t", "other", lease).unwrap_err();
+        assert_eq!(holder_run(&lake).as_deref(), Some("run-1"));
+        let err = TableLock::acquire(&lake, "t", "other", lease, "run").unwrap_err();
         assert!(
-            matches!(err, Error::Locked { ref holder, .. } if holder == "run-1"),
+            matches!(err, Error::Locked { ref holder, .. } if holder.run_id == "run-1" && holder.planned),
             "{err}"
         );
         // Two of the run's processes resume it at once; dropping them leaves it held.
@@ -475,20 +617,22 @@ mod tests {
         let b = TableLock::resume(&lake, "t", "run-1", lease).unwrap();
         drop(a);
         drop(b);
-        assert_eq!(
-            TableLock::holder(&lake, "t").unwrap().as_deref(),
-            Some("run-1")
-        );
+        assert_eq!(holder_run(&lake).as_deref(), Some("run-1"));
         // Another run cannot resume it.
         let err = TableLock::resume(&lake, "t", "run-2", lease).unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "run run-2 does not hold table t's lock (run run-1 holds it); was it committed, aborted, or taken over after its lease passed?"
+        let text = err.to_string();
+        assert!(
+            text.starts_with(
+                "run run-2 does not hold table t's lock (planned run run-1 (citrine plan), pid "
+            ) && text.ends_with(
+                " holds it); was it committed, aborted, or taken over after its lease passed?"
+            ),
+            "{text}"
         );
         TableLock::resume(&lake, "t", "run-1", lease)
             .unwrap()
             .release();
-        assert_eq!(TableLock::holder(&lake, "t").unwrap(), None);
+        assert_eq!(holder_run(&lake), None);
         assert!(matches!(
             TableLock::resume(&lake, "t", "run-1", lease).unwrap_err(),
             Error::NotHolder { holder: None, .. }
@@ -502,7 +646,8 @@ mod tests {
         let key = lake.lock_key("t");
         for garbage in [&b""[..], b"{\"run_id\": \"cut sh"] {
             lake.store().write(&key, garbage).unwrap();
-            let err = TableLock::acquire(&lake, "t", "new", Duration::from_secs(60)).unwrap_err();
+            let err =
+                TableLock::acquire(&lake, "t", "new", Duration::from_secs(60), "run").unwrap_err();
             assert!(
                 err.to_string().contains(
                     "the table lock is unreadable; it is taken over once its lease has passed"
@@ -511,7 +656,8 @@ mod tests {
             );
             // Written more than a lease ago (a 1 ms lease here): taken over.
             std::thread::sleep(Duration::from_millis(20));
-            let lock = TableLock::acquire(&lake, "t", "new", Duration::from_millis(1)).unwrap();
+            let lock =
+                TableLock::acquire(&lake, "t", "new", Duration::from_millis(1), "run").unwrap();
             assert_eq!(
                 read_body(lake.store().as_ref(), &key)
                     .unwrap()
@@ -551,5 +697,87 @@ mod tests {
             left,
             [mine, ".u.lock.1.0.tmp".to_string(), "t.lock".to_string()]
         );
+    }
+
+    #[test]
+    fn a_fence_renews_the_lock_it_took_and_fails_once_it_is_taken_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Lake::local(dir.path()).unwrap();
+        let key = lake.lock_key("t");
+        let lease = Duration::from_secs(60);
+        let lock = TableLock::acquire(&lake, "t", "provisional", lease, "run").unwrap();
+        lock.name_run("run-a").unwrap();
+        assert_eq!(holder_run(&lake).as_deref(), Some("run-a"));
+        let before = read_body(lake.store().as_ref(), &key).unwrap().unwrap();
+        // A later expiry (bodies written in the same millisecond are the same bytes).
+        std::thread::sleep(Duration::from_millis(5));
+        lock.fence().unwrap();
+        let after = read_body(lake.store().as_ref(), &key).unwrap().unwrap();
+        assert_ne!(before.1, after.1, "a fence is a conditional write");
+        assert_eq!(after.0.run_id, "run-a");
+        // Another run takes the lock over (as it does once the lease has passed).
+        let taker = LockBody {
+            run_id: "run-b".into(),
+            pid: 1,
+            host: "other-host".into(),
+            expires_ms: i64::MAX,
+            shared: false,
+            command: "run".into(),
+        };
+        lake.store()
+            .replace(&key, &encode(&taker), &after.1)
+            .unwrap()
+            .unwrap();
+        let err = lock.fence().unwrap_err();
+        assert!(
+            matches!(&err, Error::Fenced { run, holder: Some(h), .. } if run == "run-a" && h.run_id == "run-b"),
+            "{err}"
+        );
+        assert!(lock.name_run("run-c").is_err());
+        // The fence changed nothing, and releasing leaves the taker's lock alone.
+        lock.release();
+        assert_eq!(holder_run(&lake).as_deref(), Some("run-b"));
+    }
+
+    #[test]
+    fn a_planned_runs_fence_holds_while_the_lock_names_the_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Lake::local(dir.path()).unwrap();
+        let lease = Duration::from_secs(60);
+        TableLock::acquire(&lake, "t", "planner", lease, "plan")
+            .unwrap()
+            .hand_over("run-1", lease)
+            .unwrap();
+        let a = TableLock::resume(&lake, "t", "run-1", lease).unwrap();
+        let b = TableLock::resume(&lake, "t", "run-1", lease).unwrap();
+        // Another process of the run renewing does not fence this one.
+        b.fence().unwrap();
+        a.fence().unwrap();
+        // Expired and taken over by a plain run: both are fenced.
+        let key = lake.lock_key("t");
+        let (_, version) = read_body(lake.store().as_ref(), &key).unwrap().unwrap();
+        let taker = LockBody {
+            run_id: "run-2".into(),
+            pid: std::process::id(),
+            host: hostname(),
+            expires_ms: i64::MAX,
+            shared: false,
+            command: "run".into(),
+        };
+        lake.store()
+            .replace(&key, &encode(&taker), &version)
+            .unwrap()
+            .unwrap();
+        assert!(matches!(a.fence().unwrap_err(), Error::Fenced { .. }));
+        assert!(matches!(b.fence().unwrap_err(), Error::Fenced { .. }));
+    }
+
+    #[test]
+    fn the_margin_is_a_third_of_the_lease() {
+        assert_eq!(
+            fence_margin(Duration::from_secs(600)),
+            Duration::from_secs(200)
+        );
+        assert_eq!(fence_margin(Duration::from_secs(3)), Duration::from_secs(1));
     }
 }
