@@ -765,13 +765,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 if table.as_deref().is_some_and(|only| only != t.name) {
                     continue;
                 }
-                let lock = run::lock::TableLock::acquire(
-                    &lake,
-                    &t.name,
-                    &citrine::lake::new_run_id(),
-                    job.lock_lease,
-                    "repair",
-                )?;
+                let lock =
+                    run::lock::TableLock::acquire_for(&lake, &t.name, job.lock_lease, "repair")?;
                 let removed = run::recover::repair(&lake, &t.name, &lock)
                     .with_context(|| format!("repair of {} failed", t.name))?;
                 lock.release();
@@ -796,10 +791,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
                 // Under the table's lock: a run in flight has registered partitions that no
                 // committed report names yet, which a sync would remove.
-                let lock = run::lock::TableLock::acquire(
+                let lock = run::lock::TableLock::acquire_for(
                     &lake,
                     &t.name,
-                    &citrine::lake::new_run_id(),
                     job.lock_lease,
                     "catalog sync",
                 )?;

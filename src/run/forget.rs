@@ -31,7 +31,7 @@ use crate::commit::report::now_rfc3339;
 use crate::commit::RunReport;
 use crate::config::{Job, TableSpec};
 use crate::error::{Error, Result};
-use crate::lake::{new_run_id, run_id_after, Lake};
+use crate::lake::{run_id_after, Lake};
 use crate::ledger::failures::Failures;
 use crate::ledger::Ledger;
 use crate::partition::split;
@@ -116,7 +116,7 @@ pub fn forget(
     table: &TableSpec,
     what: &Forget,
 ) -> Result<ForgetSummary> {
-    let lock = TableLock::acquire(lake, &table.name, &new_run_id(), job.lock_lease, "forget")?;
+    let lock = TableLock::acquire_for(lake, &table.name, job.lock_lease, "forget")?;
     let result = forget_locked(job, stores, lake, table, what, &lock);
     lock.release();
     result

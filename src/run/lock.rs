@@ -230,6 +230,12 @@ impl TableLock {
         })
     }
 
+    /// Take `table`'s lock for `command` under a fresh id (a run names itself with
+    /// [`TableLock::name_run`] once it knows its id).
+    pub fn acquire_for(lake: &Lake, table: &str, lease: Duration, command: &str) -> Result<Self> {
+        Self::acquire(lake, table, &crate::lake::new_run_id(), lease, command)
+    }
+
     /// The run holding this lock.
     pub fn run_id(&self) -> String {
         self.state().body.run_id.clone()

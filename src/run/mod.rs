@@ -35,7 +35,7 @@ use crate::commit::report::now_rfc3339;
 use crate::commit::FailedInput;
 use crate::config::{Job, TableSpec};
 use crate::error::{FileError, InputError, Result};
-use crate::lake::{new_run_id, run_id_after, Lake};
+use crate::lake::{run_id_after, Lake};
 use crate::ledger::failures::Failures;
 use crate::ledger::{Ledger, Provenance};
 use crate::read::pattern::MatchedInput;
@@ -269,7 +269,7 @@ fn run_on(
 ) -> Result<TableSummary> {
     let started = Instant::now();
     crate::privacy::check_hash_key(job)?;
-    let lock = TableLock::acquire(&lake, &table.name, &new_run_id(), job.lock_lease, "run")?;
+    let lock = TableLock::acquire_for(&lake, &table.name, job.lock_lease, "run")?;
     let mut summary = TableSummary {
         table: table.name.clone(),
         ..Default::default()

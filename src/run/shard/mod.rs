@@ -34,7 +34,7 @@ use super::{begin, commit, stall_point, NoProgress, Progress, TableSummary};
 use crate::commit::rejects::{RejectSpool, ShardRejects};
 use crate::config::{Job, TableSpec};
 use crate::error::{Error, Result};
-use crate::lake::{new_run_id, Lake};
+use crate::lake::Lake;
 use crate::ledger::Ledger;
 use crate::register;
 use crate::store::Stores;
@@ -199,7 +199,7 @@ pub fn plan_run_on(
     count: ShardCount,
     lease: Duration,
 ) -> Result<PlanSummary> {
-    let lock = TableLock::acquire(lake, &table.name, &new_run_id(), job.lock_lease, "plan")?;
+    let lock = TableLock::acquire_for(lake, &table.name, job.lock_lease, "plan")?;
     let mut summary = TableSummary {
         table: table.name.clone(),
         ..Default::default()
