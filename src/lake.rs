@@ -136,6 +136,12 @@ impl Lake {
         format!("_citrine/runs/{table}")
     }
 
+    /// `_citrine/plans/<table>/<name>.json`: the handle of the plan a workflow named `name`
+    /// (the run it planned and its shard count, for a state machine to read).
+    pub fn plan_handle_key(&self, table: &str, name: &str) -> String {
+        format!("_citrine/plans/{table}/{name}.json")
+    }
+
     /// `_citrine/ledger/<table>`: the table's ledger checkpoints.
     pub fn checkpoint_prefix(&self, table: &str) -> String {
         format!("_citrine/ledger/{table}")

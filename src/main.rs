@@ -111,6 +111,14 @@ enum Command {
         /// Instead of --shards: as many shards as give about this many GB of input each.
         #[arg(long)]
         target_shard_gb: Option<f64>,
+        /// With --target-shard-gb: at most this many shards.
+        #[arg(long, requires = "target_shard_gb", default_value_t = 1000)]
+        max_shards: usize,
+        /// A workflow's name for the plan (a Step Functions execution's name): the summary is
+        /// also written to `_citrine/plans/<table>/<name>.json` for the workflow to read, and
+        /// planning again under the same name (a retried step) gives the same plan.
+        #[arg(long)]
+        name: Option<String>,
         /// How long the run holds the table's lock without a shard renewing it (minutes):
         /// longer than the shards may wait in a queue.
         #[arg(long, default_value_t = 240)]
@@ -536,6 +544,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             table,
             shards,
             target_shard_gb,
+            max_shards,
+            name,
             lease_minutes,
             json,
         } => {
@@ -548,18 +558,21 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
                 (None, Some(gb)) => {
                     anyhow::ensure!(gb > 0.0, "--target-shard-gb must be positive");
-                    run::shard::ShardCount::TargetBytes((gb * 1e9) as u64)
+                    anyhow::ensure!(max_shards >= 1, "--max-shards must be at least 1");
+                    run::shard::ShardCount::TargetBytes {
+                        bytes: (gb * 1e9) as u64,
+                        max: max_shards,
+                    }
                 }
                 (None, None) => anyhow::bail!("pass --shards or --target-shard-gb"),
             };
             let stores = Stores::new(job.aws.clone());
-            let summary = run::shard::plan_run(
-                &job,
-                &stores,
-                spec,
+            let options = run::shard::PlanOptions {
                 count,
-                std::time::Duration::from_secs(lease_minutes.max(1) * 60),
-            )?;
+                lease: std::time::Duration::from_secs(lease_minutes.max(1) * 60),
+                name,
+            };
+            let summary = run::shard::plan_run(&job, &stores, spec, &options)?;
             print_summary(&summary, json)?;
             Ok(ExitCode::SUCCESS)
         }
@@ -573,14 +586,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let stores = Stores::new(job.aws.clone());
             let summary = run::shard::commit_run(&job, &stores, spec, target.which())?;
             print_summary(&summary, json)?;
+            // Failed inputs are reported, and left for a later run: the commit itself
+            // succeeded, and a workflow must not retry it (exit 0).
             for f in &summary.inputs_failed {
                 errln!("{}: {}", f.uri, f.error);
             }
-            Ok(if summary.inputs_failed.is_empty() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(EXIT_PARTIAL)
-            })
+            Ok(ExitCode::SUCCESS)
         }
         Command::Abort { table, target } => {
             let job = load_job(&config)?;

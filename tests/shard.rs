@@ -533,3 +533,84 @@ fn on_the_s3_server_four_shards_give_the_lake_of_one_process() {
     }
     assert_eq!(lakes[0], lakes[1]);
 }
+
+#[test]
+fn a_named_plan_writes_its_handle_and_a_retried_plan_step_gets_the_same_run() {
+    let (_reference, want, g) = reference();
+    let dir = tempfile::tempdir().unwrap();
+    generate(dir.path());
+    let handle = dir
+        .path()
+        .join(format!("lake/_citrine/plans/{TABLE}/exec-1.json"));
+    let plan_named = |name: &str| {
+        ok(
+            &citrine(
+                dir.path(),
+                &[
+                    "plan",
+                    "--table",
+                    TABLE,
+                    "--target-shard-gb",
+                    "0.000001",
+                    "--max-shards",
+                    "3",
+                    "--name",
+                    name,
+                    "--json",
+                ],
+            ),
+            "plan --name",
+        )
+    };
+    let first = plan_named("exec-1");
+    let run = first["run_id"].as_str().unwrap().to_owned();
+    // Capped at --max-shards: the array size a workflow reads, as a number.
+    assert_eq!(first["shards"], 3);
+    assert_eq!(first["inputs"], g.files);
+    assert_eq!(first["load"], false);
+    assert!(first["marker"]
+        .as_str()
+        .unwrap()
+        .ends_with(&format!("/lake/complete/{TABLE}/{run}.manifest")));
+    let written: Value = serde_json::from_slice(&std::fs::read(&handle).unwrap()).unwrap();
+    assert_eq!(written, first);
+    // A retried plan step gets the same plan, from its handle or, when the first attempt
+    // handed the lock over and died before writing the handle, from the run's own plan.
+    assert_eq!(plan_named("exec-1"), first);
+    std::fs::remove_file(&handle).unwrap();
+    assert_eq!(plan_named("exec-1")["run_id"], run.as_str());
+    // Another name is another plan: refused while the run holds the table.
+    let out = citrine(
+        dir.path(),
+        &[
+            "plan", "--table", TABLE, "--shards", "2", "--name", "exec-2",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let bad = citrine(
+        dir.path(),
+        &[
+            "plan", "--table", TABLE, "--shards", "2", "--name", "no/slash",
+        ],
+    );
+    assert_eq!(bad.status.code(), Some(2));
+    run_shards(dir.path(), &run, &[0, 1, 2]);
+    let summary = ok(
+        &citrine(
+            dir.path(),
+            &["commit", "--table", TABLE, "--run-id", &run, "--json"],
+        ),
+        "commit",
+    );
+    assert_eq!(summary["run_id"], run.as_str());
+    assert!(!handle.exists(), "the commit deletes its plan's handle");
+    assert_eq!(fingerprint(dir.path()), want);
+    // With nothing new the handle says so: no run, no shard.
+    let nothing = plan_named("exec-3");
+    assert_eq!(nothing["run_id"], Value::Null);
+    assert_eq!(nothing["shards"], 0);
+    assert!(dir
+        .path()
+        .join(format!("lake/_citrine/plans/{TABLE}/exec-3.json"))
+        .exists());
+}

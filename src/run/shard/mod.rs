@@ -53,12 +53,62 @@ const REJECTS: &str = "rejects.jsonl";
 pub enum ShardCount {
     /// Exactly this many (an array job's size).
     Fixed(usize),
-    /// As many as give shards of about this many input bytes.
-    TargetBytes(u64),
+    /// As many as give shards of about `bytes` input bytes each, at most `max`.
+    TargetBytes {
+        /// Input bytes per shard.
+        bytes: u64,
+        /// The most shards.
+        max: usize,
+    },
 }
 
-/// What [`plan_run`] did.
-#[derive(Debug, Clone, Default, Serialize)]
+impl ShardCount {
+    /// The shards for `bytes` of input.
+    fn shards(self, bytes: u64) -> usize {
+        match self {
+            ShardCount::Fixed(n) => n.max(1),
+            ShardCount::TargetBytes { bytes: target, max } => {
+                shards_for(bytes, target).min(max.max(1))
+            }
+        }
+    }
+}
+
+/// How to plan a sharded run.
+#[derive(Debug, Clone)]
+pub struct PlanOptions {
+    /// How many shards.
+    pub count: ShardCount,
+    /// How long the run holds the table's lock without a shard renewing it.
+    pub lease: Duration,
+    /// A workflow's name for the plan (a Step Functions execution's): the plan's summary is
+    /// also written to its handle, `_citrine/plans/<table>/<name>.json`, for the workflow to
+    /// read, and planning again under that name gives the same plan.
+    pub name: Option<String>,
+}
+
+/// The longest [`PlanOptions::name`] (a Step Functions execution name's limit).
+pub const MAX_PLAN_NAME: usize = 80;
+
+/// Check a plan's name: 1 to 80 letters, digits, `-` and `_`, as Step Functions execution
+/// names are, so it is a safe key.
+pub fn check_plan_name(name: &str) -> std::result::Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= MAX_PLAN_NAME
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "a plan's name is 1 to {MAX_PLAN_NAME} letters, digits, '-' and '_': {name:?}"
+        ))
+    }
+}
+
+/// What [`plan_run`] did: also the plan's handle, which a workflow reads.
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize)]
 pub struct PlanSummary {
     /// The table.
     pub table: String,
@@ -80,6 +130,65 @@ pub struct PlanSummary {
     pub orphans_removed: usize,
     /// Warnings (scrubbed).
     pub warnings: Vec<String>,
+    /// The plan's name, when a workflow gave it one.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The marker the run's commit writes (its URL), for the load after it.
+    #[serde(default)]
+    pub marker: Option<String>,
+    /// Whether the config has a `[redshift]` section: the workflow loads the marker after
+    /// the commit.
+    #[serde(default)]
+    pub load: bool,
+}
+
+impl PlanSummary {
+    /// The summary of `plan`, planned on `lake` for `job`.
+    fn of(plan: &RunPlan, job: &Job, lake: &Lake, orphans_removed: usize) -> Self {
+        let shard_bytes: Vec<u64> = plan
+            .shards
+            .iter()
+            .map(|s| s.iter().map(|i| i.size).sum())
+            .collect();
+        Self {
+            table: plan.table.clone(),
+            run_id: Some(plan.run_id.clone()),
+            shards: plan.shards.len(),
+            inputs: plan.shards.iter().map(Vec::len).sum(),
+            bytes: shard_bytes.iter().sum(),
+            shard_bytes,
+            inputs_listed: plan.listed,
+            inputs_skipped: plan.skipped,
+            orphans_removed,
+            warnings: plan.warnings.clone(),
+            name: plan.name.clone(),
+            marker: Some(lake.url(&lake.manifest_key(&plan.table, &plan.run_id))),
+            load: job.redshift.is_some(),
+        }
+    }
+
+    /// Write the summary to the handle of its name, if it has one.
+    fn write_handle(&self, lake: &Lake) -> Result<()> {
+        match &self.name {
+            Some(name) => record::write(
+                lake.store().as_ref(),
+                &lake.plan_handle_key(&self.table, name),
+                self,
+            ),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Delete the handle of a plan of `table` named `name` (its run is committed or aborted; the
+/// handle of a plan that found nothing new is left to the lake's lifecycle rule).
+fn delete_handle(lake: &Lake, table: &str, name: Option<&str>) {
+    if let Some(name) = name {
+        let key = lake.plan_handle_key(table, name);
+        if let Err(e) = lake.store().delete(&key) {
+            tracing::warn!(table, handle = %lake.url(&key), error = %e, "could not delete the plan's handle");
+        }
+    }
 }
 
 impl std::fmt::Display for PlanSummary {
@@ -178,16 +287,16 @@ impl std::fmt::Display for ShardSummary {
 }
 
 /// Plan a sharded run of `table` (see the module's documentation). The lock is handed to the
-/// run for `lease`: long enough for the shards to start; they renew it while they work.
+/// run for the options' lease: long enough for the shards to start; they renew it while they
+/// work.
 pub fn plan_run(
     job: &Job,
     stores: &Stores,
     table: &TableSpec,
-    count: ShardCount,
-    lease: Duration,
+    options: &PlanOptions,
 ) -> Result<PlanSummary> {
     let lake = Lake::open(job, stores)?;
-    plan_run_on(job, stores, &lake, table, count, lease)
+    plan_run_on(job, stores, &lake, table, options)
 }
 
 /// [`plan_run`] on `lake`.
@@ -196,10 +305,35 @@ pub fn plan_run_on(
     stores: &Stores,
     lake: &Lake,
     table: &TableSpec,
-    count: ShardCount,
-    lease: Duration,
+    options: &PlanOptions,
 ) -> Result<PlanSummary> {
-    let lock = TableLock::acquire_for(lake, &table.name, job.lock_lease, "plan")?;
+    if let Some(name) = &options.name {
+        check_plan_name(name).map_err(|reason| Error::Sharded {
+            table: table.name.clone(),
+            run: "?".into(),
+            reason,
+        })?;
+        // A retried plan step: what it planned (or found) the first time.
+        let handle = lake.plan_handle_key(&table.name, name);
+        if let Some(done) = record::read::<PlanSummary>(lake.store().as_ref(), &handle)? {
+            return Ok(done);
+        }
+    }
+    let lock = match TableLock::acquire_for(lake, &table.name, job.lock_lease, "plan") {
+        Err(Error::Locked { table: t, holder }) => {
+            // A plan step retried after it handed the lock to its run, before the handle.
+            if holder.planned && options.name.is_some() {
+                let plan = read_plan(lake, table, &holder.run_id)?;
+                if plan.name == options.name {
+                    let done = PlanSummary::of(&plan, job, lake, 0);
+                    done.write_handle(lake)?;
+                    return Ok(done);
+                }
+            }
+            return Err(Error::Locked { table: t, holder });
+        }
+        other => other?,
+    };
     let mut summary = TableSummary {
         table: table.name.clone(),
         ..Default::default()
@@ -214,23 +348,23 @@ pub fn plan_run_on(
         &mut summary,
         &NoProgress,
     )?;
-    let mut out = PlanSummary {
-        table: table.name.clone(),
-        inputs_listed: summary.inputs_listed,
-        inputs_skipped: summary.inputs_skipped,
-        orphans_removed: summary.orphans_removed,
-        warnings: summary.warnings.clone(),
-        ..Default::default()
-    };
     let Some(begun) = begun else {
         lock.release();
-        return Ok(out);
+        let nothing = PlanSummary {
+            table: table.name.clone(),
+            inputs_listed: summary.inputs_listed,
+            inputs_skipped: summary.inputs_skipped,
+            orphans_removed: summary.orphans_removed,
+            warnings: summary.warnings,
+            name: options.name.clone(),
+            load: job.redshift.is_some(),
+            ..Default::default()
+        };
+        nothing.write_handle(lake)?;
+        return Ok(nothing);
     };
     let bytes: u64 = begun.admitted.iter().map(|p| p.input.size).sum();
-    let shards = match count {
-        ShardCount::Fixed(n) => n.max(1),
-        ShardCount::TargetBytes(target) => shards_for(bytes, target),
-    };
+    let shards = options.count.shards(bytes);
     let items: Vec<Item<'_>> = begun
         .admitted
         .iter()
@@ -247,7 +381,7 @@ pub fn plan_run_on(
         table: table.name.clone(),
         started_at: begun.started_at.clone(),
         started_ms: now_ms(),
-        lease_s: lease.as_secs().max(1),
+        lease_s: options.lease.as_secs().max(1),
         patterns: table.inputs.iter().map(|p| p.text().to_owned()).collect(),
         header: begun.layout.header.clone(),
         listed: summary.inputs_listed,
@@ -270,21 +404,16 @@ pub fn plan_run_on(
             .iter()
             .map(|s| s.iter().map(record).collect::<Result<_>>())
             .collect::<Result<_>>()?,
+        name: options.name.clone(),
     };
     lock.name_run(&plan.run_id)?;
     let journal = Journal::start(lake, &table.name, &plan.run_id)?;
     record::write(lake.store().as_ref(), &journal.key(PLAN), &plan)?;
-    lock.hand_over(&plan.run_id, lease)?;
+    lock.hand_over(&plan.run_id, options.lease)?;
     tracing::info!(table = %table.name, run = %plan.run_id, shards, "planned a sharded run");
-    out.run_id = Some(plan.run_id);
-    out.shards = shards;
-    out.inputs = begun.admitted.len();
-    out.bytes = bytes;
-    out.shard_bytes = assignment
-        .iter()
-        .map(|s| s.iter().map(|&i| items[i].bytes).sum())
-        .collect();
-    Ok(out)
+    let planned = PlanSummary::of(&plan, job, lake, summary.orphans_removed);
+    planned.write_handle(lake)?;
+    Ok(planned)
 }
 
 fn now_ms() -> i64 {
@@ -534,6 +663,9 @@ pub fn commit_run_on(
         .is_some()
     {
         // Committed before (this is a retry): finish what that commit may have left.
+        if let Ok(plan) = read_plan(lake, table, &run_id) {
+            delete_handle(lake, &table.name, plan.name.as_deref());
+        }
         run_journal.finish()?;
         if let Ok(lock) = TableLock::resume(lake, &table.name, &run_id, job.lock_lease) {
             lock.release();
@@ -545,6 +677,7 @@ pub fn commit_run_on(
         return Ok(summary);
     }
     let plan = read_plan(lake, table, &run_id)?;
+    let plan_name = plan.name.clone();
     let lock = TableLock::resume(
         lake,
         &table.name,
@@ -636,6 +769,7 @@ pub fn commit_run_on(
         );
     }
     lock.release();
+    delete_handle(lake, &table.name, plan_name.as_deref());
     summary.seconds = (now_ms() - plan.started_ms).max(0) as f64 / 1000.0;
     Ok(summary)
 }
@@ -713,10 +847,12 @@ pub fn abort_run_on(
         Err(e) => return Err(e),
     };
     let files = journal::run_files(lake, &table.name, &run_id)?;
+    let plan_name = read_plan(lake, table, &run_id).ok().and_then(|p| p.name);
     lock.fence()?;
     summary.files_deleted = super::recover::discard_run(lake, &table.name, &run_id, &files)?;
     Journal::open(lake, &table.name, &run_id, None).finish()?;
     lock.release();
+    delete_handle(lake, &table.name, plan_name.as_deref());
     tracing::warn!(table = %table.name, run = %run_id, files = summary.files_deleted, "aborted the run");
     summary.run_id = Some(run_id);
     Ok(summary)

@@ -52,6 +52,10 @@ pub struct RunPlan {
     pub refused: Vec<RefusedInput>,
     /// The inputs of each shard.
     pub shards: Vec<Vec<PlannedInput>>,
+    /// The name a workflow gave the plan (`plan --name`, a Step Functions execution's name):
+    /// its handle is `_citrine/plans/<table>/<name>.json`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
 }
 
 impl RunPlan {
