@@ -134,10 +134,26 @@ pub struct LambdaConfig {
     /// The function's name (its CloudWatch log group is `/aws/lambda/<name>`).
     #[serde(default = "default_function_name")]
     pub function_name: String,
+    /// How long an invocation waits for a table another run holds (at most half of the
+    /// invocation's remaining time) before it sends the batch's messages again (default 120).
+    #[serde(default = "default_lock_wait_secs")]
+    pub lock_wait_secs: u64,
+    /// The delay of a message sent again because its table stayed locked, jittered by ±50%
+    /// (default 60; 900, SQS's most, when a planned sharded run holds the table).
+    #[serde(default = "default_requeue_delay_secs")]
+    pub requeue_delay_secs: u64,
 }
 
 fn default_function_name() -> String {
     "citrine".into()
+}
+
+fn default_lock_wait_secs() -> u64 {
+    120
+}
+
+fn default_requeue_delay_secs() -> u64 {
+    60
 }
 
 impl Default for LambdaConfig {
@@ -145,6 +161,8 @@ impl Default for LambdaConfig {
         Self {
             queue_arns: Vec::new(),
             function_name: default_function_name(),
+            lock_wait_secs: default_lock_wait_secs(),
+            requeue_delay_secs: default_requeue_delay_secs(),
         }
     }
 }

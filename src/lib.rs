@@ -49,6 +49,7 @@ pub mod error;
 pub mod iam;
 pub mod inspect;
 pub mod lake;
+#[cfg(feature = "lambda")]
 pub mod lambda;
 pub mod ledger;
 pub mod logs;

@@ -6,6 +6,7 @@
 //! object gone since the event, a redelivered event, a batch that finds its table locked
 //! (returned to the queue, counted), and a marker event loading Redshift once
 //! (through an HTTP fake of the Data API).
+#![cfg(feature = "lambda")]
 
 mod common;
 
@@ -17,6 +18,9 @@ use common::aws::Endpoint;
 use common::fake_api::fake_api;
 use serde_json::{json, Value};
 
+/// The queue the SQS fixtures' messages come from (`eventSourceARN`).
+const FIXTURE_QUEUE: &str = "arn:aws:sqs:us-east-1:123456789012:citrine-inputs";
+
 fn event(name: &str, bucket: &str, run: &str) -> Value {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("fixtures/lambda")
@@ -24,7 +28,12 @@ fn event(name: &str, bucket: &str, run: &str) -> Value {
     let text = std::fs::read_to_string(path)
         .unwrap()
         .replace("{{BUCKET}}", bucket)
-        .replace("{{RUN}}", run);
+        .replace("{{RUN}}", run)
+        // Each test's own queue on the local server.
+        .replace(
+            FIXTURE_QUEUE,
+            &format!("arn:aws:sqs:us-east-1:123456789012:{bucket}"),
+        );
     serde_json::from_str(&text).unwrap()
 }
 
@@ -88,7 +97,7 @@ fn the_handler_on_real_events() {
         "webreadr-log-aws.log",
     );
     let config = format!(
-        "[lake]\nroot = \"s3://{bucket}/lake\"\n[[table]]\nname = \"cloudfront_logs\"\nformat = \"cloudfront\"\ninputs = [\"s3://{bucket}/in/cloudfront/{{customer}}/\"]\n[redshift]\nworkgroup = \"wg\"\ndatabase = \"dev\"\nsecret_arn = \"arn:aws:secretsmanager:us-east-1:1:secret:x\"\npoll_ms = 10\n"
+        "[lake]\nroot = \"s3://{bucket}/lake\"\n[[table]]\nname = \"cloudfront_logs\"\nformat = \"cloudfront\"\ninputs = [\"s3://{bucket}/in/cloudfront/{{customer}}/\"]\n[lambda]\nlock_wait_secs = 3\n[redshift]\nworkgroup = \"wg\"\ndatabase = \"dev\"\nsecret_arn = \"arn:aws:secretsmanager:us-east-1:1:secret:x\"\npoll_ms = 10\n"
     );
     std::env::set_var("CITRINE_CONFIG_TOML", &config);
     let env = LambdaEnv::from_env().unwrap();
@@ -190,8 +199,10 @@ fn the_handler_on_real_events() {
         .starts_with("truncated or corrupt gzip"));
     assert_eq!(markers(&e, &bucket).len(), 3);
 
-    // SQS while another run holds the table's lock (an overlapping invocation, a sharded
-    // run): the batch's messages go back to the queue, counted, and the invocation succeeds.
+    // SQS while another run holds the table's lock past the wait (`lock_wait_secs = 3`): the
+    // invocation waited, then sent each message to its queue again with a delay (a fresh
+    // receive count), and returned none: the invocation succeeds, nothing is parked.
+    e.client(&["mkqueue", &bucket]);
     let held = citrine::run::lock::TableLock::acquire(
         env.lake(),
         "cloudfront_logs",
@@ -202,10 +213,28 @@ fn the_handler_on_real_events() {
     .unwrap();
     let out = handle(&env, &event("sqs-poison.json", &bucket, "")).unwrap();
     assert_eq!(out.lock_conflicts, 1);
-    assert_eq!(out.batch_item_failures.len(), 2, "{out:?}");
+    assert!(out.lock_waits >= 1, "{out:?}");
+    assert_eq!(out.requeued, 2, "{out:?}");
+    assert!(out.batch_item_failures.is_empty(), "{out:?}");
     assert!(out.runs.is_empty());
+    let queue = e.client(&["queue", &bucket]);
+    assert_eq!(queue["delayed"], 2, "both sent again, delayed: {queue}");
     held.release();
     assert_eq!(markers(&e, &bucket).len(), 3);
+    // A queue that cannot be reached: the messages return the old way.
+    e.client(&["rmqueue", &bucket]);
+    let held = citrine::run::lock::TableLock::acquire(
+        env.lake(),
+        "cloudfront_logs",
+        "other-run",
+        std::time::Duration::from_secs(600),
+        "run",
+    )
+    .unwrap();
+    let out = handle(&env, &event("sqs-poison.json", &bucket, "")).unwrap();
+    assert_eq!(out.requeued, 0, "{out:?}");
+    assert_eq!(out.batch_item_failures.len(), 2, "{out:?}");
+    held.release();
 
     // SQS: S3's test event is fine; a message that is not an S3 event is retried alone.
     let out = handle(&env, &event("sqs-test-and-garbage.json", &bucket, "")).unwrap();

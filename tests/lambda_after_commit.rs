@@ -1,5 +1,6 @@
 //! The Lambda handler with `after_commit = "delete"`: the originals of the objects an
 //! invocation committed are deleted (against the local S3 server).
+#![cfg(feature = "lambda")]
 
 mod common;
 

@@ -25,8 +25,14 @@ fn main() -> Result<(), Error> {
         let env = env.clone();
         async move {
             let payload = event.payload;
+            // What is left of the invocation bounds how long a locked table is waited for.
+            let deadline =
+                std::time::UNIX_EPOCH + std::time::Duration::from_millis(event.context.deadline);
+            let remaining = deadline.duration_since(std::time::SystemTime::now()).ok();
             // The pipeline is synchronous (rayon and plain threads): off the async workers.
-            let done = tokio::task::spawn_blocking(move || citrine::lambda::handle(&env, &payload));
+            let done = tokio::task::spawn_blocking(move || {
+                citrine::lambda::handle_until(&env, &payload, remaining)
+            });
             let invocation = done.await??;
             Ok::<Value, Error>(serde_json::to_value(invocation)?)
         }

@@ -17,6 +17,8 @@ AWS_ENDPOINT_URL (boto3 honours it), credentials from the environment.
   counts B PREFIX            rows per "customer|dt" of the Parquet files below PREFIX (pyarrow)
   check-parquet B PREFIX     every object below PREFIX is a complete Parquet file: its row count
   wrangler DB T              rows awswrangler reads through the Glue table
+  mkqueue Q / rmqueue Q      create / delete the SQS queue Q
+  queue Q                    {visible, delayed, in_flight} message counts of the queue Q
 """
 import json
 import os
@@ -156,6 +158,22 @@ def main(cmd, *a):
         return {
             o["key"]: pq.ParquetFile(fs_.open_input_file(f"{bucket}/{o['key']}")).metadata.num_rows
             for o in listing(bucket, prefix)
+        }
+    if cmd == "mkqueue":
+        return {"url": boto3.client("sqs").create_queue(QueueName=a[0])["QueueUrl"]}
+    if cmd == "rmqueue":
+        sqs = boto3.client("sqs")
+        sqs.delete_queue(QueueUrl=sqs.get_queue_url(QueueName=a[0])["QueueUrl"])
+        return {}
+    if cmd == "queue":
+        sqs = boto3.client("sqs")
+        attrs = sqs.get_queue_attributes(
+            QueueUrl=sqs.get_queue_url(QueueName=a[0])["QueueUrl"], AttributeNames=["All"]
+        )["Attributes"]
+        return {
+            "visible": int(attrs["ApproximateNumberOfMessages"]),
+            "delayed": int(attrs["ApproximateNumberOfMessagesDelayed"]),
+            "in_flight": int(attrs["ApproximateNumberOfMessagesNotVisible"]),
         }
     if cmd == "wrangler":
         import awswrangler as wr

@@ -10,14 +10,20 @@
 //!   still drops objects already consumed, so a redelivered event changes nothing.
 //! - An event for a `.manifest` object of the lake loads that marker into Redshift, once
 //!   (`citrine_loads` guards it), when `[redshift]` is configured.
+//! - A table another run holds is waited for, and a batch whose table stays locked is sent
+//!   again with a delay rather than returned to the queue ([`requeue`]): lock conflicts never
+//!   park an input, nor carry it into the dead-letter queue.
 //!
 //! Configuration comes from the environment: `CITRINE_CONFIG_TOML` (the whole `citrine.toml`
 //! as text) or `CITRINE_CONFIG` (a path, default `citrine.toml` beside the binary's working
 //! directory, i.e. in the deployment package). The clients are built once per container, in
 //! [`LambdaEnv::from_env`].
 
-use std::collections::BTreeMap;
+pub mod requeue;
+
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -37,6 +43,7 @@ pub struct LambdaEnv {
     stores: Stores,
     lake: Lake,
     redshift: Option<DataApi>,
+    queues: requeue::Queues,
 }
 
 /// A table's objects of one invocation, each with the index of the pattern that matched it,
@@ -61,9 +68,13 @@ pub struct Invocation {
     pub loads: Vec<LoadOutcome>,
     /// Objects skipped, with why.
     pub skipped: Vec<String>,
-    /// Table runs that found their table locked by another run (another invocation, a
-    /// sharded run): their messages go back to the queue for a later retry.
+    /// Tries of a table run that found the table locked by another run (another invocation,
+    /// a sharded run) and waited.
+    pub lock_waits: usize,
+    /// Table runs whose table stayed locked past the wait: their messages were sent again.
     pub lock_conflicts: usize,
+    /// Messages sent to their queue again, with a delay, because their table stayed locked.
+    pub requeued: usize,
     /// SQS message ids to retry.
     #[serde(rename = "batchItemFailures")]
     pub batch_item_failures: Vec<Value>,
@@ -99,11 +110,13 @@ impl LambdaEnv {
         crate::privacy::resolve_hash_key(&mut job, &stores)?;
         let lake = Lake::open(&job, &stores)?;
         let redshift = job.redshift.clone().map(|r| DataApi::new(stores.aws(), r));
+        let queues = requeue::Queues::new(stores.aws());
         Ok(Self {
             job,
             stores,
             lake,
             redshift,
+            queues,
         })
     }
 }
@@ -221,9 +234,27 @@ fn emit_metrics(summary: &TableSummary) {
     let _ = writeln!(out, "{}", metrics(summary, now));
 }
 
-/// Handle one invocation's event (S3, SQS of S3, or an S3 test event). Each table's run logs
-/// its summary, and its [`metrics`] as one Embedded Metric Format line.
+/// An SQS message of the event: its body and queue, to send it again.
+struct SqsMessage {
+    body: String,
+    queue_arn: String,
+}
+
+/// Handle one invocation's event (S3, SQS of S3, or an S3 test event), waiting for a locked
+/// table up to `[lambda] lock_wait_secs`. Each table's run logs its summary, and its
+/// [`metrics`] as one Embedded Metric Format line.
 pub fn handle(env: &LambdaEnv, event: &Value) -> Result<Invocation> {
+    handle_until(env, event, None)
+}
+
+/// [`handle`] in an invocation with `remaining` time left: a locked table is waited for at
+/// most half of it ([`requeue::wait_bound`]).
+pub fn handle_until(
+    env: &LambdaEnv,
+    event: &Value,
+    remaining: Option<Duration>,
+) -> Result<Invocation> {
+    let started = Instant::now();
     let records = event.get("Records").and_then(Value::as_array);
     let is_sqs = records.is_some_and(|r| {
         r.first()
@@ -234,6 +265,7 @@ pub fn handle(env: &LambdaEnv, event: &Value) -> Result<Invocation> {
     let mut inv = Invocation::default();
     // Objects with the SQS message they came in (None when direct).
     let mut objects: Vec<(EventObject, Option<String>)> = Vec::new();
+    let mut messages: BTreeMap<String, SqsMessage> = BTreeMap::new();
     if is_sqs {
         for m in records.into_iter().flatten() {
             let id = m
@@ -242,6 +274,17 @@ pub fn handle(env: &LambdaEnv, event: &Value) -> Result<Invocation> {
                 .unwrap_or("")
                 .to_owned();
             let body = m.get("body").and_then(Value::as_str).unwrap_or("");
+            messages.insert(
+                id.clone(),
+                SqsMessage {
+                    body: body.to_owned(),
+                    queue_arn: m
+                        .get("eventSourceARN")
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                        .to_owned(),
+                },
+            );
             let parsed = serde_json::from_str::<Value>(body)
                 .map_err(|e| e.to_string())
                 .and_then(|v| s3_objects(&v));
@@ -297,14 +340,30 @@ pub fn handle(env: &LambdaEnv, event: &Value) -> Result<Invocation> {
     }
 
     let mut first_error = None;
-    for (i, (inputs, messages)) in per_table {
+    let wait = requeue::wait_bound(
+        Duration::from_secs(env.job.lambda.lock_wait_secs),
+        remaining,
+    );
+    let mut sent_again = BTreeSet::new();
+    for (i, (inputs, batch)) in per_table {
         let table = &env.job.tables[i];
         let message_of: BTreeMap<String, Option<String>> = inputs
             .iter()
             .map(|(m, _)| m.uri.clone())
-            .zip(messages.iter().cloned())
+            .zip(batch.iter().cloned())
             .collect();
-        match run_inputs(&env.job, &env.stores, table, inputs, &NoProgress) {
+        // A table another run holds is tried again until the wait is over.
+        let outcome = loop {
+            let pause = requeue::pause(&format!("{}{:?}", table.name, Instant::now()));
+            match run_inputs(&env.job, &env.stores, table, inputs.clone(), &NoProgress) {
+                Err(Error::Locked { .. }) if started.elapsed() + pause < wait => {
+                    inv.lock_waits += 1;
+                    std::thread::sleep(pause);
+                }
+                other => break other,
+            }
+        };
+        match outcome {
             Ok(summary) => {
                 tracing::info!(summary = %summary, "run");
                 emit_metrics(&summary);
@@ -320,16 +379,34 @@ pub fn handle(env: &LambdaEnv, event: &Value) -> Result<Invocation> {
                 }
                 inv.runs.push(summary);
             }
-            Err(e @ Error::Locked { .. }) if is_sqs => {
-                // Expected when invocations overlap: not an error, a later retry.
-                tracing::info!(table = %table.name, error = %e, "table locked; the batch's messages return to the queue");
+            Err(Error::Locked { holder, .. }) if is_sqs => {
+                // Held past the wait (a long run, a planned sharded run): each message goes to
+                // its queue again with a delay, a fresh delivery; it is never parked.
+                tracing::info!(table = %table.name, %holder, "table still locked; the batch's messages are sent again with a delay");
                 inv.lock_conflicts += 1;
-                inv.retry_all(&messages);
+                for id in batch.iter().flatten() {
+                    if !sent_again.insert(id.clone()) {
+                        continue;
+                    }
+                    let Some(m) = messages.get(id) else { continue };
+                    let delay = requeue::delay(
+                        Duration::from_secs(env.job.lambda.requeue_delay_secs),
+                        holder.planned,
+                        id,
+                    );
+                    match env.queues.send_again(&m.queue_arn, &m.body, delay) {
+                        Ok(()) => inv.requeued += 1,
+                        Err(e) => {
+                            tracing::warn!(message = %id, error = %e, "could not send the message again; it returns to the queue");
+                            inv.retry(id);
+                        }
+                    }
+                }
             }
             Err(e) => {
                 tracing::error!(table = %table.name, error = %e, "run failed");
                 if is_sqs {
-                    inv.retry_all(&messages);
+                    inv.retry_all(&batch);
                 }
                 first_error.get_or_insert(e);
             }

@@ -1,0 +1,155 @@
+"""moto's server as the deploy tests run it: every service on one port (S3, Glue, SQS,
+CloudFormation, Step Functions, Batch, IAM, EC2, ...), with two changes, so that a state
+machine of deploy/batch.yaml executes for real.
+
+1. Step Functions sends a service integration's parameters as the service's API names them.
+   moto 5.2's port of the Step Functions interpreter leaves the request and response
+   normalisation empty, so every `batch:submitJob` task fails with `States.Runtime ...
+   'JobName'` (the SDK is handed `JobName` where the API says `jobName`) and an
+   `aws-sdk:s3:getObject` result keeps an unread stream for its `Body`. Here both are mapped
+   through the service's botocore model, the way AWS maps them.
+2. A Batch job whose job definition's image is the path of an executable file runs that file:
+   the container's command (the submission's override, else the definition's) as its
+   arguments; the definition's environment, the override's, AWS_BATCH_JOB_ID,
+   AWS_BATCH_JOB_ATTEMPT and, for an array child, AWS_BATCH_JOB_ARRAY_INDEX, on top of this
+   server's environment. A job succeeds when it exits 0 and is tried again up to its retry
+   strategy's attempts; an array job succeeds when every child does. Other images keep moto's
+   behaviour (succeed without running).
+
+Environment:
+  MOTO_PORT                  this server's port (Step Functions calls the services through it)
+  CITRINE_TEST_JOB_RECORD    a file each job attempt is appended to, as a JSON line:
+                             {"job", "index", "attempt", "command", "exit"}
+  CITRINE_TEST_FAIL_JOBS     "NAME" or "NAME:INDEX", comma separated: those jobs (or children)
+                             fail every attempt, exit 137, without running (a container that
+                             is killed each time)
+
+Usage: moto_server.py PORT   (binds 127.0.0.1)
+"""
+import datetime
+import json
+import os
+import subprocess
+import sys
+import threading
+
+import botocore.session
+from moto.batch_simple.models import BatchSimpleBackend
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service import (
+    StateTaskService,
+)
+
+_models = {}
+_record_lock = threading.Lock()
+
+
+def _operation(service, action):
+    """The botocore operation model of `service`'s `action` (camelCase or snake_case)."""
+    model = _models.get(service)
+    if model is None:
+        model = botocore.session.get_session().get_service_model(service)
+        _models[service] = model
+    names = {n.lower(): n for n in model.operation_names}
+    return model.operation_model(names[action.replace("_", "").lower()])
+
+
+def _normalise_parameters(self, parameters, boto_service_name=None, service_action_name=None):
+    service = self._get_boto_service_name(boto_service_name)
+    action = service_action_name or self.resource.api_action
+    shape = _operation(service, action).input_shape
+    if shape is not None:
+        self._to_boto_request(parameters, shape)
+
+
+def _normalise_response(self, response, boto_service_name=None, service_action_name=None):
+    service = self._get_boto_service_name(boto_service_name)
+    action = service_action_name or self.resource.api_action
+    shape = _operation(service, action).output_shape
+    if shape is not None:
+        self._from_boto_response(response, shape)
+
+
+StateTaskService._normalise_parameters = _normalise_parameters
+StateTaskService._normalise_response = _normalise_response
+
+
+def _runnable(image):
+    return bool(image) and os.path.isabs(image) and os.access(image, os.X_OK)
+
+
+def _environment(entries):
+    return {e["name"]: e["value"] for e in entries or []}
+
+
+def _fails(job_name, index):
+    for spec in filter(None, os.environ.get("CITRINE_TEST_FAIL_JOBS", "").split(",")):
+        name, _, at = spec.partition(":")
+        if name == job_name and (not at or (index is not None and int(at) == index)):
+            return True
+    return False
+
+
+def _record(entry):
+    path = os.environ.get("CITRINE_TEST_JOB_RECORD")
+    if path:
+        with _record_lock, open(path, "a") as f:
+            f.write(json.dumps(entry) + "\n")
+
+
+def _run(job, index):
+    """Run `job` (a child at `index`, or a plain job) up to its attempts; True on success."""
+    definition = job.job_definition
+    props = definition.container_properties or {}
+    overrides = job.container_overrides or {}
+    command = overrides.get("command") or props.get("command") or []
+    attempts = int((definition.retry_strategy or {}).get("attempts", 1) or 1)
+    for attempt in range(1, attempts + 1):
+        env = dict(os.environ)
+        env.update(_environment(props.get("environment")))
+        env.update(_environment(overrides.get("environment")))
+        env["AWS_BATCH_JOB_ID"] = job.job_id
+        env["AWS_BATCH_JOB_ATTEMPT"] = str(attempt)
+        if index is not None:
+            env["AWS_BATCH_JOB_ARRAY_INDEX"] = str(index)
+        if _fails(job.job_name, index):
+            code = 137
+        else:
+            done = subprocess.run([props["image"], *command], env=env, capture_output=True, text=True)
+            code = done.returncode
+            sys.stderr.write(f"[job {job.job_name} {index} #{attempt}] {' '.join(command)}: exit {code}\n{done.stderr}")
+        _record({"job": job.job_name, "index": index, "attempt": attempt, "command": command, "exit": code})
+        if code == 0:
+            return True
+    return False
+
+
+_original_finish = BatchSimpleBackend._mark_job_as_finished
+_outcomes = {}
+
+
+def _mark_job_as_finished(self, include_start_attempt, job):
+    image = (job.job_definition.container_properties or {}).get("image", "")
+    if not _runnable(image):
+        return _original_finish(self, include_start_attempt, job)
+    self.backend._jobs[job.job_id] = job
+    job.job_started_at = datetime.datetime.now()
+    job.log_stream_name = job._stream_name
+    if include_start_attempt:
+        job._start_attempt()
+    index = (job.array_properties or {}).get("index")
+    if "size" in (job.array_properties or {}):
+        # The parent of an array job, marked after its children: it succeeds when they do.
+        prefix = f"{job.job_id}:"
+        success = all(ok for child, ok in _outcomes.items() if child.startswith(prefix))
+    else:
+        success = _run(job, index)
+        _outcomes[job.job_id] = success
+    job._mark_stopped(success=success)
+
+
+BatchSimpleBackend._mark_job_as_finished = _mark_job_as_finished
+
+if __name__ == "__main__":
+    from moto.server import main
+
+    main(["-H", "127.0.0.1", "-p", sys.argv[1]])
