@@ -12,7 +12,18 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends gcc make \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
+# The dependencies first, in a layer of their own: rebuilt only when Cargo.toml or Cargo.lock
+# change, not at every change of the sources. Placeholder targets stand in for the sources,
+# and what was built of them is removed so the real build below compiles citrine anew.
 COPY Cargo.toml Cargo.lock build.rs ./
+RUN mkdir -p src/bin benches \
+ && echo 'fn main() {}' > src/main.rs \
+ && echo 'fn main() {}' > src/bin/bootstrap.rs \
+ && echo 'fn main() {}' > benches/hot_path.rs \
+ && touch src/lib.rs \
+ && cargo build --release --locked --bin citrine \
+ && rm -rf src benches target/release/citrine target/release/deps/citrine-* \
+      target/release/deps/libcitrine-* target/release/.fingerprint/citrine-*
 COPY src src
 COPY benches benches
 COPY examples examples
@@ -28,7 +39,7 @@ RUN apt-get update \
 COPY --from=build /src/target/release/citrine /usr/local/bin/citrine
 # Not root; /work is the working folder a config can be mounted into.
 RUN useradd --system --uid 10001 --home-dir /work --create-home citrine
-USER citrine
+USER 10001
 WORKDIR /work
 ENTRYPOINT ["citrine"]
 CMD ["--help"]

@@ -8,8 +8,14 @@
 //!   CloudWatch Logs group.
 //! - `--for redshift-copy`: the role Redshift's COPY assumes: read the lake's data files, run
 //!   markers and derived manifests, and decrypt with the KMS key.
+//! - `--for spectrum`: the role Redshift Spectrum assumes for `redshift ddl --spectrum`'s
+//!   external schema: the Glue reads of the database and its tables, list and read the
+//!   lake's data, decrypt.
 //!
-//! Every resource is an ARN in the format AWS documents for its service (checked by the tests).
+//! Every resource is an ARN in the format AWS documents for its service (checked by the tests),
+//! in the partition of the configured region (`aws-cn` for `cn-*`, `aws-us-gov` for
+//! `us-gov-*`, ...). A Secrets Manager ARN given without the 6-character suffix AWS appends to
+//! a secret's name is granted with `-??????` in its place, as AWS advises for partial ARNs.
 
 use std::collections::BTreeMap;
 
@@ -33,21 +39,56 @@ fn add(map: &mut Prefixes, location: &Location) {
     }
 }
 
-fn objects(bucket: &str, prefix: &str) -> String {
-    if prefix.is_empty() {
-        format!("arn:aws:s3:::{bucket}/*")
+/// The AWS partition of `region`: `aws-cn` for China, `aws-us-gov` for GovCloud, the ISO
+/// partitions for theirs, else `aws` (also when the region is not configured).
+pub fn partition(region: Option<&str>) -> &'static str {
+    let region = region.unwrap_or("");
+    if region.starts_with("cn-") {
+        "aws-cn"
+    } else if region.starts_with("us-gov-") {
+        "aws-us-gov"
+    } else if region.starts_with("us-isob-") {
+        "aws-iso-b"
+    } else if region.starts_with("us-iso-") {
+        "aws-iso"
+    } else if region.starts_with("eu-isoe-") {
+        "aws-iso-e"
     } else {
-        format!("arn:aws:s3:::{bucket}/{prefix}/*")
+        "aws"
+    }
+}
+
+/// The resources of a Secrets Manager ARN: as given when it ends in the 6-character suffix
+/// AWS appends to a secret's name; with `-??????` in its place too when it may be a partial
+/// ARN (the name alone), which IAM would otherwise not match.
+fn secret_resources(arn: &str) -> Vec<String> {
+    let name = arn.rsplit(':').next().unwrap_or_default();
+    let suffixed = name
+        .rsplit_once('-')
+        .is_some_and(|(_, s)| s.len() == 6 && s.bytes().all(|b| b.is_ascii_alphanumeric()));
+    if suffixed {
+        // A complete ARN, or a name that merely ends like one: both are granted.
+        vec![arn.to_owned(), format!("{arn}-??????")]
+    } else {
+        vec![format!("{arn}-??????")]
+    }
+}
+
+fn objects(partition: &str, bucket: &str, prefix: &str) -> String {
+    if prefix.is_empty() {
+        format!("arn:{partition}:s3:::{bucket}/*")
+    } else {
+        format!("arn:{partition}:s3:::{bucket}/{prefix}/*")
     }
 }
 
 /// `ListBucket` on `bucket`, limited to `prefixes` (no condition for a whole bucket).
-fn list_statement(sid: String, bucket: &str, prefixes: &[String]) -> Value {
+fn list_statement(partition: &str, sid: String, bucket: &str, prefixes: &[String]) -> Value {
     let mut statement = json!({
         "Sid": sid,
         "Effect": "Allow",
         "Action": ["s3:ListBucket"],
-        "Resource": [format!("arn:aws:s3:::{bucket}")],
+        "Resource": [format!("arn:{partition}:s3:::{bucket}")],
     });
     if prefixes.iter().all(|p| !p.is_empty()) {
         let like: Vec<String> = prefixes
@@ -81,6 +122,8 @@ pub enum Role {
     Lambda,
     /// The role Redshift's COPY assumes to read the lake.
     RedshiftCopy,
+    /// The role Redshift Spectrum assumes to read the lake through the Glue catalog.
+    Spectrum,
 }
 
 /// A policy document, and what its reader should know about it (printed on standard error).
@@ -109,6 +152,7 @@ pub fn policy_for(job: &Job, role: Role) -> Result<Policy, ConfigError> {
             statements
         }
         Role::RedshiftCopy => copy_statements(job)?,
+        Role::Spectrum => spectrum_statements(job)?,
     };
     Ok(Policy {
         document: json!({ "Version": "2012-10-17", "Statement": statements }),
@@ -132,11 +176,18 @@ fn account(job: &Job) -> &str {
     }
 }
 
-/// The SQS trigger and the function's log group.
+/// The partition of `job`'s region.
+fn partition_of(job: &Job) -> &'static str {
+    partition(job.aws.region.as_deref())
+}
+
+/// The SQS trigger (and sending a locked table's messages again), and the function's log
+/// group.
 fn lambda_statements(job: &Job) -> Vec<Value> {
     let region = job.aws.region.as_deref().unwrap_or("*");
     let group = format!(
-        "arn:aws:logs:{region}:{}:log-group:/aws/lambda/{}",
+        "arn:{}:logs:{region}:{}:log-group:/aws/lambda/{}",
+        partition_of(job),
         account(job),
         job.lambda.function_name
     );
@@ -144,7 +195,13 @@ fn lambda_statements(job: &Job) -> Vec<Value> {
         json!({
             "Sid": "LambdaTriggerQueues",
             "Effect": "Allow",
-            "Action": ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ChangeMessageVisibility"],
+            "Action": ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"],
+            "Resource": job.lambda.queue_arns,
+        }),
+        json!({
+            "Sid": "LambdaSendsLockedBatchesAgain",
+            "Effect": "Allow",
+            "Action": ["sqs:GetQueueUrl", "sqs:SendMessage"],
             "Resource": job.lambda.queue_arns,
         }),
         json!({
@@ -164,11 +221,12 @@ fn copy_statements(job: &Job) -> Result<Vec<Value>, ConfigError> {
             "iam-policy --for redshift-copy is for an s3:// lake (Redshift reads S3 only)",
         ));
     };
+    let partition = partition_of(job);
     let under = |folder: &str| {
         if prefix.is_empty() {
-            format!("arn:aws:s3:::{bucket}/{folder}/*")
+            format!("arn:{partition}:s3:::{bucket}/{folder}/*")
         } else {
-            format!("arn:aws:s3:::{bucket}/{prefix}/{folder}/*")
+            format!("arn:{partition}:s3:::{bucket}/{prefix}/{folder}/*")
         }
     };
     let mut out = vec![json!({
@@ -188,18 +246,94 @@ fn copy_statements(job: &Job) -> Result<Vec<Value>, ConfigError> {
     Ok(out)
 }
 
+/// What Spectrum reads: the Glue database and tables, and the lake's data (listed and read).
+fn spectrum_statements(job: &Job) -> Result<Vec<Value>, ConfigError> {
+    let (Location::S3 { bucket, prefix }, CatalogKind::Glue { .. }) = (&job.root, &job.catalog)
+    else {
+        return Err(ConfigError::new(
+            "catalog.kind",
+            "iam-policy --for spectrum is for an s3:// lake registered in the Glue catalog (catalog.kind = \"glue\")",
+        ));
+    };
+    let partition = partition_of(job);
+    let data = if prefix.is_empty() {
+        "data".to_owned()
+    } else {
+        format!("{prefix}/data")
+    };
+    let mut out = vec![
+        json!({
+            "Sid": "SpectrumReadsCatalog",
+            "Effect": "Allow",
+            "Action": [
+                "glue:GetDatabase", "glue:GetDatabases", "glue:GetTable", "glue:GetTables",
+                "glue:GetPartition", "glue:GetPartitions", "glue:BatchGetPartition"
+            ],
+            "Resource": glue_resources(job),
+        }),
+        list_statement(
+            partition,
+            sid("SpectrumListsLake", bucket),
+            bucket,
+            std::slice::from_ref(&data),
+        ),
+        json!({
+            "Sid": sid("SpectrumReadsLake", bucket),
+            "Effect": "Allow",
+            "Action": ["s3:GetObject"],
+            "Resource": [objects(partition, bucket, &data)],
+        }),
+    ];
+    if let Some(key) = &job.aws.kms_key_arn {
+        out.push(json!({
+            "Sid": "SpectrumDecrypts",
+            "Effect": "Allow",
+            "Action": ["kms:Decrypt"],
+            "Resource": [key],
+        }));
+    }
+    Ok(out)
+}
+
+/// The Glue catalog, the job's database and its tables.
+fn glue_resources(job: &Job) -> Vec<String> {
+    let region = job.aws.region.as_deref().unwrap_or("*");
+    let account = match &job.catalog {
+        CatalogKind::Glue {
+            catalog_id: Some(id),
+        } => id.as_str(),
+        _ => "*",
+    };
+    let partition = partition_of(job);
+    let arn = |rest: String| format!("arn:{partition}:glue:{region}:{account}:{rest}");
+    let db = &job.database;
+    let mut resources = vec![arn("catalog".into()), arn(format!("database/{db}"))];
+    resources.extend(
+        job.tables
+            .iter()
+            .map(|t| arn(format!("table/{db}/{}", t.name))),
+    );
+    resources
+}
+
 /// The statements of the job itself (see the module docs).
 fn job_statements(job: &Job, notes: &mut Vec<String>) -> Vec<Value> {
+    let partition = partition_of(job);
     let mut statements = Vec::new();
     let mut lake = Prefixes::new();
     add(&mut lake, &job.root);
     for (bucket, prefixes) in &lake {
-        statements.push(list_statement(sid("ListLake", bucket), bucket, prefixes));
+        statements.push(list_statement(
+            partition,
+            sid("ListLake", bucket),
+            bucket,
+            prefixes,
+        ));
         statements.push(json!({
             "Sid": sid("WriteLake", bucket),
             "Effect": "Allow",
             "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"],
-            "Resource": prefixes.iter().map(|p| objects(bucket, p)).collect::<Vec<_>>(),
+            "Resource": prefixes.iter().map(|p| objects(partition, bucket, p)).collect::<Vec<_>>(),
         }));
     }
     let mut inputs = Prefixes::new();
@@ -209,12 +343,17 @@ fn job_statements(job: &Job, notes: &mut Vec<String>) -> Vec<Value> {
         }
     }
     for (bucket, prefixes) in &inputs {
-        statements.push(list_statement(sid("ListInputs", bucket), bucket, prefixes));
+        statements.push(list_statement(
+            partition,
+            sid("ListInputs", bucket),
+            bucket,
+            prefixes,
+        ));
         statements.push(json!({
             "Sid": sid("ReadInputs", bucket),
             "Effect": "Allow",
             "Action": ["s3:GetObject"],
-            "Resource": prefixes.iter().map(|p| objects(bucket, p)).collect::<Vec<_>>(),
+            "Resource": prefixes.iter().map(|p| objects(partition, bucket, p)).collect::<Vec<_>>(),
         }));
     }
     // Inputs deleted or archived after their commit: only those tables' prefixes.
@@ -236,7 +375,7 @@ fn job_statements(job: &Job, notes: &mut Vec<String>) -> Vec<Value> {
             "Sid": sid("DeleteInputsAfterCommit", bucket),
             "Effect": "Allow",
             "Action": ["s3:DeleteObject"],
-            "Resource": prefixes.iter().map(|p| objects(bucket, p)).collect::<Vec<_>>(),
+            "Resource": prefixes.iter().map(|p| objects(partition, bucket, p)).collect::<Vec<_>>(),
         }));
     }
     for (bucket, prefixes) in &archives {
@@ -244,20 +383,11 @@ fn job_statements(job: &Job, notes: &mut Vec<String>) -> Vec<Value> {
             "Sid": sid("WriteArchive", bucket),
             "Effect": "Allow",
             "Action": ["s3:PutObject", "s3:AbortMultipartUpload"],
-            "Resource": prefixes.iter().map(|p| objects(bucket, p)).collect::<Vec<_>>(),
+            "Resource": prefixes.iter().map(|p| objects(partition, bucket, p)).collect::<Vec<_>>(),
         }));
     }
-    if let CatalogKind::Glue { catalog_id } = &job.catalog {
-        let region = job.aws.region.as_deref().unwrap_or("*");
-        let account = catalog_id.as_deref().unwrap_or("*");
-        let arn = |rest: String| format!("arn:aws:glue:{region}:{account}:{rest}");
-        let db = &job.database;
-        let mut resources = vec![arn("catalog".into()), arn(format!("database/{db}"))];
-        resources.extend(
-            job.tables
-                .iter()
-                .map(|t| arn(format!("table/{db}/{}", t.name))),
-        );
+    if let CatalogKind::Glue { .. } = &job.catalog {
+        let resources = glue_resources(job);
         statements.push(json!({
             "Sid": "GlueCatalog",
             "Effect": "Allow",
@@ -277,7 +407,7 @@ fn job_statements(job: &Job, notes: &mut Vec<String>) -> Vec<Value> {
             "Sid": "HashKeySecret",
             "Effect": "Allow",
             "Action": ["secretsmanager:GetSecretValue"],
-            "Resource": [arn],
+            "Resource": secret_resources(arn),
         }));
     }
     if let Some(key) = &job.aws.kms_key_arn {
@@ -295,15 +425,16 @@ fn job_statements(job: &Job, notes: &mut Vec<String>) -> Vec<Value> {
 /// calls (which AWS authorises per statement owner, not per resource).
 fn redshift_statements(job: &Job, r: &RedshiftOptions, notes: &mut Vec<String>) -> Vec<Value> {
     let region = job.aws.region.as_deref().unwrap_or("*");
+    let p = partition_of(job);
     let target = match (&r.target, &r.workgroup_arn) {
         (Target::Workgroup(_), Some(arn)) => arn.clone(),
         (Target::Workgroup(w), None) => {
             notes.push(format!(
                 "redshift.workgroup_arn is not set: the Data API statements allow every workgroup in region {region}, because a workgroup's ARN ends in its id, not its name; set it to the output of `aws redshift-serverless get-workgroup --workgroup-name {w} --query workgroup.workgroupArn`"
             ));
-            format!("arn:aws:redshift-serverless:{region}:*:workgroup/*")
+            format!("arn:{p}:redshift-serverless:{region}:*:workgroup/*")
         }
-        (Target::Cluster(c), _) => format!("arn:aws:redshift:{region}:*:cluster:{c}"),
+        (Target::Cluster(c), _) => format!("arn:{p}:redshift:{region}:*:cluster:{c}"),
     };
     let mut out = vec![
         json!({
@@ -325,15 +456,15 @@ fn redshift_statements(job: &Job, r: &RedshiftOptions, notes: &mut Vec<String>) 
             "Sid": "RedshiftSecret",
             "Effect": "Allow",
             "Action": ["secretsmanager:GetSecretValue"],
-            "Resource": [arn],
+            "Resource": secret_resources(arn),
         }),
         (Auth::DbUser(user), Target::Cluster(c)) => json!({
             "Sid": "RedshiftClusterCredentials",
             "Effect": "Allow",
             "Action": ["redshift:GetClusterCredentials"],
             "Resource": [
-                format!("arn:aws:redshift:{region}:*:dbuser:{c}/{user}"),
-                format!("arn:aws:redshift:{region}:*:dbname:{c}/{}", r.database),
+                format!("arn:{p}:redshift:{region}:*:dbuser:{c}/{user}"),
+                format!("arn:{p}:redshift:{region}:*:dbname:{c}/{}", r.database),
             ],
         }),
         _ => json!({
@@ -399,10 +530,39 @@ inputs = ["s3://acme-audit/exports/{customer}/*.csv", "s3://acme-audit/old/{cust
             p["Statement"][0]["Resource"][0],
             "arn:aws:redshift:*:*:cluster:c1"
         );
+        // The secret's name alone (a partial ARN): the suffix AWS appends is wildcarded.
         assert_eq!(
-            p["Statement"][2]["Resource"][0],
-            "arn:aws:secretsmanager:eu-west-1:1:secret:s"
+            p["Statement"][2]["Resource"],
+            json!(["arn:aws:secretsmanager:eu-west-1:1:secret:s-??????"])
         );
+    }
+
+    #[test]
+    fn secret_arns_are_granted_whole_and_partial() {
+        let base = "arn:aws:secretsmanager:us-east-1:123456789012:secret:citrine/redshift";
+        assert_eq!(secret_resources(base), [format!("{base}-??????")]);
+        let full = format!("{base}-AbC123");
+        assert_eq!(
+            secret_resources(&full),
+            [full.clone(), format!("{full}-??????")]
+        );
+    }
+
+    #[test]
+    fn the_partition_follows_the_region() {
+        assert_eq!(partition(Some("eu-west-1")), "aws");
+        assert_eq!(partition(None), "aws");
+        assert_eq!(partition(Some("cn-north-1")), "aws-cn");
+        assert_eq!(partition(Some("us-gov-west-1")), "aws-us-gov");
+        assert_eq!(partition(Some("us-iso-east-1")), "aws-iso");
+        assert_eq!(partition(Some("us-isob-east-1")), "aws-iso-b");
+        let text = "[lake]\nroot = \"s3://lake-cn/x\"\n[catalog]\nkind = \"glue\"\n[aws]\nregion = \"cn-north-1\"\n[[table]]\nname = \"t\"\nformat = \"audit\"\ninputs = [\"s3://in-cn/\"]\n[redshift]\ncluster_id = \"c\"\ndatabase = \"dev\"\nsecret_arn = \"arn:aws-cn:secretsmanager:cn-north-1:1:secret:s\"\n";
+        let job = validated(text);
+        for role in [Role::Batch, Role::RedshiftCopy, Role::Spectrum] {
+            let text = policy_for(&job, role).unwrap().document.to_string();
+            assert!(!text.contains("arn:aws:"), "{role:?}: {text}");
+            assert!(text.contains("arn:aws-cn:"), "{role:?}: {text}");
+        }
     }
 
     #[test]
@@ -524,6 +684,7 @@ inputs = ["s3://acme-cdn-logs/cloudfront/{customer}/"]
             ("batch", Role::Batch),
             ("lambda", Role::Lambda),
             ("redshift_copy", Role::RedshiftCopy),
+            ("spectrum", Role::Spectrum),
         ] {
             let policy = policy_for(&job, role).unwrap();
             assert!(policy.notes.is_empty(), "{name}: {:?}", policy.notes);

@@ -45,6 +45,7 @@
 pub mod aws;
 pub mod commit;
 pub mod config;
+pub mod config_source;
 pub mod error;
 pub mod iam;
 pub mod inspect;

@@ -6,7 +6,8 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 
-use citrine::config::{ConfigFile, Job};
+use citrine::config::Job;
+use citrine::config_source::ConfigSource;
 use citrine::inspect::{inspect_path, InspectOptions};
 use citrine::lake::Lake;
 use citrine::ledger::Ledger;
@@ -22,8 +23,8 @@ use citrine::transform::mask::scrub_text;
 #[derive(Debug, Parser)]
 #[command(name = "citrine", version = citrine::VERSION, about)]
 struct Cli {
-    /// Configuration file [default: $CITRINE_CONFIG, else citrine.toml]. A container or a
-    /// Lambda may give the config's text in $CITRINE_CONFIG_TOML instead.
+    /// Configuration file [default: the text of $CITRINE_CONFIG_TOML, else $CITRINE_CONFIG (a
+    /// path, or an s3://bucket/key object), else citrine.toml].
     #[arg(short = 'c', long, global = true)]
     config: Option<PathBuf>,
     /// Log format on standard error: `text`, or `json` for log shippers.
@@ -69,6 +70,7 @@ enum PolicyRole {
     Batch,
     Lambda,
     RedshiftCopy,
+    Spectrum,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -188,7 +190,8 @@ enum Command {
     /// Print the least-privilege IAM policy (JSON) the configured job needs on AWS.
     IamPolicy {
         /// Whose: a Batch job role (or any host running the CLI), the Lambda's execution role
-        /// (adds its SQS trigger and logs), or the role Redshift's COPY assumes.
+        /// (adds its SQS trigger and logs), the role Redshift's COPY assumes, or the role
+        /// Redshift Spectrum assumes (`redshift ddl --spectrum`).
         #[arg(long = "for", value_enum, default_value_t = PolicyRole::Batch)]
         role: PolicyRole,
     },
@@ -468,40 +471,14 @@ struct FailingStatus {
     last_error: String,
 }
 
-/// What `config` names when the config's text is in the environment variable of that name.
-const INLINE_CONFIG: &str = "CITRINE_CONFIG_TOML";
-
-/// The config to load: `--config`, else $CITRINE_CONFIG_TOML (text), else $CITRINE_CONFIG,
-/// else `citrine.toml`.
-fn config_path(given: Option<PathBuf>) -> PathBuf {
-    given
-        .or_else(|| std::env::var_os(INLINE_CONFIG).map(|_| PathBuf::from(INLINE_CONFIG)))
-        .or_else(|| std::env::var_os("CITRINE_CONFIG").map(PathBuf::from))
-        .unwrap_or_else(|| PathBuf::from("citrine.toml"))
-}
-
-fn load_job(path: &Path) -> anyhow::Result<Job> {
-    let job = match std::env::var(INLINE_CONFIG) {
-        // Relative paths in it are relative to the working folder.
-        Ok(text) if path == Path::new(INLINE_CONFIG) => {
-            ConfigFile::parse(&text, INLINE_CONFIG)?.validate(Path::new("."))?
-        }
-        _ => {
-            let file = ConfigFile::load(path)?;
-            let base = path
-                .parent()
-                .filter(|p| !p.as_os_str().is_empty())
-                .unwrap_or(Path::new("."));
-            file.validate(base)?
-        }
-    };
-    Ok(job)
+fn load_job(source: &ConfigSource) -> anyhow::Result<Job> {
+    Ok(source.load()?)
 }
 
 /// [`load_job`] for commands that transform rows: the hash key's secret, if the config names
 /// one, is fetched too.
-fn load_job_with_key(path: &Path) -> anyhow::Result<Job> {
-    let mut job = load_job(path)?;
+fn load_job_with_key(source: &ConfigSource) -> anyhow::Result<Job> {
+    let mut job = load_job(source)?;
     if job.hash_key_secret.is_some() {
         let stores = Stores::new(job.aws.clone());
         citrine::privacy::resolve_hash_key(&mut job, &stores)?;
@@ -510,7 +487,9 @@ fn load_job_with_key(path: &Path) -> anyhow::Result<Job> {
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let config = config_path(cli.config);
+    let source = ConfigSource::resolve(cli.config);
+    // How messages name the config.
+    let config = PathBuf::from(source.origin());
     match cli.command {
         Command::Run {
             table: Some(table),
@@ -522,7 +501,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 target.run_id.is_some() || target.planned,
                 "--shard processes a shard of a planned run: name it with --run-id R, or pass --planned"
             );
-            let job = load_job_with_key(&config)?;
+            let job = load_job_with_key(&source)?;
             let spec = table_spec(&job, &table, &config)?;
             let shard = match shard {
                 Some(s) => s,
@@ -549,7 +528,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             lease_minutes,
             json,
         } => {
-            let job = load_job(&config)?;
+            let job = load_job(&source)?;
             let spec = table_spec(&job, &table, &config)?;
             let count = match (shards, target_shard_gb) {
                 (Some(n), _) => {
@@ -581,7 +560,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             target,
             json,
         } => {
-            let job = load_job(&config)?;
+            let job = load_job(&source)?;
             let spec = table_spec(&job, &table, &config)?;
             let stores = Stores::new(job.aws.clone());
             let summary = run::shard::commit_run(&job, &stores, spec, target.which())?;
@@ -594,7 +573,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Abort { table, target } => {
-            let job = load_job(&config)?;
+            let job = load_job(&source)?;
             let spec = table_spec(&job, &table, &config)?;
             let stores = Stores::new(job.aws.clone());
             let summary = run::shard::abort_run(&job, &stores, spec, target.which())?;
@@ -602,7 +581,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Run { table, json, .. } => {
-            let job = load_job_with_key(&config)?;
+            let job = load_job_with_key(&source)?;
             check_table(&job, table.as_deref(), &config)?;
             let bar = Bar::new();
             let summaries = run::run(&job, table.as_deref(), &bar);
@@ -643,7 +622,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Status { json } => {
-            let job = load_job(&config)?;
+            let job = load_job(&source)?;
             let stores = Stores::new(job.aws.clone());
             let lake = Lake::open(&job, &stores)?;
             let catalog = register::open(&job, &stores, &lake);
@@ -722,7 +701,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             run,
             delete_rows,
         } => {
-            let job = load_job(&config)?;
+            let job = load_job(&source)?;
             let spec = table_spec(&job, &table, &config)?;
             let stores = Stores::new(job.aws.clone());
             let lake = Lake::open(&job, &stores)?;
@@ -768,7 +747,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             })
         }
         Command::Repair { table } => {
-            let job = load_job(&config)?;
+            let job = load_job(&source)?;
             check_table(&job, table.as_deref(), &config)?;
             let stores = Stores::new(job.aws.clone());
             let lake = Lake::open(&job, &stores)?;
@@ -791,7 +770,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Catalog {
             action: CatalogAction::Sync { table },
         } => {
-            let job = load_job(&config)?;
+            let job = load_job(&source)?;
             check_table(&job, table.as_deref(), &config)?;
             let stores = Stores::new(job.aws.clone());
             let lake = Lake::open(&job, &stores)?;
@@ -819,15 +798,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Redshift { action } => {
-            let job = load_job(&config)?;
+            let job = load_job(&source)?;
             redshift(&job, action, &config)
         }
         Command::IamPolicy { role } => {
-            let job = load_job(&config)?;
+            let job = load_job(&source)?;
             let role = match role {
                 PolicyRole::Batch => citrine::iam::Role::Batch,
                 PolicyRole::Lambda => citrine::iam::Role::Lambda,
                 PolicyRole::RedshiftCopy => citrine::iam::Role::RedshiftCopy,
+                PolicyRole::Spectrum => citrine::iam::Role::Spectrum,
             };
             let policy = citrine::iam::policy_for(&job, role)?;
             for note in &policy.notes {
@@ -837,7 +817,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Query { sql, format } => {
-            let job = load_job(&config)?;
+            let job = load_job(&source)?;
             query(&job, &sql, format)?;
             Ok(ExitCode::SUCCESS)
         }
@@ -855,7 +835,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 ..Default::default()
             };
             if let Some(name) = &table {
-                let job = load_job_with_key(&config)?;
+                let job = load_job_with_key(&source)?;
                 let spec = table_spec(&job, name, &config)?;
                 options.format = options.format.or(Some(spec.format));
                 options.mask = job.mask;

@@ -1,6 +1,7 @@
 //! What deploys citrine: the CloudFormation templates in `deploy/` pass `cfn-lint` and say
-//! what the README says they do, and the container image (when a Docker daemon is reachable)
-//! builds and runs `citrine --version`.
+//! what the README says they do (tests/deploy_stack.rs deploys and runs them), the Dockerfile
+//! passes hadolint, and the container image (when a Docker daemon is reachable) builds and
+//! runs `citrine --version`.
 
 mod common;
 
@@ -45,23 +46,31 @@ fn every_template_passes_cfn_lint() {
 fn the_templates_wire_what_the_protocol_needs() {
     let read = |name: &str| std::fs::read_to_string(root().join("deploy").join(name)).unwrap();
     let batch = read("batch.yaml");
-    // plan -> array of shards -> commit, abort on failure; the shards find the planned run.
+    // plan (named after the execution) -> its run's shards -> commit -> load; every step
+    // names the run; abort of that run on failure.
     for needle in [
-        "\"plan\", \"--table\"",
-        "ArrayProperties:",
-        "[\"run\", \"--table\", \"${Table}\", \"--planned\"]",
-        "[\"commit\", \"--table\", \"${Table}\", \"--planned\"]",
-        "[\"abort\", \"--table\", \"${Table}\", \"--planned\"]",
+        "States.Array('plan', '--table', '${Table}'",
+        "'--name', $$.Execution.Name)",
+        "Size.$: $.shards",
+        "States.Array('run', '--table', '${Table}', '--run-id', $.run_id)",
+        "States.Array('commit', '--table', '${Table}', '--run-id', $.run_id)",
+        "States.Array('abort', '--table', '${Table}', '--run-id', $.run_id)",
+        "States.Array('redshift', 'load', '--manifest', $.marker)",
         "RetryStrategy:",
         "AWS::Scheduler::Schedule",
         "PlatformCapabilities: [FARGATE]",
+        "RuntimePlatform:",
         "CITRINE_CONFIG_TOML",
+        "LoggingConfiguration:",
+        "AWS::CloudWatch::Alarm",
     ] {
         assert!(batch.contains(needle), "batch.yaml lacks {needle}");
     }
+    // No step acts on whatever run holds the table.
+    assert!(!batch.contains("--planned"), "batch.yaml names its run");
     // A failed plan (another run holds the table) must not abort that other run.
     let plan_state = batch.split("          Plan:").nth(1).unwrap();
-    let plan_state = plan_state.split("          Shards:").next().unwrap();
+    let plan_state = plan_state.split("          ReadPlan:").next().unwrap();
     assert!(!plan_state.contains("Catch"), "the plan step has no abort");
     let lambda = read("lambda.yaml");
     for needle in [
@@ -73,10 +82,17 @@ fn the_templates_wire_what_the_protocol_needs() {
         "sqs:ReceiveMessage",
         "sqs:DeleteMessage",
         "sqs:GetQueueAttributes",
+        "sqs:SendMessage",
         "logs:PutLogEvents",
+        "AWS::CloudWatch::Alarm",
+        "DeletionPolicy: Retain",
     ] {
         assert!(lambda.contains(needle), "lambda.yaml lacks {needle}");
     }
+    assert!(
+        !lambda.contains("ChangeMessageVisibility"),
+        "granted only what is used"
+    );
     let lake = read("lake.yaml");
     assert!(lake.contains("AbortIncompleteMultipartUpload"));
     assert!(lake.contains("AWS::Glue::Database"));
@@ -104,8 +120,35 @@ fn the_image_builds_and_runs_citrine() {
         .output()
         .unwrap();
     let _ = Command::new("docker").args(["rmi", &tag]).status();
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout).trim(),
-        format!("citrine {}", env!("CARGO_PKG_VERSION"))
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .starts_with(&format!("citrine {} (build ", env!("CARGO_PKG_VERSION"))),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+#[test]
+fn the_dockerfile_passes_hadolint() {
+    let Some(python) = common::python() else {
+        return;
+    };
+    let hadolint = python.with_file_name("hadolint");
+    let out = Command::new(&hadolint)
+        .arg("Dockerfile")
+        .current_dir(root())
+        .output()
+        .unwrap_or_else(|e| {
+            panic!(
+                "{}: {e} (scripts/python-env installs it)",
+                hadolint.display()
+            )
+        });
+    assert!(
+        out.status.success(),
+        "hadolint:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
     );
 }

@@ -15,20 +15,20 @@
 //!   park an input, nor carry it into the dead-letter queue.
 //!
 //! Configuration comes from the environment: `CITRINE_CONFIG_TOML` (the whole `citrine.toml`
-//! as text) or `CITRINE_CONFIG` (a path, default `citrine.toml` beside the binary's working
-//! directory, i.e. in the deployment package). The clients are built once per container, in
+//! as text), or `CITRINE_CONFIG` (a path, or an `s3://bucket/key` object for a config larger
+//! than a Lambda's environment holds; default `citrine.toml` in the working directory, i.e.
+//! in the deployment package). The clients are built once per container, in
 //! [`LambdaEnv::from_env`].
 
 pub mod requeue;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use crate::config::{ConfigFile, Job};
+use crate::config::Job;
 use crate::error::{Error, Result};
 use crate::lake::{Lake, MANIFEST_SUFFIX};
 use crate::read::pattern::MatchedInput;
@@ -86,22 +86,10 @@ impl LambdaEnv {
         &self.lake
     }
 
-    /// Build from `CITRINE_CONFIG_TOML` or `CITRINE_CONFIG`.
+    /// Build from the config `CITRINE_CONFIG_TOML` holds, or the file or `s3://` object
+    /// `CITRINE_CONFIG` names (default `citrine.toml` in the working folder, the package).
     pub fn from_env() -> Result<Self> {
-        let (file, base) = match std::env::var("CITRINE_CONFIG_TOML") {
-            Ok(text) => (
-                ConfigFile::parse(&text, "CITRINE_CONFIG_TOML")?,
-                std::env::current_dir().map_err(|e| Error::io(".", e))?,
-            ),
-            Err(_) => {
-                let path =
-                    std::env::var("CITRINE_CONFIG").unwrap_or_else(|_| "citrine.toml".into());
-                let path = Path::new(&path);
-                let base = path.parent().unwrap_or(Path::new(".")).to_path_buf();
-                (ConfigFile::load(path)?, base)
-            }
-        };
-        Self::new(file.validate(&base)?)
+        Self::new(crate::config_source::ConfigSource::resolve(None).load()?)
     }
 
     /// Build for `job` (fetching its hash key's secret, if it names one).
@@ -186,7 +174,7 @@ pub const METRICS_NAMESPACE: &str = "citrine";
 
 /// A table run's summary in CloudWatch Embedded Metric Format: one JSON object that CloudWatch
 /// Logs turns into metrics (rows in, written and rejected, inputs failed, bytes in and out,
-/// seconds), with the table as their dimension. `timestamp_ms` is the time of the metrics.
+/// seconds), per table and over all tables. `timestamp_ms` is the time of the metrics.
 pub fn metrics(summary: &TableSummary, timestamp_ms: u64) -> Value {
     let metrics: Vec<Value> = [
         ("RowsIn", "Count"),
@@ -206,7 +194,8 @@ pub fn metrics(summary: &TableSummary, timestamp_ms: u64) -> Value {
             "Timestamp": timestamp_ms,
             "CloudWatchMetrics": [{
                 "Namespace": METRICS_NAMESPACE,
-                "Dimensions": [["table"]],
+                // Per table, and over every table (what the template's alarms watch).
+                "Dimensions": [["table"], []],
                 "Metrics": metrics,
             }],
         },

@@ -61,6 +61,11 @@ impl Endpoint {
         serde_json::from_slice(&out.stdout).unwrap()
     }
 
+    /// Set moto's server configuration (`POST /moto-api/config`).
+    pub fn post_config(&self, config: Value) {
+        self.client(&["moto-config", &config.to_string()]);
+    }
+
     /// A new, empty bucket (and a matching Glue database name) unique to this process.
     pub fn fresh_bucket(&self, tag: &str) -> String {
         static N: AtomicU32 = AtomicU32::new(0);
@@ -105,4 +110,58 @@ pub fn env_for(url: &str) -> Vec<(&'static str, String)> {
 /// A Glue database name for `bucket` (Glue names: lower case, digits, `_`).
 pub fn database_of(bucket: &str) -> String {
     bucket.replace('-', "_")
+}
+
+/// A moto server of a test's own (`tests/support/moto_server.py`: Step Functions service
+/// integrations as AWS maps them, Batch jobs whose image is an executable run for real), with
+/// `env` added to its environment; stopped on drop. `None` outside CI without
+/// scripts/python-env (the caller skips).
+pub struct OwnServer {
+    pub endpoint: Endpoint,
+    child: std::process::Child,
+}
+
+impl OwnServer {
+    pub fn start(env: &[(&str, &str)]) -> Option<Self> {
+        let python = super::python()?;
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let url = format!("http://127.0.0.1:{port}");
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/moto_server.py");
+        let mut cmd = Command::new(&python);
+        // Its log (the jobs it ran, their standard error) beside the build's other outputs.
+        let log = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("moto-server-{port}.log"));
+        cmd.arg(script)
+            .arg(port.to_string())
+            .env("MOTO_PORT", port.to_string())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap());
+        for (k, v) in env_for(&url) {
+            cmd.env(k, v);
+        }
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().unwrap();
+        let server = Self {
+            endpoint: Endpoint { url, python },
+            child,
+        };
+        for _ in 0..200 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Some(server);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!("moto_server.py did not listen on {port}");
+    }
+}
+
+impl Drop for OwnServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

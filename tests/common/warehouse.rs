@@ -98,10 +98,31 @@ impl Warehouse {
         ])
         .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
         .args(["-U", "citrine", "-d", &self.database]);
-        if one_transaction {
+        // A large text (a COPY's rows) goes through standard input, past the kernel's limit
+        // on one argument; as one transaction, as `-c` runs its statements.
+        let large = sql.len() > 64 << 10;
+        if one_transaction || large {
             cmd.arg("--single-transaction");
         }
-        let out = cmd.arg("-c").arg(sql).output().expect("psql runs");
+        let out = if large {
+            use std::io::Write;
+            let mut child = cmd
+                .args(["-f", "-"])
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("psql runs");
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(sql.as_bytes())
+                .unwrap();
+            child.wait_with_output().expect("psql runs")
+        } else {
+            cmd.arg("-c").arg(sql).output().expect("psql runs")
+        };
         if !out.status.success() {
             return Err(String::from_utf8_lossy(&out.stderr).into_owned());
         }

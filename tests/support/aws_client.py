@@ -18,6 +18,19 @@ AWS_ENDPOINT_URL (boto3 honours it), credentials from the environment.
   check-parquet B PREFIX     every object below PREFIX is a complete Parquet file: its row count
   wrangler DB T              rows awswrangler reads through the Glue table
   mkqueue Q / rmqueue Q      create / delete the SQS queue Q
+  moto-config JSON           POST JSON to moto's /moto-api/config
+  put-notifications B JSON / get-notifications B
+                             the bucket's notification configuration
+  network                    a VPC, two subnets, a security group and a route table:
+                             {vpc, subnets, security_group, route_table}
+  role NAME SERVICE          an IAM role SERVICE may assume: its ARN
+  policy NAME FILE           a managed policy with the document in FILE: its ARN
+  deploy STACK TEMPLATE PARAMS_JSON
+                             create the stack and wait: {status, reason, outputs, resources:
+                             {logical id: type}, skipped: [logical ids the server created nothing
+                             for, but those under a condition], conditional: [those]}
+  run-state-machine ARN NAME start an execution named NAME and wait for it: {status, error,
+                             cause, scheduled: [{state, parameters}], states: [entered states]}
   queue Q                    {visible, delayed, in_flight} message counts of the queue Q
 """
 import json
@@ -175,6 +188,105 @@ def main(cmd, *a):
             "delayed": int(attrs["ApproximateNumberOfMessagesDelayed"]),
             "in_flight": int(attrs["ApproximateNumberOfMessagesNotVisible"]),
         }
+    if cmd == "put-notifications":
+        s3.put_bucket_notification_configuration(Bucket=a[0], NotificationConfiguration=json.loads(a[1]))
+        return {}
+    if cmd == "get-notifications":
+        got = s3.get_bucket_notification_configuration(Bucket=a[0])
+        got.pop("ResponseMetadata", None)
+        return got
+    if cmd == "moto-config":
+        import urllib.request
+
+        request = urllib.request.Request(
+            ENDPOINT + "/moto-api/config", data=a[0].encode(), method="POST",
+            headers={"Content-Type": "application/json"},
+        )
+        urllib.request.urlopen(request).read()
+        return {}
+    if cmd == "network":
+        ec2 = boto3.client("ec2")
+        vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+        subnets = [
+            ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.0.{i}.0/24")["Subnet"]["SubnetId"]
+            for i in range(2)
+        ]
+        group = ec2.create_security_group(GroupName=f"citrine-{vpc}", Description="citrine", VpcId=vpc)["GroupId"]
+        table = ec2.create_route_table(VpcId=vpc)["RouteTable"]["RouteTableId"]
+        return {"vpc": vpc, "subnets": subnets, "security_group": group, "route_table": table}
+    if cmd == "role":
+        trust = {"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Principal": {"Service": a[1]}, "Action": "sts:AssumeRole"}]}
+        iam = boto3.client("iam")
+        return {"arn": iam.create_role(RoleName=a[0], AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]}
+    if cmd == "policy":
+        iam = boto3.client("iam")
+        with open(a[1]) as f:
+            return {"arn": iam.create_policy(PolicyName=a[0], PolicyDocument=f.read())["Policy"]["Arn"]}
+    if cmd == "deploy":
+        import time
+
+        import yaml
+
+        stack, path, params = a
+        cfn = boto3.client("cloudformation")
+        with open(path) as f:
+            body = f.read()
+        cfn.create_stack(
+            StackName=stack, TemplateBody=body, Capabilities=["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM"],
+            Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in json.loads(params).items()],
+        )
+        while True:
+            got = cfn.describe_stacks(StackName=stack)["Stacks"][0]
+            if not got["StackStatus"].endswith("IN_PROGRESS"):
+                break
+            time.sleep(0.2)
+        resources = {
+            r["LogicalResourceId"]: r["ResourceType"]
+            for r in cfn.describe_stack_resources(StackName=stack)["StackResources"]
+            if "LogicalResourceId" in r
+        }
+
+        class Tags(yaml.SafeLoader):
+            pass
+
+        Tags.add_multi_constructor("!", lambda loader, suffix, node: None)
+        declared = yaml.load(body, Loader=Tags)["Resources"]
+        return {
+            "status": got["StackStatus"],
+            "reason": got.get("StackStatusReason"),
+            "outputs": {o["OutputKey"]: o["OutputValue"] for o in got.get("Outputs", [])},
+            "resources": resources,
+            "skipped": sorted(n for n in set(declared) - set(resources) if "Condition" not in declared[n]),
+            "conditional": sorted(n for n in declared if "Condition" in declared[n]),
+        }
+    if cmd == "run-state-machine":
+        import time
+
+        arn, name = a
+        sfn = boto3.client("stepfunctions")
+        execution = sfn.start_execution(stateMachineArn=arn, name=name, input="{}")["executionArn"]
+        while True:
+            got = sfn.describe_execution(executionArn=execution)
+            if got["status"] != "RUNNING":
+                break
+            time.sleep(0.2)
+        events = sfn.get_execution_history(executionArn=execution, maxResults=1000)["events"]
+        states, scheduled, failures, current = [], [], [], None
+        for e in events:
+            for key in ("taskFailedEventDetails", "executionFailedEventDetails"):
+                if key in e:
+                    failures.append({"state": current, **e[key]})
+            entered = e.get("stateEnteredEventDetails")
+            if entered:
+                current = entered["name"]
+                states.append(current)
+            task = e.get("taskScheduledEventDetails")
+            if task:
+                scheduled.append({"state": current, "resource": task["resource"],
+                                  "parameters": json.loads(task["parameters"])})
+        return {"status": got["status"], "error": got.get("error"), "cause": got.get("cause"),
+                "states": states, "scheduled": scheduled, "failures": failures}
     if cmd == "wrangler":
         import awswrangler as wr
 

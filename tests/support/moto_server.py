@@ -1,6 +1,13 @@
 """moto's server as the deploy tests run it: every service on one port (S3, Glue, SQS,
-CloudFormation, Step Functions, Batch, IAM, EC2, ...), with two changes, so that a state
-machine of deploy/batch.yaml executes for real.
+CloudFormation, Step Functions, Batch, IAM, EC2, ...), with three changes, so that the state
+machine of deploy/batch.yaml, deployed by CloudFormation, executes for real.
+
+0. CloudFormation creates a state machine from `Definition` (an object) with its
+   `DefinitionSubstitutions`, as AWS does (moto 5.2 reads `DefinitionString` alone), in the
+   backend that executes state machines (moto's creates it where executions cannot see it),
+   validating the definition with moto's Amazon States Language parser; a template's
+   explicit `null` (ASL's `ResultPath: null`) stays null, where moto drops the key; and
+   `AWS::NoValue` removes a list's element, where moto leaves a null in its place.
 
 1. Step Functions sends a service integration's parameters as the service's API names them.
    moto 5.2's port of the Step Functions interpreter leaves the request and response
@@ -20,9 +27,9 @@ Environment:
   MOTO_PORT                  this server's port (Step Functions calls the services through it)
   CITRINE_TEST_JOB_RECORD    a file each job attempt is appended to, as a JSON line:
                              {"job", "index", "attempt", "command", "exit"}
-  CITRINE_TEST_FAIL_JOBS     "NAME" or "NAME:INDEX", comma separated: those jobs (or children)
-                             fail every attempt, exit 137, without running (a container that
-                             is killed each time)
+  CITRINE_TEST_FAIL_JOBS     a file holding "NAME" or "NAME:INDEX", comma separated, when a
+                             job starts: those jobs (or children) fail every attempt, exit 137,
+                             without running (a container that is killed each time)
 
 Usage: moto_server.py PORT   (binds 127.0.0.1)
 """
@@ -35,12 +42,73 @@ import threading
 
 import botocore.session
 from moto.batch_simple.models import BatchSimpleBackend
+from moto.cloudformation import parsing as cfn_parsing
+from moto.stepfunctions import models as sfn_models
+from moto.stepfunctions.parser.models import stepfunctions_parser_backends
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service import (
     StateTaskService,
 )
 
 _models = {}
 _record_lock = threading.Lock()
+
+
+_NULL = "\u0000citrine-null\u0000"
+_depth = threading.local()
+_original_clean_json = cfn_parsing.clean_json
+
+
+def _nulls(value, into):
+    if isinstance(value, dict):
+        return {k: (into if v is None else _nulls(v, into)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_nulls(v, into) for v in value]
+    return value
+
+
+def _back(value):
+    if value == _NULL:
+        return None
+    if isinstance(value, dict):
+        return {k: _back(v) for k, v in value.items()}
+    if isinstance(value, list):
+        # What is still None came from `AWS::NoValue`, which removes a list's element.
+        return [_back(v) for v in value if v is not None]
+    return value
+
+
+def _clean_json(resource_json, resources_map):
+    """moto's, but a literal null in the template survives (an intrinsic that resolves to
+    nothing, `AWS::NoValue`, still drops its key)."""
+    top = getattr(_depth, "n", 0) == 0
+    if top:
+        resource_json = _nulls(resource_json, _NULL)
+    _depth.n = getattr(_depth, "n", 0) + 1
+    try:
+        cleaned = _original_clean_json(resource_json, resources_map)
+    finally:
+        _depth.n -= 1
+    return _back(cleaned) if top else cleaned
+
+
+cfn_parsing.clean_json = _clean_json
+
+
+def _state_machine_from_cloudformation(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):
+    props = cloudformation_json["Properties"]
+    definition = props.get("DefinitionString") or json.dumps(props.get("Definition", {}))
+    for key, value in (props.get("DefinitionSubstitutions") or {}).items():
+        definition = definition.replace("${" + key + "}", str(value))
+    backend = stepfunctions_parser_backends[account_id][region_name]
+    return backend.create_state_machine(
+        props.get("StateMachineName", resource_name),
+        definition,
+        props.get("RoleArn", ""),
+        tags=props.get("Tags") or None,
+    )
+
+
+sfn_models.StateMachine.create_from_cloudformation_json = classmethod(_state_machine_from_cloudformation)
 
 
 def _operation(service, action):
@@ -82,7 +150,9 @@ def _environment(entries):
 
 
 def _fails(job_name, index):
-    for spec in filter(None, os.environ.get("CITRINE_TEST_FAIL_JOBS", "").split(",")):
+    path = os.environ.get("CITRINE_TEST_FAIL_JOBS")
+    specs = open(path).read().strip() if path and os.path.exists(path) else ""
+    for spec in filter(None, specs.split(",")):
         name, _, at = spec.partition(":")
         if name == job_name and (not at or (index is not None and int(at) == index)):
             return True
