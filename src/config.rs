@@ -75,6 +75,21 @@ pub struct LakeConfig {
     /// flushed past it (default 128).
     #[serde(default = "default_memory_budget_mb")]
     pub memory_budget_mb: u64,
+    /// How readers find the tables' files: `hive` (default; partitions registered in the
+    /// catalog) or `iceberg` (one Iceberg snapshot per run). A table may say otherwise.
+    #[serde(default)]
+    pub table_format: TableFormat,
+}
+
+/// How readers find a table's files.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TableFormat {
+    /// Hive-style: the data folder, its partitions registered in the catalog.
+    #[default]
+    Hive,
+    /// An Iceberg table: each run one snapshot, readers see a whole run or none.
+    Iceberg,
 }
 
 /// `[catalog]`
@@ -281,6 +296,8 @@ pub struct TableConfig {
     pub after_commit: Option<String>,
     /// Where `archive` moves inputs: `s3://bucket/prefix/` or a folder.
     pub archive_to: Option<String>,
+    /// `hive` or `iceberg`, instead of `[lake] table_format`.
+    pub table_format: Option<TableFormat>,
 }
 
 fn default_compression() -> String {
@@ -387,6 +404,8 @@ pub struct TableSpec {
     pub column_rules: Vec<(String, Rule)>,
     /// What happens to its inputs once their run is committed.
     pub after_commit: AfterCommit,
+    /// How readers find its files.
+    pub table_format: TableFormat,
 }
 
 impl TableSpec {
@@ -649,7 +668,8 @@ impl ConfigFile {
         }
         let mut tables: Vec<TableSpec> = Vec::new();
         for (i, t) in self.tables.iter().enumerate() {
-            if let Some(spec) = problems.note(validate_table(i, t, base, &tables)) {
+            if let Some(mut spec) = problems.note(validate_table(i, t, base, &tables)) {
+                spec.table_format = t.table_format.unwrap_or(self.lake.table_format);
                 tables.push(spec);
             }
         }
@@ -1059,6 +1079,7 @@ fn validate_table(
         mask_columns,
         column_rules,
         after_commit,
+        table_format: t.table_format.unwrap_or_default(),
     })
 }
 

@@ -48,6 +48,7 @@ pub mod config;
 pub mod config_source;
 pub mod error;
 pub mod iam;
+pub mod iceberg;
 pub mod inspect;
 pub mod lake;
 #[cfg(feature = "lambda")]

@@ -757,7 +757,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
                 let lock =
                     run::lock::TableLock::acquire_for(&lake, &t.name, job.lock_lease, "repair")?;
-                let removed = run::recover::repair(&lake, &t.name, &lock)
+                let catalog = register::open(&job, &stores, &lake);
+                let readers = run::readers(&lake, t, catalog.as_ref());
+                let removed = run::recover::repair(&lake, &t.name, &lock, &readers)
                     .with_context(|| format!("repair of {} failed", t.name))?;
                 lock.release();
                 outln!(
@@ -787,6 +789,27 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     job.lock_lease,
                     "catalog sync",
                 )?;
+                if t.table_format == citrine::config::TableFormat::Iceberg {
+                    // An Iceberg table's catalog entry is its metadata pointer: the newest
+                    // metadata file of a committed run.
+                    let runs: std::collections::BTreeSet<String> =
+                        lake.committed_runs(&t.name)?.into_iter().collect();
+                    lock.fence()?;
+                    let current = citrine::iceberg::table::repair_pointer(
+                        &lake,
+                        &t.name,
+                        catalog.as_mut(),
+                        &|run| runs.contains(run),
+                    )
+                    .with_context(|| format!("catalog sync of {} failed", t.name))?;
+                    lock.release();
+                    outln!(
+                        "{}: Iceberg metadata {}",
+                        t.name,
+                        current.as_deref().unwrap_or("(none yet)")
+                    )?;
+                    continue;
+                }
                 let summary =
                     citrine::register::sync::sync(&lake, catalog.as_mut(), &t.name, &|| {
                         lock.fence()

@@ -35,6 +35,14 @@ const ATTEMPTS: u32 = 6;
 
 /// Glue table parameter holding citrine's schema version.
 pub const SCHEMA_VERSION_PARAM: &str = "citrine_schema_version";
+/// Glue table parameter naming an Iceberg table's kind (`ICEBERG`), as Athena and Spark read it.
+pub const TABLE_TYPE_PARAM: &str = "table_type";
+/// [`TABLE_TYPE_PARAM`]'s value for an Iceberg table.
+pub const ICEBERG: &str = "ICEBERG";
+/// Glue table parameter holding an Iceberg table's current metadata file.
+pub const METADATA_LOCATION_PARAM: &str = "metadata_location";
+/// Glue table parameter holding the metadata file before it.
+pub const PREVIOUS_METADATA_LOCATION_PARAM: &str = "previous_metadata_location";
 
 const INPUT_FORMAT: &str = "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat";
 const OUTPUT_FORMAT: &str = "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat";
@@ -249,7 +257,16 @@ impl Catalog for GlueCatalog {
                 .storage_descriptor()
                 .map(|sd| records(sd.columns()))
                 .unwrap_or_default();
-            file_columns(&data)
+            let iceberg = t
+                .parameters()
+                .and_then(|p| p.get(TABLE_TYPE_PARAM))
+                .is_some_and(|v| v == ICEBERG);
+            // An Iceberg table has no partition keys apart: its columns are the files'.
+            if iceberg {
+                data
+            } else {
+                file_columns(&data)
+            }
         }))
     }
 
@@ -516,6 +533,80 @@ impl Catalog for GlueCatalog {
             dropped += chunk.len() - missing;
         }
         Ok(dropped)
+    }
+
+    fn iceberg_metadata(&self, table: &str) -> Result<Option<String>> {
+        Ok(self.get_table(table)?.and_then(|t| {
+            let p = t.parameters()?;
+            (p.get(TABLE_TYPE_PARAM).map(String::as_str) == Some(ICEBERG))
+                .then(|| p.get(METADATA_LOCATION_PARAM).cloned())
+                .flatten()
+        }))
+    }
+
+    fn set_iceberg_metadata(
+        &mut self,
+        table: &str,
+        columns: &[ColumnRecord],
+        location: &str,
+        from: Option<&str>,
+        to: &str,
+    ) -> Result<()> {
+        self.ensure_database()?;
+        let existing = self.get_table(table)?;
+        let found = existing
+            .as_ref()
+            .and_then(|t| t.parameters())
+            .and_then(|p| p.get(METADATA_LOCATION_PARAM))
+            .cloned();
+        if found.as_deref() != from {
+            return Err(super::pointer_moved(
+                &format!("{}.{table}", self.database),
+                from,
+                found.as_deref(),
+            ));
+        }
+        let mut input = TableInput::builder()
+            .name(table)
+            .description("Written by citrine: an Iceberg table, one snapshot per run")
+            .table_type("EXTERNAL_TABLE")
+            .parameters("EXTERNAL", "TRUE")
+            .parameters(TABLE_TYPE_PARAM, ICEBERG)
+            .parameters(METADATA_LOCATION_PARAM, to)
+            .storage_descriptor(
+                StorageDescriptor::builder()
+                    .set_columns(Some(glue_columns(columns)?))
+                    .location(location)
+                    .build(),
+            );
+        if let Some(previous) = from {
+            input = input.parameters(PREVIOUS_METADATA_LOCATION_PARAM, previous);
+        }
+        let input = input.build().map_err(|e| self.error(table, e))?;
+        match &existing {
+            None => block_on(
+                self.client
+                    .create_table()
+                    .set_catalog_id(self.catalog_id.clone())
+                    .database_name(&self.database)
+                    .table_input(input)
+                    .send(),
+            )
+            .map(|_| ())
+            .map_err(|e| self.error(table, e)),
+            // Glue's optimistic check: the update applies to the version read above only.
+            Some(t) => block_on(
+                self.client
+                    .update_table()
+                    .set_catalog_id(self.catalog_id.clone())
+                    .database_name(&self.database)
+                    .table_input(input)
+                    .set_version_id(t.version_id().map(str::to_owned))
+                    .send(),
+            )
+            .map(|_| ())
+            .map_err(|e| self.error(table, e)),
+        }
     }
 }
 

@@ -33,6 +33,9 @@ pub struct LocalTable {
     pub partition_keys: Vec<ColumnRecord>,
     /// Partitions: `customer=<c>/dt=<d>` → location.
     pub partitions: BTreeMap<String, PartitionRecord>,
+    /// An Iceberg table's current metadata file (its URL); `classification` is `iceberg`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata_location: Option<String>,
 }
 
 /// A local catalog for one lake.
@@ -122,6 +125,7 @@ impl Catalog for LocalCatalog {
                 columns: Vec::new(),
                 partition_keys: super::partition_keys().to_vec(),
                 partitions: BTreeMap::new(),
+                metadata_location: None,
             },
         };
         if !super::grows_at_end(&t.columns, columns) {
@@ -185,6 +189,58 @@ impl Catalog for LocalCatalog {
             self.save(&t)?;
         }
         Ok(dropped)
+    }
+
+    fn iceberg_metadata(&self, table: &str) -> Result<Option<String>> {
+        Ok(self.table(table)?.and_then(|t| t.metadata_location))
+    }
+
+    fn set_iceberg_metadata(
+        &mut self,
+        table: &str,
+        columns: &[ColumnRecord],
+        location: &str,
+        from: Option<&str>,
+        to: &str,
+    ) -> Result<()> {
+        let mut t = self.table(table)?.unwrap_or_else(|| LocalTable {
+            database: self.database.clone(),
+            name: table.to_owned(),
+            location: location.to_owned(),
+            classification: "iceberg".into(),
+            version: 0,
+            columns: Vec::new(),
+            partition_keys: Vec::new(),
+            partitions: BTreeMap::new(),
+            metadata_location: None,
+        });
+        if t.metadata_location.as_deref() != from {
+            return Err(super::pointer_moved(
+                table,
+                from,
+                t.metadata_location.as_deref(),
+            ));
+        }
+        if t.columns != columns {
+            t.columns = columns.to_vec();
+            t.version += 1;
+        }
+        t.metadata_location = Some(to.to_owned());
+        self.save(&t)?;
+        // The Hadoop tables' pointer beside the metadata files, for readers that open the
+        // folder without a catalog (`version-hint.text`: the current `v<N>.metadata.json`).
+        let root = self.store.url("");
+        let key = to
+            .strip_prefix(root.trim_end_matches('/'))
+            .map(|k| k.trim_start_matches('/'));
+        if let (Some(key), Some(version)) = (key, crate::iceberg::table::version_of(to)) {
+            let (folder, _) = key.rsplit_once('/').unwrap_or(("", key));
+            self.store.write(
+                &format!("{folder}/version-hint.text"),
+                version.to_string().as_bytes(),
+            )?;
+        }
+        Ok(())
     }
 }
 

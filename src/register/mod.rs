@@ -10,7 +10,7 @@ use arrow::datatypes::{DataType, Schema, TimeUnit};
 use serde::{Deserialize, Serialize};
 
 use crate::commit::report::ColumnRecord;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::partition::PartitionKey;
 
 pub use glue::GlueCatalog;
@@ -68,6 +68,34 @@ pub trait Catalog: Send {
     /// Remove the partitions with these values; missing ones are ignored. Returns how many
     /// were removed.
     fn drop_partitions(&mut self, table: &str, values: &[Vec<String>]) -> Result<usize>;
+
+    /// An Iceberg table's current metadata file (its URL), if the table is one.
+    fn iceberg_metadata(&self, table: &str) -> Result<Option<String>>;
+
+    /// Record `to` as the Iceberg table's current metadata file, if `from` still is (none:
+    /// the table is new), creating the table at `location` with `columns` when it is: the
+    /// commit point of an Iceberg snapshot. Another current file fails, changing nothing.
+    fn set_iceberg_metadata(
+        &mut self,
+        table: &str,
+        columns: &[ColumnRecord],
+        location: &str,
+        from: Option<&str>,
+        to: &str,
+    ) -> Result<()>;
+}
+
+/// The error of a catalog whose Iceberg metadata pointer is not the one a commit started from.
+pub(crate) fn pointer_moved(table: &str, from: Option<&str>, found: Option<&str>) -> Error {
+    Error::Catalog {
+        table: table.to_owned(),
+        source: format!(
+            "the Iceberg table's current metadata changed during the commit (expected {}, found {})",
+            from.unwrap_or("none"),
+            found.unwrap_or("none")
+        )
+        .into(),
+    }
 }
 
 /// The partition keys every catalog registers, in order: `customer` (string), `dt` (date).

@@ -14,7 +14,7 @@ use super::TableSummary;
 use crate::commit::rejects::Rejects;
 use crate::commit::report::ColumnRecord;
 use crate::commit::{manifest_json, FailedInput, InputRecord, RunReport};
-use crate::config::AfterCommit;
+use crate::config::{AfterCommit, TableFormat};
 use crate::error::{joined, Error, FileError, InputError, Result};
 use crate::lake::Lake;
 use crate::ledger::{checkpoint, Ledger};
@@ -77,17 +77,20 @@ pub(crate) fn register(
 }
 
 /// The last steps of every commit: write `report`, then `before_marker`'s durable record,
-/// then, right after a [`TableLock::fence`] of `lock`, the marker (the manifest of the
-/// report's files), then, if due, the ledger checkpoint (`ledger` with the report folded in).
-/// A run whose lock was taken over fails at the fence and publishes nothing. A checkpoint that
-/// fails is logged, never the run's: the run is committed, and the next plan replays one more
-/// report.
+/// then, right after a [`TableLock::fence`] of `lock`, `to_readers` (an Iceberg table's
+/// snapshot; nothing for a Hive table, whose partitions are registered before) and the marker
+/// (the manifest of the report's files), then, if due, the ledger checkpoint (`ledger` with
+/// the report folded in). A run whose lock was taken over fails at the fence and publishes
+/// nothing. A checkpoint that fails is logged, never the run's: the run is committed, and the
+/// next plan replays one more report. A run that dies between `to_readers` and its marker is
+/// rolled forward by the next run's recovery (the marker is written from the report).
 pub(crate) fn publish(
     lake: &Lake,
     lock: &TableLock,
     ledger: Ledger,
     report: RunReport,
     before_marker: impl FnOnce() -> Result<()>,
+    to_readers: impl FnOnce(&RunReport) -> Result<()>,
 ) -> Result<()> {
     let store = lake.store();
     let (table, run_id) = (report.table.clone(), report.run_id.clone());
@@ -108,6 +111,8 @@ pub(crate) fn publish(
         // Nothing may publish for a run that no longer owns its table (docs/design.md §2,
         // fencing): the check is the last thing before the marker's write.
         lock.fence()?;
+        to_readers(&report)?;
+        stall_point("published");
         store.write(
             &lake.manifest_key(&table, &run_id),
             manifest_json(&report.files).as_bytes(),
@@ -124,6 +129,39 @@ pub(crate) fn publish(
     })
 }
 
+/// Publish the files of `report` (`added`, `removed` for a rewrite) as one snapshot of its
+/// Iceberg table, its run and marker in the snapshot's summary.
+pub(crate) fn to_iceberg(
+    lake: &Lake,
+    catalog: &mut dyn Catalog,
+    operation: crate::iceberg::table::Operation,
+    report: &RunReport,
+    schema: &SchemaRef,
+    added: &[WrittenFile],
+    removed: &[String],
+) -> Result<()> {
+    let at_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis() as i64;
+    let snapshot = crate::iceberg::table::commit(
+        lake,
+        &report.table,
+        catalog,
+        &crate::iceberg::table::Change {
+            operation,
+            run_id: &report.run_id,
+            marker: lake.url(&lake.manifest_key(&report.table, &report.run_id)),
+            schema,
+            added,
+            removed,
+            at_ms,
+        },
+    )?;
+    tracing::info!(table = %report.table, run = %report.run_id, snapshot = snapshot.snapshot_id, "committed the Iceberg snapshot");
+    Ok(())
+}
+
 /// The run being committed.
 pub struct RunContext<'a> {
     /// Its lake.
@@ -138,6 +176,8 @@ pub struct RunContext<'a> {
     pub after_commit: &'a AfterCommit,
     /// The table's lock, which the run holds: fenced before each irreversible step.
     pub lock: &'a TableLock,
+    /// How readers find the table's files.
+    pub format: TableFormat,
 }
 
 /// Commit a run from its `outcomes` and written `files`: tally them into `summary`; if any
@@ -228,11 +268,24 @@ pub fn commit(
     run.lock.fence()?;
     let rejects_key = rejects.publish(lake.store().as_ref(), &lake.rejects_key(table, run_id))?;
     let columns = columns_of(schema);
-    let registered = register(lake, table, catalog, &columns, &files)?;
-    summary.partitions = registered.partitions;
-    summary.partitions_new = registered.partitions_new;
+    let schema_version = match run.format {
+        TableFormat::Hive => {
+            let registered = register(lake, table, catalog, &columns, &files)?;
+            summary.partitions = registered.partitions;
+            summary.partitions_new = registered.partitions_new;
+            registered.schema_version
+        }
+        TableFormat::Iceberg => {
+            summary.partitions = files
+                .iter()
+                .map(|f| &f.partition)
+                .collect::<BTreeSet<_>>()
+                .len();
+            crate::iceberg::table::schema_version(lake, table, catalog, schema)?
+        }
+    };
     let report = RunReport {
-        schema_version: registered.schema_version,
+        schema_version,
         widths: crate::write::column_widths(schema, &files),
         columns,
         inputs,
@@ -243,9 +296,26 @@ pub fn commit(
         ..RunReport::new(table, run_id, run.started_at.clone())
     };
     // What is to happen to the inputs is durable before the marker that allows it.
-    publish(lake, run.lock, ledger, report, || {
-        super::after_commit::record(lake, table, run.after_commit, run_id, after)
-    })?;
+    let to_readers = |report: &RunReport| match run.format {
+        TableFormat::Hive => Ok(()),
+        TableFormat::Iceberg => to_iceberg(
+            lake,
+            catalog,
+            crate::iceberg::table::Operation::Append,
+            report,
+            schema,
+            &files,
+            &[],
+        ),
+    };
+    publish(
+        lake,
+        run.lock,
+        ledger,
+        report,
+        || super::after_commit::record(lake, table, run.after_commit, run_id, after),
+        to_readers,
+    )?;
     summary.run_id = Some(run_id.to_owned());
     Ok(())
 }
@@ -339,6 +409,7 @@ mod tests {
             started_at: "2026-01-01T00:00:00Z".into(),
             after_commit: &AfterCommit::Keep,
             lock: &lock,
+            format: TableFormat::Hive,
         };
         let outcomes = vec![
             consumed("in/a.log", 10, 2),
@@ -410,6 +481,7 @@ mod tests {
             started_at: String::new(),
             after_commit: &AfterCommit::Keep,
             lock: &lock,
+            format: TableFormat::Hive,
         };
         let mut summary = TableSummary::default();
         let err = commit(

@@ -21,7 +21,7 @@ use arrow::datatypes::{DataType, SchemaRef};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde::Serialize;
 
-use super::commit::{publish, register};
+use super::commit::{publish, register, to_iceberg};
 use super::journal::Journal;
 use super::lock::TableLock;
 use super::plan::resolve_schema;
@@ -29,7 +29,7 @@ use super::recover::delete_superseded;
 use super::stall_point;
 use crate::commit::report::now_rfc3339;
 use crate::commit::RunReport;
-use crate::config::{Job, TableSpec};
+use crate::config::{Job, TableFormat, TableSpec};
 use crate::error::{Error, Result};
 use crate::lake::{run_id_after, Lake};
 use crate::ledger::failures::Failures;
@@ -152,7 +152,19 @@ fn forget_locked(
     let delete_rows = what.delete_rows;
     // What crashed runs left (a forget run's replaced files among them) goes first, so the
     // partitions read below hold committed files only.
-    super::recover(lake, &table.name, ledger.newest_run(), lock)?;
+    let catalog = register::open(job, stores, lake);
+    let recovered = super::recover(
+        lake,
+        &table.name,
+        ledger.newest_run(),
+        lock,
+        &super::readers(lake, table, catalog.as_ref()),
+    )?;
+    let ledger = if recovered.rolled_forward > 0 {
+        Ledger::load(lake, &table.name)?
+    } else {
+        ledger
+    };
     let mut failures = Failures::load(lake, &table.name)?;
     let mut summary = ForgetSummary {
         table: table.name.clone(),
@@ -231,7 +243,11 @@ fn rewrite(
         }
     };
     stall_point("before_supersede");
-    delete_superseded(lake, &supersedes, lock)?;
+    // An Iceberg table's older snapshots still name the replaced files: they go when those
+    // snapshots expire (`citrine compact --expire-after`).
+    if table.table_format == TableFormat::Hive {
+        delete_superseded(lake, &supersedes, lock)?;
+    }
     if let Err(e) = journal.finish() {
         tracing::warn!(table = %table.name, error = %e, "could not delete the forget run's journal; the next run does");
     }
@@ -257,6 +273,16 @@ fn rewrite_and_publish(
     let started_at = now_rfc3339();
     let mut catalog = register::open(job, stores, lake);
     let schema = resolve_schema(job, table, &[], catalog.as_ref())?.schema;
+    // An Iceberg table keeps replaced files until their snapshots expire: only the current
+    // snapshot's files are the table's.
+    let live = match table.table_format {
+        TableFormat::Hive => None,
+        TableFormat::Iceberg => Some(crate::iceberg::table::live_keys(
+            lake,
+            &table.name,
+            catalog.as_ref(),
+        )?),
+    };
 
     // The partitions the consuming runs wrote hold every row of the forgotten inputs.
     let mut partitions = BTreeSet::new();
@@ -288,7 +314,7 @@ fn rewrite_and_publish(
         supersedes,
         deleted,
         rows_kept,
-    } = rewrite_partitions(lake, &partitions, &schema, &drop, writer)?;
+    } = rewrite_partitions(lake, &partitions, &schema, &drop, live.as_ref(), writer)?;
     summary.rows_kept = rows_kept;
     for entry in forgotten {
         let found = deleted.get(entry.record.uri.as_str()).copied().unwrap_or(0);
@@ -307,9 +333,16 @@ fn rewrite_and_publish(
     // A forget taken over while it rewrote registers nothing.
     lock.fence()?;
     let columns = columns_of(&schema);
-    let registered = register(lake, &table.name, catalog.as_mut(), &columns, &files)?;
+    let schema_version = match table.table_format {
+        TableFormat::Hive => {
+            register(lake, &table.name, catalog.as_mut(), &columns, &files)?.schema_version
+        }
+        TableFormat::Iceberg => {
+            crate::iceberg::table::schema_version(lake, &table.name, catalog.as_ref(), &schema)?
+        }
+    };
     let report = RunReport {
-        schema_version: registered.schema_version,
+        schema_version,
         widths: crate::write::column_widths(&schema, &files),
         columns,
         files: files.iter().map(|f| f.record(lake)).collect(),
@@ -317,7 +350,20 @@ fn rewrite_and_publish(
         supersedes: supersedes.clone(),
         ..RunReport::new(&table.name, run_id, started_at)
     };
-    publish(lake, lock, ledger, report, || Ok(()))?;
+    // An Iceberg table's overwrite: the rewritten files in, the replaced ones out, one snapshot.
+    let to_readers = |report: &RunReport| match table.table_format {
+        TableFormat::Hive => Ok(()),
+        TableFormat::Iceberg => to_iceberg(
+            lake,
+            catalog.as_mut(),
+            crate::iceberg::table::Operation::Overwrite,
+            report,
+            &schema,
+            &files,
+            &supersedes,
+        ),
+    };
+    publish(lake, lock, ledger, report, || Ok(()), to_readers)?;
     summary.files_written = files.len();
     Ok(supersedes)
 }
@@ -341,6 +387,7 @@ fn rewrite_partitions(
     folders: &BTreeSet<String>,
     schema: &SchemaRef,
     drop: &HashSet<&str>,
+    live: Option<&HashSet<String>>,
     mut writer: PartitionedWriter,
 ) -> Result<Rewritten> {
     let mut supersedes = Vec::new();
@@ -349,7 +396,10 @@ fn rewrite_partitions(
     for folder in folders {
         for object in lake.store().list(folder)? {
             let name = object.key.rsplit('/').next().unwrap_or_default();
-            if !name.starts_with("part-") || !name.ends_with(".parquet") {
+            if !name.starts_with("part-")
+                || !name.ends_with(".parquet")
+                || live.is_some_and(|l| !l.contains(&object.key))
+            {
                 continue;
             }
             let Some(kept) = without(lake, &object.key, schema, drop, &mut deleted)? else {

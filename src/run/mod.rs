@@ -369,6 +369,7 @@ fn stream_and_commit(
             started_at: begun.started_at,
             after_commit: &table.after_commit,
             lock,
+            format: table.table_format,
         },
         outcomes,
         files,
@@ -469,6 +470,23 @@ pub fn table_transform(schema: SchemaRef, job: &Job, table: &TableSpec) -> Trans
     )
 }
 
+/// How `table`'s runs reach its readers, for recovery: Hive, or its Iceberg snapshots as
+/// `catalog` records them.
+pub fn readers<'a>(
+    lake: &'a Lake,
+    table: &'a TableSpec,
+    catalog: &'a dyn Catalog,
+) -> recover::Readers<'a> {
+    match table.table_format {
+        crate::config::TableFormat::Hive => recover::Readers::Hive,
+        crate::config::TableFormat::Iceberg => {
+            recover::Readers::Iceberg(Box::new(move |run: &str| {
+                crate::iceberg::table::published(lake, &table.name, catalog, run)
+            }))
+        }
+    }
+}
+
 /// The steps every run takes under its table's lock before it writes anything: recover what
 /// crashed runs left, plan the new inputs, name the run and fix its layout. `None` when there
 /// is nothing new to process.
@@ -484,8 +502,20 @@ pub(crate) fn begin(
     progress: &dyn Progress,
 ) -> Result<Option<Begun>> {
     let started_at = now_rfc3339();
-    let ledger = Ledger::load(lake, &table.name)?;
-    summary.orphans_removed = recover(lake, &table.name, ledger.newest_run(), lock)?;
+    let mut ledger = Ledger::load(lake, &table.name)?;
+    let catalog = register::open(job, stores, lake);
+    let recovered = recover(
+        lake,
+        &table.name,
+        ledger.newest_run(),
+        lock,
+        &readers(lake, table, catalog.as_ref()),
+    )?;
+    summary.orphans_removed = recovered.removed;
+    if recovered.rolled_forward > 0 {
+        // A run published to readers got its marker: the ledger holds it now.
+        ledger = Ledger::load(lake, &table.name)?;
+    }
     summary.after_commit =
         after_commit::resume_or_warn(lake, stores, table, lock, &mut summary.warnings);
     lock::remove_stale_temp_files(lake, &table.name, job.lock_lease)?;
@@ -530,7 +560,6 @@ pub(crate) fn begin(
     };
     // The lock names the run from here on: commands that name it find it as the holder.
     lock.name_run(&run_id)?;
-    let catalog = register::open(job, stores, lake);
     let mut layout = resolve_schema(job, table, &planned, catalog.as_ref())?;
     // Inputs that cannot join the table's layout fail before anything is read of them.
     let mut refused_kinds: std::collections::HashMap<usize, FileError> =

@@ -20,6 +20,46 @@ use super::lock::TableLock;
 use crate::error::Result;
 use crate::lake::Lake;
 
+/// Whether the run named was published to an Iceberg table's readers.
+pub type PublishedRun<'a> = Box<dyn Fn(&str) -> Result<bool> + 'a>;
+
+/// How a table's runs reach its readers, as recovery needs to know it.
+pub enum Readers<'a> {
+    /// Hive: partitions are registered before the marker, and a run without a marker was
+    /// never published; a forget's replaced files go once it is committed.
+    Hive,
+    /// Iceberg: a run may have committed its snapshot and died before its marker; the closure
+    /// says whether the run `R` did (it is then rolled forward: its marker is written from its
+    /// report). Replaced files stay until their snapshots expire.
+    Iceberg(PublishedRun<'a>),
+}
+
+impl Readers<'_> {
+    fn published(&self, run: &str) -> Result<bool> {
+        match self {
+            Readers::Hive => Ok(false),
+            Readers::Iceberg(published) => published(run),
+        }
+    }
+}
+
+/// Write the marker of `run` from its report: the run committed its Iceberg snapshot and died
+/// before its marker, so the marker follows what readers already see.
+fn roll_forward(lake: &Lake, table: &str, run: &str, lock: &TableLock) -> Result<()> {
+    let report = lake.report(table, run)?;
+    lock.fence()?;
+    lake.store().write(
+        &lake.manifest_key(table, run),
+        crate::commit::manifest_json(&report.files).as_bytes(),
+    )?;
+    tracing::warn!(
+        table,
+        run,
+        "wrote the marker of a run that died after its Iceberg snapshot"
+    );
+    Ok(())
+}
+
 /// Delete what the uncommitted run `run` of `table` wrote: `files` (and their staging
 /// leftovers), its report, rejects and marker leftovers. Returns how many files were removed.
 pub fn discard_run(lake: &Lake, table: &str, run: &str, files: &[String]) -> Result<usize> {
@@ -49,15 +89,28 @@ pub fn discard_run(lake: &Lake, table: &str, run: &str, files: &[String]) -> Res
 /// listing then starts after them (`start-after`), so it costs the same however many runs
 /// came before, even on stores that keep emptied folders (SeaweedFS).
 ///
-/// Each crashed run's files are deleted after a [`TableLock::fence`] of `lock`.
-pub fn recover(lake: &Lake, table: &str, from: Option<&str>, lock: &TableLock) -> Result<usize> {
+/// Each crashed run's files are deleted after a [`TableLock::fence`] of `lock`. A run that
+/// `readers` say was published (an Iceberg snapshot) is rolled forward instead: then the
+/// ledger loaded before recovery lacks it, and must be loaded again.
+pub fn recover(
+    lake: &Lake,
+    table: &str,
+    from: Option<&str>,
+    lock: &TableLock,
+    readers: &Readers,
+) -> Result<Recovered> {
     let store = lake.store();
-    let mut removed = 0;
+    let mut done = Recovered::default();
     for (run, files) in journaled_runs(lake, table, from)? {
-        let committed = store.head(&lake.manifest_key(table, &run))?.is_some();
+        let mut committed = store.head(&lake.manifest_key(table, &run))?.is_some();
+        if !committed && readers.published(&run)? {
+            roll_forward(lake, table, &run, lock)?;
+            done.rolled_forward += 1;
+            committed = true;
+        }
         if !committed {
             lock.fence()?;
-            removed += discard_run(lake, table, &run, &files)?;
+            done.removed += discard_run(lake, table, &run, &files)?;
             tracing::warn!(
                 table,
                 run,
@@ -68,7 +121,10 @@ pub fn recover(lake: &Lake, table: &str, from: Option<&str>, lock: &TableLock) -
             // Killed after its marker: a forget run maybe before it deleted the files it
             // replaced, any run maybe while writing its ledger checkpoint.
             match lake.report(table, &run) {
-                Ok(report) => delete_superseded(lake, &report.supersedes, lock)?,
+                Ok(report) if matches!(readers, Readers::Hive) => {
+                    delete_superseded(lake, &report.supersedes, lock)?
+                }
+                Ok(_) => {}
                 Err(e) => {
                     tracing::warn!(table, run, error = %e, "a committed run's report is unreadable");
                 }
@@ -82,7 +138,16 @@ pub fn recover(lake: &Lake, table: &str, from: Option<&str>, lock: &TableLock) -
         }
         Journal::open(lake, table, &run, None).finish()?;
     }
-    Ok(removed)
+    Ok(done)
+}
+
+/// What [`recover`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Recovered {
+    /// Data files of runs that did not commit, deleted.
+    pub removed: usize,
+    /// Runs whose Iceberg snapshot was committed and whose marker was written now.
+    pub rolled_forward: usize,
 }
 
 /// Delete the data files a committed forget run replaced (its report's `supersedes`), after
@@ -176,8 +241,8 @@ pub fn clean_up_failed(lake: &Lake, table: &str, run_id: &str, journal: &Journal
 /// journals of runs. Its cost grows with the table: run it by hand (under the table's lock,
 /// which `lock` is, fenced before the first deletion), not on every run. Returns how many
 /// data files were removed.
-pub fn repair(lake: &Lake, table: &str, lock: &TableLock) -> Result<usize> {
-    let mut removed = recover(lake, table, None, lock)?;
+pub fn repair(lake: &Lake, table: &str, lock: &TableLock, readers: &Readers) -> Result<usize> {
+    let mut removed = recover(lake, table, None, lock, readers)?.removed;
     let committed: BTreeSet<String> = lake.committed_runs(table)?.into_iter().collect();
     let store = lake.store();
     let is_tmp = |name: &str| name.starts_with('.') && name.ends_with(".tmp");
@@ -309,7 +374,12 @@ mod tests {
         Journal::start(&lake, "t", "r1").unwrap();
 
         let held = lock(&lake);
-        assert_eq!(recover(&lake, "t", Some("r2"), &held).unwrap(), 3);
+        assert_eq!(
+            recover(&lake, "t", Some("r2"), &held, &Readers::Hive)
+                .unwrap()
+                .removed,
+            3
+        );
         let keys: Vec<String> = store
             .list("")
             .unwrap()
@@ -329,7 +399,9 @@ mod tests {
         );
         // The full listing (`citrine repair`) finds it.
         assert_eq!(
-            recover(&lake, "t", None, &held).unwrap(),
+            recover(&lake, "t", None, &held, &Readers::Hive)
+                .unwrap()
+                .removed,
             0,
             "nothing left to do"
         );
@@ -350,7 +422,7 @@ mod tests {
         let key = "data/t/customer=a/dt=2024-01-01/part-r2-00000.parquet";
         journal.file(key).unwrap();
         store.write(key, b"x").unwrap();
-        let err = recover(&lake, "t", None, &held).unwrap_err();
+        let err = recover(&lake, "t", None, &held, &Readers::Hive).unwrap_err();
         assert!(matches!(err, crate::Error::Fenced { .. }), "{err}");
         assert!(store.head(key).unwrap().is_some());
         assert_eq!(

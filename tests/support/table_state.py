@@ -72,6 +72,25 @@ def glue_partitions(database, table):
     return out
 
 
+def glue_is_iceberg(database, table):
+    import boto3
+
+    try:
+        t = boto3.client("glue").get_table(DatabaseName=database, Name=table)["Table"]
+    except Exception:
+        return False
+    return t.get("Parameters", {}).get("table_type") == "ICEBERG"
+
+
+def iceberg_date(value):
+    """A partition's `dt` as pyiceberg gives it (days since the epoch, or a date)."""
+    import datetime
+
+    if isinstance(value, int):
+        return (datetime.date(1970, 1, 1) + datetime.timedelta(days=value)).isoformat()
+    return str(value)
+
+
 def main(root, table, database=None):
     filesystem_, base, scheme = filesystem(root)
     everything = files(filesystem_, base)
@@ -120,14 +139,25 @@ def main(root, table, database=None):
         superseded |= set(report.get("supersedes", []))
         for f in report["files"]:
             partitions.add((f["key"], f"{f['customer']}|{f['dt']}"))
-    out["unlisted"] = sorted(k for k in data if k not in listed)
+    out["unlisted"] = sorted(k for k in data if k not in listed and k.endswith(".parquet"))
     out["partitions"] = sorted({p for key, p in partitions if key not in superseded})
 
-    if database:
+    local_catalog = f"_citrine/catalog/{table}.json"
+    iceberg = f"data/{table}/metadata/version-hint.text" in everything or (
+        database and glue_is_iceberg(database, table))
+    if iceberg:
+        # An Iceberg table's "partitions" are those of its current snapshot's files.
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        import iceberg_state
+
+        t, _ = iceberg_state.load("glue" if database else "local", database or base, table)
+        out["catalog"] = sorted({
+            f"{task.file.partition[0]}|{iceberg_date(task.file.partition[1])}" for task in t.scan().plan_files()
+        })
+    elif database:
         out["catalog"] = sorted(glue_partitions(database, table))
     else:
-        key = f"_citrine/catalog/{table}.json"
-        catalog = read_json(filesystem_, f"{base}/{key}") if key in everything else {"partitions": {}}
+        catalog = read_json(filesystem_, f"{base}/{local_catalog}") if local_catalog in everything else {"partitions": {}}
         out["catalog"] = sorted("|".join(p["values"]) for p in catalog["partitions"].values())
 
     journals = f"_citrine/runs/{table}/"

@@ -745,6 +745,7 @@ pub fn commit_run_on(
             started_at: plan.started_at,
             after_commit: &table.after_commit,
             lock: &lock,
+            format: table.table_format,
         },
         outcomes,
         files,
