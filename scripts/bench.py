@@ -9,6 +9,8 @@ parallel gzip -dc), and citrine's inflater alone (libdeflate, examples/inflate_c
 With --s3: citrine on s3:// inputs and lake (the local SeaweedFS server) beside local folders.
 With --cold: the page cache is dropped before each run instead (root only), so every input is
 read from the disk, as a batch run meets a day of logs it never read before.
+With --iceberg: the CloudFront and small-files jobs into a Hive table and into an Iceberg table
+(table_format = "iceberg"), alternating, and the ratio of their best times.
 With --shards: the CloudFront job as one sharded run (plan, N shard processes at once, one
 worker each, commit) for N = 1, 2, 4, beside the one-process run.
 """
@@ -79,12 +81,12 @@ COPY (
 """
 
 
-def citrine_config(data, out, fmt, threads=2):
+def citrine_config(data, out, fmt, threads=2, lake=""):
     table = "cloudfront_logs" if fmt == "cloudfront" else "wau_audit_logs"
     inputs = "logs/cloudfront/{customer}/" if fmt == "cloudfront" else "logs/audit/{customer}/*.csv"
     mask = "" if fmt == "cloudfront" else 'mask_ips = ["source_ip"]\n'
     path = out.parent / f"{out.name}.toml"
-    path.write_text(f'[lake]\nroot = "{out}"\ncompression = "snappy"\n[run]\nthreads = {threads}\n'
+    path.write_text(f'[lake]\nroot = "{out}"\ncompression = "snappy"\n{lake}[run]\nthreads = {threads}\n'
                     f'[[table]]\nname = "{table}"\nformat = "{fmt}"\ninputs = ["{data}/{inputs}"]\n{mask}')
     return path
 
@@ -262,14 +264,20 @@ def s3_jobs(args):
         subprocess.run([str(root / "scripts/aws-server"), "stop"], check=False)
 
 
-def cloudfront_data(mb):
-    data = work / f"data-cloudfront-{mb}"
+def job_data(name, kind, mb):
+    """The seeded input of a job (generated once, kept under .tmp/bench) and its stats."""
+    data = work / f"data-{name}-{mb}"
     if not (data / "stats.json").exists():
         shutil.rmtree(data, ignore_errors=True)
-        made = json.loads(subprocess.check_output([str(gen), str(data), "cloudfront", str(mb)]))
+        size_mb = mb if kind != "small" else 20000 * 50 // 1024
+        made = json.loads(subprocess.check_output([str(gen), str(data), kind, str(size_mb)]))
         made["uncompressed"] = uncompressed(data)
         (data / "stats.json").write_text(json.dumps(made))
     return data, json.loads((data / "stats.json").read_text())
+
+
+def cloudfront_data(mb):
+    return job_data("cloudfront", "cloudfront", mb)
 
 
 def sharded(cfg, shards):
@@ -313,6 +321,36 @@ def shard_jobs(args):
         print(f"| {name} | {best[name]:.2f} s | {raw / best[name]:.0f} | {one / best[name]:.2f}x |")
 
 
+def iceberg_jobs(args):
+    """The same run into a Hive table and into an Iceberg table, A B A B: what one Iceberg
+    commit (a manifest, a manifest list, a metadata file, the catalog's pointer) costs a run."""
+    jobs = [("cloudfront", *cloudfront_data(args.mb))]
+    if args.small_files:
+        jobs.append(("small_files", *job_data("small_files", "small", 0)))
+    print(f"machine: {os.cpu_count()} cores; citrine "
+          f"{subprocess.check_output([str(citrine), '--version'], text=True).strip()}", flush=True)
+    rows = []
+    for name, data, stats in jobs:
+        raw = stats["uncompressed"] / 1e6
+        print(f"{name}: {stats['files']} files, {raw:.0f} MB uncompressed", flush=True)
+        best = {}
+        for i in range(args.runs):
+            for mode, lake in (("hive", ""), ("iceberg", 'table_format = "iceberg"\n')):
+                out = work / f"out-{name}-{mode}"
+                shutil.rmtree(out, ignore_errors=True)
+                warm(data)
+                cfg = citrine_config(data, out, "cloudfront", lake=lake)
+                secs, rss, _ = timed([str(citrine), "--config", str(cfg), "run"])
+                best[mode] = min(best.get(mode, secs), secs)
+                print(f"  run {i + 1} {mode}: {secs:.2f} s, peak RSS {rss:.0f} MiB", flush=True)
+        rows.append((name, stats["files"], raw, best))
+    print("\n| job | input | Hive | Iceberg | Iceberg / Hive |")
+    print("|---|---|---|---|---|")
+    for name, files, raw, best in rows:
+        print(f"| {name} | {files} files, {raw:.0f} MB | {best['hive']:.2f} s | {best['iceberg']:.2f} s | "
+              f"{best['iceberg'] / best['hive']:.3f} |")
+
+
 def uncompressed(data):
     total = 0
     for f in Path(data).rglob("*"):
@@ -336,6 +374,8 @@ def main():
                     help="drop the page cache before each run (root only): inputs read from the disk")
     ap.add_argument("--shards", action="store_true",
                     help="instead: the CloudFront job as a sharded run with 1, 2, 4 shard processes")
+    ap.add_argument("--iceberg", action="store_true",
+                    help="instead: the CloudFront and small-files jobs into Hive and Iceberg tables")
     ap.add_argument("--s3", action="store_true",
                     help="instead: the CloudFront job on s3:// (local SeaweedFS) beside local folders")
     args = ap.parse_args()
@@ -344,6 +384,8 @@ def main():
         return s3_jobs(args)
     if args.shards:
         return shard_jobs(args)
+    if args.iceberg:
+        return iceberg_jobs(args)
     import duckdb
     if args.cold and os.geteuid() != 0:
         sys.exit("--cold drops the page cache: run it as root")
@@ -354,14 +396,7 @@ def main():
     if args.small_files:
         jobs.append(("small_files", "small", 0))
     for name, kind, mb in jobs:
-        data = work / f"data-{name}-{mb}"
-        if not (data / "stats.json").exists():
-            shutil.rmtree(data, ignore_errors=True)
-            size_mb = mb if kind != "small" else 20000 * 50 // 1024
-            made = json.loads(subprocess.check_output([str(gen), str(data), kind, str(size_mb)]))
-            made["uncompressed"] = uncompressed(data)
-            (data / "stats.json").write_text(json.dumps(made))
-        stats = json.loads((data / "stats.json").read_text())
+        data, stats = job_data(name, kind, mb)
         fmt = "audit" if kind == "audit" else "cloudfront"
         print(f"{name}: {stats['files']} files, {stats['rows']} rows, "
               f"{stats['uncompressed'] / 1e6:.0f} MB uncompressed, {stats['bytes_on_disk'] / 1e6:.0f} MB on disk", flush=True)

@@ -168,6 +168,24 @@ enum Command {
         #[command(flatten)]
         target: PlannedTarget,
     },
+    /// Merge each partition's small data files into few large ones, as a run of its own
+    /// (the same rows; an Iceberg table's one replace snapshot); optionally expire an Iceberg
+    /// table's old snapshots and the files only they name.
+    Compact {
+        /// The table.
+        #[arg(long)]
+        table: String,
+        /// Files below this many MiB are small, and merged files grow to about it.
+        #[arg(long, default_value_t = 128)]
+        target_mb: u64,
+        /// Then expire the Iceberg table's snapshots older than this (e.g. `7d`, `12h`,
+        /// `90m`, `3600s`), deleting the files only they name.
+        #[arg(long, value_parser = parse_age)]
+        expire_after: Option<std::time::Duration>,
+        /// Print the summary as JSON on standard output.
+        #[arg(long)]
+        json: bool,
+    },
     /// Tables, partitions, committed runs, ledger size, failing and quarantined inputs.
     Status {
         /// Print it as JSON on standard output.
@@ -746,6 +764,25 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 ExitCode::SUCCESS
             })
         }
+        Command::Compact {
+            table,
+            target_mb,
+            expire_after,
+            json,
+        } => {
+            let job = load_job_with_key(&source)?;
+            let spec = table_spec(&job, &table, &config)?;
+            anyhow::ensure!(target_mb >= 1, "--target-mb must be at least 1");
+            let stores = Stores::new(job.aws.clone());
+            let lake = Lake::open(&job, &stores)?;
+            let options = run::compact::CompactOptions {
+                target_bytes: target_mb << 20,
+                expire_after,
+            };
+            let summary = run::compact::compact(&job, &stores, &lake, spec, &options)?;
+            print_summary(&summary, json)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Repair { table } => {
             let job = load_job(&source)?;
             check_table(&job, table.as_deref(), &config)?;
@@ -1008,6 +1045,25 @@ fn redshift(job: &Job, action: RedshiftAction, config: &Path) -> anyhow::Result<
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// An age: a number with `d`, `h`, `m` or `s` (seconds without a unit).
+fn parse_age(text: &str) -> Result<std::time::Duration, String> {
+    let (number, unit) = match text.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => (&text[..i], c),
+        _ => (text, 's'),
+    };
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?}: expected a number with d, h, m or s, e.g. 7d"))?;
+    let seconds = match unit {
+        'd' => n * 86_400,
+        'h' => n * 3_600,
+        'm' => n * 60,
+        's' => n,
+        _ => return Err(format!("{text:?}: the unit is d, h, m or s")),
+    };
+    Ok(std::time::Duration::from_secs(seconds))
 }
 
 /// Refuse a `--table` the config does not define.

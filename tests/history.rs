@@ -211,3 +211,38 @@ fn on_the_s3_server_a_no_op_run_costs_the_same_after_ten_or_three_hundred_runs()
     }
     assert!(costs[1] <= costs[0] + 3, "{costs:?}");
 }
+
+/// An Iceberg table: a no-op run reads nothing of the table's metadata (the same requests as a
+/// Hive table's), and a run that commits (its data file, a manifest, a manifest list, the next
+/// metadata file, the catalog's pointer) makes as many requests after 300 runs as after 10;
+/// what grows with history is the size of the metadata file and manifest list it rewrites,
+/// which `compact --expire-after` bounds.
+#[test]
+fn an_iceberg_tables_runs_cost_the_same_after_ten_or_three_hundred_runs() {
+    let dir = scratch();
+    let d = dir.path();
+    std::fs::create_dir_all(d.join("logs/cloudfront/acme")).unwrap();
+    let job = job(d, "lake", "table_format = \"iceberg\"");
+    let counter = CountingStore::new(Arc::new(LocalStore::new(&d.join("lake")).unwrap()));
+    let lake = Lake::new(Arc::new(counter.clone()));
+    let (mut no_op, mut commit) = (Vec::new(), Vec::new());
+    let mut done = 0;
+    for n in [10, 300] {
+        commit_runs(d, &job, &lake, &counter, done, n - 1);
+        let path = input(d, n - 1);
+        let (s, requests) = run(&job, &lake, &counter);
+        assert_eq!(s.inputs_consumed, 1, "{s:?}");
+        std::fs::remove_file(path).unwrap();
+        done = n;
+        let (s, idle) = run(&job, &lake, &counter);
+        assert_eq!(s.run_id, None);
+        println!(
+            "Iceberg, after {n} runs: a committing run made {requests:?}, a no-op run {idle:?}"
+        );
+        assert!(idle.total() <= NO_OP_BOUND, "after {n} runs: {idle:?}");
+        commit.push(requests.total());
+        no_op.push(idle.total());
+    }
+    assert!(commit[1] <= commit[0] + 3, "{commit:?}");
+    assert!(no_op[1] <= no_op[0] + 3, "{no_op:?}");
+}

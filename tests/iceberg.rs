@@ -4,7 +4,8 @@
 //! Hive lake of the same inputs, every (`source_file`, `row_num`) once; a reader that loads the
 //! table while a run is held before its commit sees the previous snapshot only; after a
 //! SIGKILL at every stage, the next run leaves snapshots and markers in agreement; a forget's
-//! rewrite is one overwrite snapshot.
+//! rewrite is one overwrite snapshot; a sharded run is one snapshot, its inputs deleted after
+//! it and its failed input quarantined.
 
 mod common;
 
@@ -254,4 +255,60 @@ fn after_a_sigkill_at_every_stage_snapshots_and_markers_agree() {
         assert_agree(&t, &got, &format!("after a kill at {stage}"));
         t.assert_exact(&format!("after a kill at {stage}"));
     }
+}
+
+/// A sharded run is one snapshot too, committed by `commit`; the inputs it consumed are
+/// deleted after it (`after_commit = "delete"`), and an input that fails is quarantined and
+/// stays, in this mode as in Hive's.
+#[test]
+fn a_sharded_run_is_one_snapshot_and_after_commit_and_quarantine_hold() {
+    if common::python().is_none() {
+        return;
+    }
+    let mut t = Table::local(
+        "max_attempts = 1\n",
+        &format!("{ICEBERG}after_commit = \"delete\"\n"),
+    );
+    t.add(&shape(15, &["acme", "globex", "initech"]));
+    let bad = t
+        .path()
+        .join("logs/cloudfront/acme/E9.2024-01-01-00.bad.gz");
+    std::fs::write(&bad, b"\x1f\x8b\x08\x00 not gzip at all").unwrap();
+    let plan: Value = serde_json::from_str(&common::succeeded(
+        &t.cli(&["plan", "--table", TABLE, "--shards", "2", "--json"], &[]),
+    ))
+    .unwrap();
+    let run = plan["run_id"].as_str().unwrap().to_owned();
+    for shard in ["0", "1"] {
+        common::succeeded(&t.cli(
+            &["run", "--table", TABLE, "--run-id", &run, "--shard", shard],
+            &[],
+        ));
+    }
+    // Until the commit, readers of the table see nothing; then one append.
+    assert!(
+        iceberg_has_no_snapshot(&t),
+        "nothing published before the commit"
+    );
+    common::succeeded(&t.cli(&["commit", "--table", TABLE, "--run-id", &run], &[]));
+    let got = iceberg(&t);
+    assert_agree(&t, &got, "the sharded run");
+    assert_eq!(got["snapshots"][0]["operation"], "append");
+    assert_eq!(got["snapshots"].as_array().unwrap().len(), 1);
+    t.assert_exact("the sharded run");
+    // Only the failed input is left, quarantined: the next run does not try it.
+    let left = common::files_below(&t.path().join("logs"));
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert!(left[0].ends_with(".bad.gz"), "{left:?}");
+    let again: Value =
+        serde_json::from_str(&common::succeeded(&t.cli(&["run", "--json"], &[]))).unwrap();
+    assert_eq!(again[0]["inputs_quarantined"], 1, "{again}");
+    assert_eq!(again[0]["run_id"], Value::Null);
+}
+
+/// Whether the table has no Iceberg metadata yet (no run committed).
+fn iceberg_has_no_snapshot(t: &Table) -> bool {
+    !t.path()
+        .join(format!("lake/data/{TABLE}/metadata/version-hint.text"))
+        .exists()
 }

@@ -805,6 +805,96 @@ fn columns_of_iceberg(schema: &IcebergSchema) -> Vec<crate::commit::report::Colu
     columns_of(&Schema::new(fields))
 }
 
+/// What [`expire`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Expired {
+    /// Snapshots dropped from the table's metadata.
+    pub snapshots: usize,
+    /// Data files deleted (no snapshot left names them).
+    pub data_files: usize,
+    /// Manifests and manifest lists deleted.
+    pub metadata_files: usize,
+}
+
+/// The files a snapshot reaches: its manifest list, its manifests, and the data files its
+/// manifests name as live.
+fn reachable(lake: &Lake, snapshot: &Snapshot) -> Result<(BTreeSet<String>, BTreeSet<String>)> {
+    let mut metadata = BTreeSet::from([snapshot.manifest_list.clone()]);
+    let mut data = BTreeSet::new();
+    for m in read_manifest_list(lake, &snapshot.manifest_list)? {
+        for e in read_manifest(lake, &m)? {
+            if e.status != DELETED {
+                data.insert(e.path);
+            }
+        }
+        metadata.insert(m.path);
+    }
+    Ok((metadata, data))
+}
+
+/// Expire the snapshots made before `before_ms` (never the current one): drop them from the
+/// table's metadata (a new metadata file, the catalog pointed at it), then delete the files
+/// only they reached: data files a rewrite replaced, and their manifests and manifest lists.
+/// Readers of the snapshots kept lose nothing.
+pub fn expire(
+    lake: &Lake,
+    table: &str,
+    catalog: &mut dyn Catalog,
+    before_ms: i64,
+    at_ms: i64,
+) -> Result<Expired> {
+    let Some((base_url, mut metadata)) = current(lake, table, catalog)? else {
+        return Ok(Expired::default());
+    };
+    let current_id = metadata.current_snapshot_id;
+    let (old, kept): (Vec<Snapshot>, Vec<Snapshot>) = metadata
+        .snapshots
+        .iter()
+        .cloned()
+        .partition(|s| s.timestamp_ms < before_ms && Some(s.snapshot_id) != current_id);
+    if old.is_empty() {
+        return Ok(Expired::default());
+    }
+    let (mut keep_meta, mut keep_data) = (BTreeSet::new(), BTreeSet::new());
+    for s in &kept {
+        let (m, d) = reachable(lake, s)?;
+        keep_meta.extend(m);
+        keep_data.extend(d);
+    }
+    let (mut old_meta, mut old_data) = (BTreeSet::new(), BTreeSet::new());
+    for s in &old {
+        let (m, d) = reachable(lake, s)?;
+        old_meta.extend(m);
+        old_data.extend(d);
+    }
+    let dropped: BTreeSet<i64> = old.iter().map(|s| s.snapshot_id).collect();
+    metadata.snapshots = kept;
+    metadata.snapshot_log.retain(|e| {
+        e.get("snapshot-id")
+            .and_then(serde_json::Value::as_i64)
+            .is_none_or(|id| !dropped.contains(&id))
+    });
+    metadata.last_updated_ms = at_ms;
+    metadata
+        .metadata_log
+        .push(json!({"timestamp-ms": at_ms, "metadata-file": base_url}));
+    let schema = metadata.schema()?.clone();
+    publish_metadata(lake, table, catalog, Some(&base_url), &metadata, &schema)?;
+    let mut done = Expired {
+        snapshots: old.len(),
+        ..Default::default()
+    };
+    for url in old_data.difference(&keep_data) {
+        lake.store().delete(&key_of(lake, url)?)?;
+        done.data_files += 1;
+    }
+    for url in old_meta.difference(&keep_meta) {
+        lake.store().delete(&key_of(lake, url)?)?;
+        done.metadata_files += 1;
+    }
+    Ok(done)
+}
+
 /// The schema version a commit of `schema` leaves the table at: the number of schemas its
 /// metadata will hold (1 for a new table; one more when `schema` adds columns).
 pub fn schema_version(

@@ -254,7 +254,9 @@ impl<'a> Loader<'a> {
         // the forget run's files). Once that run is loaded, rows are replaced one by one.
         let keys: Vec<&str> = report.files.iter().map(|f| f.key.as_str()).collect();
         let replacing = self.rewrites.replacing(lake, table, run_id, &keys)?;
-        let mut by_row = !report.forgotten.is_empty();
+        // A rewrite run (a forget's, a compaction's) holds rows earlier runs wrote: they are
+        // replaced one by one, so loading it adds none twice, in any order of loads.
+        let mut by_row = !report.forgotten.is_empty() || !report.supersedes.is_empty();
         let mut left = Vec::new();
         for (file, by) in report.files.iter().zip(&replacing) {
             match by {

@@ -15,12 +15,14 @@
 
 pub mod after_commit;
 pub mod commit;
+pub mod compact;
 pub mod forget;
 pub mod journal;
 pub mod lock;
 pub mod plan;
 pub mod record;
 pub mod recover;
+pub mod rewrite;
 pub mod shard;
 pub mod stream;
 

@@ -138,7 +138,10 @@ impl Table {
         let out = self.cli(&["run", "--json"], &[]);
         let stdout = super::succeeded(&out);
         let summary: Value = serde_json::from_str(&stdout).unwrap();
-        summary[0]["run_id"].as_str().unwrap().to_owned()
+        summary[0]["run_id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no run id: {summary}"))
+            .to_owned()
     }
 
     /// `citrine run` stopped at `stage` (with `extra` environment): it goes on once
@@ -243,7 +246,8 @@ impl Table {
     /// Assert the table is exact: every expected row once, every marker's files present with
     /// their sizes, no data file outside a marker, every committed partition (and no other)
     /// in the catalog, and nothing of a run in flight left (journal, lock, report without a
-    /// marker, temporary file). Returns the state.
+    /// marker, temporary file), nothing a rewrite replaced left in a Hive table. Returns the
+    /// state.
     pub fn assert_exact(&self, context: &str) -> Value {
         let s = self.state();
         let total: u64 = self.expected.values().sum();
@@ -268,6 +272,13 @@ impl Table {
             "{context}: the catalog: {s:#}"
         );
         assert_eq!(s["lock"], false, "{context}: the lock is released");
+        if s["iceberg"] != true {
+            assert_eq!(
+                s["superseded_present"],
+                serde_json::json!([]),
+                "{context}: a Hive table deletes what a rewrite replaced: {s:#}"
+            );
+        }
         s
     }
 }

@@ -6,12 +6,17 @@ ROOT is a local lake folder, or s3://BUCKET/PREFIX (endpoint and credentials fro
 environment, as for tests/support/aws_client.py). The catalog is the local catalog file below
 ROOT, or GLUE_DATABASE in the Glue Data Catalog.
 
-  rows            rows in every Parquet file below data/TABLE/ (pyarrow)
+  rows            rows in every Parquet file below data/TABLE/ (pyarrow) but those a committed
+                  rewrite (forget, compact) replaced
   distinct_rows   distinct (source_file, row_num) among them
   counts          rows per "customer|dt"
   markers         committed runs (those with a marker), sorted
-  marker_problems what a marker promises and the lake does not hold: a listed file missing,
-                  or of another size than the marker says; a marker without its report
+  marker_problems what a marker promises and the lake does not hold: a listed file missing
+                  (but one a later rewrite replaced), or of another size than the marker says;
+                  a marker without its report
+  superseded_present  replaced files still in the lake (an Iceberg table keeps them until
+                  their snapshots expire; a Hive table deletes them after the rewrite's marker)
+  iceberg         whether the table is an Iceberg table
   unlisted        data files no marker lists (half-published, or left by a failed run)
   partitions      "customer|dt" of the files the committed runs' reports list (less those a
                   later forget replaced)
@@ -98,19 +103,6 @@ def main(root, table, database=None):
     complete_prefix = f"complete/{table}/"
     out = {"rows": 0, "distinct_rows": 0, "counts": {}, "marker_problems": [], "unlisted": []}
 
-    pairs = set()
-    data = {k: s for k, s in everything.items() if k.startswith(data_prefix)}
-    for key in sorted(data):
-        if not key.endswith(".parquet") or "/." in key:
-            continue
-        t = pq.read_table(f"{base}/{key}", columns=["source_file", "row_num", "customer", "dt"], filesystem=filesystem_)
-        out["rows"] += t.num_rows
-        pairs |= set(zip(t["source_file"].to_pylist(), t["row_num"].to_pylist()))
-        for c, d in zip(t["customer"].to_pylist(), t["dt"].to_pylist()):
-            k = f"{c}|{d}"
-            out["counts"][k] = out["counts"].get(k, 0) + 1
-    out["distinct_rows"] = len(pairs)
-
     completes = {k[len(complete_prefix):]: s for k, s in everything.items() if k.startswith(complete_prefix)}
     markers = sorted(n[: -len(".manifest")] for n in completes if n.endswith(".manifest"))
     out["markers"] = markers
@@ -121,6 +113,23 @@ def main(root, table, database=None):
     partitions = set()
     superseded = set()
     for run in markers:
+        if f"{run}.json" in completes:
+            report = read_json(filesystem_, f"{base}/{complete_prefix}{run}.json")
+            superseded |= set(report.get("supersedes", []))
+    pairs = set()
+    data = {k: s for k, s in everything.items() if k.startswith(data_prefix)}
+    for key in sorted(data):
+        if not key.endswith(".parquet") or "/." in key or key in superseded:
+            continue
+        t = pq.read_table(f"{base}/{key}", columns=["source_file", "row_num", "customer", "dt"], filesystem=filesystem_)
+        out["rows"] += t.num_rows
+        pairs |= set(zip(t["source_file"].to_pylist(), t["row_num"].to_pylist()))
+        for c, d in zip(t["customer"].to_pylist(), t["dt"].to_pylist()):
+            k = f"{c}|{d}"
+            out["counts"][k] = out["counts"].get(k, 0) + 1
+    out["distinct_rows"] = len(pairs)
+    out["superseded_present"] = sorted(k for k in superseded if k in data)
+    for run in markers:
         manifest = read_json(filesystem_, f"{base}/{complete_prefix}{run}.manifest")
         for entry in manifest["entries"]:
             url = entry["url"]
@@ -128,9 +137,11 @@ def main(root, table, database=None):
             key = url[len(scheme):][len(base) + 1:]
             listed.add(key)
             size = data.get(key)
-            if size is None:
+            if size is None and key not in superseded:
                 out["marker_problems"].append(f"{run}: {key} is missing")
-            elif size != entry["meta"]["content_length"]:
+            elif size is None:
+                pass
+            elif size is not None and size != entry["meta"]["content_length"]:
                 out["marker_problems"].append(f"{run}: {key} has {size} bytes, the marker says {entry['meta']['content_length']}")
         if f"{run}.json" not in completes:
             out["marker_problems"].append(f"{run}: no report")
@@ -145,6 +156,7 @@ def main(root, table, database=None):
     local_catalog = f"_citrine/catalog/{table}.json"
     iceberg = f"data/{table}/metadata/version-hint.text" in everything or (
         database and glue_is_iceberg(database, table))
+    out["iceberg"] = bool(iceberg)
     if iceberg:
         # An Iceberg table's "partitions" are those of its current snapshot's files.
         sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
