@@ -11,7 +11,7 @@ use serde::Deserialize;
 use crate::aws::AwsOptions;
 use crate::error::ConfigError;
 use crate::parse::Format;
-use crate::read::pattern::InputPattern;
+use crate::read::pattern::{InputPattern, MatchedInput};
 use crate::redshift::sql::Warehouse;
 use crate::redshift::{Auth, RedshiftOptions, Target};
 use crate::store::Location;
@@ -281,8 +281,9 @@ pub struct TableConfig {
     pub name: String,
     /// `cloudfront` or `audit`.
     pub format: String,
-    /// Input patterns relative to the config file: `{customer}` captures one path segment,
-    /// `*` and `?` match within a segment, `**` any depth, a trailing `/` everything below.
+    /// Input patterns relative to the config file: `{customer}` (or `{distribution}`)
+    /// captures a path segment or part of one, `*` and `?` match within a segment, `**` any
+    /// depth, a trailing `/` everything below.
     pub inputs: Vec<String>,
     /// Audit columns holding IP addresses to mask (CloudFront always masks `c_ip` and
     /// `x_forwarded_for`).
@@ -298,6 +299,11 @@ pub struct TableConfig {
     pub archive_to: Option<String>,
     /// `hive` or `iceberg`, instead of `[lake] table_format`.
     pub table_format: Option<TableFormat>,
+    /// The customer of every input (for a table whose patterns name none).
+    pub customer: Option<String>,
+    /// CloudFront distribution ids (`{distribution}` in a pattern) to customers.
+    #[serde(default)]
+    pub distributions: std::collections::BTreeMap<String, String>,
 }
 
 fn default_compression() -> String {
@@ -406,6 +412,8 @@ pub struct TableSpec {
     pub after_commit: AfterCommit,
     /// How readers find its files.
     pub table_format: TableFormat,
+    /// Where its inputs' customer comes from.
+    pub customer: CustomerSource,
 }
 
 impl TableSpec {
@@ -413,6 +421,51 @@ impl TableSpec {
     pub fn hashes(&self) -> bool {
         self.column_rules.iter().any(|(_, r)| *r == Rule::Hash)
     }
+
+    /// `input` with its customer set as the table says: its pattern's `{customer}`, the
+    /// table's fixed `customer`, or the `distributions` entry of its `{distribution}` (none
+    /// when the id has none: the input then fails with [`TableSpec::no_customer`]).
+    pub fn with_customer(&self, mut input: MatchedInput) -> MatchedInput {
+        match &self.customer {
+            CustomerSource::Path => {}
+            CustomerSource::Fixed(c) => input.customer = Some(c.clone()),
+            CustomerSource::Distributions(map) => {
+                input.customer = input
+                    .distribution
+                    .as_ref()
+                    .and_then(|d| map.get(d))
+                    .cloned();
+            }
+        }
+        input
+    }
+
+    /// Why `input` has no customer, when a CloudFront input must have one.
+    pub fn no_customer(&self, input: &MatchedInput) -> Option<String> {
+        if input.customer.is_some() || self.format != Format::CloudFront {
+            return None;
+        }
+        Some(match &input.distribution {
+            Some(d) => format!(
+                "distribution {:?} maps to no customer: add it to [table.distributions] of {}",
+                crate::parse::cut_at_boundary(d, 64),
+                self.name
+            ),
+            None => "no customer: the path names none".to_owned(),
+        })
+    }
+}
+
+/// Where a table's inputs' customer comes from.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum CustomerSource {
+    /// The pattern's `{customer}` (or, for audit tables, the rows' `customer` column).
+    #[default]
+    Path,
+    /// The same customer for every input (`customer = "acme"`).
+    Fixed(String),
+    /// The pattern's `{distribution}`, looked up (`[table.distributions]`).
+    Distributions(std::collections::BTreeMap<String, String>),
 }
 
 /// What happens to a table's inputs once their run is committed.
@@ -971,21 +1024,8 @@ fn validate_table(
         .iter()
         .map(|p| InputPattern::parse(p, base).map_err(|m| ConfigError::new(key("inputs"), m)))
         .collect::<Result<Vec<_>, _>>()?;
-    // CloudFront rows carry no customer: without `{customer}` every row would be
-    // rejected and the inputs consumed for nothing.
-    if let Some(p) = inputs
-        .iter()
-        .find(|p| format == Format::CloudFront && !p.has_customer())
-    {
-        return Err(ConfigError::new(
-                key("inputs"),
-                format!(
-                    "{:?}: a cloudfront pattern needs a {} segment (CloudFront rows do not name their customer)",
-                    p.text(),
-                    crate::read::pattern::CUSTOMER_PLACEHOLDER
-                ),
-            ));
-    }
+    let customer =
+        customer_source(t, &inputs, format).map_err(|(k, m)| ConfigError::new(key(k), m))?;
     let mut mask_columns: Vec<String> = match format {
         Format::CloudFront => crate::parse::cloudfront::MASKED_COLUMNS
             .map(String::from)
@@ -1080,7 +1120,75 @@ fn validate_table(
         column_rules,
         after_commit,
         table_format: t.table_format.unwrap_or_default(),
+        customer,
     })
+}
+
+/// Where table `t`'s customer comes from, checked against its patterns: CloudFront rows name
+/// no customer, so each pattern needs `{customer}`, or `{distribution}` with the table's
+/// `distributions`, or the table a fixed `customer`; and never two of them.
+fn customer_source(
+    t: &TableConfig,
+    inputs: &[InputPattern],
+    format: Format,
+) -> Result<CustomerSource, (&'static str, String)> {
+    use crate::read::pattern::{Capture, CUSTOMER_PLACEHOLDER, DISTRIBUTION_PLACEHOLDER};
+    let valid = |c: &str| !c.is_empty() && !c.chars().any(char::is_control);
+    for p in inputs {
+        if p.captures(Capture::Customer) && (t.customer.is_some() || !t.distributions.is_empty()) {
+            return Err(("inputs", format!(
+                "{:?}: {CUSTOMER_PLACEHOLDER} and a table's customer or distributions are two answers to one question: keep one",
+                p.text()
+            )));
+        }
+        let names_distribution = p.captures(Capture::Distribution);
+        if names_distribution == t.distributions.is_empty() {
+            return Err((
+                "inputs",
+                if t.distributions.is_empty() {
+                    format!("{:?}: {DISTRIBUTION_PLACEHOLDER} needs [table.distributions] (distribution id = customer)", p.text())
+                } else {
+                    format!("{:?}: with [table.distributions], every pattern names {DISTRIBUTION_PLACEHOLDER}", p.text())
+                },
+            ));
+        }
+    }
+    if let Some(c) = &t.customer {
+        if !t.distributions.is_empty() {
+            return Err((
+                "customer",
+                "a fixed customer and distributions: keep one".into(),
+            ));
+        }
+        if !valid(c) {
+            return Err((
+                "customer",
+                format!("expected a non-empty name without control characters, got {c:?}"),
+            ));
+        }
+        return Ok(CustomerSource::Fixed(c.clone()));
+    }
+    if !t.distributions.is_empty() {
+        if let Some((d, c)) = t.distributions.iter().find(|(_, c)| !valid(c)) {
+            return Err((
+                "distributions",
+                format!("{d:?}: expected a customer name without control characters, got {c:?}"),
+            ));
+        }
+        return Ok(CustomerSource::Distributions(t.distributions.clone()));
+    }
+    // CloudFront rows carry no customer: without one every row would be rejected and the
+    // inputs consumed for nothing.
+    if let Some(p) = inputs
+        .iter()
+        .find(|p| format == Format::CloudFront && !p.captures(Capture::Customer))
+    {
+        return Err(("inputs", format!(
+            "{:?}: a cloudfront pattern needs a {CUSTOMER_PLACEHOLDER} segment, or {DISTRIBUTION_PLACEHOLDER} with [table.distributions], or the table a fixed customer (CloudFront rows do not name their customer)",
+            p.text()
+        )));
+    }
+    Ok(CustomerSource::Path)
 }
 
 /// True when `text` is an ARN of `service` (`arn:<partition>:<service>:…`).
@@ -1213,6 +1321,60 @@ mask_ips = ["source_ip"]
         );
         // No hash rule: no key is needed or read.
         assert!(job.hash_key.is_none());
+    }
+
+    #[test]
+    fn a_tables_customer_comes_from_one_place() {
+        let cf = |inputs: &str, extra: &str| {
+            job(&format!(
+                "[lake]\nroot = \"lake\"\n[[table]]\nname = \"cf\"\nformat = \"cloudfront\"\ninputs = [{inputs}]\n{extra}"
+            ))
+        };
+        let source =
+            |inputs: &str, extra: &str| cf(inputs, extra).unwrap().tables[0].customer.clone();
+        assert_eq!(source("\"cf/{customer}/\"", ""), CustomerSource::Path);
+        assert_eq!(
+            source("\"cf/*.gz\"", "customer = \"acme\""),
+            CustomerSource::Fixed("acme".into())
+        );
+        assert_eq!(
+            source(
+                "\"cf/{distribution}.*\", \"v2/DistributionId={distribution}/**\"",
+                "[table.distributions]\nE1 = \"acme\""
+            ),
+            CustomerSource::Distributions([("E1".to_owned(), "acme".to_owned())].into())
+        );
+        for (inputs, extra, says) in [
+            (
+                "\"cf/*.gz\"",
+                "",
+                "needs a {customer} segment, or {distribution}",
+            ),
+            (
+                "\"cf/{distribution}.*\"",
+                "",
+                "{distribution} needs [table.distributions]",
+            ),
+            (
+                "\"cf/{customer}/\"",
+                "customer = \"acme\"",
+                "two answers to one question",
+            ),
+            (
+                "\"cf/{distribution}.*\", \"cf2/*\"",
+                "[table.distributions]\nE1 = \"acme\"",
+                "every pattern names {distribution}",
+            ),
+            ("\"cf/*\"", "customer = \"\"", "expected a non-empty name"),
+            (
+                "\"cf/{distribution}.*\"",
+                "[table.distributions]\nE1 = \"a\\u0007b\"",
+                "without control characters",
+            ),
+        ] {
+            let err = cf(inputs, extra).unwrap_err().to_string();
+            assert!(err.contains(says), "{inputs} {extra}: {err}");
+        }
     }
 
     #[test]

@@ -67,6 +67,10 @@ pub enum FileError {
         /// Why it was rejected (scrubbed).
         first_reason: String,
     },
+    /// The input's path names no customer the table knows (a `{distribution}` missing from
+    /// its `distributions`).
+    #[error("{0}")]
+    NoCustomer(String),
     /// A partition folder of the input's rows would not fit the lake's path limits.
     #[error("{0}")]
     PathTooLong(String),

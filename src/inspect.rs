@@ -10,7 +10,7 @@ use arrow::array::RecordBatch;
 use arrow::util::pretty::pretty_format_batches;
 
 use crate::error::InputError;
-use crate::parse::{cloudfront, decode_stream, Decoder, Format, FormatDecoder, Reject, RowCounts};
+use crate::parse::{cloudfront, decode_stream, decoder_for, Decoder, Format, Reject, RowCounts};
 use crate::read::{decompress, open_local, Encoding};
 use crate::schema::parsed_prefix;
 use crate::transform::{MaskOptions, Masker, Transform, TransformCounts};
@@ -96,7 +96,8 @@ pub fn inspect_reader<R: BufRead>(
         .fill_buf()
         .map_err(|e| InputError::new(uri, on_io(e)))?;
     let format = options.format.unwrap_or_else(|| Format::sniff(head));
-    let mut decoder = FormatDecoder::new(format, options.rows.clamp(1, 8192));
+    let (mut decoder, reader) = decoder_for(format, Box::new(reader), options.rows.clamp(1, 8192))
+        .map_err(|e| InputError::new(uri, on_io(e)))?;
     let mut shown = 0;
     let mut head = Vec::new();
     let mut rejects = Vec::new();

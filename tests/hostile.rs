@@ -518,7 +518,7 @@ fn no_full_address_reaches_any_output_byte() {
         .iter()
         .find(|(n, _)| n.contains("cloudfront_logs/customer=acme"));
     assert!(
-        parquet.unwrap().1.contains("{\"c-ip\":\""),
+        parquet.unwrap().1.contains("{\"c_ip\":\""),
         "extra holds the second copy"
     );
 }

@@ -3,7 +3,8 @@
 //! cap, inputs that only reject, unterminated quotes), every good input is committed exactly
 //! once with all its rows, and every bad one is reported and left unconsumed: the next run
 //! reports it again and commits nothing new. Inputs are held in memory or written to files of
-//! their own (`buffer_file_mb` 0 or 32), on one worker or two.
+//! their own (`buffer_file_mb` 0 or 32), on one worker or two. CloudFront inputs come as W3C,
+//! as logging v2 JSON lines and as v2 Parquet, broken ones among them.
 
 mod common;
 
@@ -14,7 +15,7 @@ use std::path::Path;
 use citrine::config::ConfigFile;
 use citrine::run::{self, NoProgress, TableSummary};
 use common::files_below;
-use common::gen::{client_ip, cloudfront_row, Seeded, FIELDS};
+use common::gen::{client_ip, cloudfront_row, split_w3c, v2_json, v2_parquet, Seeded, FIELDS};
 use proptest::prelude::*;
 
 #[derive(Debug, Clone, Copy)]
@@ -37,13 +38,26 @@ enum Kind {
     Wide,
     /// Audit rows that are all rejected.
     AllRejected(u32),
+    /// CloudFront logging v2 JSON lines, gzip, one line no JSON (a reject).
+    Json(u32),
+    /// CloudFront logging v2 Parquet.
+    Parquet(u32),
+    /// Parquet's magic, then no Parquet.
+    BadParquet,
+    /// v2 JSON lines none of which is JSON.
+    NoJson(u32),
 }
 
 impl Kind {
     fn good(self) -> bool {
         matches!(
             self,
-            Kind::Good(_) | Kind::GoodGzip(_) | Kind::Audit(_) | Kind::Unterminated(_)
+            Kind::Good(_)
+                | Kind::GoodGzip(_)
+                | Kind::Audit(_)
+                | Kind::Unterminated(_)
+                | Kind::Json(_)
+                | Kind::Parquet(_)
         )
     }
 }
@@ -59,6 +73,10 @@ fn kind() -> impl Strategy<Value = Kind> {
         Just(Kind::LongName),
         Just(Kind::Wide),
         (1u32..20).prop_map(Kind::AllRejected),
+        (20u32..60).prop_map(Kind::Json),
+        (1u32..60).prop_map(Kind::Parquet),
+        Just(Kind::BadParquet),
+        (1u32..20).prop_map(Kind::NoJson),
     ]
 }
 
@@ -180,6 +198,38 @@ fn write_input(dir: &Path, i: usize, kind: Kind) -> (&'static str, String, u64) 
                 0,
             )
         }
+        Kind::Json(n) => {
+            let (names, rows) = split_w3c(&cloudfront(seed, n));
+            let mut json = v2_json(&names, &rows, i.is_multiple_of(2));
+            json.extend_from_slice(b"{\"date\": broken 192.0.2.9\n");
+            (
+                "cloudfront_logs",
+                format!("logs/cloudfront/globex/E.{i}.json.gz"),
+                gzip(&json),
+                n.into(),
+            )
+        }
+        Kind::Parquet(n) => {
+            let (names, rows) = split_w3c(&cloudfront(seed, n));
+            (
+                "cloudfront_logs",
+                format!("logs/cloudfront/acme/E.{i}"),
+                v2_parquet(&names, &rows),
+                n.into(),
+            )
+        }
+        Kind::BadParquet => (
+            "cloudfront_logs",
+            format!("logs/cloudfront/acme/E.{i}.parquet"),
+            b"PAR1 and no footer at all".to_vec(),
+            0,
+        ),
+        Kind::NoJson(n) => (
+            "cloudfront_logs",
+            format!("logs/cloudfront/acme/E.{i}.json"),
+            "{not json, 192.0.2.44}\n".repeat(n as usize).into_bytes(),
+            0,
+        ),
     };
     let path = dir.join(&rel);
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();

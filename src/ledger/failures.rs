@@ -133,6 +133,7 @@ mod tests {
             key: uri.into(),
             uri: uri.into(),
             customer: None,
+            distribution: None,
             size,
             mtime_ns: 5,
             etag: None,

@@ -157,7 +157,14 @@ impl Layout {
                         Slot::Column(i)
                     }
                     _ => {
-                        extra_names.push(name.clone());
+                        // `extra`'s keys are column names too (`c-country` and v2 Parquet's
+                        // `c_country` are one key); a second field of one name keeps its own.
+                        let key = if extra_names.contains(&col) {
+                            name.clone()
+                        } else {
+                            col
+                        };
+                        extra_names.push(key);
                         Slot::Extra(extra_names.len() - 1)
                     }
                 },
@@ -319,31 +326,60 @@ impl CloudFrontDecoder {
         }
         if line[0] == b'#' {
             if let Some(names) = line.strip_prefix(b"#Fields:") {
-                let layout = Layout::of(names)?;
-                self.gather_pending();
-                if !self.layouts_seen.iter().any(|l| l.names == layout.names) {
-                    self.layouts_seen.push(layout.clone());
-                }
-                self.layout = Some(layout);
+                self.set_fields(names)?;
             }
             return Ok(());
         }
+        self.record(line_no, line);
+        Ok(())
+    }
+
+    /// Take `names` (W3C field names, or the column names of logging v2's JSON and Parquet
+    /// outputs, separated by white space) as the layout of the rows that follow, as a
+    /// `#Fields` directive does.
+    pub(crate) fn set_fields(&mut self, names: &[u8]) -> Result<(), FileError> {
+        self.seen_content = true;
+        let layout = Layout::of(names)?;
+        if self
+            .layout
+            .as_ref()
+            .is_some_and(|l| Arc::ptr_eq(l, &layout))
+        {
+            return Ok(());
+        }
+        self.gather_pending();
+        if !self.layouts_seen.iter().any(|l| l.names == layout.names) {
+            self.layouts_seen.push(layout.clone());
+        }
+        self.layout = Some(layout);
+        Ok(())
+    }
+
+    /// Decode the data row `line` (its fields separated by tabs, in the current layout's
+    /// order), numbered `line_no`: a row, or a reject.
+    pub(crate) fn record(&mut self, line_no: u64, line: &[u8]) {
         self.counts.rows_read += 1;
         if line.len() > self.options.max_line {
             let limit = self.options.max_line;
             self.reject(line_no, RejectReason::TooLong { limit }, &line[..256]);
-            return Ok(());
+            return;
         }
         let Some(layout) = self.layout.take() else {
             self.reject(line_no, RejectReason::NoFieldsDirective, line);
-            return Ok(());
+            return;
         };
         let result = self.row(line_no, line, &layout);
         self.layout = Some(layout);
         if let Err(reason) = result {
             self.reject(line_no, reason, line);
         }
-        Ok(())
+    }
+
+    /// Count a record that never became a row (a v2 JSON line that is no JSON object): a
+    /// reject with `reason`.
+    pub(crate) fn reject_record(&mut self, line_no: u64, reason: RejectReason, raw: &[u8]) {
+        self.counts.rows_read += 1;
+        self.reject(line_no, reason, raw);
     }
 
     /// Decode one data row under `layout`, or say why it is rejected. A rejected row leaves
@@ -888,15 +924,18 @@ mod tests {
     }
 
     #[test]
-    fn unknown_fields_go_to_extra_as_json() {
+    fn unknown_fields_go_to_extra_as_json_under_their_column_names() {
         let input = format!(
-            "#Fields: {F19} c-country x-new-thing\n{}\tDE\t-\n",
+            "#Fields: {F19} c-country x-new-thing C-Country\n{}\tDE\t-\tFR\n",
             row19("192.0.2.1", "1")
         );
         let out = decode(&input);
+        // A second field of one column name keeps its own name.
         assert_eq!(
             strs(&out.batch, EXTRA),
-            [Some(r#"{"c-country":"DE","x-new-thing":null}"#.into())]
+            [Some(
+                r#"{"C-Country":"FR","c_country":"DE","x_new_thing":null}"#.into()
+            )]
         );
     }
 

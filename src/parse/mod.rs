@@ -8,8 +8,11 @@
 
 pub mod audit;
 pub mod cloudfront;
+pub mod cloudfront_json;
+pub mod cloudfront_parquet;
 pub mod column;
 mod gather;
+mod lines;
 mod simple_csv;
 mod split;
 pub mod timestamp;
@@ -44,8 +47,12 @@ impl Format {
     }
 
     /// Guess the format from the first bytes of a (decompressed) input: CloudFront logs start
-    /// with a `#Version` or `#Fields` directive, anything else is taken for CSV.
+    /// with a `#Version` or `#Fields` directive (or are logging v2 JSON or Parquet), anything
+    /// else is taken for CSV.
     pub fn sniff(head: &[u8]) -> Format {
+        if CloudFrontShape::of(head) != CloudFrontShape::W3c {
+            return Format::CloudFront;
+        }
         let head = head.strip_prefix(UTF8_BOM).unwrap_or(head);
         let first = head
             .split(|&b| b == b'\n')
@@ -93,6 +100,11 @@ pub enum RejectReason {
     },
     /// A CloudFront data row came before any `#Fields` directive.
     NoFieldsDirective,
+    /// A record that is not one JSON object (the parser's reason).
+    NotJson {
+        /// What the parser said.
+        detail: String,
+    },
     /// A line longer than the decoder accepts.
     TooLong {
         /// The limit in bytes.
@@ -127,6 +139,7 @@ impl fmt::Display for RejectReason {
             Self::InvalidUtf8 { column } => write!(f, "{column}: invalid UTF-8"),
             Self::NoFieldsDirective => write!(f, "data row before any #Fields directive"),
             Self::TooLong { limit } => write!(f, "line longer than {limit} bytes"),
+            Self::NotJson { detail } => write!(f, "not a JSON object: {detail}"),
             Self::CustomerMismatch { row, path } => {
                 write!(
                     f,
@@ -202,11 +215,53 @@ pub trait Decoder {
 pub enum FormatDecoder {
     /// CloudFront logs.
     CloudFront(cloudfront::CloudFrontDecoder),
+    /// CloudFront logging v2 JSON lines.
+    CloudFrontJson(cloudfront_json::CloudFrontJsonDecoder),
     /// Audit CSV.
     Audit(audit::AuditDecoder),
 }
 
+/// How a CloudFront input is written, told by its first bytes (decompressed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloudFrontShape {
+    /// W3C text (`#Version`, `#Fields`, tab-separated rows).
+    W3c,
+    /// Logging v2 JSON: one object per line.
+    JsonLines,
+    /// Logging v2 Parquet.
+    Parquet,
+}
+
+impl CloudFrontShape {
+    /// The shape of content starting with `head`: Parquet's magic, a JSON object's `{` (after
+    /// white space and a byte order mark), or else W3C (which the decoder checks).
+    pub fn of(head: &[u8]) -> Self {
+        if head.starts_with(cloudfront_parquet::MAGIC) {
+            return Self::Parquet;
+        }
+        let text = head.strip_prefix(UTF8_BOM).unwrap_or(head);
+        match text.iter().find(|b| !b.is_ascii_whitespace()) {
+            Some(b'{') => Self::JsonLines,
+            _ => Self::W3c,
+        }
+    }
+}
+
 impl FormatDecoder {
+    /// A decoder for `format` fit for content starting with `head` (CloudFront's W3C text or
+    /// logging v2 JSON lines; Parquet is read as W3C text, see [`cloudfront_parquet`]).
+    pub fn for_content(format: Format, head: &[u8], batch_size: usize) -> Self {
+        match (format, CloudFrontShape::of(head)) {
+            (Format::CloudFront, CloudFrontShape::JsonLines) => Self::CloudFrontJson(
+                cloudfront_json::CloudFrontJsonDecoder::new(cloudfront::CloudFrontOptions {
+                    batch_size,
+                    ..Default::default()
+                }),
+            ),
+            _ => Self::new(format, batch_size),
+        }
+    }
+
     /// A decoder for `format` emitting batches of `batch_size` rows.
     pub fn new(format: Format, batch_size: usize) -> Self {
         match format {
@@ -227,6 +282,7 @@ impl FormatDecoder {
     pub fn layouts(&self) -> Vec<Vec<String>> {
         match self {
             Self::CloudFront(d) => d.layouts(),
+            Self::CloudFrontJson(d) => d.layouts(),
             Self::Audit(d) => d.header().map(|h| vec![h.to_vec()]).unwrap_or_default(),
         }
     }
@@ -236,6 +292,7 @@ macro_rules! delegate {
     ($self:ident, $d:ident => $call:expr) => {
         match $self {
             FormatDecoder::CloudFront($d) => $call,
+            FormatDecoder::CloudFrontJson($d) => $call,
             FormatDecoder::Audit($d) => $call,
         }
     };
@@ -260,6 +317,21 @@ impl Decoder for FormatDecoder {
     fn counts(&self) -> RowCounts {
         delegate!(self, d => d.counts())
     }
+}
+
+/// The decoder for `format` fit for what `reader` holds, and the content as the decoder reads
+/// it (a CloudFront logging v2 Parquet object read as W3C text, see [`cloudfront_parquet`]).
+pub fn decoder_for<'r>(
+    format: Format,
+    mut reader: Box<dyn BufRead + 'r>,
+    batch_size: usize,
+) -> io::Result<(FormatDecoder, Box<dyn BufRead + 'r>)> {
+    let head = reader.fill_buf()?;
+    let decoder = FormatDecoder::for_content(format, head, batch_size);
+    if format == Format::CloudFront && CloudFrontShape::of(head) == CloudFrontShape::Parquet {
+        reader = Box::new(cloudfront_parquet::ParquetText::open(reader, batch_size)?);
+    }
+    Ok((decoder, reader))
 }
 
 /// Drive `decoder` over everything `reader` yields, handing each flushed batch to `sink`.

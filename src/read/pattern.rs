@@ -1,8 +1,12 @@
-//! Input patterns: `logs/cloudfront/{customer}/` or `logs/audit/{customer}/*.csv`.
+//! Input patterns: `logs/cloudfront/{customer}/`, `logs/audit/{customer}/*.csv`, a flat
+//! CloudFront bucket's `s3://cf-logs/{distribution}.*`, or logging v2's Hive paths
+//! `s3://cf-logs/DistributionId={distribution}/**`.
 //!
-//! `{customer}` captures one whole path segment; `*` and `?` match within a segment; `**`
-//! matches any number of segments; a trailing `/` means everything below. Names starting with
-//! `.` or `_` (temporary and hidden files) are never inputs.
+//! `{customer}` and `{distribution}` capture part of a path segment (the whole segment, or
+//! the shortest text that lets the rest of the segment match: `{distribution}.*` stops at the
+//! first `.`); `*` and `?` match within a segment; `**` matches any number of segments; a
+//! trailing `/` means everything below. Names starting with `.` or `_` (temporary and hidden
+//! files) are never inputs.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -12,12 +16,60 @@ use crate::store::{Location, ObjectInfo, Store, Stores};
 
 /// The placeholder that captures the customer.
 pub const CUSTOMER_PLACEHOLDER: &str = "{customer}";
+/// The placeholder that captures a CloudFront distribution id (mapped to a customer by the
+/// table's `distributions`).
+pub const DISTRIBUTION_PLACEHOLDER: &str = "{distribution}";
+
+/// What a placeholder captures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Capture {
+    /// `{customer}`.
+    Customer,
+    /// `{distribution}`.
+    Distribution,
+}
+
+impl Capture {
+    fn placeholder(self) -> &'static str {
+        match self {
+            Capture::Customer => CUSTOMER_PLACEHOLDER,
+            Capture::Distribution => DISTRIBUTION_PLACEHOLDER,
+        }
+    }
+}
+
+/// One piece of a segment template.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Piece {
+    /// Text with `*` and `?` wildcards.
+    Glob(String),
+    /// A placeholder: at least one byte, the fewest that let the rest match.
+    Capture(Capture),
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Seg {
+    /// A segment without placeholders.
     Glob(String),
-    Customer,
+    /// A segment with placeholders (`{customer}`, `DistributionId={distribution}`, ...).
+    Template(Vec<Piece>),
     AnyDepth,
+}
+
+/// The values a path's placeholders captured.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Captured<'a> {
+    customer: Option<&'a str>,
+    distribution: Option<&'a str>,
+}
+
+impl<'a> Captured<'a> {
+    fn slot(&mut self, c: Capture) -> &mut Option<&'a str> {
+        match c {
+            Capture::Customer => &mut self.customer,
+            Capture::Distribution => &mut self.distribution,
+        }
+    }
 }
 
 /// A parsed input pattern: a literal root (a local folder or `s3://bucket/prefix`) and the
@@ -41,8 +93,11 @@ pub struct MatchedInput {
     /// Its uri as recorded in `source_file`, reports and the ledger: `s3://bucket/key`, or
     /// the path as the pattern spells it (relative to the config folder when the pattern is).
     pub uri: String,
-    /// The `{customer}` segment, if the pattern has one.
+    /// Its customer: the pattern's `{customer}`, else set by the table (its fixed
+    /// `customer`, or its `distributions` entry for [`MatchedInput::distribution`]).
     pub customer: Option<String>,
+    /// The pattern's `{distribution}`, if it has one.
+    pub distribution: Option<String>,
     /// Size in bytes.
     pub size: u64,
     /// Last modification, nanoseconds since the epoch.
@@ -115,19 +170,27 @@ impl InputPattern {
         let mut segs = Vec::new();
         for p in &parts[literal..] {
             let seg = match *p {
-                CUSTOMER_PLACEHOLDER => Seg::Customer,
                 "**" => Seg::AnyDepth,
                 p if p.contains(['{', '}']) => {
-                    return Err(format!(
-                        "{text:?}: {CUSTOMER_PLACEHOLDER} must be a whole path segment"
-                    ))
+                    Seg::Template(template(p).map_err(|m| format!("{text:?}: {m}"))?)
                 }
                 p => Seg::Glob(p.to_owned()),
             };
             segs.push(seg);
         }
-        if segs.iter().filter(|s| **s == Seg::Customer).count() > 1 {
-            return Err(format!("{text:?}: {CUSTOMER_PLACEHOLDER} may appear once"));
+        for c in [Capture::Customer, Capture::Distribution] {
+            let count = segs
+                .iter()
+                .map(|s| match s {
+                    Seg::Template(pieces) => {
+                        pieces.iter().filter(|p| **p == Piece::Capture(c)).count()
+                    }
+                    _ => 0,
+                })
+                .sum::<usize>();
+            if count > 1 {
+                return Err(format!("{text:?}: {} may appear once", c.placeholder()));
+            }
         }
         if trailing {
             segs.push(Seg::AnyDepth);
@@ -146,9 +209,12 @@ impl InputPattern {
         })
     }
 
-    /// True when the pattern captures a `{customer}` segment.
-    pub fn has_customer(&self) -> bool {
-        self.segs.contains(&Seg::Customer)
+    /// True when the pattern captures `capture`.
+    pub fn captures(&self, capture: Capture) -> bool {
+        self.segs.iter().any(|s| match s {
+            Seg::Template(pieces) => pieces.contains(&Piece::Capture(capture)),
+            _ => false,
+        })
     }
 
     /// The pattern as written.
@@ -197,8 +263,8 @@ impl InputPattern {
         {
             return Ok(None);
         }
-        let mut customer = None;
-        if !match_segs(&self.segs, &segs, &mut customer) {
+        let mut captured = Captured::default();
+        if !match_segs(&self.segs, &segs, &mut captured) {
             return Ok(None);
         }
         let store = stores.open(&self.root)?;
@@ -208,7 +274,8 @@ impl InputPattern {
         };
         Ok(Some(MatchedInput {
             uri: store.url(rel),
-            customer: customer.map(str::to_owned),
+            customer: captured.customer.map(str::to_owned),
+            distribution: captured.distribution.map(str::to_owned),
             key: rel.to_owned(),
             store,
             size: object.size,
@@ -256,8 +323,8 @@ impl InputPattern {
             {
                 continue;
             }
-            let mut customer = None;
-            if !match_segs(&self.segs, &segs, &mut customer) {
+            let mut captured = Captured::default();
+            if !match_segs(&self.segs, &segs, &mut captured) {
                 continue;
             }
             let uri = match &self.root {
@@ -268,7 +335,8 @@ impl InputPattern {
             matched += 1;
             each(MatchedInput {
                 store: store.clone(),
-                customer: customer.map(str::to_owned),
+                customer: captured.customer.map(str::to_owned),
+                distribution: captured.distribution.map(str::to_owned),
                 key: object.key,
                 uri,
                 size: object.size,
@@ -280,25 +348,87 @@ impl InputPattern {
     }
 }
 
-fn match_segs<'a>(pat: &[Seg], path: &[&'a str], customer: &mut Option<&'a str>) -> bool {
+/// A segment's template: its text split at `{customer}` and `{distribution}`.
+fn template(segment: &str) -> std::result::Result<Vec<Piece>, String> {
+    let mut pieces = Vec::new();
+    let mut rest = segment;
+    while let Some(open) = rest.find('{') {
+        if open > 0 {
+            pieces.push(Piece::Glob(rest[..open].to_owned()));
+        }
+        let capture = [Capture::Customer, Capture::Distribution]
+            .into_iter()
+            .find(|c| rest[open..].starts_with(c.placeholder()))
+            .ok_or_else(|| {
+                format!("{segment:?}: the placeholders are {CUSTOMER_PLACEHOLDER} and {DISTRIBUTION_PLACEHOLDER}")
+            })?;
+        if matches!(pieces.last(), Some(Piece::Capture(_))) {
+            return Err(format!(
+                "{segment:?}: two placeholders need text between them"
+            ));
+        }
+        pieces.push(Piece::Capture(capture));
+        rest = &rest[open + capture.placeholder().len()..];
+    }
+    if rest.contains('}') {
+        return Err(format!("{segment:?}: a `}}` without its placeholder"));
+    }
+    if !rest.is_empty() {
+        pieces.push(Piece::Glob(rest.to_owned()));
+    }
+    Ok(pieces)
+}
+
+fn match_segs<'a>(pat: &[Seg], path: &[&'a str], captured: &mut Captured<'a>) -> bool {
     match (pat.first(), path.first()) {
         (None, None) => true,
         (None, Some(_)) => false,
         (Some(Seg::AnyDepth), _) => {
-            (0..=path.len()).any(|skip| match_segs(&pat[1..], &path[skip..], customer))
+            (0..=path.len()).any(|skip| match_segs(&pat[1..], &path[skip..], captured))
         }
         (Some(_), None) => false,
-        (Some(Seg::Customer), Some(p)) => {
-            let before = *customer;
-            *customer = Some(p);
-            if match_segs(&pat[1..], &path[1..], customer) {
+        (Some(Seg::Template(pieces)), Some(p)) => {
+            let before = *captured;
+            if match_pieces(pieces, p, captured) && match_segs(&pat[1..], &path[1..], captured) {
                 return true;
             }
-            *customer = before;
+            *captured = before;
             false
         }
         (Some(Seg::Glob(g)), Some(p)) => {
-            glob(g.as_bytes(), p.as_bytes()) && match_segs(&pat[1..], &path[1..], customer)
+            glob(g.as_bytes(), p.as_bytes()) && match_segs(&pat[1..], &path[1..], captured)
+        }
+    }
+}
+
+/// Match one segment `s` against a template, capturing its placeholders (each the shortest
+/// non-empty text that lets the rest match).
+fn match_pieces<'a>(pieces: &[Piece], s: &'a str, captured: &mut Captured<'a>) -> bool {
+    match pieces {
+        [] => s.is_empty(),
+        [Piece::Capture(c)] => {
+            *captured.slot(*c) = Some(s);
+            !s.is_empty()
+        }
+        [Piece::Capture(c), rest @ ..] => {
+            for end in (1..=s.len()).filter(|&e| s.is_char_boundary(e)) {
+                let before = *captured;
+                *captured.slot(*c) = Some(&s[..end]);
+                if match_pieces(rest, &s[end..], captured) {
+                    return true;
+                }
+                *captured = before;
+            }
+            false
+        }
+        [Piece::Glob(g), rest @ ..] => {
+            if rest.is_empty() {
+                return glob(g.as_bytes(), s.as_bytes());
+            }
+            // The text up to each place the next capture may start.
+            (0..=s.len()).filter(|&e| s.is_char_boundary(e)).any(|end| {
+                glob(g.as_bytes(), &s.as_bytes()[..end]) && match_pieces(rest, &s[end..], captured)
+            })
         }
     }
 }
@@ -414,11 +544,98 @@ mod tests {
     #[test]
     fn bad_patterns_are_refused() {
         let base = Path::new("/b");
-        assert!(InputPattern::parse("logs/{customer}-x/", base).is_err());
+        assert!(InputPattern::parse("logs/{cust}/", base).is_err());
+        assert!(InputPattern::parse("logs/{customer}{distribution}/", base).is_err());
+        assert!(InputPattern::parse("logs/{customer}}/", base).is_err());
         assert!(InputPattern::parse("logs/{customer}/{customer}/", base).is_err());
+        assert!(InputPattern::parse("logs/{distribution}/{distribution}.*", base).is_err());
         assert!(InputPattern::parse("../logs/", base).is_err());
         assert!(InputPattern::parse("gs://b/logs/", base).is_err());
         assert!(InputPattern::parse("s3:///logs/", base).is_err());
+    }
+
+    /// The segment's captures when `template` matches it.
+    fn captures(template_text: &str, segment: &str) -> Option<(Option<String>, Option<String>)> {
+        let pieces = template(template_text).unwrap();
+        let mut c = Captured::default();
+        match_pieces(&pieces, segment, &mut c).then(|| {
+            (
+                c.customer.map(str::to_owned),
+                c.distribution.map(str::to_owned),
+            )
+        })
+    }
+
+    #[test]
+    fn placeholders_capture_part_of_a_segment() {
+        let d = |s: &str| Some((None, Some(s.to_owned())));
+        // A flat distribution bucket: the id is the text before the first `.`.
+        assert_eq!(
+            captures("{distribution}.*", "E2ABCDEF.2024-01-01-05.a1b2c3.gz"),
+            d("E2ABCDEF")
+        );
+        assert_eq!(
+            captures("{distribution}.*.gz", "E2ABCDEF.2024-01-01-05.a1b2c3"),
+            None
+        );
+        // Logging v2's Hive paths.
+        assert_eq!(
+            captures("DistributionId={distribution}", "DistributionId=E1X"),
+            d("E1X")
+        );
+        assert_eq!(
+            captures("DistributionId={distribution}", "DistributionId="),
+            None
+        );
+        assert_eq!(captures("DistributionId={distribution}", "year=2024"), None);
+        assert_eq!(
+            captures("c-{customer}-logs", "c-acme-corp-logs"),
+            Some((Some("acme-corp".to_owned()), None))
+        );
+        assert_eq!(
+            captures("{customer}", "äcme"),
+            Some((Some("äcme".to_owned()), None))
+        );
+        assert_eq!(captures("{customer}", ""), None);
+    }
+
+    #[test]
+    fn flat_and_hive_distribution_layouts() {
+        let dir = tempfile::tempdir().unwrap();
+        for f in [
+            "cf/E2ABC.2024-01-01-05.a1.gz",
+            "cf/E3XYZ.2024-01-01-06.b2.gz",
+            "cf/notes.txt",
+            "v2/DistributionId=E2ABC/year=2024/month=01/day=01/hour=05/E2ABC.2024-01-01-05.c3.gz",
+            "v2/other/x.gz",
+        ] {
+            let p = dir.path().join(f);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, b"x").unwrap();
+        }
+        let with = |pattern: &str| -> Vec<(String, Option<String>)> {
+            InputPattern::parse(pattern, dir.path())
+                .unwrap()
+                .list(&Stores::new(Default::default()))
+                .unwrap()
+                .into_iter()
+                .map(|m| (m.uri, m.distribution))
+                .collect()
+        };
+        assert_eq!(
+            with("cf/{distribution}.*.gz"),
+            [
+                ("cf/E2ABC.2024-01-01-05.a1.gz".into(), Some("E2ABC".into())),
+                ("cf/E3XYZ.2024-01-01-06.b2.gz".into(), Some("E3XYZ".into())),
+            ]
+        );
+        assert_eq!(
+            with("v2/DistributionId={distribution}/**/*.gz"),
+            [(
+                "v2/DistributionId=E2ABC/year=2024/month=01/day=01/hour=05/E2ABC.2024-01-01-05.c3.gz".into(),
+                Some("E2ABC".into())
+            )]
+        );
     }
 
     #[test]

@@ -184,6 +184,7 @@ mod tests {
             key: name.into(),
             uri: uri.into(),
             customer: None,
+            distribution: None,
             size: name.len() as u64,
             mtime_ns: crate::store::LocalStore::new(dir)
                 .unwrap()

@@ -347,6 +347,7 @@ mod tests {
                 key: uri.to_owned(),
                 uri: uri.to_owned(),
                 customer: Some("acme".into()),
+                distribution: None,
                 size,
                 mtime_ns: 7,
                 etag: None,

@@ -54,6 +54,7 @@ pub fn plan(
     let mut planned = Vec::new();
     let (mut listed, mut skipped) = (0, 0);
     let mut consider = |m: MatchedInput, pattern: Option<usize>| -> Result<()> {
+        let m = table.with_customer(m);
         if !seen.insert(m.uri.clone()) {
             return Ok(());
         }

@@ -22,8 +22,11 @@ pub struct PlannedInput {
     pub key: String,
     /// Its uri.
     pub uri: String,
-    /// Its customer, from the path.
+    /// Its customer, as the table resolved it.
     pub customer: Option<String>,
+    /// Its `{distribution}`, if the pattern names one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub distribution: Option<String>,
     /// Size in bytes, as listed.
     pub size: u64,
     /// Modification time, as listed.
@@ -45,6 +48,7 @@ impl PlannedInput {
             key: p.input.key.clone(),
             uri: p.input.uri.clone(),
             customer: p.input.customer.clone(),
+            distribution: p.input.distribution.clone(),
             size: p.input.size,
             mtime_ns: p.input.mtime_ns,
             etag: p.input.etag.clone(),
@@ -60,6 +64,7 @@ impl PlannedInput {
                 key: self.key.clone(),
                 uri: self.uri.clone(),
                 customer: self.customer.clone(),
+                distribution: self.distribution.clone(),
                 size: self.size,
                 mtime_ns: self.mtime_ns,
                 etag: self.etag.clone(),

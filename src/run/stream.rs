@@ -25,7 +25,7 @@ use crate::commit::rejects::RejectSpool;
 use crate::config::{Job, TableSpec, WriteOptions};
 use crate::error::{Error, FileError, InputError, Result};
 use crate::lake::Lake;
-use crate::parse::{decode_stream, Decoder, FormatDecoder, Reject, RowCounts};
+use crate::parse::{decode_stream, decoder_for, Decoder, Reject, RowCounts};
 use crate::partition::{split, PartitionBatch, MAX_KEY_BYTES};
 use crate::read::prefetch::Prefetch;
 use crate::read::{decompress, input};
@@ -323,6 +323,9 @@ fn process_input(
         planned: p.clone(),
         result: Err(InputError::new(uri.clone(), kind)),
     };
+    if let Some(reason) = w.table.no_customer(&p.input) {
+        return Ok(failed(FileError::NoCustomer(reason)));
+    }
     let file = match w.prefetch.open(index) {
         Ok(f) => f,
         Err(e) => return Ok(failed(open_failed(e))),
@@ -335,14 +338,21 @@ fn process_input(
     let encoding = opened.encoding;
     writer.next_input_customer(p.input.customer.as_deref())?;
     let lineage = Lineage::new(uri.clone(), p.input.customer.clone());
-    let mut decoder = FormatDecoder::new(w.table.format, job.batch_size);
+    let (mut decoder, reader) = match decoder_for(
+        w.table.format,
+        opened.content.into_reader(p.input.size),
+        job.batch_size,
+    ) {
+        Ok(opened) => opened,
+        Err(e) => return Ok(failed(decompress::classify(e, encoding))),
+    };
     let mut staged = Staged::new(writer, job.buffer_file_bytes);
     let mut rejects = Vec::new();
     let mut transform_counts = TransformCounts::default();
     let mut rows_written = 0u64;
     // An error that is not the input's: kept here, the decode stopped, and raised for the run.
     let mut run_error = None;
-    let mut content = input::Counted::new(opened.content.into_reader(p.input.size));
+    let mut content = input::Counted::new(reader);
     let decoded = decode_stream(
         &mut content,
         &mut decoder,

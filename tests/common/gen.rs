@@ -147,3 +147,61 @@ pub fn write_config(dir: &Path, lake_extra: &str) {
     );
     std::fs::write(dir.join("citrine.toml"), text).unwrap();
 }
+
+/// Logging v2 JSON lines of `rows` under `names` (W3C names; lower-cased keys with `lower`).
+pub fn v2_json(names: &[String], rows: &[Vec<String>], lower: bool) -> Vec<u8> {
+    let mut out = String::new();
+    for row in rows {
+        let mut object = String::from("{");
+        for (i, (n, v)) in names.iter().zip(row).enumerate() {
+            if i > 0 {
+                object.push(',');
+            }
+            let key = if lower { n.to_lowercase() } else { n.clone() };
+            object.push_str(&format!(
+                "{}:{}",
+                serde_json::json!(key),
+                serde_json::json!(v)
+            ));
+        }
+        out.push_str(&object);
+        out.push_str("}\n");
+    }
+    out.into_bytes()
+}
+
+/// A logging v2 Parquet object of `rows` under `names` (columns named with `_`, strings).
+pub fn v2_parquet(names: &[String], rows: &[Vec<String>]) -> Vec<u8> {
+    let columns: Vec<(String, arrow::array::ArrayRef)> = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| {
+            let values: Vec<&str> = rows.iter().map(|r| r[i].as_str()).collect();
+            (
+                citrine::schema::column_name(n),
+                std::sync::Arc::new(arrow::array::StringArray::from(values))
+                    as arrow::array::ArrayRef,
+            )
+        })
+        .collect();
+    let batch = arrow::array::RecordBatch::try_from_iter(columns).unwrap();
+    let mut out = Vec::new();
+    let mut w = parquet::arrow::ArrowWriter::try_new(&mut out, batch.schema(), None).unwrap();
+    w.write(&batch).unwrap();
+    w.close().unwrap();
+    out
+}
+
+/// The field names and rows of a W3C log's text.
+pub fn split_w3c(text: &str) -> (Vec<String>, Vec<Vec<String>>) {
+    let mut names = Vec::new();
+    let mut rows = Vec::new();
+    for line in text.lines() {
+        if let Some(fields) = line.strip_prefix("#Fields:") {
+            names = fields.split_whitespace().map(str::to_owned).collect();
+        } else if !line.starts_with('#') && !line.is_empty() {
+            rows.push(line.split('\t').map(str::to_owned).collect());
+        }
+    }
+    (names, rows)
+}

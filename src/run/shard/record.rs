@@ -169,6 +169,7 @@ mod tests {
             key: "acme/a.gz".into(),
             uri: "in/acme/a.gz".into(),
             customer: Some("acme".into()),
+            distribution: Some("E2ABC".into()),
             size: 10,
             mtime_ns: 1_700_000_000_000_000_123,
             etag: Some("\"e\"".into()),
