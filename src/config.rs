@@ -279,7 +279,7 @@ impl Default for RunConfig {
 pub struct TableConfig {
     /// Table name: lower case letters, digits and `_`.
     pub name: String,
-    /// `cloudfront` or `audit`.
+    /// `cloudfront`, `audit`, `jsonl` or `cloudwatch`.
     pub format: String,
     /// Input patterns relative to the config file: `{customer}` (or `{distribution}`)
     /// captures a path segment or part of one, `*` and `?` match within a segment, `**` any
@@ -304,6 +304,9 @@ pub struct TableConfig {
     /// CloudFront distribution ids (`{distribution}` in a pattern) to customers.
     #[serde(default)]
     pub distributions: std::collections::BTreeMap<String, String>,
+    /// `jsonl` and `cloudwatch`: the field whose value is each row's customer (a field of the
+    /// event or message, or `log_group`), instead of `customer`.
+    pub customer_field: Option<String>,
 }
 
 fn default_compression() -> String {
@@ -414,6 +417,8 @@ pub struct TableSpec {
     pub table_format: TableFormat,
     /// Where its inputs' customer comes from.
     pub customer: CustomerSource,
+    /// For the JSON formats: the field (column name) whose value is each row's customer.
+    pub customer_field: Option<String>,
 }
 
 impl TableSpec {
@@ -1003,15 +1008,14 @@ fn validate_table(
             format!("table {:?} is defined twice", t.name),
         ));
     }
-    let format = match t.format.as_str() {
-        "cloudfront" => Format::CloudFront,
-        "audit" => Format::Audit,
-        other => {
-            return Err(ConfigError::new(
-                key("format"),
-                format!("expected \"cloudfront\" or \"audit\", got {other:?}"),
-            ))
-        }
+    let Some(format) = Format::from_name(&t.format) else {
+        return Err(ConfigError::new(
+            key("format"),
+            format!(
+                "expected \"cloudfront\", \"audit\", \"jsonl\" or \"cloudwatch\", got {:?}",
+                t.format
+            ),
+        ));
     };
     if t.inputs.is_empty() {
         return Err(ConfigError::new(
@@ -1030,7 +1034,26 @@ fn validate_table(
         Format::CloudFront => crate::parse::cloudfront::MASKED_COLUMNS
             .map(String::from)
             .to_vec(),
-        Format::Audit => Vec::new(),
+        Format::Audit | Format::Jsonl | Format::CloudWatch => Vec::new(),
+    };
+    let customer_field = match (&t.customer_field, format) {
+        (None, _) => None,
+        (Some(_), Format::CloudFront | Format::Audit) => {
+            return Err(ConfigError::new(
+                key("customer_field"),
+                "is for the jsonl and cloudwatch formats (an audit CSV names its customer in a `customer` column)",
+            ))
+        }
+        (Some(f), _) => {
+            let name = crate::schema::column_name(f);
+            if name.is_empty() || (crate::schema::is_lineage(&name) && name != "customer") {
+                return Err(ConfigError::new(
+                    key("customer_field"),
+                    format!("{f:?} is not a field name"),
+                ));
+            }
+            Some(name)
+        }
     };
     let mut column_rules = Vec::new();
     for (c, rule) in &t.columns {
@@ -1121,6 +1144,7 @@ fn validate_table(
         after_commit,
         table_format: t.table_format.unwrap_or_default(),
         customer,
+        customer_field,
     })
 }
 

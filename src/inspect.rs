@@ -96,8 +96,12 @@ pub fn inspect_reader<R: BufRead>(
         .fill_buf()
         .map_err(|e| InputError::new(uri, on_io(e)))?;
     let format = options.format.unwrap_or_else(|| Format::sniff(head));
-    let (mut decoder, reader) = decoder_for(format, Box::new(reader), options.rows.clamp(1, 8192))
-        .map_err(|e| InputError::new(uri, on_io(e)))?;
+    let (mut decoder, reader) = decoder_for(
+        format,
+        Box::new(reader),
+        &crate::parse::DecodeOptions::rows(options.rows.clamp(1, 8192)),
+    )
+    .map_err(|e| InputError::new(uri, on_io(e)))?;
     let mut shown = 0;
     let mut head = Vec::new();
     let mut rejects = Vec::new();
@@ -108,7 +112,7 @@ pub fn inspect_reader<R: BufRead>(
             let schema = decoded.batch.schema();
             let columns = match format {
                 Format::CloudFront => cloudfront::MASKED_COLUMNS.map(String::from).to_vec(),
-                Format::Audit => match &options.mask_columns {
+                Format::Audit | Format::Jsonl | Format::CloudWatch => match &options.mask_columns {
                     Some(c) => c.clone(),
                     None => schema
                         .fields()

@@ -10,7 +10,7 @@ use std::io::Read;
 use arrow::array::RecordBatch;
 use arrow::compute::concat_batches;
 use citrine::parse::cloudfront::{parsed_schema, STANDARD_FIELDS};
-use citrine::parse::{decoder_for, Decoder, Format, FormatDecoder, Reject};
+use citrine::parse::{decoder_for, DecodeOptions, Decoder, Format, FormatDecoder, Reject};
 use common::fixture;
 use common::gen::{v2_json, v2_parquet};
 use proptest::prelude::*;
@@ -18,7 +18,12 @@ use proptest::prelude::*;
 /// The rows (all batches as one, `row_num` dropped) and the rejects' reasons of `content`,
 /// decoded as `citrine run` does: by its shape, fed `chunk` bytes at a time.
 fn decode(content: &[u8], chunk: usize) -> (RecordBatch, Vec<String>) {
-    let (mut d, mut reader) = decoder_for(Format::CloudFront, Box::new(content), 4).unwrap();
+    let (mut d, mut reader) = decoder_for(
+        Format::CloudFront,
+        Box::new(content),
+        &DecodeOptions::rows(4),
+    )
+    .unwrap();
     let mut bytes = Vec::new();
     reader.read_to_end(&mut bytes).unwrap();
     let mut batches = Vec::new();
@@ -105,7 +110,7 @@ not json at all 192.0.2.55\n[1,2]\n{\"date\":\"2019-12-04\",\"time\":\"21:02:31\
         "{reasons:?}"
     );
     // Rejects name their line and never hold a whole address.
-    let mut d = FormatDecoder::for_content(Format::CloudFront, content, 64);
+    let mut d = FormatDecoder::for_content(Format::CloudFront, content, &DecodeOptions::rows(64));
     let used = d.decode(content).unwrap();
     assert_eq!(used, content.len());
     d.finish().unwrap();

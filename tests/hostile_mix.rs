@@ -4,7 +4,8 @@
 //! once with all its rows, and every bad one is reported and left unconsumed: the next run
 //! reports it again and commits nothing new. Inputs are held in memory or written to files of
 //! their own (`buffer_file_mb` 0 or 32), on one worker or two. CloudFront inputs come as W3C,
-//! as logging v2 JSON lines and as v2 Parquet, broken ones among them.
+//! as logging v2 JSON lines and as v2 Parquet, audit events as JSON lines and as CloudWatch
+//! Logs records, broken ones among them.
 
 mod common;
 
@@ -46,6 +47,12 @@ enum Kind {
     BadParquet,
     /// v2 JSON lines none of which is JSON.
     NoJson(u32),
+    /// Audit events as JSON lines, one line broken (a reject).
+    Events(u32),
+    /// CloudWatch Logs records as Firehose writes them (gzip members), a control message first.
+    CloudWatch(u32),
+    /// JSON lines without a timestamp: every row rejected.
+    Timeless(u32),
 }
 
 impl Kind {
@@ -58,6 +65,8 @@ impl Kind {
                 | Kind::Unterminated(_)
                 | Kind::Json(_)
                 | Kind::Parquet(_)
+                | Kind::Events(_)
+                | Kind::CloudWatch(_)
         )
     }
 }
@@ -77,6 +86,9 @@ fn kind() -> impl Strategy<Value = Kind> {
         (1u32..60).prop_map(Kind::Parquet),
         Just(Kind::BadParquet),
         (1u32..20).prop_map(Kind::NoJson),
+        (20u32..60).prop_map(Kind::Events),
+        (1u32..60).prop_map(Kind::CloudWatch),
+        (1u32..20).prop_map(Kind::Timeless),
     ]
 }
 
@@ -224,6 +236,61 @@ fn write_input(dir: &Path, i: usize, kind: Kind) -> (&'static str, String, u64) 
             b"PAR1 and no footer at all".to_vec(),
             0,
         ),
+        Kind::Events(n) => {
+            let mut r = Seeded(seed | 1);
+            let mut text: String = (0..n)
+                .map(|k| {
+                    format!(
+                        "{{\"timestamp\":\"2024-03-01T10:00:00Z\",\"user\":\"u{k}\",\"source_ip\":\"{}\",\"d\":{{\"n\":{k}}}}}\n",
+                        client_ip(&mut r)
+                    )
+                })
+                .collect();
+            text.push_str("{\"timestamp\": oops 192.0.2.8}\n");
+            (
+                "events",
+                format!("logs/events/acme/{i}.jsonl"),
+                text.into_bytes(),
+                n.into(),
+            )
+        }
+        Kind::CloudWatch(n) => {
+            let mut r = Seeded(seed | 1);
+            let control =
+                r#"{"messageType":"CONTROL_MESSAGE","logGroup":"","logStream":"","logEvents":[]}"#;
+            let mut bytes = gzip(control.as_bytes());
+            let events: Vec<String> = (0..n)
+                .map(|k| {
+                    let message = format!(
+                        "{{\"user\":\"u{k}\",\"source_ip\":\"{}\"}}",
+                        client_ip(&mut r)
+                    );
+                    serde_json::json!({"id": k.to_string(), "timestamp": 1709287200000u64 + u64::from(k), "message": message})
+                        .to_string()
+                })
+                .collect();
+            for chunk in events.chunks(7) {
+                let record = format!(
+                    r#"{{"messageType":"DATA_MESSAGE","logGroup":"/g","logStream":"s","logEvents":[{}]}}"#,
+                    chunk.join(",")
+                );
+                bytes.extend(gzip(record.as_bytes()));
+            }
+            (
+                "cloudwatch",
+                format!("logs/cloudwatch/acme/{i}"),
+                bytes,
+                n.into(),
+            )
+        }
+        Kind::Timeless(n) => (
+            "events",
+            format!("logs/events/acme/{i}.jsonl"),
+            "{\"user\":\"u\",\"source_ip\":\"192.0.2.45\"}\n"
+                .repeat(n as usize)
+                .into_bytes(),
+            0,
+        ),
         Kind::NoJson(n) => (
             "cloudfront_logs",
             format!("logs/cloudfront/acme/E.{i}.json"),
@@ -255,13 +322,20 @@ fn rows_in(dir: &Path, table: &str) -> u64 {
 }
 
 fn run(dir: &Path, buffer_mb: u32, threads: u32) -> BTreeMap<String, TableSummary> {
-    for folder in ["logs/cloudfront", "logs/audit"] {
+    for folder in [
+        "logs/cloudfront",
+        "logs/audit",
+        "logs/events",
+        "logs/cloudwatch",
+    ] {
         std::fs::create_dir_all(dir.join(folder)).unwrap();
     }
     let text = format!(
         "[lake]\nroot = \"lake\"\n[run]\nthreads = {threads}\nbatch_size = 16\nbuffer_file_mb = {buffer_mb}\nmax_columns = 30\n\n\
          [[table]]\nname = \"cloudfront_logs\"\nformat = \"cloudfront\"\ninputs = [\"logs/cloudfront/{{customer}}/\"]\n\n\
-         [[table]]\nname = \"audit\"\nformat = \"audit\"\ninputs = [\"logs/audit/{{customer}}/*.csv\"]\nmask_ips = [\"source_ip\"]\n"
+         [[table]]\nname = \"audit\"\nformat = \"audit\"\ninputs = [\"logs/audit/{{customer}}/*.csv\"]\nmask_ips = [\"source_ip\"]\n\n\
+         [[table]]\nname = \"events\"\nformat = \"jsonl\"\ninputs = [\"logs/events/{{customer}}/\"]\nmask_ips = [\"source_ip\"]\n\n\
+         [[table]]\nname = \"cloudwatch\"\nformat = \"cloudwatch\"\ninputs = [\"logs/cloudwatch/{{customer}}/\"]\nmask_ips = [\"source_ip\"]\n"
     );
     let job = ConfigFile::parse(&text, "citrine.toml")
         .unwrap()
@@ -272,6 +346,8 @@ fn run(dir: &Path, buffer_mb: u32, threads: u32) -> BTreeMap<String, TableSummar
         .map(|s| (s.table.clone(), s))
         .collect()
 }
+
+const TABLES: [&str; 4] = ["cloudfront_logs", "audit", "events", "cloudwatch"];
 
 fn failed_uris(s: &TableSummary) -> BTreeSet<String> {
     s.inputs_failed.iter().map(|f| f.uri.clone()).collect()
@@ -302,7 +378,7 @@ proptest! {
         }
         for round in 0..2 {
             let summaries = run(d, buffer_mb, threads);
-            for table in ["cloudfront_logs", "audit"] {
+            for table in TABLES {
                 let s = &summaries[table];
                 prop_assert!(s.error.is_none(), "{table}: {:?}", s.error);
                 let (uris, rows) = good.get(table).cloned().unwrap_or_default();
@@ -318,7 +394,7 @@ proptest! {
             }
         }
         // Every data file belongs to the one committed run of its table.
-        for table in ["cloudfront_logs", "audit"] {
+        for table in TABLES {
             let markers = files_below(&d.join("lake/complete").join(table))
                 .into_iter()
                 .filter(|f| f.ends_with(".manifest"))

@@ -11,6 +11,7 @@ pub mod cloudfront;
 pub mod cloudfront_json;
 pub mod cloudfront_parquet;
 pub mod column;
+pub mod events;
 mod gather;
 mod lines;
 mod simple_csv;
@@ -35,6 +36,11 @@ pub enum Format {
     CloudFront,
     /// WAU audit logs (CSV with a header row).
     Audit,
+    /// Audit events as JSON lines.
+    Jsonl,
+    /// Audit events from CloudWatch Logs (Firehose-delivered subscription records, or
+    /// export-task files).
+    CloudWatch,
 }
 
 impl Format {
@@ -43,7 +49,27 @@ impl Format {
         match self {
             Format::CloudFront => "cloudfront",
             Format::Audit => "audit",
+            Format::Jsonl => "jsonl",
+            Format::CloudWatch => "cloudwatch",
         }
+    }
+
+    /// The format named `name` in a config file.
+    pub fn from_name(name: &str) -> Option<Format> {
+        [
+            Format::CloudFront,
+            Format::Audit,
+            Format::Jsonl,
+            Format::CloudWatch,
+        ]
+        .into_iter()
+        .find(|f| f.name() == name)
+    }
+
+    /// True for the formats of audit events, whose columns are the union of their inputs'
+    /// (the audit CSV's header, the JSON formats' keys).
+    pub fn has_header_union(self) -> bool {
+        self != Format::CloudFront
     }
 
     /// Guess the format from the first bytes of a (decompressed) input: CloudFront logs start
@@ -219,6 +245,31 @@ pub enum FormatDecoder {
     CloudFrontJson(cloudfront_json::CloudFrontJsonDecoder),
     /// Audit CSV.
     Audit(audit::AuditDecoder),
+    /// Audit events as JSON (lines, or CloudWatch Logs).
+    Events(events::EventsDecoder),
+}
+
+/// What a decoder needs of its table.
+#[derive(Debug, Clone)]
+pub struct DecodeOptions {
+    /// Rows per batch.
+    pub batch_size: usize,
+    /// The table's columns after the lineage ones (the JSON formats lay their keys out in
+    /// them; a key they lack goes to `extra`).
+    pub columns: Vec<String>,
+    /// The field whose value is each row's customer, instead of `customer`.
+    pub customer_field: Option<String>,
+}
+
+impl DecodeOptions {
+    /// Options for `batch_size` rows per batch and nothing known of the table.
+    pub fn rows(batch_size: usize) -> Self {
+        Self {
+            batch_size,
+            columns: Vec::new(),
+            customer_field: None,
+        }
+    }
 }
 
 /// How a CloudFront input is written, told by its first bytes (decompressed).
@@ -250,7 +301,8 @@ impl CloudFrontShape {
 impl FormatDecoder {
     /// A decoder for `format` fit for content starting with `head` (CloudFront's W3C text or
     /// logging v2 JSON lines; Parquet is read as W3C text, see [`cloudfront_parquet`]).
-    pub fn for_content(format: Format, head: &[u8], batch_size: usize) -> Self {
+    pub fn for_content(format: Format, head: &[u8], options: &DecodeOptions) -> Self {
+        let batch_size = options.batch_size;
         match (format, CloudFrontShape::of(head)) {
             (Format::CloudFront, CloudFrontShape::JsonLines) => Self::CloudFrontJson(
                 cloudfront_json::CloudFrontJsonDecoder::new(cloudfront::CloudFrontOptions {
@@ -258,6 +310,23 @@ impl FormatDecoder {
                     ..Default::default()
                 }),
             ),
+            (Format::Jsonl | Format::CloudWatch, _) => {
+                let mut columns = events::fixed_columns(format == Format::CloudWatch);
+                for c in &options.columns {
+                    if !columns.contains(c) {
+                        columns.push(c.clone());
+                    }
+                }
+                Self::Events(events::EventsDecoder::new(
+                    format == Format::CloudWatch,
+                    events::EventsOptions {
+                        batch_size,
+                        columns,
+                        customer_field: options.customer_field.clone(),
+                        ..Default::default()
+                    },
+                ))
+            }
             _ => Self::new(format, batch_size),
         }
     }
@@ -275,6 +344,9 @@ impl FormatDecoder {
                 batch_size,
                 ..Default::default()
             })),
+            Format::Jsonl | Format::CloudWatch => {
+                Self::for_content(format, b"", &DecodeOptions::rows(batch_size))
+            }
         }
     }
 
@@ -284,6 +356,7 @@ impl FormatDecoder {
             Self::CloudFront(d) => d.layouts(),
             Self::CloudFrontJson(d) => d.layouts(),
             Self::Audit(d) => d.header().map(|h| vec![h.to_vec()]).unwrap_or_default(),
+            Self::Events(d) => vec![d.new_columns().to_vec()],
         }
     }
 }
@@ -294,6 +367,7 @@ macro_rules! delegate {
             FormatDecoder::CloudFront($d) => $call,
             FormatDecoder::CloudFrontJson($d) => $call,
             FormatDecoder::Audit($d) => $call,
+            FormatDecoder::Events($d) => $call,
         }
     };
 }
@@ -324,12 +398,15 @@ impl Decoder for FormatDecoder {
 pub fn decoder_for<'r>(
     format: Format,
     mut reader: Box<dyn BufRead + 'r>,
-    batch_size: usize,
+    options: &DecodeOptions,
 ) -> io::Result<(FormatDecoder, Box<dyn BufRead + 'r>)> {
     let head = reader.fill_buf()?;
-    let decoder = FormatDecoder::for_content(format, head, batch_size);
+    let decoder = FormatDecoder::for_content(format, head, options);
     if format == Format::CloudFront && CloudFrontShape::of(head) == CloudFrontShape::Parquet {
-        reader = Box::new(cloudfront_parquet::ParquetText::open(reader, batch_size)?);
+        reader = Box::new(cloudfront_parquet::ParquetText::open(
+            reader,
+            options.batch_size,
+        )?);
     }
     Ok((decoder, reader))
 }

@@ -9,7 +9,7 @@ use crate::config::{Job, TableSpec};
 use crate::error::{Error, FileError, Result};
 use crate::ledger::{Decision, Ledger};
 use crate::parse::audit::{read_columns, HeaderUnion};
-use crate::parse::{cloudfront, Format};
+use crate::parse::{cloudfront, events, Format};
 use crate::read::decompress::{self, Decompressed};
 use crate::read::input::hash_input;
 use crate::read::pattern::MatchedInput;
@@ -130,9 +130,38 @@ pub struct Layout {
 pub fn layout_schema(format: Format, header: &[String]) -> SchemaRef {
     let parsed = match format {
         Format::CloudFront => cloudfront::parsed_schema(),
-        Format::Audit => HeaderUnion::from_columns(header.to_vec()).parsed_schema(),
+        Format::Audit | Format::Jsonl | Format::CloudWatch => {
+            HeaderUnion::from_columns(header.to_vec()).parsed_schema()
+        }
     };
     table_schema(&parsed)
+}
+
+/// How much of an input of JSON events is read at planning for its columns.
+pub const SAMPLE_BYTES: usize = 1 << 20;
+
+/// The columns input `p` brings (its CSV header, or the keys of its first events that `known`
+/// lacks), or `None` when it cannot be read (it fails later, with its error reported).
+fn input_columns(
+    job: &Job,
+    table: &TableSpec,
+    p: &Planned,
+    known: &[String],
+) -> Option<Vec<String>> {
+    let file = p.input.open().ok()?;
+    let reader = Decompressed::new(file, job.max_decompressed_bytes).ok()?;
+    let encoding = reader.encoding();
+    let reader = decompress::buffered(reader);
+    match table.format {
+        Format::Audit => read_columns(reader, |e| decompress::classify(e, encoding)).ok(),
+        _ => events::sample_columns(
+            table.format == Format::CloudWatch,
+            reader,
+            known,
+            SAMPLE_BYTES,
+        )
+        .ok(),
+    }
 }
 
 /// The table layout for this run: CloudFront's fixed layout, or for audit the catalog's
@@ -146,8 +175,8 @@ pub fn resolve_schema(
     let mut refused = Vec::new();
     let header = match table.format {
         Format::CloudFront => Vec::new(),
-        Format::Audit => {
-            let existing = catalog
+        Format::Audit | Format::Jsonl | Format::CloudWatch => {
+            let existing: Vec<String> = catalog
                 .columns(&table.name)?
                 .unwrap_or_default()
                 .into_iter()
@@ -155,18 +184,12 @@ pub fn resolve_schema(
                 .filter(|n| !is_lineage(n))
                 .collect();
             let mut union = HeaderUnion::from_columns(existing);
+            if table.format != Format::Audit {
+                union.add(&events::fixed_columns(table.format == Format::CloudWatch));
+            }
             for (i, p) in planned.iter().enumerate() {
                 // A file whose header cannot be read fails later, with its error reported.
-                let Ok(file) = p.input.open() else {
-                    continue;
-                };
-                let Ok(reader) = Decompressed::new(file, job.max_decompressed_bytes) else {
-                    continue;
-                };
-                let encoding = reader.encoding();
-                let Ok(cols) = read_columns(decompress::buffered(reader), |e| {
-                    decompress::classify(e, encoding)
-                }) else {
+                let Some(cols) = input_columns(job, table, p, union.columns()) else {
                     continue;
                 };
                 let mut grown = union.clone();

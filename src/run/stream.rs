@@ -25,7 +25,7 @@ use crate::commit::rejects::RejectSpool;
 use crate::config::{Job, TableSpec, WriteOptions};
 use crate::error::{Error, FileError, InputError, Result};
 use crate::lake::Lake;
-use crate::parse::{decode_stream, decoder_for, Decoder, Reject, RowCounts};
+use crate::parse::{decode_stream, decoder_for, DecodeOptions, Decoder, Reject, RowCounts};
 use crate::partition::{split, PartitionBatch, MAX_KEY_BYTES};
 use crate::read::prefetch::Prefetch;
 use crate::read::{decompress, input};
@@ -82,6 +82,17 @@ pub fn stream(
         spool,
         prefetch: Prefetch::new(planned.iter().map(|p| &p.input).collect()),
         key_room: partition_key_room(lake, &table.name, run_id),
+        decode: DecodeOptions {
+            batch_size: job.batch_size,
+            columns: transform
+                .table_schema()
+                .fields()
+                .iter()
+                .map(|f| f.name().clone())
+                .filter(|n| !crate::schema::is_lineage(n))
+                .collect(),
+            customer_field: table.customer_field.clone(),
+        },
     };
     let threads = job.threads.max(1);
     let per_worker = WriteOptions {
@@ -245,6 +256,8 @@ struct Worker<'a> {
     prefetch: Prefetch<'a>,
     /// Bytes a partition folder may take in a data file's key (see [`PartitionKey::check_path`]).
     key_room: usize,
+    /// What the decoders need of the table.
+    decode: DecodeOptions,
 }
 
 /// An input's rows until the input is known to be good. They are held in memory up to a
@@ -341,7 +354,7 @@ fn process_input(
     let (mut decoder, reader) = match decoder_for(
         w.table.format,
         opened.content.into_reader(p.input.size),
-        job.batch_size,
+        &w.decode,
     ) {
         Ok(opened) => opened,
         Err(e) => return Ok(failed(decompress::classify(e, encoding))),
