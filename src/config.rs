@@ -137,6 +137,13 @@ pub struct AwsConfig {
     /// KMS key ARN: objects citrine writes to S3 are encrypted with it (SSE-KMS), and
     /// `iam-policy` adds the KMS permissions.
     pub kms_key_arn: Option<String>,
+    /// Where an access point ARN's requests go (`{name}`, `{account}`, `{region}` replaced;
+    /// default AWS's `https://{name}-{account}.s3-accesspoint.{region}.amazonaws.com`).
+    pub s3_access_point_endpoint: Option<String>,
+    /// `[aws.access_points]`: the bucket behind each access point (ARN or alias) a pattern
+    /// names, for the Lambda (S3 notifications name the bucket).
+    #[serde(default)]
+    pub access_points: std::collections::BTreeMap<String, String>,
 }
 
 /// `[lambda]`: what `iam-policy --for lambda` grants besides the job's own permissions.
@@ -869,6 +876,16 @@ impl ConfigFile {
                 ));
             }
         }
+        for (point, bucket) in &aws.access_points {
+            let is_point = crate::aws::access_point::AccessPoint::parse(point).is_some()
+                || point.ends_with("-s3alias");
+            if !is_point || bucket.is_empty() || bucket.contains(['/', ':']) {
+                return Err(ConfigError::new(
+                    "aws.access_points",
+                    format!("expected an access point ARN or alias = its bucket's name, got {point:?} = {bucket:?}"),
+                ));
+            }
+        }
         if let Some(arn) = &aws.kms_key_arn {
             if !is_arn(arn, "kms") || !arn.contains(":key/") {
                 return Err(ConfigError::new(
@@ -886,6 +903,8 @@ impl ConfigFile {
             s3_sign_payload: aws.s3_sign_payload,
             s3_part_bytes: (part_mb << 20) as usize,
             kms_key_arn: aws.kms_key_arn.clone(),
+            s3_access_point_endpoint: aws.s3_access_point_endpoint.clone(),
+            access_points: aws.access_points.clone(),
         })
     }
 

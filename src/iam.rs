@@ -21,6 +21,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{json, Value};
 
+use crate::aws::access_point::AccessPoint;
 use crate::config::AfterCommit;
 use crate::config::{CatalogKind, Job};
 use crate::error::ConfigError;
@@ -74,11 +75,25 @@ fn secret_resources(arn: &str) -> Vec<String> {
     }
 }
 
+/// The ARN a policy names for `bucket`: the bucket's, or an access point's own (a location
+/// may name an access point ARN as its bucket).
+fn bucket_arn(partition: &str, bucket: &str) -> String {
+    match AccessPoint::parse(bucket) {
+        Some(ap) => ap.arn(),
+        None => format!("arn:{partition}:s3:::{bucket}"),
+    }
+}
+
+/// The ARN of the objects below `prefix` of `bucket` (an access point's are below `/object`).
 fn objects(partition: &str, bucket: &str, prefix: &str) -> String {
+    let base = match AccessPoint::parse(bucket) {
+        Some(ap) => format!("{}/object", ap.arn()),
+        None => bucket_arn(partition, bucket),
+    };
     if prefix.is_empty() {
-        format!("arn:{partition}:s3:::{bucket}/*")
+        format!("{base}/*")
     } else {
-        format!("arn:{partition}:s3:::{bucket}/{prefix}/*")
+        format!("{base}/{prefix}/*")
     }
 }
 
@@ -88,7 +103,7 @@ fn list_statement(partition: &str, sid: String, bucket: &str, prefixes: &[String
         "Sid": sid,
         "Effect": "Allow",
         "Action": ["s3:ListBucket"],
-        "Resource": [format!("arn:{partition}:s3:::{bucket}")],
+        "Resource": [bucket_arn(partition, bucket)],
     });
     if prefixes.iter().all(|p| !p.is_empty()) {
         let like: Vec<String> = prefixes
@@ -102,7 +117,7 @@ fn list_statement(partition: &str, sid: String, bucket: &str, prefixes: &[String
 
 fn sid(prefix: &str, bucket: &str) -> String {
     let clean: String = bucket
-        .split(['-', '.', '_'])
+        .split(['-', '.', '_', ':', '/'])
         .map(|w| {
             let mut c = w.chars();
             c.next()
@@ -223,11 +238,12 @@ fn copy_statements(job: &Job) -> Result<Vec<Value>, ConfigError> {
     };
     let partition = partition_of(job);
     let under = |folder: &str| {
-        if prefix.is_empty() {
-            format!("arn:{partition}:s3:::{bucket}/{folder}/*")
+        let below = if prefix.is_empty() {
+            folder.to_owned()
         } else {
-            format!("arn:{partition}:s3:::{bucket}/{prefix}/{folder}/*")
-        }
+            format!("{prefix}/{folder}")
+        };
+        objects(partition, bucket, &below)
     };
     let mut out = vec![json!({
         "Sid": sid("CopyReadsLake", bucket),
@@ -505,6 +521,26 @@ inputs = ["s3://acme-audit/exports/{customer}/*.csv", "s3://acme-audit/old/{cust
         let job = validated(text);
         let text = serde_json::to_string_pretty(&policy(&job)).unwrap();
         insta::assert_snapshot!(text);
+    }
+
+    #[test]
+    fn access_points_are_granted_by_their_own_arns() {
+        let ap = "arn:aws:s3:eu-west-1:123456789012:accesspoint";
+        let text = format!(
+            "[lake]\nroot = \"s3://{ap}/lake-ap/wau\"\n[aws]\nregion = \"eu-west-1\"\n\
+             [[table]]\nname = \"t\"\nformat = \"audit\"\ninputs = [\"s3://{ap}/audit-ap/exports/{{customer}}/*.csv\"]\n"
+        );
+        let job = validated(&text);
+        let p = serde_json::to_string(&policy(&job)).unwrap();
+        for granted in [
+            format!("\"{ap}/lake-ap\""),
+            format!("\"{ap}/lake-ap/object/wau/*\""),
+            format!("\"{ap}/audit-ap\""),
+            format!("\"{ap}/audit-ap/object/exports/*\""),
+        ] {
+            assert!(p.contains(&granted), "{granted} in {p}");
+        }
+        assert!(!p.contains("s3:::arn"), "{p}");
     }
 
     #[test]

@@ -8,6 +8,7 @@ use aws_config::{BehaviorVersion, Region, SdkConfig};
 use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::{BackoffConfig, ClientOptions, RetryConfig};
 
+use super::access_point::AccessPoint;
 use super::block_on;
 use super::credentials::SdkCredentials;
 use crate::error::{Error, Result};
@@ -37,6 +38,12 @@ pub struct AwsOptions {
     /// KMS key every object citrine writes to S3 is encrypted with (SSE-KMS); none: the
     /// bucket's default encryption.
     pub kms_key_arn: Option<String>,
+    /// Where an access point ARN's requests go (`{name}`, `{account}`, `{region}` replaced);
+    /// none: AWS's access point endpoint.
+    pub s3_access_point_endpoint: Option<String>,
+    /// The bucket behind each access point (ARN or alias) a pattern names: S3 event
+    /// notifications name the bucket, not the access point an object was written through.
+    pub access_points: std::collections::BTreeMap<String, String>,
 }
 
 impl Default for AwsOptions {
@@ -50,6 +57,8 @@ impl Default for AwsOptions {
             s3_sign_payload: None,
             s3_part_bytes: DEFAULT_S3_PART_BYTES,
             kms_key_arn: None,
+            s3_access_point_endpoint: None,
+            access_points: Default::default(),
         }
     }
 }
@@ -136,15 +145,27 @@ impl AwsContext {
             .credentials
             .get_or_init(|| Arc::new(SdkCredentials::new(self.sdk().credentials_provider())))
             .clone();
-        let endpoint = self
-            .options
-            .s3_endpoint
-            .clone()
-            .or_else(|| env_endpoint("AWS_ENDPOINT_URL_S3"));
-        let path_style = self.options.s3_path_style.unwrap_or(endpoint.is_some());
+        // An access point ARN: its own endpoint, the key as the path, its region.
+        let access_point = AccessPoint::parse(bucket);
+        let (endpoint, path_style, region) = match &access_point {
+            Some(ap) => (
+                Some(ap.endpoint(self.options.s3_access_point_endpoint.as_deref())),
+                false,
+                ap.region.clone(),
+            ),
+            None => {
+                let endpoint = self
+                    .options
+                    .s3_endpoint
+                    .clone()
+                    .or_else(|| env_endpoint("AWS_ENDPOINT_URL_S3"));
+                let path_style = self.options.s3_path_style.unwrap_or(endpoint.is_some());
+                (endpoint, path_style, self.region())
+            }
+        };
         let mut builder = AmazonS3Builder::new()
-            .with_bucket_name(bucket)
-            .with_region(self.region())
+            .with_bucket_name(access_point.as_ref().map_or(bucket, |ap| ap.name.as_str()))
+            .with_region(region)
             .with_credentials(credentials)
             .with_virtual_hosted_style_request(!path_style)
             .with_retry(RetryConfig {

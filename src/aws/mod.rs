@@ -10,11 +10,13 @@
 //!
 //! - [`config`]: the `[aws]` options, endpoint resolution, and the context that builds the SDK
 //!   configuration and the clients (object_store S3, Glue) from them;
-//! - [`credentials`]: the SDK's credential chain, cached, for object_store.
+//! - [`credentials`]: the SDK's credential chain, cached, for object_store;
+//! - [`access_point`]: S3 access points (ARNs and aliases) as the bucket of a location.
 //!
 //! This module depends on no other part of citrine but its errors; [`crate::store`] builds on
 //! it, never the reverse.
 
+pub mod access_point;
 pub mod config;
 pub mod credentials;
 

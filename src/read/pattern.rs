@@ -125,7 +125,7 @@ impl InputPattern {
     pub fn parse(text: &str, base: &Path) -> std::result::Result<Self, String> {
         let (bucket, path) = match text.strip_prefix("s3://") {
             Some(rest) => {
-                let (bucket, path) = rest.split_once('/').unwrap_or((rest, ""));
+                let (bucket, path) = crate::aws::access_point::split_bucket(rest);
                 if bucket.is_empty() || bucket.contains(['*', '?', '{', '}']) {
                     return Err(format!("{text:?}: expected s3://bucket/pattern"));
                 }
@@ -228,7 +228,9 @@ impl InputPattern {
     }
 
     /// The input `s3://bucket/key` as this pattern would list it, if it matches (the object's
-    /// size, mtime and ETag are looked up; `Ok(None)` also when it no longer exists).
+    /// size, mtime and ETag are looked up; `Ok(None)` also when it no longer exists). A
+    /// pattern on an access point matches the objects of the bucket `[aws] access_points`
+    /// names for it, read through the access point.
     pub fn match_object(
         &self,
         stores: &Stores,
@@ -242,7 +244,9 @@ impl InputPattern {
         else {
             return Ok(None);
         };
-        if root_bucket != bucket {
+        // An object written through an access point is notified under its bucket's name.
+        let behind = stores.aws().options().access_points.get(root_bucket);
+        if root_bucket != bucket && behind.map(String::as_str) != Some(bucket) {
             return Ok(None);
         }
         let rel = if prefix.is_empty() {

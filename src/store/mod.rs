@@ -47,7 +47,7 @@ impl Location {
     /// Parse `text`: `s3://bucket/prefix` or a local path resolved against `base`.
     pub fn parse(text: &str, base: &Path) -> std::result::Result<Self, String> {
         if let Some(rest) = text.strip_prefix("s3://") {
-            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+            let (bucket, prefix) = crate::aws::access_point::split_bucket(rest);
             if bucket.is_empty() {
                 return Err(format!("{text:?}: expected s3://bucket/prefix"));
             }
@@ -341,5 +341,15 @@ mod tests {
         assert!(Location::parse("s3:///x", base).is_err());
         assert!(Location::parse("gs://b/x", base).is_err());
         assert!(Location::parse("s3://b/../x", base).is_err());
+        let arn = "arn:aws:s3:eu-west-1:123456789012:accesspoint/lake-ap";
+        let at = Location::parse(&format!("s3://{arn}/lake/"), base).unwrap();
+        assert_eq!(
+            at,
+            Location::S3 {
+                bucket: arn.into(),
+                prefix: "lake".into()
+            }
+        );
+        assert_eq!(at.to_string(), format!("s3://{arn}/lake"));
     }
 }

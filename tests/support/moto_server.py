@@ -219,6 +219,39 @@ def _mark_job_as_finished(self, include_start_attempt, job):
 
 BatchSimpleBackend._mark_job_as_finished = _mark_job_as_finished
 
+def _route_access_points():
+    """S3 access points, which moto's server does not route: with CITRINE_TEST_ACCESS_POINTS
+    (JSON {name: bucket}), a request to `/ap/<name>/<key>` (the endpoint citrine is given as
+    `s3_access_point_endpoint = "http://127.0.0.1:<port>/ap/{name}"`) is served from
+    `<bucket>/<key>`, as S3 serves an access point's requests from its bucket, and every S3
+    request is written to CITRINE_TEST_ACCESS_POINT_RECORD as `METHOD path?query` (the path
+    as citrine sent it), so a test can assert which went through an access point."""
+    points = json.loads(os.environ.get("CITRINE_TEST_ACCESS_POINTS") or "{}")
+    record = os.environ.get("CITRINE_TEST_ACCESS_POINT_RECORD")
+    if not points:
+        return
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+
+    original = DomainDispatcherApplication.__call__
+
+    def call(self, environ, start_response):
+        path = environ.get("PATH_INFO", "")
+        if record and "/s3/aws4_request" in environ.get("HTTP_AUTHORIZATION", ""):
+            with open(record, "a") as f:
+                query = environ.get("QUERY_STRING", "")
+                f.write(f"{environ['REQUEST_METHOD']} {path}{'?' + query if query else ''}\n")
+        parts = path.split("/", 3)
+        if len(parts) >= 3 and parts[1] == "ap" and parts[2] in points:
+            environ["PATH_INFO"] = "/" + points[parts[2]] + ("/" + parts[3] if len(parts) > 3 else "")
+            environ["RAW_URI"] = environ["REQUEST_URI"] = environ["PATH_INFO"] + (
+                "?" + environ["QUERY_STRING"] if environ.get("QUERY_STRING") else "")
+        return original(self, environ, start_response)
+
+    DomainDispatcherApplication.__call__ = call
+
+
+_route_access_points()
+
 if __name__ == "__main__":
     from moto.server import main
 
