@@ -2,8 +2,9 @@
 
 Jobs: CloudFront gzip W3C logs -> typed columns, customer from the folder, IPs masked
 (c_ip and every x-forwarded-for element to /24), Hive-partitioned (customer, dt) snappy
-Parquet; the audit CSV job (timestamp parsed, source_ip masked); and many small CloudFront
-files. Each job runs A B A B; every run is timed with /usr/bin/time (wall, peak RSS, CPU).
+Parquet; the audit CSV job (timestamp parsed, source_ip masked); the same audit events as JSON
+lines (read_json beside citrine's jsonl decoder, the nested object flattened); and many small
+CloudFront files. Each job runs A B A B; every run is timed with /usr/bin/time (wall, peak RSS, CPU).
 Two ceilings are measured on the CloudFront files: the machine's own gunzip throughput (2
 parallel gzip -dc), and citrine's inflater alone (libdeflate, examples/inflate_ceiling, 2 threads).
 With --s3: citrine on s3:// inputs and lake (the local SeaweedFS server) beside local folders.
@@ -81,9 +82,26 @@ COPY (
 """
 
 
+def duck_jsonl(data, out):
+    """The JSON lines job: the nested `detail` flattened into columns as citrine does."""
+    return MASK + f"""
+COPY (
+  SELECT CAST(timestamp AS TIMESTAMPTZ) AS ts,
+         regexp_extract(filename, '/events/([^/]+)/', 1) AS customer,
+         CAST(CAST(timestamp AS TIMESTAMPTZ) AS DATE) AS dt, filename AS source_file,
+         "user", action, mask_ip(source_ip) AS source_ip,
+         detail.note AS detail_note, CAST(detail.n AS VARCHAR) AS detail_n
+  FROM read_json('{data}/logs/events/*/*.jsonl', format = 'newline_delimited', filename = true,
+                 columns = {{'timestamp': 'VARCHAR', 'user': 'VARCHAR', 'action': 'VARCHAR',
+                            'source_ip': 'VARCHAR', 'detail': 'STRUCT(note VARCHAR, n BIGINT)'}})
+) TO '{out}' (FORMAT PARQUET, COMPRESSION SNAPPY, PARTITION_BY (customer, dt));
+"""
+
+
 def citrine_config(data, out, fmt, threads=2, lake=""):
-    table = "cloudfront_logs" if fmt == "cloudfront" else "wau_audit_logs"
-    inputs = "logs/cloudfront/{customer}/" if fmt == "cloudfront" else "logs/audit/{customer}/*.csv"
+    table = {"cloudfront": "cloudfront_logs", "audit": "wau_audit_logs", "jsonl": "wau_events"}[fmt]
+    inputs = {"cloudfront": "logs/cloudfront/{customer}/", "audit": "logs/audit/{customer}/*.csv",
+              "jsonl": "logs/events/{customer}/*.jsonl"}[fmt]
     mask = "" if fmt == "cloudfront" else 'mask_ips = ["source_ip"]\n'
     path = out.parent / f"{out.name}.toml"
     path.write_text(f'[lake]\nroot = "{out}"\ncompression = "snappy"\n{lake}[run]\nthreads = {threads}\n'
@@ -134,7 +152,7 @@ def run_job(name, fmt, data, stats, runs, duck_threads, prepare=warm):
             if tool == "citrine":
                 cmd = [str(citrine), "--config", str(citrine_config(data, out, fmt)), "run"]
             else:
-                sql = (duck_cloudfront if fmt == "cloudfront" else duck_audit)(data, out)
+                sql = {"cloudfront": duck_cloudfront, "audit": duck_audit, "jsonl": duck_jsonl}[fmt](data, out)
                 script = work / f"{name}.sql"
                 script.write_text(f"SET threads = {duck_threads};\nSET preserve_insertion_order = false;\n{sql}")
                 cmd = [sys.executable, "-c",
@@ -392,12 +410,13 @@ def main():
     print(f"machine: {os.cpu_count()} cores, {os.uname().machine}; duckdb {duckdb.__version__}; "
           f"citrine {subprocess.check_output([str(citrine), '--version'], text=True).strip()}", flush=True)
     table = []
-    jobs = [("cloudfront", "cloudfront", args.mb), ("audit", "audit", max(args.mb // 4, 16))]
+    jobs = [("cloudfront", "cloudfront", args.mb), ("audit", "audit", max(args.mb // 4, 16)),
+            ("jsonl", "jsonl", max(args.mb // 4, 16))]
     if args.small_files:
         jobs.append(("small_files", "small", 0))
     for name, kind, mb in jobs:
         data, stats = job_data(name, kind, mb)
-        fmt = "audit" if kind == "audit" else "cloudfront"
+        fmt = kind if kind in ("audit", "jsonl") else "cloudfront"
         print(f"{name}: {stats['files']} files, {stats['rows']} rows, "
               f"{stats['uncompressed'] / 1e6:.0f} MB uncompressed, {stats['bytes_on_disk'] / 1e6:.0f} MB on disk", flush=True)
         if kind == "cloudfront":

@@ -657,6 +657,8 @@ pub struct Job {
     /// The Secrets Manager secret holding that key, still to be fetched
     /// ([`crate::privacy::resolve_hash_key`]).
     pub hash_key_secret: Option<String>,
+    /// The environment variable the key is read from (`privacy.hash_key_env`).
+    pub hash_key_var: String,
 }
 
 impl ConfigFile {
@@ -767,6 +769,11 @@ impl ConfigFile {
             lambda: self.lambda.clone(),
             hash_key,
             hash_key_secret,
+            hash_key_var: self
+                .privacy
+                .hash_key_env
+                .clone()
+                .unwrap_or_else(|| "CITRINE_HASH_KEY".into()),
             redshift,
             root,
             catalog,
@@ -975,23 +982,22 @@ impl ConfigFile {
                 .hash_key_env
                 .clone()
                 .unwrap_or_else(|| "CITRINE_HASH_KEY".into());
-            let text = std::env::var(&var).map_err(|_| {
-                ConfigError::new(
-                    "privacy.hash_key_env",
-                    format!("a `hash` column rule needs a key: set the environment variable {var} (at least {} bytes); citrine never hashes without one", HashKey::MIN_BYTES),
-                )
-            })?;
-            Some(Arc::new(HashKey::new(text.as_bytes()).ok_or_else(
-                || {
-                    ConfigError::new(
-                        "privacy.hash_key_env",
-                        format!(
-                            "the key in {var} is shorter than {} bytes",
-                            HashKey::MIN_BYTES
-                        ),
-                    )
-                },
-            )?))
+            // Absent, the key is asked for only by the commands that hash
+            // (`privacy::resolve_hash_key`): the others run without the secret.
+            match std::env::var(&var) {
+                Err(_) => None,
+                Ok(text) => Some(Arc::new(HashKey::new(text.as_bytes()).ok_or_else(
+                    || {
+                        ConfigError::new(
+                            "privacy.hash_key_env",
+                            format!(
+                                "the key in {var} is shorter than {} bytes",
+                                HashKey::MIN_BYTES
+                            ),
+                        )
+                    },
+                )?)),
+            }
         } else {
             None
         };

@@ -493,14 +493,18 @@ fn load_job(source: &ConfigSource) -> anyhow::Result<Job> {
     Ok(source.load()?)
 }
 
-/// [`load_job`] for commands that transform rows: the hash key's secret, if the config names
-/// one, is fetched too.
+/// [`load_job`] for commands that hash (run, a shard, `inspect --table`): the hash key is
+/// required when a table has a `hash` rule, and its secret, if the config names one, fetched.
 fn load_job_with_key(source: &ConfigSource) -> anyhow::Result<Job> {
     let mut job = load_job(source)?;
-    if job.hash_key_secret.is_some() {
-        let stores = Stores::new(job.aws.clone());
-        citrine::privacy::resolve_hash_key(&mut job, &stores)?;
-    }
+    let stores = Stores::new(job.aws.clone());
+    citrine::privacy::resolve_hash_key(&mut job, &stores).map_err(|e| match e {
+        // Named like the config's own problems.
+        citrine::error::Error::Config(c) if c.at.is_none() => {
+            citrine::error::Error::Config(c.at(source.origin()))
+        }
+        e => e,
+    })?;
     Ok(job)
 }
 
@@ -770,7 +774,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             expire_after,
             json,
         } => {
-            let job = load_job_with_key(&source)?;
+            let job = load_job(&source)?;
             let spec = table_spec(&job, &table, &config)?;
             anyhow::ensure!(target_mb >= 1, "--target-mb must be at least 1");
             let stores = Stores::new(job.aws.clone());
@@ -895,15 +899,22 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 ..Default::default()
             };
             if let Some(name) = &table {
-                let job = load_job_with_key(&source)?;
-                let spec = table_spec(&job, name, &config)?;
+                let mut job = load_job(&source)?;
+                let spec = table_spec(&job, name, &config)?.clone();
+                let mut rules = spec.column_rules.clone();
+                // Without the key, hashed columns are shown redacted instead.
+                let stores = Stores::new(job.aws.clone());
+                if citrine::privacy::resolve_hash_key(&mut job, &stores).is_err() {
+                    for (_, rule) in &mut rules {
+                        if *rule == citrine::transform::rules::Rule::Hash {
+                            *rule = citrine::transform::rules::Rule::Redact;
+                        }
+                    }
+                }
                 options.format = options.format.or(Some(spec.format));
                 options.mask = job.mask;
                 options.mask_columns = Some(spec.mask_columns.clone());
-                options.rules = citrine::transform::ColumnRules::new(
-                    spec.column_rules.clone(),
-                    job.hash_key.clone(),
-                );
+                options.rules = citrine::transform::ColumnRules::new(rules, job.hash_key.clone());
             }
             let mut failed = 0;
             for (i, file) in files.iter().enumerate() {

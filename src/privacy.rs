@@ -1,6 +1,8 @@
-//! The key of `hash` column rules when it lives in AWS Secrets Manager
-//! (`privacy.hash_key_secret_arn`): fetched once, when the job is loaded, before anything runs.
-//! The secret's text (`SecretString`) is the key, as the environment variable's text is.
+//! The key of `hash` column rules: asked for only by what hashes (a run, a shard, the Lambda,
+//! `inspect --table`), so `status`, `plan`, `query` and the rest run without the secret. When
+//! it lives in AWS Secrets Manager (`privacy.hash_key_secret_arn`) it is fetched once, before
+//! anything runs; the secret's text (`SecretString`) is the key, as the environment
+//! variable's text is.
 
 use std::sync::Arc;
 
@@ -10,10 +12,12 @@ use crate::error::{Error, Result};
 use crate::store::Stores;
 use crate::transform::rules::HashKey;
 
-/// Fetch the hash key named by `job.hash_key_secret`, if the job has one and no key yet.
+/// Fetch the hash key named by `job.hash_key_secret`, if the job has one and no key yet; fail
+/// ([`check_hash_key`]) when a table hashes and there is no key: what the commands that hash
+/// call after loading the config.
 pub fn resolve_hash_key(job: &mut Job, stores: &Stores) -> Result<()> {
     let Some(arn) = job.hash_key_secret.clone() else {
-        return Ok(());
+        return check_hash_key(job);
     };
     if job.hash_key.is_some() {
         return Ok(());
@@ -36,13 +40,19 @@ pub fn resolve_hash_key(job: &mut Job, stores: &Stores) -> Result<()> {
     Ok(())
 }
 
-/// Fail when a table hashes and the job has no key: a job whose secret was not fetched
-/// ([`resolve_hash_key`]) must not run, since citrine never hashes without a key.
+/// Fail when a table hashes and the job has no key (its variable unset, or its secret not
+/// fetched by [`resolve_hash_key`]): citrine never hashes without one. Only what hashes asks:
+/// a run, a shard, the Lambda, `inspect --table` (which shows hashed values).
 pub fn check_hash_key(job: &Job) -> Result<()> {
     if job.tables.iter().any(|t| t.hashes()) && job.hash_key.is_none() {
-        return Err(Error::Internal {
-            message: "a table has a `hash` column rule but the job has no key: call privacy::resolve_hash_key after loading the config".into(),
-        });
+        return Err(Error::Config(crate::error::ConfigError::new(
+            "privacy.hash_key_env",
+            format!(
+                "a `hash` column rule needs a key: set the environment variable {} (at least {} bytes); citrine never hashes without one",
+                job.hash_key_var,
+                HashKey::MIN_BYTES
+            ),
+        )));
     }
     Ok(())
 }

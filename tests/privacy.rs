@@ -284,3 +284,76 @@ fn the_key_can_come_from_secrets_manager() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// The key is asked for only by what hashes. Without it, on a config with a `hash` rule, the
+/// commands that only read or plan work; `run` and a shard refuse (exit 2, naming the
+/// variable), writing nothing; `inspect --table` shows the hashed column redacted.
+#[test]
+fn only_the_commands_that_hash_need_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    config(d);
+    write_inputs(
+        d,
+        &[Person {
+            email: "carol@example.com".into(),
+            id: "uid-9".into(),
+            reply_local: "c".into(),
+        }],
+    );
+    let cli = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_citrine"))
+            .current_dir(d)
+            .args(args)
+            .env_remove("CITRINE_HASH_KEY")
+            .output()
+            .unwrap()
+    };
+    let csv = d.join("in/acme/2024-03-01.csv");
+    let csv = csv.to_str().unwrap();
+    for args in [
+        &["status"][..],
+        &["status", "--json"],
+        &["iam-policy"],
+        &["inspect", "--table", "audit", csv],
+        &["plan", "--table", "audit", "--shards", "2", "--json"],
+        &["abort", "--table", "audit", "--planned"],
+        &["compact", "--table", "audit"],
+        &["catalog", "sync"],
+    ] {
+        let out = cli(args);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        if args[0] == "inspect" {
+            let shown = String::from_utf8_lossy(&out.stdout);
+            assert!(!shown.contains("carol@example.com"), "{shown}");
+        }
+    }
+    let refused = "a `hash` column rule needs a key: set the environment variable CITRINE_HASH_KEY";
+    for args in [
+        &["run"][..],
+        &["run", "--table", "audit", "--planned", "--shard", "0"],
+    ] {
+        if args.len() > 1 {
+            common::succeeded(&cli(&["plan", "--table", "audit", "--shards", "1"]));
+        }
+        let out = cli(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains(refused),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        if args.len() > 1 {
+            common::succeeded(&cli(&["abort", "--table", "audit", "--planned"]));
+        }
+    }
+    assert!(
+        !d.join("lake/data").exists(),
+        "nothing written without the key"
+    );
+}
