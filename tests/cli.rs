@@ -233,3 +233,103 @@ fn status_json_completions_and_man() {
         );
     }
 }
+
+/// Every command and subcommand has its manual page, with EXIT STATUS and ENVIRONMENT, printed
+/// one by one or written all at once.
+#[test]
+fn every_command_has_its_manual_page() {
+    let out = citrine(&["man", "redshift", "load"]);
+    assert!(out.status.success());
+    let page = String::from_utf8(out.stdout).unwrap();
+    assert!(page.contains(".TH citrine-redshift-load 1"), "{page}");
+    assert!(page.contains("\\-\\-manifest"), "{page}");
+    assert!(page.contains(".SH \"EXIT STATUS\"") && page.contains(".SH ENVIRONMENT"));
+    assert!(page.contains("CITRINE_CONFIG_TOML") && page.contains("AWS_BATCH_JOB_ARRAY_INDEX"));
+    let out = citrine(&["man", "nonsense"]);
+    assert_eq!(out.status.code(), Some(2));
+    let dir = tempfile::tempdir().unwrap();
+    let out = citrine(&["man", "--dir", dir.path().to_str().unwrap()]);
+    assert!(out.status.success());
+    let pages = common::files_below(dir.path());
+    for name in [
+        "citrine.1",
+        "citrine-run.1",
+        "citrine-plan.1",
+        "citrine-commit.1",
+        "citrine-abort.1",
+        "citrine-forget.1",
+        "citrine-compact.1",
+        "citrine-status.1",
+        "citrine-repair.1",
+        "citrine-catalog-sync.1",
+        "citrine-iam-policy.1",
+        "citrine-redshift-ddl.1",
+        "citrine-redshift-copy.1",
+        "citrine-redshift-load.1",
+        "citrine-query.1",
+        "citrine-inspect.1",
+        "citrine-man.1",
+        "citrine-completions.1",
+    ] {
+        assert!(pages.iter().any(|p| p == name), "{name} in {pages:?}");
+    }
+}
+
+/// Every command that reports something says it as JSON with `--json`.
+#[test]
+fn reporting_commands_speak_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(
+        d.join("citrine.toml"),
+        "[lake]\nroot = \"lake\"\n[[table]]\nname = \"audit\"\nformat = \"audit\"\ninputs = [\"in/{customer}/*.csv\"]\n",
+    )
+    .unwrap();
+    std::fs::create_dir_all(d.join("in/acme")).unwrap();
+    std::fs::write(
+        d.join("in/acme/a.csv"),
+        "timestamp,user\n2024-03-01T00:00:00Z,alice\n",
+    )
+    .unwrap();
+    let json = |args: &[&str]| -> serde_json::Value {
+        let out = citrine_in(d, args);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{args:?}: {e}: {}", String::from_utf8_lossy(&out.stdout)))
+    };
+    let run = json(&["run", "--json"]);
+    let run_id = run[0]["run_id"].as_str().unwrap().to_owned();
+    let sync = json(&["catalog", "sync", "--json"]);
+    assert_eq!(sync[0]["table"], "audit");
+    assert_eq!(sync[0]["partitions"], 1);
+    let repair = json(&["repair", "--json"]);
+    assert_eq!(repair[0]["removed"], 0);
+    let plan = json(&["plan", "--table", "audit", "--shards", "1", "--json"]);
+    assert_eq!(plan["run_id"], serde_json::Value::Null, "{plan}");
+    std::fs::write(
+        d.join("in/acme/b.csv"),
+        "timestamp,user\n2024-03-02T00:00:00Z,bob\n",
+    )
+    .unwrap();
+    let plan = json(&["plan", "--table", "audit", "--shards", "1", "--json"]);
+    assert!(plan["run_id"].is_string(), "{plan}");
+    let abort = json(&["abort", "--table", "audit", "--planned", "--json"]);
+    assert_eq!(abort["run_id"], plan["run_id"], "{abort}");
+    let forget = json(&[
+        "forget",
+        "--table",
+        "audit",
+        "--run",
+        &run_id,
+        "--delete-rows",
+        "--json",
+    ]);
+    assert_eq!(forget["rows_deleted"], 1, "{forget}");
+    assert_eq!(forget["inputs"][0]["outcome"], "forgotten", "{forget}");
+    let compact = json(&["compact", "--table", "audit", "--json"]);
+    assert_eq!(compact["table"], "audit");
+}
