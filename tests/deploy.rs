@@ -1,5 +1,5 @@
 //! What deploys citrine: the CloudFormation templates in `deploy/` pass `cfn-lint` and say
-//! what the README says they do (tests/deploy_stack.rs deploys and runs them), the Dockerfile
+//! what the guide says they do (tests/deploy_stack.rs deploys and runs them), the Dockerfile
 //! passes hadolint, and the container image (when a Docker daemon is reachable) builds and
 //! runs `citrine --version`.
 

@@ -1,7 +1,8 @@
-//! The README's "Reading the lake" recipes, executed as written: each `<!-- recipe: NAME -->`
+//! The guide's "Reading the lake" recipes (docs/guide.md), executed as written: each `<!-- recipe: NAME -->`
 //! block runs in its own Python process (made by scripts/python-env) in a folder holding a lake
 //! whose audit table has grown a column, and must give the generator's rows per partition,
-//! `customer` as a string, `dt` as a date, and the new column null exactly in the older rows.
+//! `customer` as a string (ids like `00042`, `42`, `2024-01-01`, `ünïcødé` kept as written),
+//! `dt` as a date, and the new column null exactly in the older rows.
 
 mod common;
 
@@ -11,10 +12,11 @@ use std::process::Command;
 
 use serde_json::Value;
 
-/// The README's recipes: (name, Python code).
+/// The guide's recipes: (name, Python code).
 fn recipes() -> Vec<(String, String)> {
     let readme =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/guide.md"))
+            .unwrap();
     let mut out = Vec::new();
     let mut lines = readme.lines();
     while let Some(line) = lines.next() {
@@ -62,7 +64,8 @@ print(json.dumps({
 }))
 "#;
 
-/// A lake whose `wau_audit_logs` grew a `device` column in its second run.
+/// A lake whose `wau_audit_logs` grew a `device` column in its second run, its customers'
+/// ids hostile to readers that infer types from folder names.
 fn grown_lake(dir: &Path) -> (BTreeMap<String, u64>, BTreeMap<String, u64>) {
     std::fs::write(
         dir.join("citrine.toml"),
@@ -71,7 +74,18 @@ fn grown_lake(dir: &Path) -> (BTreeMap<String, u64>, BTreeMap<String, u64>) {
     .unwrap();
     let mut counts = BTreeMap::new();
     let mut device = BTreeMap::new();
-    for (customer, n) in [("acme", 12), ("globex", 7)] {
+    // Customer ids as users have them: a readers' type inference must not turn `00042` into
+    // the number 42 (nor `42` and `00042` into one), a date-like id into a date, or drop
+    // characters that are not ASCII.
+    for (customer, n) in [
+        ("acme", 12),
+        ("globex", 7),
+        ("00042", 5),
+        ("42", 3),
+        ("ünïcødé", 4),
+        ("2024-01-01", 3),
+        ("a b&c", 2),
+    ] {
         let folder = dir.join("logs").join(customer);
         std::fs::create_dir_all(&folder).unwrap();
         let mut text = String::from("timestamp,user,action\n");

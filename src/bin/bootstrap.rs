@@ -1,5 +1,5 @@
 //! The Lambda binary (`provided.al2023`): S3 / SQS events into the lake, markers into
-//! Redshift. See `citrine::lambda` and the README's Lambda section.
+//! Redshift. See `citrine::lambda` and docs/guide.md, "The Lambda".
 
 use std::sync::Arc;
 

@@ -108,13 +108,13 @@ impl Default for EventsOptions {
 }
 
 /// Where a flattened field goes.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Slot {
     Ts,
     Customer,
     Column(usize),
-    /// Into `extra`, under this name.
-    Extra(String),
+    /// Into `extra`, under the name `extra_names` holds at this index.
+    Extra(usize),
 }
 
 /// One field of an event, flattened: its name and value as ranges of [`Flat`]'s buffers.
@@ -191,7 +191,20 @@ impl Value<'_> {
     fn text(self, s: &str) {
         let start = self.flat.values.len();
         self.flat.values.push_str(s);
-        let value = (!s.is_empty()).then_some((start, self.flat.values.len()));
+        self.end(start);
+    }
+
+    /// A number or boolean, as its text (written in place, no allocation).
+    fn display(self, v: impl fmt::Display) {
+        use std::fmt::Write as _;
+        let start = self.flat.values.len();
+        let _ = write!(self.flat.values, "{v}");
+        self.end(start);
+    }
+
+    /// The value written since `start` (empty is null).
+    fn end(self, start: usize) {
+        let value = (self.flat.values.len() > start).then_some((start, self.flat.values.len()));
         self.flat.fields.push(FlatField {
             name: self.name,
             value,
@@ -217,15 +230,15 @@ impl<'de> Visitor<'de> for Value<'_> {
         Ok(())
     }
     fn visit_i64<E>(self, v: i64) -> Result<(), E> {
-        self.text(&v.to_string());
+        self.display(v);
         Ok(())
     }
     fn visit_u64<E>(self, v: u64) -> Result<(), E> {
-        self.text(&v.to_string());
+        self.display(v);
         Ok(())
     }
     fn visit_f64<E>(self, v: f64) -> Result<(), E> {
-        self.text(&v.to_string());
+        self.display(v);
         Ok(())
     }
     fn visit_bool<E>(self, v: bool) -> Result<(), E> {
@@ -313,10 +326,12 @@ pub struct EventsDecoder {
     events: u64,
     flat: Flat,
     /// Each flattened name seen, and where it goes.
-    slots: HashMap<String, Slot>,
+    slots: HashMap<String, Slot, ahash::RandomState>,
+    /// The `extra` keys of [`Slot::Extra`].
+    extra_names: Vec<String>,
     /// Columns first seen in this input that the layout does not have, in first-seen order.
     new_columns: Vec<String>,
-    index: HashMap<String, usize>,
+    index: HashMap<String, usize, ahash::RandomState>,
     prefix: PrefixBuilders,
     timestamps: Timestamps,
     customer: StrBuilder,
@@ -365,7 +380,8 @@ impl EventsDecoder {
             records: 0,
             events: 0,
             flat: Flat::default(),
-            slots: HashMap::new(),
+            slots: HashMap::default(),
+            extra_names: Vec::new(),
             new_columns: Vec::new(),
             index,
             prefix: PrefixBuilders::new(initial_rows(rows)),
@@ -396,30 +412,34 @@ impl EventsDecoder {
 
     /// Where the flattened field `name` goes.
     fn slot(&mut self, name: &str) -> Slot {
-        if let Some(slot) = self.slots.get(name) {
-            return slot.clone();
+        if let Some(&slot) = self.slots.get(name) {
+            return slot;
         }
         let column = column_name(name);
         let customer = self.options.customer_field.as_deref().unwrap_or(CUSTOMER);
+        let mut extra = |key: String| {
+            self.extra_names.push(key);
+            Slot::Extra(self.extra_names.len() - 1)
+        };
         let slot = if column == customer {
             Slot::Customer
         } else if column == TIMESTAMP && !self.cloudwatch {
             Slot::Ts
         } else if let Some(&i) = self.index.get(&column) {
             if CLOUDWATCH_COLUMNS.contains(&column.as_str()) || column == EXTRA {
-                Slot::Extra(name.to_owned())
+                extra(name.to_owned())
             } else {
                 Slot::Column(i)
             }
         } else if column.is_empty() || is_lineage(&column) || column == EXTRA {
-            Slot::Extra(name.to_owned())
+            extra(name.to_owned())
         } else {
             if !self.new_columns.contains(&column) {
                 self.new_columns.push(column.clone());
             }
-            Slot::Extra(column)
+            extra(column)
         };
-        self.slots.insert(name.to_owned(), slot.clone());
+        self.slots.insert(name.to_owned(), slot);
         slot
     }
 
@@ -479,7 +499,7 @@ impl EventsDecoder {
                     extra.insert(name.to_owned(), value.map(scrub_text).into());
                 }
                 Slot::Extra(key) => {
-                    extra.insert(key, value.map(scrub_text).into());
+                    extra.insert(self.extra_names[key].clone(), value.map(scrub_text).into());
                 }
             }
         }
