@@ -85,7 +85,9 @@ impl Warehouse {
 
     /// Run `sql` (one or more statements); the rows of the last, each a vector of fields.
     pub fn sql(&self, sql: &str, one_transaction: bool) -> Result<Vec<Vec<String>>, String> {
-        let mut cmd = Command::new("psql");
+        // scripts/pg-server names the psql of the server it started.
+        let mut cmd =
+            Command::new(std::env::var("CITRINE_TEST_PSQL").unwrap_or_else(|_| "psql".into()));
         cmd.args([
             "-X",
             "-q",
