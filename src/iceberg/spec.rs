@@ -355,6 +355,15 @@ pub fn bound_date(days: i32) -> Vec<u8> {
     days.to_le_bytes().to_vec()
 }
 
+/// The version of a metadata file named `v<N>.metadata.json`.
+pub fn version_of(key: &str) -> Option<u64> {
+    let name = key.rsplit('/').next()?;
+    name.strip_prefix('v')?
+        .strip_suffix(".metadata.json")?
+        .parse()
+        .ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -82,14 +82,7 @@ fn key_of(lake: &Lake, url: &str) -> Result<String> {
         })
 }
 
-/// The version of a metadata file named `v<N>.metadata.json`.
-pub fn version_of(key: &str) -> Option<u64> {
-    let name = key.rsplit('/').next()?;
-    name.strip_prefix('v')?
-        .strip_suffix(".metadata.json")?
-        .parse()
-        .ok()
-}
+pub use super::spec::version_of;
 
 /// A positive id from `seed` (snapshot ids; Iceberg wants them unique in a table).
 fn id_of(seed: &str) -> i64 {

@@ -39,8 +39,9 @@ impl Opening {
     }
 }
 
-/// Bytes of an input opened ahead that are read into memory before its worker takes it.
-pub const AHEAD_BYTES: u64 = 4 << 20;
+/// Bytes of an input opened ahead that are read into memory before its worker takes it (the
+/// store's own read-ahead hint covers as much).
+pub use crate::store::AHEAD_BYTES;
 
 /// Bytes of the inputs after the current one that a worker has on their way at most (each
 /// counted up to [`AHEAD_BYTES`]).

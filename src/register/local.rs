@@ -233,7 +233,7 @@ impl Catalog for LocalCatalog {
         let key = to
             .strip_prefix(root.trim_end_matches('/'))
             .map(|k| k.trim_start_matches('/'));
-        if let (Some(key), Some(version)) = (key, crate::iceberg::table::version_of(to)) {
+        if let (Some(key), Some(version)) = (key, crate::iceberg::spec::version_of(to)) {
             let (folder, _) = key.rsplit_once('/').unwrap_or(("", key));
             self.store.write(
                 &format!("{folder}/version-hint.text"),

@@ -32,14 +32,14 @@ fn mtime_ns(meta: &std::fs::Metadata) -> i128 {
         .map_or(0, |d| d.as_nanos() as i128)
 }
 
-/// Ask the system to read the first [`crate::read::prefetch::AHEAD_BYTES`] of `file` (what is
+/// Ask the system to read the first [`super::AHEAD_BYTES`] of `file` (what is
 /// read ahead of any input) into its page cache now, without waiting: an input opened before
 /// it is read (see [`crate::read::prefetch`]) is then read from memory, not from a cold disk.
 /// Only a hint; nothing fails when it is not taken.
 fn read_ahead(file: &File) {
     #[cfg(target_os = "linux")]
     {
-        use crate::read::prefetch::AHEAD_BYTES;
+        use super::AHEAD_BYTES;
         use std::os::fd::AsRawFd;
         // SAFETY: `posix_fadvise` only reads its integer arguments; the descriptor is open
         // for as long as `file` is borrowed.

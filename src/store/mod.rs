@@ -29,6 +29,10 @@ pub use counting::{CountingStore, Requests};
 pub use local::LocalStore;
 pub use s3::S3Store;
 
+/// Bytes of an input read ahead of its worker (by [`crate::read::prefetch`], and hinted to
+/// the system by [`LocalStore`] when it opens a file).
+pub const AHEAD_BYTES: u64 = 4 << 20;
+
 /// Where a lake or an input tree lives.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Location {
