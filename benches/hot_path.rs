@@ -11,7 +11,7 @@ use std::sync::Arc;
 use arrow::array::RecordBatch;
 use citrine::config::{ConfigFile, WriteOptions};
 use citrine::lake::Lake;
-use citrine::parse::{cloudfront, decode_chunked, Format, FormatDecoder};
+use citrine::parse::{cloudfront, decode_chunked, DecodeOptions, Format, FormatDecoder};
 use citrine::partition::split;
 use citrine::run::{self, NoProgress};
 use citrine::schema::table_schema;
@@ -76,16 +76,50 @@ fn audit_csv(rows: usize) -> Vec<u8> {
     out.into_bytes()
 }
 
+/// The audit events of [`audit_csv`] as JSON lines, with a nested `detail` object.
+fn audit_jsonl(rows: usize) -> Vec<u8> {
+    let mut r = Seeded(0xa0d17);
+    let mut out = String::new();
+    for i in 0..rows {
+        let n = r.next();
+        out.push_str(&format!(
+            "{{\"timestamp\":\"2024-03-01T{:02}:{:02}:{:02}Z\",\"user\":\"user{}@acme.test\",\"action\":\"login\",\"source_ip\":\"203.0.{}.{}\",\"detail\":{{\"note\":\"note, {i}\",\"n\":{}}}}}\n",
+            n % 24,
+            (n >> 8) % 60,
+            (n >> 16) % 60,
+            n % 5000,
+            (n >> 3) & 0xff,
+            (n >> 11) & 0xff,
+            n % 1000
+        ));
+    }
+    out.into_bytes()
+}
+
 fn decode(c: &mut Criterion) {
     let mut g = c.benchmark_group("decode");
+    let events = DecodeOptions {
+        columns: [
+            "timestamp",
+            "user",
+            "action",
+            "source_ip",
+            "detail_note",
+            "detail_n",
+        ]
+        .map(String::from)
+        .to_vec(),
+        ..DecodeOptions::rows(8192)
+    };
     for (name, format, data) in [
         ("cloudfront", Format::CloudFront, cloudfront_log(20_000)),
         ("audit_csv", Format::Audit, audit_csv(20_000)),
+        ("audit_jsonl", Format::Jsonl, audit_jsonl(20_000)),
     ] {
         g.throughput(Throughput::Bytes(data.len() as u64));
         g.bench_function(name, |b| {
             b.iter(|| {
-                let mut d = FormatDecoder::new(format, 8192);
+                let mut d = FormatDecoder::for_content(format, &data, &events);
                 black_box(decode_chunked(&data, 256 * 1024, &mut d).unwrap())
             })
         });

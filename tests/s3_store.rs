@@ -16,7 +16,7 @@ fn conformance(endpoint: &Endpoint, sign_payload: Option<bool>) {
     let bucket = endpoint.fresh_bucket("store");
     let stores = Stores::new(AwsOptions {
         s3_endpoint: Some(endpoint.url.clone()),
-        s3_part_bytes: 5 << 20,
+        s3_part_mb: Some(5),
         s3_sign_payload: sign_payload,
         ..Default::default()
     });

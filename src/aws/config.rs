@@ -16,14 +16,17 @@ use crate::error::{Error, Result};
 /// Bytes per multipart part of S3 uploads (S3's minimum is 5 MiB for all but the last).
 pub const DEFAULT_S3_PART_BYTES: usize = 8 << 20;
 
-/// `[aws]` settings; every field falls back to the standard AWS chain.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// `[aws]`, as the config file writes it and the clients use it: every key is optional and
+/// falls back to the standard AWS chain.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct AwsOptions {
     /// Region (else `AWS_REGION`, the profile, IMDS; `us-east-1` for S3 when none is found).
     pub region: Option<String>,
     /// Named profile (else `AWS_PROFILE`, else `default`).
     pub profile: Option<String>,
-    /// S3 endpoint (else `AWS_ENDPOINT_URL_S3`, else `AWS_ENDPOINT_URL`).
+    /// S3 endpoint for S3-compatible stores (else `AWS_ENDPOINT_URL_S3`, else
+    /// `AWS_ENDPOINT_URL`).
     pub s3_endpoint: Option<String>,
     /// Glue endpoint (else `AWS_ENDPOINT_URL_GLUE`, else `AWS_ENDPOINT_URL`).
     pub glue_endpoint: Option<String>,
@@ -33,33 +36,27 @@ pub struct AwsOptions {
     /// `http://`, where nothing else protects the body; over HTTPS, TLS does, and the body is
     /// sent `UNSIGNED-PAYLOAD`, as botocore does, saving a SHA-256 pass over every byte sent).
     pub s3_sign_payload: Option<bool>,
-    /// Bytes per multipart part for S3 uploads.
-    pub s3_part_bytes: usize,
-    /// KMS key every object citrine writes to S3 is encrypted with (SSE-KMS); none: the
-    /// bucket's default encryption.
+    /// Multipart part size for S3 uploads in MiB (default 8, at least 5:
+    /// [`AwsOptions::s3_part_bytes`]).
+    pub s3_part_mb: Option<u64>,
+    /// KMS key every object citrine writes to S3 is encrypted with (SSE-KMS), and that
+    /// `iam-policy` grants; none: the bucket's default encryption.
     pub kms_key_arn: Option<String>,
     /// Where an access point ARN's requests go (`{name}`, `{account}`, `{region}` replaced);
-    /// none: AWS's access point endpoint.
+    /// none: AWS's `https://{name}-{account}.s3-accesspoint.{region}.amazonaws.com`.
     pub s3_access_point_endpoint: Option<String>,
-    /// The bucket behind each access point (ARN or alias) a pattern names: S3 event
-    /// notifications name the bucket, not the access point an object was written through.
+    /// `[aws.access_points]`: the bucket behind each access point (ARN or alias) a pattern
+    /// names: S3 event notifications name the bucket, not the access point an object was
+    /// written through.
+    #[serde(default)]
     pub access_points: std::collections::BTreeMap<String, String>,
 }
 
-impl Default for AwsOptions {
-    fn default() -> Self {
-        Self {
-            region: None,
-            profile: None,
-            s3_endpoint: None,
-            glue_endpoint: None,
-            s3_path_style: None,
-            s3_sign_payload: None,
-            s3_part_bytes: DEFAULT_S3_PART_BYTES,
-            kms_key_arn: None,
-            s3_access_point_endpoint: None,
-            access_points: Default::default(),
-        }
+impl AwsOptions {
+    /// Bytes per multipart part of S3 uploads.
+    pub fn s3_part_bytes(&self) -> usize {
+        self.s3_part_mb
+            .map_or(DEFAULT_S3_PART_BYTES, |mb| (mb << 20) as usize)
     }
 }
 

@@ -25,6 +25,8 @@ use arrow::datatypes::SchemaRef;
 use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 
+mod fast;
+
 use super::audit::{HeaderUnion, TIMESTAMP};
 use super::column::{initial_rows, PrefixBuilders, StrBuilder, MAX_BATCH_BYTES};
 use super::lines::{Line, Lines};
@@ -117,12 +119,21 @@ enum Slot {
     Extra(usize),
 }
 
-/// One field of an event, flattened: its name and value as ranges of [`Flat`]'s buffers.
-#[derive(Debug, Clone)]
+/// Where a field's value is: in the event's own text, as written there (a string without
+/// escapes), or in [`Flat::values`] (a string unescaped, a number's, boolean's or array's
+/// text). Ranges of bytes; an empty value is null.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Text {
+    Event(usize, usize),
+    Own(usize, usize),
+}
+
+/// One field of an event, flattened: its name as a range of [`Flat::names`], its value.
+#[derive(Debug, Clone, Copy)]
 struct FlatField {
     name: (usize, usize),
     /// `None` for null.
-    value: Option<(usize, usize)>,
+    value: Option<Text>,
 }
 
 /// An event's fields, flattened, in reusable buffers.
@@ -139,22 +150,57 @@ impl Flat {
         self.values.clear();
         self.fields.clear();
     }
+
+    fn name(&self, f: &FlatField) -> &str {
+        &self.names[f.name.0..f.name.1]
+    }
+
+    /// The value of `f`, whose event's text is `event`.
+    fn value<'a>(&'a self, event: &'a str, f: &FlatField) -> Option<&'a str> {
+        f.value.map(|t| match t {
+            Text::Event(s, e) => &event[s..e],
+            Text::Own(s, e) => &self.values[s..e],
+        })
+    }
+
+    /// Whether `other` has the same names, flattened the same way: then its fields go where
+    /// this event's went.
+    fn same_layout(&self, other: &Flat) -> bool {
+        self.names == other.names
+            && self.fields.len() == other.fields.len()
+            && self
+                .fields
+                .iter()
+                .zip(&other.fields)
+                .all(|(a, b)| a.name == b.name)
+    }
 }
 
-/// Reads one JSON object into [`Flat`], nested objects flattened under `prefix.`.
-struct Object<'f> {
+/// The layout of the last event decoded and where each of its fields went: the events of an
+/// input mostly share one (a producer writes its keys in one order), and comparing names is
+/// cheaper than looking each one up.
+#[derive(Debug, Default)]
+struct LastLayout {
+    flat: Flat,
+    slots: Vec<Slot>,
+}
+
+/// Reads one JSON object into [`Flat`], nested objects flattened under `prefix.`; `event` is
+/// the text being read (where a value without escapes is found again).
+struct Object<'f, 'de> {
     flat: &'f mut Flat,
+    event: &'de str,
     prefix: (usize, usize),
 }
 
-impl<'de> DeserializeSeed<'de> for Object<'_> {
+impl<'de> DeserializeSeed<'de> for Object<'_, 'de> {
     type Value = ();
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
         d.deserialize_map(self)
     }
 }
 
-impl<'de> Visitor<'de> for Object<'_> {
+impl<'de> Visitor<'de> for Object<'_, 'de> {
     type Value = ();
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
@@ -162,7 +208,7 @@ impl<'de> Visitor<'de> for Object<'_> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+        loop {
             let start = self.flat.names.len();
             if self.prefix.1 > self.prefix.0 {
                 self.flat
@@ -170,28 +216,62 @@ impl<'de> Visitor<'de> for Object<'_> {
                     .extend_from_within(self.prefix.0..self.prefix.1);
                 self.flat.names.push('.');
             }
-            self.flat.names.push_str(&key);
+            if map
+                .next_key_seed(Key {
+                    names: &mut self.flat.names,
+                })?
+                .is_none()
+            {
+                self.flat.names.truncate(start);
+                return Ok(());
+            }
             let name = (start, self.flat.names.len());
             map.next_value_seed(Value {
                 flat: self.flat,
+                event: self.event,
                 name,
             })?;
         }
+    }
+}
+
+/// Reads a key onto the end of the names (no allocation, escaped or not).
+struct Key<'f> {
+    names: &'f mut String,
+}
+
+impl<'de> DeserializeSeed<'de> for Key<'_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl Visitor<'_> for Key<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a key")
+    }
+    fn visit_str<E>(self, s: &str) -> Result<(), E> {
+        self.names.push_str(s);
         Ok(())
     }
 }
 
 /// Reads one value of the field `name`.
-struct Value<'f> {
+struct Value<'f, 'de> {
     flat: &'f mut Flat,
+    event: &'de str,
     name: (usize, usize),
 }
 
-impl Value<'_> {
+impl Value<'_, '_> {
     fn text(self, s: &str) {
         let start = self.flat.values.len();
         self.flat.values.push_str(s);
-        self.end(start);
+        let end = self.flat.values.len();
+        self.push((end > start).then_some(Text::Own(start, end)));
     }
 
     /// A number or boolean, as its text (written in place, no allocation).
@@ -199,12 +279,11 @@ impl Value<'_> {
         use std::fmt::Write as _;
         let start = self.flat.values.len();
         let _ = write!(self.flat.values, "{v}");
-        self.end(start);
+        let end = self.flat.values.len();
+        self.push((end > start).then_some(Text::Own(start, end)));
     }
 
-    /// The value written since `start` (empty is null).
-    fn end(self, start: usize) {
-        let value = (self.flat.values.len() > start).then_some((start, self.flat.values.len()));
+    fn push(self, value: Option<Text>) {
         self.flat.fields.push(FlatField {
             name: self.name,
             value,
@@ -212,18 +291,29 @@ impl Value<'_> {
     }
 }
 
-impl<'de> DeserializeSeed<'de> for Value<'_> {
+impl<'de> DeserializeSeed<'de> for Value<'_, 'de> {
     type Value = ();
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
         d.deserialize_any(self)
     }
 }
 
-impl<'de> Visitor<'de> for Value<'_> {
+impl<'de> Visitor<'de> for Value<'_, 'de> {
     type Value = ();
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("a JSON value")
+    }
+    /// A string as written in the event (no escapes): where it is, not a copy.
+    fn visit_borrowed_str<E>(self, s: &'de str) -> Result<(), E> {
+        let start = (s.as_ptr() as usize).wrapping_sub(self.event.as_ptr() as usize);
+        if start <= self.event.len() && s.len() <= self.event.len() - start {
+            let value = (!s.is_empty()).then_some(Text::Event(start, start + s.len()));
+            self.push(value);
+        } else {
+            self.text(s);
+        }
+        Ok(())
     }
     fn visit_str<E>(self, s: &str) -> Result<(), E> {
         self.text(s);
@@ -246,17 +336,11 @@ impl<'de> Visitor<'de> for Value<'_> {
         Ok(())
     }
     fn visit_unit<E>(self) -> Result<(), E> {
-        self.flat.fields.push(FlatField {
-            name: self.name,
-            value: None,
-        });
+        self.push(None);
         Ok(())
     }
     fn visit_none<E>(self) -> Result<(), E> {
-        self.flat.fields.push(FlatField {
-            name: self.name,
-            value: None,
-        });
+        self.push(None);
         Ok(())
     }
     /// An array: its JSON text.
@@ -272,10 +356,25 @@ impl<'de> Visitor<'de> for Value<'_> {
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<(), A::Error> {
         Object {
             flat: self.flat,
+            event: self.event,
             prefix: self.name,
         }
         .visit_map(map)
     }
+}
+
+/// Flatten the object `event` into `flat` (cleared first) with serde_json: any JSON, and the
+/// parser's reason when it is not an object.
+fn slow_flatten(event: &str, flat: &mut Flat) -> Result<(), serde_json::Error> {
+    flat.clear();
+    let mut de = serde_json::Deserializer::from_str(event);
+    Object {
+        flat,
+        event,
+        prefix: (0, 0),
+    }
+    .deserialize(&mut de)?;
+    de.end()
 }
 
 /// A Firehose record of a CloudWatch Logs subscription.
@@ -325,6 +424,9 @@ pub struct EventsDecoder {
     /// Events read so far (for concatenated records, an event's `row_num`).
     events: u64,
     flat: Flat,
+    last: LastLayout,
+    /// Sampling ([`sample_columns`]): events are read for their keys only, no row is made.
+    keys_only: bool,
     /// Each flattened name seen, and where it goes.
     slots: HashMap<String, Slot, ahash::RandomState>,
     /// The `extra` keys of [`Slot::Extra`].
@@ -380,6 +482,8 @@ impl EventsDecoder {
             records: 0,
             events: 0,
             flat: Flat::default(),
+            last: LastLayout::default(),
+            keys_only: false,
             slots: HashMap::default(),
             extra_names: Vec::new(),
             new_columns: Vec::new(),
@@ -446,48 +550,72 @@ impl EventsDecoder {
     /// One event: `json` (an object, or for CloudWatch a message that may be text) and its
     /// context, numbered `row`; a row or a reject. `raw` is the event's text for a reject.
     fn event(&mut self, row: u64, json: &str, context: &Context<'_>, raw: &[u8]) {
-        self.flat.clear();
+        let mut flat = std::mem::take(&mut self.flat);
+        let mut last = std::mem::take(&mut self.last);
         let parsed = if self.cloudwatch && !json.trim_start().starts_with('{') {
             Err(None)
+        } else if fast::flatten(json, &mut flat).is_some() {
+            Ok(())
         } else {
-            let mut de = serde_json::Deserializer::from_str(json);
-            Object {
-                flat: &mut self.flat,
-                prefix: (0, 0),
-            }
-            .deserialize(&mut de)
-            .and_then(|()| de.end())
-            .map_err(Some)
+            slow_flatten(json, &mut flat).map_err(Some)
         };
-        let message_text = match parsed {
-            Ok(()) => None,
+        match parsed {
+            Ok(()) => {
+                if !flat.same_layout(&last.flat) {
+                    last.slots.clear();
+                    for f in &flat.fields {
+                        last.slots.push(self.slot(flat.name(f)));
+                    }
+                    std::mem::swap(&mut last.flat, &mut flat);
+                    if !self.keys_only {
+                        self.fields(row, json, &last.flat, &last.slots, None, context, raw);
+                    }
+                } else if !self.keys_only {
+                    self.fields(row, json, &flat, &last.slots, None, context, raw);
+                }
+            }
+            Err(_) if self.cloudwatch && self.keys_only => self.message_column(),
             // A CloudWatch message that is no JSON object is text, kept whole.
             Err(_) if self.cloudwatch => {
-                self.flat.clear();
-                Some(json)
+                flat.clear();
+                self.fields(row, json, &flat, &[], Some(json), context, raw);
             }
             Err(e) => {
                 let detail = e.map(|e| e.to_string()).unwrap_or_default();
                 self.reject(row, RejectReason::NotJson { detail }, raw);
-                return;
             }
-        };
+        }
+        self.flat = flat;
+        self.last = last;
+    }
+
+    /// The row of an event whose fields `flat` holds (in `json`), each going to its slot in
+    /// `slots`; or, for a CloudWatch message that is not a JSON object, its `message_text`.
+    #[allow(clippy::too_many_arguments)]
+    fn fields(
+        &mut self,
+        row: u64,
+        json: &str,
+        flat: &Flat,
+        slots: &[Slot],
+        message_text: Option<&str>,
+        context: &Context<'_>,
+        raw: &[u8],
+    ) {
         let mut ts = context.ts;
-        let mut customer: Option<(usize, usize)> = None;
+        let mut customer = None;
         let mut extra = serde_json::Map::new();
         self.filled.iter_mut().for_each(|f| *f = false);
         let rows = self.prefix.len();
-        let flat = std::mem::take(&mut self.flat);
         let mut bad_ts = None;
-        for f in &flat.fields {
-            let name = &flat.names[f.name.0..f.name.1];
-            let value = f.value.map(|(s, e)| &flat.values[s..e]);
-            match self.slot(name) {
+        for (f, &slot) in flat.fields.iter().zip(slots) {
+            let value = flat.value(json, f);
+            match slot {
                 Slot::Ts => match value.and_then(|v| self.timestamps.parse(v.as_bytes())) {
                     Some(t) => ts = Some(t),
                     None => bad_ts = Some(value.unwrap_or_default()),
                 },
-                Slot::Customer => customer = f.value,
+                Slot::Customer => customer = value,
                 Slot::Column(i) if !self.filled[i] => {
                     self.filled[i] = true;
                     match value {
@@ -496,16 +624,13 @@ impl EventsDecoder {
                     }
                 }
                 Slot::Column(_) => {
-                    extra.insert(name.to_owned(), value.map(scrub_text).into());
+                    extra.insert(flat.name(f).to_owned(), value.map(scrub_text).into());
                 }
                 Slot::Extra(key) => {
                     extra.insert(self.extra_names[key].clone(), value.map(scrub_text).into());
                 }
             }
         }
-        let bad_ts = bad_ts.map(|v| reject_text(v.as_bytes()));
-        let customer = customer.map(|(s, e)| flat.values[s..e].to_owned());
-        self.flat = flat;
         let ts = match (ts, bad_ts) {
             (Some(ts), None) => ts,
             (_, bad) => {
@@ -515,7 +640,7 @@ impl EventsDecoder {
                         self.columns[i].truncate(rows);
                     }
                 }
-                let value = bad.unwrap_or_default();
+                let value = reject_text(bad.unwrap_or_default().as_bytes());
                 self.reject(row, RejectReason::BadTimestamp { value }, raw);
                 return;
             }
@@ -545,9 +670,7 @@ impl EventsDecoder {
                     extra.insert(MESSAGE.to_owned(), scrubbed.into());
                 }
             }
-            if !self.new_columns.iter().any(|c| c == MESSAGE) && !self.index.contains_key(MESSAGE) {
-                self.new_columns.push(MESSAGE.to_owned());
-            }
+            self.message_column();
         }
         let e = self.extra_position;
         self.filled[e] = true;
@@ -562,12 +685,19 @@ impl EventsDecoder {
             }
         }
         match customer {
-            Some(c) => self.customer.append_value(&c),
+            Some(c) => self.customer.append_value(c),
             None => self.customer.append_null(),
         }
         self.prefix.append(ts, row, json.len());
         self.counts.rows_read += 1;
         self.counts.rows_ok += 1;
+    }
+
+    /// A CloudWatch message that is text goes to `message`: a new column unless known.
+    fn message_column(&mut self) {
+        if !self.new_columns.iter().any(|c| c == MESSAGE) && !self.index.contains_key(MESSAGE) {
+            self.new_columns.push(MESSAGE.to_owned());
+        }
     }
 
     /// One line of a `jsonl` input or of a CloudWatch export.
@@ -581,7 +711,7 @@ impl EventsDecoder {
                 return;
             }
         };
-        let Ok(text) = std::str::from_utf8(line) else {
+        let Ok(text) = simdutf8::basic::from_utf8(line) else {
             self.reject(
                 n,
                 RejectReason::InvalidUtf8 {
@@ -785,6 +915,7 @@ pub fn sample_columns(
             ..Default::default()
         },
     );
+    d.keys_only = true;
     let mut read = 0;
     while read < sample_bytes {
         let buf = reader.fill_buf()?;

@@ -45,25 +45,13 @@ pub enum Format {
 
 impl Format {
     /// The name used in config files and messages.
-    pub fn name(self) -> &'static str {
+    pub const fn name(self) -> &'static str {
         match self {
             Format::CloudFront => "cloudfront",
             Format::Audit => "audit",
             Format::Jsonl => "jsonl",
             Format::CloudWatch => "cloudwatch",
         }
-    }
-
-    /// The format named `name` in a config file.
-    pub fn from_name(name: &str) -> Option<Format> {
-        [
-            Format::CloudFront,
-            Format::Audit,
-            Format::Jsonl,
-            Format::CloudWatch,
-        ]
-        .into_iter()
-        .find(|f| f.name() == name)
     }
 
     /// True for the formats of audit events, whose columns are the union of their inputs'

@@ -2,6 +2,7 @@
 //! table schema the run writes (and the inputs that cannot join it).
 
 use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use arrow::datatypes::SchemaRef;
 
@@ -164,6 +165,44 @@ fn input_columns(
     }
 }
 
+/// The columns each of `planned` brings ([`input_columns`] against `known`), in their order,
+/// read on the job's threads: each is a request when inputs are on S3, and a JSON input's
+/// sample is a MiB decoded.
+fn sample_inputs(
+    job: &Job,
+    table: &TableSpec,
+    planned: &[Planned],
+    known: &[String],
+) -> Vec<Option<Vec<String>>> {
+    let next = AtomicUsize::new(0);
+    let threads = job.threads.clamp(1, planned.len().max(1));
+    let read: Vec<Vec<(usize, Option<Vec<String>>)>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut read = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(p) = planned.get(i) else {
+                            return read;
+                        };
+                        read.push((i, input_columns(job, table, p, known)));
+                    }
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("an input sampler panicked"))
+            .collect()
+    });
+    let mut out = vec![None; planned.len()];
+    for (i, columns) in read.into_iter().flatten() {
+        out[i] = columns;
+    }
+    out
+}
+
 /// The table layout for this run: CloudFront's fixed layout, or for audit the catalog's
 /// columns followed by new header columns in first-seen order; and the inputs refused.
 pub fn resolve_schema(
@@ -187,9 +226,10 @@ pub fn resolve_schema(
             if table.format != Format::Audit {
                 union.add(&events::fixed_columns(table.format == Format::CloudWatch));
             }
-            for (i, p) in planned.iter().enumerate() {
+            let sampled = sample_inputs(job, table, planned, union.columns());
+            for (i, cols) in sampled.into_iter().enumerate() {
                 // A file whose header cannot be read fails later, with its error reported.
-                let Some(cols) = input_columns(job, table, p, union.columns()) else {
+                let Some(cols) = cols else {
                     continue;
                 };
                 let mut grown = union.clone();

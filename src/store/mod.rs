@@ -291,7 +291,7 @@ impl Stores {
             Location::Local(root) => Ok(Arc::new(LocalStore::new(root)?)),
             Location::S3 { bucket, prefix } => {
                 let store = S3Store::new(self.amazon_s3(bucket)?, bucket, prefix)
-                    .with_part_bytes(self.aws.options().s3_part_bytes);
+                    .with_part_bytes(self.aws.options().s3_part_bytes());
                 Ok(Arc::new(store))
             }
         }

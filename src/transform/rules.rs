@@ -30,18 +30,6 @@ pub enum Rule {
     EmailDomain,
 }
 
-impl Rule {
-    /// Parse a rule's config name (`ip` is handled as IP masking, not here).
-    pub fn parse(name: &str) -> Option<Self> {
-        match name {
-            "hash" => Some(Self::Hash),
-            "redact" => Some(Self::Redact),
-            "email_domain" => Some(Self::EmailDomain),
-            _ => None,
-        }
-    }
-}
-
 /// The key `hash` rules use. Never printed.
 #[derive(Clone)]
 pub struct HashKey(Hmac<Sha256>);
