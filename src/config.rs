@@ -413,9 +413,10 @@ impl TableSpec {
     pub fn with_customer(&self, mut input: MatchedInput) -> MatchedInput {
         match &self.customer {
             CustomerSource::Path => {}
-            CustomerSource::Fixed(c) => input.customer = Some(c.clone()),
+            CustomerSource::Fixed(c) => input.listed.customer = Some(c.clone()),
             CustomerSource::Distributions(map) => {
-                input.customer = input
+                input.listed.customer = input
+                    .listed
                     .distribution
                     .as_ref()
                     .and_then(|d| map.get(d))
@@ -427,10 +428,10 @@ impl TableSpec {
 
     /// Why `input` has no customer, when a CloudFront input must have one.
     pub fn no_customer(&self, input: &MatchedInput) -> Option<String> {
-        if input.customer.is_some() || self.format != Format::CloudFront {
+        if input.listed.customer.is_some() || self.format != Format::CloudFront {
             return None;
         }
-        Some(match &input.distribution {
+        Some(match &input.listed.distribution {
             Some(d) => format!(
                 "distribution {:?} maps to no customer: add it to [table.distributions] of {}",
                 crate::parse::cut_at_boundary(d, 64),

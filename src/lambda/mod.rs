@@ -338,7 +338,7 @@ pub fn handle_until(
         let table = &env.job.tables[i];
         let message_of: BTreeMap<String, Option<String>> = inputs
             .iter()
-            .map(|(m, _)| m.uri.clone())
+            .map(|(m, _)| m.listed.uri.clone())
             .zip(batch.iter().cloned())
             .collect();
         // A table another run holds is tried again until the wait is over.

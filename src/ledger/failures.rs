@@ -81,32 +81,32 @@ impl Failures {
 
     /// True when `input` is quarantined as it is now (same size, mtime or ETag).
     pub fn is_quarantined(&self, input: &MatchedInput) -> bool {
-        self.inputs.get(&input.uri).is_some_and(|f| {
+        self.inputs.get(&input.listed.uri).is_some_and(|f| {
             f.quarantined
-                && f.size == input.size
-                && match (&f.etag, &input.etag) {
+                && f.size == input.listed.size
+                && match (&f.etag, &input.listed.etag) {
                     (Some(a), Some(b)) => a == b,
-                    _ => f.mtime_ns == input.mtime_ns,
+                    _ => f.mtime_ns == input.listed.mtime_ns,
                 }
         })
     }
 
     /// `input` failed with `error`: one more attempt, quarantined at `max_attempts`.
     pub fn failed(&mut self, input: &MatchedInput, error: &str, max_attempts: u32, at: &str) {
-        let attempts = self.inputs.get(&input.uri).map_or(0, |f| f.attempts) + 1;
+        let attempts = self.inputs.get(&input.listed.uri).map_or(0, |f| f.attempts) + 1;
         let quarantined = attempts >= max_attempts;
         if quarantined {
-            tracing::warn!(input = %input.uri, attempts, "quarantined: not retried until `citrine forget` releases it or it changes");
+            tracing::warn!(input = %input.listed.uri, attempts, "quarantined: not retried until `citrine forget` releases it or it changes");
         }
         self.inputs.insert(
-            input.uri.clone(),
+            input.listed.uri.clone(),
             Failure {
                 attempts,
                 last_error: error.to_owned(),
                 last_failed_at: at.to_owned(),
-                size: input.size,
-                mtime_ns: input.mtime_ns,
-                etag: input.etag.clone(),
+                size: input.listed.size,
+                mtime_ns: input.listed.mtime_ns,
+                etag: input.listed.etag.clone(),
                 quarantined,
             },
         );
@@ -125,18 +125,21 @@ impl Failures {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::read::pattern::ListedInput;
     use std::sync::Arc;
 
     fn input(uri: &str, size: u64) -> MatchedInput {
         MatchedInput {
             store: Arc::new(crate::store::LocalStore::new(std::path::Path::new("/")).unwrap()),
-            key: uri.into(),
-            uri: uri.into(),
-            customer: None,
-            distribution: None,
-            size,
-            mtime_ns: 5,
-            etag: None,
+            listed: ListedInput {
+                key: uri.into(),
+                uri: uri.into(),
+                customer: None,
+                distribution: None,
+                size,
+                mtime_ns: 5,
+                etag: None,
+            },
         }
     }
 

@@ -57,7 +57,9 @@ pub fn hash_input(input: &MatchedInput) -> Result<String> {
     let mut h = Xxh3::new();
     let mut buf = vec![0u8; 256 * 1024];
     loop {
-        let n = f.read(&mut buf).map_err(|e| Error::io(&input.uri, e))?;
+        let n = f
+            .read(&mut buf)
+            .map_err(|e| Error::io(&input.listed.uri, e))?;
         if n == 0 {
             break;
         }

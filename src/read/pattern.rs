@@ -11,6 +11,8 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use serde::{Deserialize, Serialize};
+
 use crate::error::{Error, Result};
 use crate::store::{Location, ObjectInfo, Store, Stores};
 
@@ -83,39 +85,87 @@ pub struct InputPattern {
     segs: Vec<Seg>,
 }
 
-/// One input file a pattern matched.
-#[derive(Debug, Clone)]
-pub struct MatchedInput {
-    /// The store it is read from.
-    pub store: Arc<dyn Store>,
-    /// Its key in that store.
+/// An input as listed: what a plan, a pending record and the ledger keep of it, and with its
+/// store, a [`MatchedInput`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListedInput {
+    /// Its key in its store.
     pub key: String,
     /// Its uri as recorded in `source_file`, reports and the ledger: `s3://bucket/key`, or
     /// the path as the pattern spells it (relative to the config folder when the pattern is).
     pub uri: String,
     /// Its customer: the pattern's `{customer}`, else set by the table (its fixed
-    /// `customer`, or its `distributions` entry for [`MatchedInput::distribution`]).
+    /// `customer`, or its `distributions` entry for [`ListedInput::distribution`]).
     pub customer: Option<String>,
     /// The pattern's `{distribution}`, if it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub distribution: Option<String>,
     /// Size in bytes.
     pub size: u64,
     /// Last modification, nanoseconds since the epoch.
+    #[serde(with = "nanoseconds")]
     pub mtime_ns: i128,
     /// The S3 ETag, for objects.
     pub etag: Option<String>,
+}
+
+/// One input file a pattern matched: as listed, and the store it is read from.
+#[derive(Debug, Clone)]
+pub struct MatchedInput {
+    /// The store it is read from.
+    pub store: Arc<dyn Store>,
+    /// What the listing says of it.
+    pub listed: ListedInput,
 }
 
 impl MatchedInput {
     /// Stream its raw bytes, exactly as listed (see [`Store::open_snapshot`]): a file that
     /// changes while it is read fails the read instead of being recorded with other bytes.
     pub fn open(&self) -> Result<Box<dyn std::io::Read + Send>> {
+        let listed = &self.listed;
         self.store.open_snapshot(&ObjectInfo {
-            key: self.key.clone(),
-            size: self.size,
-            mtime_ns: self.mtime_ns,
-            etag: self.etag.clone(),
+            key: listed.key.clone(),
+            size: listed.size,
+            mtime_ns: listed.mtime_ns,
+            etag: listed.etag.clone(),
         })
+    }
+}
+
+/// A modification time in records: a JSON number as before, written through `i64` (until the
+/// year 2262) so that records may flatten a [`ListedInput`] (serde's flattening cannot carry
+/// an `i128`), text beyond it.
+mod nanoseconds {
+    use serde::{de, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(ns: &i128, s: S) -> Result<S::Ok, S::Error> {
+        match i64::try_from(*ns) {
+            Ok(n) => s.serialize_i64(n),
+            Err(_) => s.serialize_str(&ns.to_string()),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<i128, D::Error> {
+        struct Ns;
+        impl de::Visitor<'_> for Ns {
+            type Value = i128;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("nanoseconds since the epoch")
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<i128, E> {
+                Ok(v.into())
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<i128, E> {
+                Ok(v.into())
+            }
+            fn visit_i128<E>(self, v: i128) -> Result<i128, E> {
+                Ok(v)
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<i128, E> {
+                v.parse().map_err(E::custom)
+            }
+        }
+        d.deserialize_any(Ns)
     }
 }
 
@@ -277,14 +327,16 @@ impl InputPattern {
             return Ok(None);
         };
         Ok(Some(MatchedInput {
-            uri: store.url(rel),
-            customer: captured.customer.map(str::to_owned),
-            distribution: captured.distribution.map(str::to_owned),
-            key: rel.to_owned(),
+            listed: ListedInput {
+                uri: store.url(rel),
+                customer: captured.customer.map(str::to_owned),
+                distribution: captured.distribution.map(str::to_owned),
+                key: rel.to_owned(),
+                size: object.size,
+                mtime_ns: object.mtime_ns,
+                etag: object.etag,
+            },
             store,
-            size: object.size,
-            mtime_ns: object.mtime_ns,
-            etag: object.etag,
         }))
     }
 
@@ -297,7 +349,7 @@ impl InputPattern {
             out.push(m);
             Ok(())
         })?;
-        out.sort_by(|a, b| a.uri.cmp(&b.uri));
+        out.sort_by(|a, b| a.listed.uri.cmp(&b.listed.uri));
         Ok(out)
     }
 
@@ -339,13 +391,15 @@ impl InputPattern {
             matched += 1;
             each(MatchedInput {
                 store: store.clone(),
-                customer: captured.customer.map(str::to_owned),
-                distribution: captured.distribution.map(str::to_owned),
-                key: object.key,
-                uri,
-                size: object.size,
-                mtime_ns: object.mtime_ns,
-                etag: object.etag,
+                listed: ListedInput {
+                    customer: captured.customer.map(str::to_owned),
+                    distribution: captured.distribution.map(str::to_owned),
+                    key: object.key,
+                    uri,
+                    size: object.size,
+                    mtime_ns: object.mtime_ns,
+                    etag: object.etag,
+                },
             })?;
         }
         Ok(matched)
@@ -464,6 +518,29 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_listed_input_keeps_its_record_form_and_any_modification_time() {
+        let mut listed = ListedInput {
+            key: "acme/a.gz".into(),
+            uri: "in/acme/a.gz".into(),
+            customer: Some("acme".into()),
+            distribution: None,
+            size: 10,
+            mtime_ns: 1_700_000_000_000_000_123,
+            etag: None,
+        };
+        let json = serde_json::to_string(&listed).unwrap();
+        assert_eq!(
+            json,
+            r#"{"key":"acme/a.gz","uri":"in/acme/a.gz","customer":"acme","size":10,"mtime_ns":1700000000000000123,"etag":null}"#
+        );
+        for mtime_ns in [i128::from(i64::MAX) + 1, i128::from(i64::MIN) - 1, -5] {
+            listed.mtime_ns = mtime_ns;
+            let json = serde_json::to_string(&listed).unwrap();
+            assert_eq!(serde_json::from_str::<ListedInput>(&json).unwrap(), listed);
+        }
+    }
+
+    #[test]
     fn globs() {
         assert!(glob(b"*.csv", b"a.csv"));
         assert!(glob(b"E*.gz", b"E1.2019-12-04-21.abc.gz"));
@@ -497,7 +574,7 @@ mod tests {
             .list(&Stores::new(Default::default()))
             .unwrap()
             .into_iter()
-            .map(|m| (m.uri, m.customer))
+            .map(|m| (m.listed.uri, m.listed.customer))
             .collect()
     }
 
@@ -623,7 +700,7 @@ mod tests {
                 .list(&Stores::new(Default::default()))
                 .unwrap()
                 .into_iter()
-                .map(|m| (m.uri, m.distribution))
+                .map(|m| (m.listed.uri, m.listed.distribution))
                 .collect()
         };
         assert_eq!(

@@ -122,11 +122,11 @@ impl<'a> Prefetch<'a> {
                 }
                 local += 1;
             }
-            ahead += self.inputs[next].size.min(AHEAD_BYTES);
+            ahead += self.inputs[next].listed.size.min(AHEAD_BYTES);
             self.start(next);
         }
         match pending {
-            Some(opening) => opening.take(&self.inputs[i].uri),
+            Some(opening) => opening.take(&self.inputs[i].listed.uri),
             None => self.inputs[i].open(),
         }
     }
@@ -146,7 +146,7 @@ impl<'a> Prefetch<'a> {
             .name("citrine-prefetch".into())
             .spawn(move || {
                 let opened = input.open()?;
-                let head = ReadAhead::new(opened, input.size, AHEAD_BYTES);
+                let head = ReadAhead::new(opened, input.listed.size, AHEAD_BYTES);
                 Ok(Box::new(head) as Box<dyn Read + Send>)
             })
             .ok()
@@ -156,7 +156,7 @@ impl<'a> Prefetch<'a> {
 
 /// Whether `input` is read over the network (opened ahead on a thread of its own).
 fn is_remote(input: &MatchedInput) -> bool {
-    input.uri.starts_with("s3://")
+    input.listed.uri.starts_with("s3://")
 }
 
 impl Drop for Prefetch<'_> {
@@ -175,6 +175,7 @@ impl Drop for Prefetch<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::read::pattern::ListedInput;
     use crate::store::Store;
     use std::sync::Arc;
 
@@ -182,18 +183,20 @@ mod tests {
         std::fs::write(dir.join(name), name.as_bytes()).unwrap();
         MatchedInput {
             store: Arc::new(crate::store::LocalStore::new(dir).unwrap()),
-            key: name.into(),
-            uri: uri.into(),
-            customer: None,
-            distribution: None,
-            size: name.len() as u64,
-            mtime_ns: crate::store::LocalStore::new(dir)
-                .unwrap()
-                .head(name)
-                .unwrap()
-                .unwrap()
-                .mtime_ns,
-            etag: None,
+            listed: ListedInput {
+                key: name.into(),
+                uri: uri.into(),
+                customer: None,
+                distribution: None,
+                size: name.len() as u64,
+                mtime_ns: crate::store::LocalStore::new(dir)
+                    .unwrap()
+                    .head(name)
+                    .unwrap()
+                    .unwrap()
+                    .mtime_ns,
+                etag: None,
+            },
         }
     }
 
@@ -245,7 +248,7 @@ mod tests {
             (0..40)
                 .map(|n| {
                     let mut m = input(dir.path(), &format!("f{n}"), &format!("s3://b/f{n}"));
-                    m.size = size;
+                    m.listed.size = size;
                     m
                 })
                 .collect()

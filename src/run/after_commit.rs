@@ -112,28 +112,33 @@ pub fn finish(
     for input in &pending.inputs {
         let planned = input.planned(&patterns)?;
         let source = &planned.input.store;
-        let Some(now) = source.head(&input.key)? else {
+        let Some(now) = source.head(&input.listed.key)? else {
             // Gone already (an earlier attempt, or by hand): nothing to do.
             continue;
         };
-        let same = now.size == input.size
-            && match (&now.etag, &input.etag) {
+        let same = now.size == input.listed.size
+            && match (&now.etag, &input.listed.etag) {
                 (Some(a), Some(b)) => a == b,
-                _ => now.mtime_ns == input.mtime_ns,
+                _ => now.mtime_ns == input.listed.mtime_ns,
             };
         if !same {
-            tracing::warn!(input = %input.uri, "rewritten since it was read: kept, and read again by the next run");
-            done.kept_changed.push(input.uri.clone());
+            tracing::warn!(input = %input.listed.uri, "rewritten since it was read: kept, and read again by the next run");
+            done.kept_changed.push(input.listed.uri.clone());
             continue;
         }
         match &archive {
             Some(to) => {
-                copy(source.as_ref(), &input.key, to.as_ref(), &input.key)?;
-                source.delete(&input.key)?;
+                copy(
+                    source.as_ref(),
+                    &input.listed.key,
+                    to.as_ref(),
+                    &input.listed.key,
+                )?;
+                source.delete(&input.listed.key)?;
                 done.archived += 1;
             }
             None => {
-                source.delete(&input.key)?;
+                source.delete(&input.listed.key)?;
                 done.deleted += 1;
             }
         }

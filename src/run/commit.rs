@@ -200,7 +200,7 @@ pub fn commit(
     let mut inputs = Vec::new();
     let mut after = Vec::new();
     for o in outcomes {
-        summary.bytes_in += o.planned.input.size;
+        summary.bytes_in += o.planned.input.listed.size;
         match o.result {
             Ok(c) => {
                 summary.rows_read += c.counts.rows_read;
@@ -211,16 +211,18 @@ pub fn commit(
                 summary.strings_truncated += c.transform.strings_truncated;
                 summary.emails_invalid += c.transform.emails_invalid;
                 if o.planned.changed {
-                    summary.inputs_changed.push(o.planned.input.uri.clone());
+                    summary
+                        .inputs_changed
+                        .push(o.planned.input.listed.uri.clone());
                 }
                 if *run.after_commit != AfterCommit::Keep {
                     after.push(PlannedInput::of(&o.planned)?);
                 }
                 inputs.push(InputRecord {
-                    uri: o.planned.input.uri,
-                    size: o.planned.input.size,
-                    mtime_ns: o.planned.input.mtime_ns,
-                    etag: o.planned.input.etag,
+                    uri: o.planned.input.listed.uri,
+                    size: o.planned.input.listed.size,
+                    mtime_ns: o.planned.input.listed.mtime_ns,
+                    etag: o.planned.input.listed.etag,
                     hash: c.hash,
                     rows_read: c.counts.rows_read,
                     rows_written: c.rows_written,
@@ -328,6 +330,7 @@ mod tests {
     use crate::commit::rejects::RejectSpool;
     use crate::parse::{cloudfront, RowCounts};
     use crate::partition::PartitionKey;
+    use crate::read::pattern::ListedInput;
     use crate::read::pattern::MatchedInput;
     use crate::register::LocalCatalog;
     use crate::run::plan::Planned;
@@ -344,13 +347,15 @@ mod tests {
         Planned {
             input: MatchedInput {
                 store: Arc::new(LocalStore::new(std::path::Path::new("/in")).unwrap()),
-                key: uri.to_owned(),
-                uri: uri.to_owned(),
-                customer: Some("acme".into()),
-                distribution: None,
-                size,
-                mtime_ns: 7,
-                etag: None,
+                listed: ListedInput {
+                    key: uri.to_owned(),
+                    uri: uri.to_owned(),
+                    customer: Some("acme".into()),
+                    distribution: None,
+                    size,
+                    mtime_ns: 7,
+                    etag: None,
+                },
             },
             changed: false,
             pattern: None,

@@ -418,7 +418,9 @@ pub(crate) fn verdicts(outcomes: &[Outcome], failures: &Failures) -> Vec<(Matche
         .iter()
         .filter_map(|o| {
             let verdict = match &o.result {
-                Ok(_) if !failures.inputs().contains_key(&o.planned.input.uri) => return None,
+                Ok(_) if !failures.inputs().contains_key(&o.planned.input.listed.uri) => {
+                    return None
+                }
                 Ok(_) => Verdict::Consumed,
                 Err(InputError {
                     kind: FileError::Vanished,
@@ -445,7 +447,7 @@ pub(crate) fn note_failures(
     for (input, verdict) in verdicts {
         match verdict {
             Verdict::Consumed if summary.run_id.is_some() => {
-                failures.clear(&input.uri);
+                failures.clear(&input.listed.uri);
             }
             Verdict::Failed(error) => failures.failed(&input, &error, job.max_attempts, &at),
             Verdict::Consumed => {}
@@ -548,7 +550,7 @@ pub(crate) fn begin(
     progress.planned(
         &table.name,
         planned.len(),
-        planned.iter().map(|p| p.input.size).sum(),
+        planned.iter().map(|p| p.input.listed.size).sum(),
     );
     if planned.is_empty() {
         return Ok(None);
@@ -571,7 +573,7 @@ pub(crate) fn begin(
     for (i, p) in planned.into_iter().enumerate() {
         match refused_kinds.remove(&i) {
             Some(kind) => refused.push(Outcome {
-                result: Err(InputError::new(p.input.uri.clone(), kind)),
+                result: Err(InputError::new(p.input.listed.uri.clone(), kind)),
                 planned: p,
             }),
             None => admitted.push(p),

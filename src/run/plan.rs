@@ -56,31 +56,36 @@ pub fn plan(
     let (mut listed, mut skipped) = (0, 0);
     let mut consider = |m: MatchedInput, pattern: Option<usize>| -> Result<()> {
         let m = table.with_customer(m);
-        if !seen.insert(m.uri.clone()) {
+        if !seen.insert(m.listed.uri.clone()) {
             return Ok(());
         }
         listed += 1;
-        let changed = match ledger.decide(&m.uri, m.size, m.mtime_ns, m.etag.as_deref()) {
+        let changed = match ledger.decide(
+            &m.listed.uri,
+            m.listed.size,
+            m.listed.mtime_ns,
+            m.listed.etag.as_deref(),
+        ) {
             Decision::New => false,
             Decision::Unchanged => {
                 skipped += 1;
                 return Ok(());
             }
             Decision::CheckContent => match hash_input(&m) {
-                Ok(hash) if ledger.get(&m.uri).is_some_and(|r| r.hash == hash) => {
+                Ok(hash) if ledger.get(&m.listed.uri).is_some_and(|r| r.hash == hash) => {
                     skipped += 1;
                     return Ok(());
                 }
                 Ok(_) => true,
                 // Unreadable now (or changing): planned, so its own processing reports it.
                 Err(e) => {
-                    tracing::debug!(input = %m.uri, error = %e, "could not hash a known input; processing it");
+                    tracing::debug!(input = %m.listed.uri, error = %e, "could not hash a known input; processing it");
                     true
                 }
             },
         };
         if changed {
-            tracing::warn!(input = %m.uri, "input changed since it was consumed; processing it again");
+            tracing::warn!(input = %m.listed.uri, "input changed since it was consumed; processing it again");
         }
         planned.push(Planned {
             input: m,

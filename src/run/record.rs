@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::TableSpec;
 use crate::error::{Error, Result};
-use crate::read::pattern::MatchedInput;
+use crate::read::pattern::{ListedInput, MatchedInput};
 use crate::run::plan::Planned;
 use crate::store::{Store, Stores};
 
@@ -18,21 +18,9 @@ use crate::store::{Store, Stores};
 pub struct PlannedInput {
     /// The index of the table's input pattern that matched it.
     pub pattern: usize,
-    /// Its key in that pattern's store.
-    pub key: String,
-    /// Its uri.
-    pub uri: String,
-    /// Its customer, as the table resolved it.
-    pub customer: Option<String>,
-    /// Its `{distribution}`, if the pattern names one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub distribution: Option<String>,
-    /// Size in bytes, as listed.
-    pub size: u64,
-    /// Modification time, as listed.
-    pub mtime_ns: i128,
-    /// ETag, as listed.
-    pub etag: Option<String>,
+    /// The input, as listed.
+    #[serde(flatten)]
+    pub listed: ListedInput,
     /// Consumed before with other content.
     pub changed: bool,
 }
@@ -41,17 +29,14 @@ impl PlannedInput {
     /// The record of `p` (an input the table's patterns matched).
     pub fn of(p: &Planned) -> Result<Self> {
         let pattern = p.pattern.ok_or_else(|| Error::Internal {
-            message: format!("{}: a sharded run plans listed inputs only", p.input.uri),
+            message: format!(
+                "{}: a sharded run plans listed inputs only",
+                p.input.listed.uri
+            ),
         })?;
         Ok(Self {
             pattern,
-            key: p.input.key.clone(),
-            uri: p.input.uri.clone(),
-            customer: p.input.customer.clone(),
-            distribution: p.input.distribution.clone(),
-            size: p.input.size,
-            mtime_ns: p.input.mtime_ns,
-            etag: p.input.etag.clone(),
+            listed: p.input.listed.clone(),
             changed: p.changed,
         })
     }
@@ -61,13 +46,7 @@ impl PlannedInput {
         Ok(Planned {
             input: MatchedInput {
                 store: stores.get(self.pattern)?,
-                key: self.key.clone(),
-                uri: self.uri.clone(),
-                customer: self.customer.clone(),
-                distribution: self.distribution.clone(),
-                size: self.size,
-                mtime_ns: self.mtime_ns,
-                etag: self.etag.clone(),
+                listed: self.listed.clone(),
             },
             changed: self.changed,
             pattern: Some(self.pattern),

@@ -146,7 +146,7 @@ pub fn stream(
                 if outcome.is_err() {
                     stop.store(true, Ordering::Relaxed);
                 }
-                progress.input_done(p.input.size);
+                progress.input_done(p.input.listed.size);
                 Some(outcome)
             })
             .collect()
@@ -331,7 +331,7 @@ fn process_input(
     p: &Planned,
     writer: &mut PartitionedWriter,
 ) -> Result<Outcome> {
-    let (job, uri) = (w.job, &p.input.uri);
+    let (job, uri) = (w.job, &p.input.listed.uri);
     let failed = |kind: FileError| Outcome {
         planned: p.clone(),
         result: Err(InputError::new(uri.clone(), kind)),
@@ -344,16 +344,16 @@ fn process_input(
         Err(e) => return Ok(failed(open_failed(e))),
     };
     stall_point("input_opened");
-    let opened = match input::open(file, p.input.size, job.max_decompressed_bytes) {
+    let opened = match input::open(file, p.input.listed.size, job.max_decompressed_bytes) {
         Ok(opened) => opened,
         Err(kind) => return Ok(failed(kind)),
     };
     let encoding = opened.encoding;
-    writer.next_input_customer(p.input.customer.as_deref())?;
-    let lineage = Lineage::new(uri.clone(), p.input.customer.clone());
+    writer.next_input_customer(p.input.listed.customer.as_deref())?;
+    let lineage = Lineage::new(uri.clone(), p.input.listed.customer.clone());
     let (mut decoder, reader) = match decoder_for(
         w.table.format,
-        opened.content.into_reader(p.input.size),
+        opened.content.into_reader(p.input.listed.size),
         &w.decode,
     ) {
         Ok(opened) => opened,

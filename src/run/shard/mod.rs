@@ -148,7 +148,7 @@ impl PlanSummary {
         let shard_bytes: Vec<u64> = plan
             .shards
             .iter()
-            .map(|s| s.iter().map(|i| i.size).sum())
+            .map(|s| s.iter().map(|i| i.listed.size).sum())
             .collect();
         Self {
             table: plan.table.clone(),
@@ -363,14 +363,14 @@ pub fn plan_run_on(
         nothing.write_handle(lake)?;
         return Ok(nothing);
     };
-    let bytes: u64 = begun.admitted.iter().map(|p| p.input.size).sum();
+    let bytes: u64 = begun.admitted.iter().map(|p| p.input.listed.size).sum();
     let shards = options.count.shards(bytes);
     let items: Vec<Item<'_>> = begun
         .admitted
         .iter()
         .map(|p| Item {
-            customer: p.input.customer.as_deref(),
-            bytes: p.input.size,
+            customer: p.input.listed.customer.as_deref(),
+            bytes: p.input.listed.size,
         })
         .collect();
     let assignment = balance(&items, shards);
@@ -573,7 +573,7 @@ pub fn run_shard_on(
         .iter()
         .map(|i| i.planned(&pattern_stores))
         .collect::<Result<Vec<_>>>()?;
-    summary.bytes_in = planned.iter().map(|p| p.input.size).sum();
+    summary.bytes_in = planned.iter().map(|p| p.input.listed.size).sum();
     progress.planned(&table.name, planned.len(), summary.bytes_in);
     let transform = transform(job, table, &plan);
     let spool = RejectSpool::new()?;

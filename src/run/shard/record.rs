@@ -140,7 +140,7 @@ impl ShardInput {
     /// The outcome again, for the commit.
     pub fn outcome(self, stores: &PatternStores) -> Result<Outcome> {
         let planned = self.input.planned(stores)?;
-        let uri = planned.input.uri.clone();
+        let uri = planned.input.listed.uri.clone();
         Ok(Outcome {
             planned,
             result: match self.result {
@@ -159,6 +159,7 @@ mod tests {
     use super::*;
     use crate::parse::RowCounts;
     use crate::partition::PartitionKey;
+    use crate::read::pattern::ListedInput;
     use crate::store::Store;
     use crate::transform::TransformCounts;
 
@@ -166,13 +167,15 @@ mod tests {
     fn a_shard_report_reads_back_as_written() {
         let input = PlannedInput {
             pattern: 0,
-            key: "acme/a.gz".into(),
-            uri: "in/acme/a.gz".into(),
-            customer: Some("acme".into()),
-            distribution: Some("E2ABC".into()),
-            size: 10,
-            mtime_ns: 1_700_000_000_000_000_123,
-            etag: Some("\"e\"".into()),
+            listed: ListedInput {
+                key: "acme/a.gz".into(),
+                uri: "in/acme/a.gz".into(),
+                customer: Some("acme".into()),
+                distribution: Some("E2ABC".into()),
+                size: 10,
+                mtime_ns: 1_700_000_000_000_000_123,
+                etag: Some("\"e\"".into()),
+            },
             changed: true,
         };
         let report = ShardReport {
