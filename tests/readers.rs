@@ -2,7 +2,8 @@
 //! block runs in its own Python process (made by scripts/python-env) in a folder holding a lake
 //! whose audit table has grown a column, and must give the generator's rows per partition,
 //! `customer` as a string (ids like `00042`, `42`, `2024-01-01`, `ünïcødé` kept as written),
-//! `dt` as a date, and the new column null exactly in the older rows.
+//! `dt` as a date, and the new column null exactly in the older rows; once with mixed
+//! customer ids, once with numbers only (where Spark's partition inference made `00042` 42).
 
 mod common;
 
@@ -64,9 +65,28 @@ print(json.dumps({
 }))
 "#;
 
-/// A lake whose `wau_audit_logs` grew a `device` column in its second run, its customers'
-/// ids hostile to readers that infer types from folder names.
-fn grown_lake(dir: &Path) -> (BTreeMap<String, u64>, BTreeMap<String, u64>) {
+/// Customer ids as users have them: a reader's type inference must not turn `00042` into the
+/// number 42 (nor `42` and `00042` into one), a date-like id into a date, or drop characters
+/// that are not ASCII.
+const MIXED_IDS: &[(&str, usize)] = &[
+    ("acme", 12),
+    ("globex", 7),
+    ("00042", 5),
+    ("42", 3),
+    ("ünïcødé", 4),
+    ("2024-01-01", 3),
+    ("a b&c", 2),
+];
+
+/// Only numbers: nothing among the folder names tells an inferring reader they are text.
+const NUMBER_IDS: &[(&str, usize)] = &[("00042", 5), ("42", 3), ("7", 4)];
+
+/// A lake whose `wau_audit_logs` grew a `device` column in its second run (the first
+/// customer's), its customers' ids (with their rows) `customers`.
+fn grown_lake(
+    dir: &Path,
+    customers: &[(&str, usize)],
+) -> (BTreeMap<String, u64>, BTreeMap<String, u64>) {
     std::fs::write(
         dir.join("citrine.toml"),
         "[lake]\nroot = \"lake\"\n[[table]]\nname = \"wau_audit_logs\"\nformat = \"audit\"\ninputs = [\"logs/{customer}/*.csv\"]\n",
@@ -74,18 +94,7 @@ fn grown_lake(dir: &Path) -> (BTreeMap<String, u64>, BTreeMap<String, u64>) {
     .unwrap();
     let mut counts = BTreeMap::new();
     let mut device = BTreeMap::new();
-    // Customer ids as users have them: a readers' type inference must not turn `00042` into
-    // the number 42 (nor `42` and `00042` into one), a date-like id into a date, or drop
-    // characters that are not ASCII.
-    for (customer, n) in [
-        ("acme", 12),
-        ("globex", 7),
-        ("00042", 5),
-        ("42", 3),
-        ("ünïcødé", 4),
-        ("2024-01-01", 3),
-        ("a b&c", 2),
-    ] {
+    for &(customer, n) in customers {
         let folder = dir.join("logs").join(customer);
         std::fs::create_dir_all(&folder).unwrap();
         let mut text = String::from("timestamp,user,action\n");
@@ -109,7 +118,8 @@ fn grown_lake(dir: &Path) -> (BTreeMap<String, u64>, BTreeMap<String, u64>) {
             2 + i % 2
         ));
     }
-    std::fs::write(dir.join("logs/acme/b.csv"), text).unwrap();
+    let first = customers[0].0;
+    std::fs::write(dir.join("logs").join(first).join("b.csv"), text).unwrap();
     for day in [
         "2024-03-02",
         "2024-03-02",
@@ -117,8 +127,8 @@ fn grown_lake(dir: &Path) -> (BTreeMap<String, u64>, BTreeMap<String, u64>) {
         "2024-03-03",
         "2024-03-02",
     ] {
-        *counts.entry(format!("acme|{day}")).or_default() += 1;
-        *device.entry(format!("acme|{day}")).or_default() += 1;
+        *counts.entry(format!("{first}|{day}")).or_default() += 1;
+        *device.entry(format!("{first}|{day}")).or_default() += 1;
     }
     common::run_ok(dir);
     (counts, device)
@@ -172,43 +182,60 @@ fn every_reader_recipe_gives_the_generators_counts() {
             "spark"
         ]
     );
-    let dir = tempfile::tempdir().unwrap();
-    let (counts, device) = grown_lake(dir.path());
-    for (name, code) in &recipes {
-        let mut command = Command::new(&python);
-        if name == "spark" {
-            match java_home(&python) {
-                Some(Some(home)) => {
-                    command.env("JAVA_HOME", home);
-                }
-                Some(None) => {}
-                None => {
-                    eprintln!("SKIPPED: the Spark recipe: no Java 17+ (run scripts/python-env)");
-                    continue;
-                }
+    for ids in [MIXED_IDS, NUMBER_IDS] {
+        let dir = tempfile::tempdir().unwrap();
+        let (counts, device) = grown_lake(dir.path(), ids);
+        for (name, code) in &recipes {
+            let lake = format!("recipe {name}, customers {ids:?}");
+            let out = recipe_command(&python, name, dir.path(), code);
+            let Some(out) = out else { continue };
+            assert!(
+                out.status.success(),
+                "{lake}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            let got: Value = serde_json::from_str(stdout.lines().last().unwrap_or_default())
+                .unwrap_or_else(|e| panic!("{lake}: {e}: {stdout}"));
+            let got_counts: BTreeMap<String, u64> =
+                serde_json::from_value(got["counts"].clone()).unwrap();
+            let got_device: BTreeMap<String, u64> =
+                serde_json::from_value(got["device"].clone()).unwrap();
+            assert_eq!(got_counts, counts, "{lake}: rows per partition");
+            assert_eq!(got_device, device, "{lake}: the grown column");
+            assert_eq!(got["customer"], "string", "{lake}");
+            assert_eq!(got["dt"], "date32[day]", "{lake}");
+        }
+    }
+}
+
+/// Run the recipe `name` (`code` and the epilogue) in `dir`; `None` when it cannot run here
+/// (Spark without a Java, outside CI), with a message.
+fn recipe_command(
+    python: &Path,
+    name: &str,
+    dir: &Path,
+    code: &str,
+) -> Option<std::process::Output> {
+    let mut command = Command::new(python);
+    if name == "spark" {
+        match java_home(python) {
+            Some(Some(home)) => {
+                command.env("JAVA_HOME", home);
+            }
+            Some(None) => {}
+            None => {
+                eprintln!("SKIPPED: the Spark recipe: no Java 17+ (run scripts/python-env)");
+                return None;
             }
         }
-        let out = command
-            .current_dir(dir.path())
+    }
+    Some(
+        command
+            .current_dir(dir)
             .arg("-c")
             .arg(format!("{code}\n{EPILOGUE}"))
             .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "recipe {name}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        let got: Value = serde_json::from_str(stdout.lines().last().unwrap_or_default())
-            .unwrap_or_else(|e| panic!("recipe {name}: {e}: {stdout}"));
-        let got_counts: BTreeMap<String, u64> =
-            serde_json::from_value(got["counts"].clone()).unwrap();
-        let got_device: BTreeMap<String, u64> =
-            serde_json::from_value(got["device"].clone()).unwrap();
-        assert_eq!(got_counts, counts, "recipe {name}: rows per partition");
-        assert_eq!(got_device, device, "recipe {name}: the grown column");
-        assert_eq!(got["customer"], "string", "recipe {name}");
-        assert_eq!(got["dt"], "date32[day]", "recipe {name}");
-    }
+            .unwrap(),
+    )
 }
