@@ -21,6 +21,21 @@ use aws_sdk_glue::types::{
 
 use super::{partition_keys, Catalog, PartitionRecord};
 use crate::aws::{block_on, AwsContext, SdkFailure};
+
+/// A failed `CreateTable` (boxed: the SDK's error is hundreds of bytes).
+type CreateFailure = Box<
+    aws_sdk_glue::error::SdkError<
+        aws_sdk_glue::operation::create_table::CreateTableError,
+        aws_sdk_glue::config::http::HttpResponse,
+    >,
+>;
+/// A failed `UpdateTable`.
+type UpdateFailure = Box<
+    aws_sdk_glue::error::SdkError<
+        aws_sdk_glue::operation::update_table::UpdateTableError,
+        aws_sdk_glue::config::http::HttpResponse,
+    >,
+>;
 use crate::commit::report::ColumnRecord;
 use crate::error::{Error, Result};
 use crate::partition::PartitionKey;
@@ -152,6 +167,40 @@ impl GlueCatalog {
         }
     }
 
+    /// Create the table `input` describes.
+    fn create_table(&self, input: TableInput) -> std::result::Result<(), CreateFailure> {
+        block_on(
+            self.client
+                .create_table()
+                .set_catalog_id(self.catalog_id.clone())
+                .database_name(&self.database)
+                .table_input(input)
+                .send(),
+        )
+        .map(|_| ())
+        .map_err(Box::new)
+    }
+
+    /// Replace the table `input` describes, if it is still at `version`: Glue's optimistic
+    /// check, the update applies to the version read before only.
+    fn update_table(
+        &self,
+        input: TableInput,
+        version: Option<&str>,
+    ) -> std::result::Result<(), UpdateFailure> {
+        block_on(
+            self.client
+                .update_table()
+                .set_catalog_id(self.catalog_id.clone())
+                .database_name(&self.database)
+                .table_input(input)
+                .set_version_id(version.map(str::to_owned))
+                .send(),
+        )
+        .map(|_| ())
+        .map_err(Box::new)
+    }
+
     fn ensure_database(&mut self) -> Result<()> {
         if self.database_checked {
             return Ok(());
@@ -280,15 +329,7 @@ impl Catalog for GlueCatalog {
         for attempt in 0..ATTEMPTS {
             let Some(existing) = self.get_table(table)? else {
                 let input = self.table_input(table, columns, location, 1)?;
-                let created = block_on(
-                    self.client
-                        .create_table()
-                        .set_catalog_id(self.catalog_id.clone())
-                        .database_name(&self.database)
-                        .table_input(input)
-                        .send(),
-                );
-                match created {
+                match self.create_table(input) {
                     Ok(_) => {
                         tracing::info!(database = %self.database, table, "created the Glue table");
                         return Ok(1);
@@ -333,16 +374,7 @@ impl Catalog for GlueCatalog {
                 .unwrap_or(location)
                 .to_owned();
             let input = self.table_input(table, columns, &keep_location, version + 1)?;
-            let updated = block_on(
-                self.client
-                    .update_table()
-                    .set_catalog_id(self.catalog_id.clone())
-                    .database_name(&self.database)
-                    .table_input(input)
-                    .set_version_id(existing.version_id().map(str::to_owned))
-                    .send(),
-            );
-            match updated {
+            match self.update_table(input, existing.version_id()) {
                 Ok(_) => {
                     tracing::info!(table, columns = columns.len(), "grew the Glue table schema");
                     return Ok(version + 1);
@@ -584,28 +616,10 @@ impl Catalog for GlueCatalog {
         }
         let input = input.build().map_err(|e| self.error(table, e))?;
         match &existing {
-            None => block_on(
-                self.client
-                    .create_table()
-                    .set_catalog_id(self.catalog_id.clone())
-                    .database_name(&self.database)
-                    .table_input(input)
-                    .send(),
-            )
-            .map(|_| ())
-            .map_err(|e| self.error(table, e)),
-            // Glue's optimistic check: the update applies to the version read above only.
-            Some(t) => block_on(
-                self.client
-                    .update_table()
-                    .set_catalog_id(self.catalog_id.clone())
-                    .database_name(&self.database)
-                    .table_input(input)
-                    .set_version_id(t.version_id().map(str::to_owned))
-                    .send(),
-            )
-            .map(|_| ())
-            .map_err(|e| self.error(table, e)),
+            None => self.create_table(input).map_err(|e| self.error(table, e)),
+            Some(t) => self
+                .update_table(input, t.version_id())
+                .map_err(|e| self.error(table, e)),
         }
     }
 }

@@ -105,9 +105,8 @@ pub fn compact(
 ) -> Result<CompactSummary> {
     // Compaction copies values as they are (hashed ones stay hashed): no key is needed.
     let lock = TableLock::acquire_for(lake, &table.name, job.lock_lease, "compact")?;
-    let result = compact_locked(job, stores, lake, table, options, &lock);
-    lock.release();
-    result
+    // Released when it drops, whatever the outcome.
+    compact_locked(job, stores, lake, table, options, &lock)
 }
 
 fn compact_locked(

@@ -103,9 +103,8 @@ pub fn forget(
     what: &Forget,
 ) -> Result<ForgetSummary> {
     let lock = TableLock::acquire_for(lake, &table.name, job.lock_lease, "forget")?;
-    let result = forget_locked(job, stores, lake, table, what, &lock);
-    lock.release();
-    result
+    // Released when it drops, whatever the outcome.
+    forget_locked(job, stores, lake, table, what, &lock)
 }
 
 fn forget_locked(
