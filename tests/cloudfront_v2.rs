@@ -10,15 +10,15 @@ use std::io::Read;
 use arrow::array::RecordBatch;
 use arrow::compute::concat_batches;
 use citrine::parse::cloudfront::{parsed_schema, STANDARD_FIELDS};
-use citrine::parse::{decoder_for, DecodeOptions, Decoder, Format, FormatDecoder, Reject};
-use common::fixture;
+use citrine::parse::{decoder_for, DecodeOptions, Decoder, Format, FormatDecoder};
 use common::gen::{v2_json, v2_parquet};
+use common::{decode_with, fixture, Decoding};
 use proptest::prelude::*;
 
 /// The rows (all batches as one, `row_num` dropped) and the rejects' reasons of `content`,
 /// decoded as `citrine run` does: by its shape, fed `chunk` bytes at a time.
 fn decode(content: &[u8], chunk: usize) -> (RecordBatch, Vec<String>) {
-    let (mut d, mut reader) = decoder_for(
+    let (d, mut reader) = decoder_for(
         Format::CloudFront,
         Box::new(content),
         &DecodeOptions::rows(4),
@@ -26,26 +26,11 @@ fn decode(content: &[u8], chunk: usize) -> (RecordBatch, Vec<String>) {
     .unwrap();
     let mut bytes = Vec::new();
     reader.read_to_end(&mut bytes).unwrap();
-    let mut batches = Vec::new();
-    let mut rejects: Vec<Reject> = Vec::new();
-    let mut take = |d: &mut FormatDecoder| {
-        if let Some(out) = d.flush().unwrap() {
-            batches.push(out.batch);
-            rejects.extend(out.rejects);
-        }
-    };
-    for piece in bytes.chunks(chunk.max(1)) {
-        let mut at = 0;
-        while at < piece.len() {
-            at += d.decode(&piece[at..]).unwrap();
-            if d.capacity() == 0 {
-                take(&mut d);
-            }
-        }
-    }
-    d.finish().unwrap();
-    take(&mut d);
-    let counts = d.counts();
+    let Decoding {
+        batches,
+        rejects,
+        counts,
+    } = decode_with(d, bytes.chunks(chunk.max(1)));
     assert_eq!(counts.rows_read, counts.rows_ok + counts.rows_rejected);
     let all = concat_batches(&parsed_schema(), &batches).unwrap();
     let without_row_num = all.project(&without(&all, "row_num")).unwrap();

@@ -488,22 +488,8 @@ fn without_exit(
 }
 
 fn table_state(e: &common::aws::Endpoint, bucket: &str, db: &str) -> Value {
-    let script = root().join("tests/support/table_state.py");
-    let mut cmd = std::process::Command::new(common::python().unwrap());
-    cmd.arg(script)
-        .arg(format!("s3://{bucket}/lake"))
-        .arg(TABLE)
-        .arg(db);
-    for (k, v) in e.env() {
-        cmd.env(k, v);
-    }
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    let lake = format!("s3://{bucket}/lake");
+    common::python_json("tests/support/table_state.py", &[&lake, TABLE, db], e.env())
 }
 
 fn total(expected: &BTreeMap<String, u64>) -> (u64, u64) {

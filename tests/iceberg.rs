@@ -10,7 +10,6 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
 use common::gen::Shape;
 use common::table::{Lake, Table, TABLE};
@@ -32,23 +31,16 @@ fn shape(seed: u64, customers: &'static [&'static str]) -> Shape<'static> {
 
 /// The table as pyiceberg reads it.
 fn iceberg(t: &Table) -> Value {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/iceberg_state.py");
-    let mut cmd = std::process::Command::new(common::python().unwrap());
-    cmd.arg(script);
-    match &t.lake {
-        Lake::Local => cmd.args(["local", t.path().join("lake").to_str().unwrap(), TABLE]),
-        Lake::S3 { bucket, .. } => cmd.args(["glue", &common::aws::database_of(bucket), TABLE]),
+    let lake = t.path().join("lake");
+    let args = match &t.lake {
+        Lake::Local => ["local".to_owned(), lake.to_str().unwrap().to_owned()],
+        Lake::S3 { bucket, .. } => ["glue".to_owned(), common::aws::database_of(bucket)],
     };
-    for (k, v) in t.env() {
-        cmd.env(k, v);
-    }
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "iceberg_state.py: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    common::python_json(
+        "tests/support/iceberg_state.py",
+        &[&args[0], &args[1], TABLE],
+        t.env(),
+    )
 }
 
 fn counts(v: &Value) -> BTreeMap<String, u64> {

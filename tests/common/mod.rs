@@ -27,7 +27,14 @@ pub fn decode_pieces<'a>(
     batch_size: usize,
     pieces: impl IntoIterator<Item = &'a [u8]>,
 ) -> Decoding {
-    let mut d = FormatDecoder::new(format, batch_size);
+    decode_with(FormatDecoder::new(format, batch_size), pieces)
+}
+
+/// Decode `pieces` in order with `d`, flushing whenever the batch is full.
+pub fn decode_with<'a>(
+    mut d: FormatDecoder,
+    pieces: impl IntoIterator<Item = &'a [u8]>,
+) -> Decoding {
     let mut batches = Vec::new();
     let mut rejects = Vec::new();
     let mut take = |d: &mut FormatDecoder| {
@@ -168,6 +175,32 @@ pub fn python() -> Option<PathBuf> {
     );
     eprintln!("SKIPPED: DuckDB/pyarrow read-back (run scripts/python-env to enable)");
     None
+}
+
+/// What the Python script `script` (a path in the repository) prints, as JSON, run with `args`
+/// and the variables `env` by scripts/python-env's interpreter; its failure fails the test.
+pub fn python_json<K, V>(
+    script: &str,
+    args: &[&str],
+    env: impl IntoIterator<Item = (K, V)>,
+) -> serde_json::Value
+where
+    K: AsRef<std::ffi::OsStr>,
+    V: AsRef<std::ffi::OsStr>,
+{
+    let python = python().expect("a Python with the test tools");
+    let out = Command::new(python)
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join(script))
+        .args(args)
+        .envs(env)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{script}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 /// Rows per `customer|dt` as DuckDB and as pyarrow read the table's data folder.
