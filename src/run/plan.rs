@@ -2,9 +2,9 @@
 //! table schema the run writes (and the inputs that cannot join it).
 
 use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use arrow::datatypes::SchemaRef;
+use rayon::prelude::*;
 
 use crate::config::{Job, TableSpec};
 use crate::error::{Error, FileError, Result};
@@ -178,34 +178,17 @@ fn sample_inputs(
     table: &TableSpec,
     planned: &[Planned],
     known: &[String],
-) -> Vec<Option<Vec<String>>> {
-    let next = AtomicUsize::new(0);
-    let threads = job.threads.clamp(1, planned.len().max(1));
-    let read: Vec<Vec<(usize, Option<Vec<String>>)>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..threads)
-            .map(|_| {
-                scope.spawn(|| {
-                    let mut read = Vec::new();
-                    loop {
-                        let i = next.fetch_add(1, Ordering::Relaxed);
-                        let Some(p) = planned.get(i) else {
-                            return read;
-                        };
-                        read.push((i, input_columns(job, table, p, known)));
-                    }
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().expect("an input sampler panicked"))
+) -> Result<Vec<Option<Vec<String>>>> {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(job.threads.clamp(1, planned.len().max(1)))
+        .build()
+        .map_err(|e| Error::io("sampling pool", std::io::Error::other(e)))?;
+    Ok(pool.install(|| {
+        planned
+            .par_iter()
+            .map(|p| input_columns(job, table, p, known))
             .collect()
-    });
-    let mut out = vec![None; planned.len()];
-    for (i, columns) in read.into_iter().flatten() {
-        out[i] = columns;
-    }
-    out
+    }))
 }
 
 /// The table layout for this run: CloudFront's fixed layout, or for audit the catalog's
@@ -231,7 +214,7 @@ pub fn resolve_schema(
             if table.format != Format::Audit {
                 union.add(&events::fixed_columns(table.format == Format::CloudWatch));
             }
-            let sampled = sample_inputs(job, table, planned, union.columns());
+            let sampled = sample_inputs(job, table, planned, union.columns())?;
             for (i, cols) in sampled.into_iter().enumerate() {
                 // A file whose header cannot be read fails later, with its error reported.
                 let Some(cols) = cols else {
