@@ -120,8 +120,9 @@ enum Slot {
 }
 
 /// Where a field's value is: in the event's own text, as written there (a string without
-/// escapes), or in [`Flat::values`] (a string unescaped, a number's, boolean's or array's
-/// text). Ranges of bytes; an empty value is null.
+/// escapes; with the fast reader also an integer or boolean), or in [`Flat::values`] (a
+/// string unescaped, serde_json's text of a number or boolean, an array's JSON). Ranges of
+/// bytes; an empty value is null.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Text {
     Event(usize, usize),
@@ -161,6 +162,13 @@ impl Flat {
             Text::Event(s, e) => &event[s..e],
             Text::Own(s, e) => &self.values[s..e],
         })
+    }
+
+    /// A value `write` appends to [`Flat::values`]; `None` (null) when it appends nothing.
+    fn own(&mut self, write: impl FnOnce(&mut String)) -> Option<Text> {
+        let start = self.values.len();
+        write(&mut self.values);
+        (self.values.len() > start).then_some(Text::Own(start, self.values.len()))
     }
 
     /// Whether `other` has the same names, flattened the same way: then its fields go where
@@ -268,19 +276,17 @@ struct Value<'f, 'de> {
 
 impl Value<'_, '_> {
     fn text(self, s: &str) {
-        let start = self.flat.values.len();
-        self.flat.values.push_str(s);
-        let end = self.flat.values.len();
-        self.push((end > start).then_some(Text::Own(start, end)));
+        let value = self.flat.own(|values| values.push_str(s));
+        self.push(value);
     }
 
-    /// A number or boolean, as its text (written in place, no allocation).
+    /// A number, as its text (written in place, no allocation).
     fn display(self, v: impl fmt::Display) {
         use std::fmt::Write as _;
-        let start = self.flat.values.len();
-        let _ = write!(self.flat.values, "{v}");
-        let end = self.flat.values.len();
-        self.push((end > start).then_some(Text::Own(start, end)));
+        let value = self.flat.own(|values| {
+            let _ = write!(values, "{v}");
+        });
+        self.push(value);
     }
 
     fn push(self, value: Option<Text>) {

@@ -97,15 +97,14 @@ impl Scan<'_> {
                 }
                 b'{' => self.object(flat, name, depth + 1)?,
                 b'-' | b'0'..=b'9' => {
+                    // serde_json writes such an integer back as it is written here.
                     let (s, e) = self.integer()?;
-                    let at = flat.values.len();
-                    flat.values.push_str(&self.text[s..e]);
-                    let value = Some(Text::Own(at, flat.values.len()));
+                    let value = Some(Text::Event(s, e));
                     flat.fields.push(FlatField { name, value });
                 }
-                b't' => self.literal(flat, name, b"true", Some("true"))?,
-                b'f' => self.literal(flat, name, b"false", Some("false"))?,
-                b'n' => self.literal(flat, name, b"null", None)?,
+                b't' => self.literal(flat, name, b"true", true)?,
+                b'f' => self.literal(flat, name, b"false", true)?,
+                b'n' => self.literal(flat, name, b"null", false)?,
                 _ => return None,
             }
             self.space();
@@ -174,21 +173,18 @@ impl Scan<'_> {
         (plain && !next_is_number).then_some((start, self.i))
     }
 
-    /// `true`, `false` or `null` (`text` `None`).
+    /// `true` or `false` (its text, `valued`), or `null`.
     fn literal(
         &mut self,
         flat: &mut Flat,
         name: (usize, usize),
         word: &[u8],
-        text: Option<&str>,
+        valued: bool,
     ) -> Option<()> {
         self.b[self.i..].starts_with(word).then_some(())?;
+        let start = self.i;
         self.i += word.len();
-        let value = text.map(|t| {
-            let at = flat.values.len();
-            flat.values.push_str(t);
-            Text::Own(at, flat.values.len())
-        });
+        let value = valued.then_some(Text::Event(start, self.i));
         flat.fields.push(FlatField { name, value });
         Some(())
     }
