@@ -104,19 +104,8 @@ pub fn compact(
     options: &CompactOptions,
 ) -> Result<CompactSummary> {
     // Compaction copies values as they are (hashed ones stay hashed): no key is needed.
-    let lock = TableLock::acquire_for(lake, &table.name, job.lock_lease, "compact")?;
     // Released when it drops, whatever the outcome.
-    compact_locked(job, stores, lake, table, options, &lock)
-}
-
-fn compact_locked(
-    job: &Job,
-    stores: &Stores,
-    lake: &Lake,
-    table: &TableSpec,
-    options: &CompactOptions,
-    lock: &TableLock,
-) -> Result<CompactSummary> {
+    let lock = &TableLock::acquire_for(lake, &table.name, job.lock_lease, "compact")?;
     let mut summary = CompactSummary {
         table: table.name.clone(),
         ..Default::default()

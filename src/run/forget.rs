@@ -102,19 +102,8 @@ pub fn forget(
     table: &TableSpec,
     what: &Forget,
 ) -> Result<ForgetSummary> {
-    let lock = TableLock::acquire_for(lake, &table.name, job.lock_lease, "forget")?;
     // Released when it drops, whatever the outcome.
-    forget_locked(job, stores, lake, table, what, &lock)
-}
-
-fn forget_locked(
-    job: &Job,
-    stores: &Stores,
-    lake: &Lake,
-    table: &TableSpec,
-    what: &Forget,
-    lock: &TableLock,
-) -> Result<ForgetSummary> {
+    let lock = &TableLock::acquire_for(lake, &table.name, job.lock_lease, "forget")?;
     let ledger = Ledger::load(lake, &table.name)?;
     let mut uris = what.uris.clone();
     if let Some(run) = &what.run {
